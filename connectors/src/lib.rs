@@ -1,0 +1,1 @@
+//! Connections to the outside: Kafka, hotlist sources, vendor formats, HTTP.

@@ -1,0 +1,217 @@
+//! The Parquet archive: every read and every alert, partitioned by the hour they were observed.
+//!
+//! Delivery protocol (see `schemas/archive.md`): the reads of one source partition between two
+//! checkpoints form a *segment*. A segment's files are written under temporary names, fsynced, then
+//! renamed to names carrying the segment's offset range and file count:
+//!
+//! `{root}/{table}/date=YYYY-MM-DD/hour=HH/{topic}-p{partition}-{first}-{last}-n{files}.parquet`
+//!
+//! Only after every file of a segment is renamed may the caller commit `last + 1` to Kafka. On
+//! restart, [`recover_partition`] finds the highest offset covered by a complete segment (all `n`
+//! files present), deletes the files of an incomplete one, and the caller skips what is covered:
+//! a crash may replay reads, never lose or duplicate them in the archive.
+
+mod columns;
+mod segment;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use columns::{AlertColumns, ReadColumns, TableColumns, ALERTS_SCHEMA, READS_SCHEMA};
+pub use segment::{ArchiveConfig, SegmentReport, SegmentWriter, WrittenFile};
+
+pub const READS_TABLE: &str = "reads";
+pub const ALERTS_TABLE: &str = "alerts";
+pub const TABLES: [&str; 2] = [READS_TABLE, ALERTS_TABLE];
+const PARQUET_SUFFIX: &str = ".parquet";
+const IN_PROGRESS_SUFFIX: &str = ".parquet.inprogress";
+
+/// Key-value metadata keys written into every archive file's footer.
+pub mod metadata_keys {
+    pub const TABLE: &str = "platestream.table";
+    pub const SOURCE_TOPIC: &str = "platestream.source.topic";
+    pub const SOURCE_PARTITION: &str = "platestream.source.partition";
+    pub const FIRST_OFFSET: &str = "platestream.source.first_offset";
+    pub const LAST_OFFSET: &str = "platestream.source.last_offset";
+    pub const SEGMENT_FILES: &str = "platestream.segment.files";
+    pub const WRITER_VERSION: &str = "platestream.version";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("archive file {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("archive file {path}: parquet: {source}")]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("archive: arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The identity of one segment as spelled in its files' names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SegmentName {
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub files: usize,
+}
+
+impl SegmentName {
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}-p{}-{}-{}-n{}{PARQUET_SUFFIX}",
+            self.topic, self.partition, self.first_offset, self.last_offset, self.files
+        )
+    }
+
+    /// Parses `{topic}-p{partition}-{first}-{last}-n{files}.parquet`; topics may contain `-`.
+    pub fn parse(file_name: &str) -> Option<Self> {
+        let stem = file_name.strip_suffix(PARQUET_SUFFIX)?;
+        let mut parts = stem.rsplitn(5, '-');
+        let files = parts.next()?.strip_prefix('n')?.parse().ok()?;
+        let last_offset = parts.next()?.parse().ok()?;
+        let first_offset = parts.next()?.parse().ok()?;
+        let partition = parts.next()?.strip_prefix('p')?.parse().ok()?;
+        let topic = parts.next()?.to_owned();
+        Some(Self {
+            topic,
+            partition,
+            first_offset,
+            last_offset,
+            files,
+        })
+    }
+}
+
+/// `date=YYYY-MM-DD/hour=HH` of a time in epoch milliseconds (UTC).
+pub fn hour_partition(observed_at_ms: i64) -> String {
+    match chrono::DateTime::from_timestamp_millis(observed_at_ms) {
+        Some(time) => time.format("date=%Y-%m-%d/hour=%H").to_string(),
+        None => "date=invalid/hour=00".to_owned(),
+    }
+}
+
+/// Every archive file below `root/table`, as (directory, file name).
+fn archive_files(root: &Path, table: &str) -> Result<Vec<(PathBuf, String)>, ArchiveError> {
+    let mut found = Vec::new();
+    let table_dir = root.join(table);
+    for date_dir in sub_directories(&table_dir)? {
+        for hour_dir in sub_directories(&date_dir)? {
+            let entries = fs::read_dir(&hour_dir).map_err(io_error(&hour_dir))?;
+            for entry in entries {
+                let entry = entry.map_err(io_error(&hour_dir))?;
+                if let Some(name) = entry.file_name().to_str() {
+                    found.push((hour_dir.clone(), name.to_owned()));
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn sub_directories(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            let mut dirs = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(io_error(dir))?;
+                if entry.file_type().map_err(io_error(dir))?.is_dir() {
+                    dirs.push(entry.path());
+                }
+            }
+            Ok(dirs)
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(io_error(dir)(error)),
+    }
+}
+
+/// What recovery found for one source partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionRecovery {
+    /// The highest offset covered by a complete segment; reads up to it are archived.
+    pub archived_through: Option<i64>,
+    /// Files of segments a crash left incomplete, now deleted (their reads will be replayed).
+    pub removed_incomplete: Vec<PathBuf>,
+}
+
+/// Prepares the archive for (re)consuming one source partition: see the module documentation.
+///
+/// Call it only for partitions this process owns: another process may be writing the others.
+pub fn recover_partition(
+    root: &Path,
+    topic: &str,
+    partition: i32,
+) -> Result<PartitionRecovery, ArchiveError> {
+    let in_progress_prefix = format!(".{topic}-p{partition}-");
+    let mut segments: BTreeMap<SegmentName, Vec<PathBuf>> = BTreeMap::new();
+    let mut removed_incomplete = Vec::new();
+    for table in TABLES {
+        for (dir, name) in archive_files(root, table)? {
+            if name.starts_with(&in_progress_prefix) && name.ends_with(IN_PROGRESS_SUFFIX) {
+                let path = dir.join(&name);
+                fs::remove_file(&path).map_err(io_error(&path))?;
+                continue;
+            }
+            let Some(segment) = SegmentName::parse(&name) else {
+                continue;
+            };
+            if segment.topic == topic && segment.partition == partition {
+                segments.entry(segment).or_default().push(dir.join(name));
+            }
+        }
+    }
+    let mut archived_through = None;
+    for (segment, paths) in segments {
+        if paths.len() >= segment.files {
+            archived_through = archived_through.max(Some(segment.last_offset));
+        } else {
+            for path in paths {
+                fs::remove_file(&path).map_err(io_error(&path))?;
+                removed_incomplete.push(path);
+            }
+        }
+    }
+    Ok(PartitionRecovery {
+        archived_through,
+        removed_incomplete,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_with_dashes_in_the_topic() {
+        let name = SegmentName {
+            topic: "plate-reads.raw".into(),
+            partition: 3,
+            first_offset: 0,
+            last_offset: 1_999,
+            files: 2,
+        };
+        assert_eq!(name.file_name(), "plate-reads.raw-p3-0-1999-n2.parquet");
+        assert_eq!(SegmentName::parse(&name.file_name()), Some(name));
+        assert_eq!(SegmentName::parse("notes.txt"), None);
+        assert_eq!(SegmentName::parse("x-p1-2-3.parquet"), None);
+    }
+
+    #[test]
+    fn hour_partitions_are_by_utc_observation_hour() {
+        assert_eq!(hour_partition(1_795_539_600_250), "date=2026-11-24/hour=17");
+    }
+}

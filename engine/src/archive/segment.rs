@@ -1,0 +1,485 @@
+//! One segment: the reads and alerts of one source partition between two checkpoints, spread over
+//! one file per (table, observation hour).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::compute::{sort_to_indices, take_record_batch};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
+
+use super::{
+    hour_partition, io_error, metadata_keys, AlertColumns, ArchiveError, ReadColumns, SegmentName,
+    TableColumns, ALERTS_TABLE, IN_PROGRESS_SUFFIX, READS_TABLE,
+};
+use crate::alert::Alert;
+use crate::read::PlateRead;
+
+#[derive(Debug, Clone)]
+pub struct ArchiveConfig {
+    pub root: PathBuf,
+    /// Rows buffered per open file before they are sorted by time and encoded.
+    pub batch_rows: usize,
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+impl ArchiveConfig {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            batch_rows: 65_536,
+            row_group_rows: 262_144,
+            zstd_level: 3,
+        }
+    }
+
+    fn writer_properties(&self) -> Result<WriterProperties, ArchiveError> {
+        let level = ZstdLevel::try_new(self.zstd_level).map_err(|source| ArchiveError::Parquet {
+            path: self.root.clone(),
+            source,
+        })?;
+        Ok(WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_max_row_group_row_count(Some(self.row_group_rows))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_column_bloom_filter_enabled(ColumnPath::from("plate_norm"), true)
+            .set_column_bloom_filter_max_ndv(ColumnPath::from("plate_norm"), self.row_group_rows as u64)
+            .build())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub path: PathBuf,
+    pub table: &'static str,
+    pub rows: usize,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentReport {
+    /// `None` when the segment saw no message.
+    pub offsets: Option<(i64, i64)>,
+    pub files: Vec<WrittenFile>,
+}
+
+impl SegmentReport {
+    pub fn rows(&self, table: &str) -> usize {
+        self.files
+            .iter()
+            .filter(|file| file.table == table)
+            .map(|file| file.rows)
+            .sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|file| file.bytes).sum()
+    }
+}
+
+/// Names in-progress files uniquely even when a segment restarts at the same offset in one process.
+static IN_PROGRESS_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+struct OpenFile<C: TableColumns> {
+    directory: PathBuf,
+    temp_path: PathBuf,
+    writer: ArrowWriter<BufWriter<File>>,
+    pending: C,
+    rows: usize,
+}
+
+impl<C: TableColumns> OpenFile<C> {
+    fn create(
+        config: &ArchiveConfig,
+        properties: &WriterProperties,
+        table: &str,
+        hour: &str,
+        temp_prefix: &str,
+    ) -> Result<Self, ArchiveError> {
+        let directory = config.root.join(table).join(hour);
+        fs::create_dir_all(&directory).map_err(io_error(&directory))?;
+        let sequence = IN_PROGRESS_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let temp_path = directory.join(format!(
+            ".{temp_prefix}-{}-{sequence}{IN_PROGRESS_SUFFIX}",
+            std::process::id()
+        ));
+        let file = File::create(&temp_path).map_err(io_error(&temp_path))?;
+        let writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            C::schema(),
+            Some(properties.clone()),
+        )
+        .map_err(|source| ArchiveError::Parquet {
+            path: temp_path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            directory,
+            temp_path,
+            writer,
+            pending: C::default(),
+            rows: 0,
+        })
+    }
+
+    fn push(&mut self, row: &C::Row, batch_rows: usize) -> Result<(), ArchiveError> {
+        self.pending.push(row);
+        self.rows += 1;
+        if self.pending.len() >= batch_rows {
+            self.encode_pending()?;
+        }
+        Ok(())
+    }
+
+    /// Sorting each batch by observation time lets queries prune row groups and pages by time.
+    fn encode_pending(&mut self) -> Result<(), ArchiveError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = self.pending.finish()?;
+        let batch = sort_by_observed_at(batch)?;
+        self.writer
+            .write(&batch)
+            .map_err(|source| ArchiveError::Parquet {
+                path: self.temp_path.clone(),
+                source,
+            })
+    }
+
+    /// Writes the footer and makes the temporary file durable; returns its size.
+    fn finish(&mut self, metadata: &[KeyValue]) -> Result<u64, ArchiveError> {
+        self.encode_pending()?;
+        for entry in metadata {
+            self.writer.append_key_value_metadata(entry.clone());
+        }
+        let parquet_error = |source| ArchiveError::Parquet {
+            path: self.temp_path.clone(),
+            source,
+        };
+        self.writer.finish().map_err(parquet_error)?;
+        let buffered = self.writer.inner_mut();
+        buffered.flush().map_err(io_error(&self.temp_path))?;
+        let file = buffered.get_ref();
+        file.sync_all().map_err(io_error(&self.temp_path))?;
+        Ok(file.metadata().map_err(io_error(&self.temp_path))?.len())
+    }
+}
+
+fn sort_by_observed_at(batch: RecordBatch) -> Result<RecordBatch, ArchiveError> {
+    let Some(observed_at) = batch.column_by_name("observed_at") else {
+        return Ok(batch);
+    };
+    let order = sort_to_indices(observed_at, None, None)?;
+    Ok(take_record_batch(&batch, &order)?)
+}
+
+/// The reads and alerts of one source partition between two checkpoints.
+pub struct SegmentWriter {
+    config: Arc<ArchiveConfig>,
+    properties: WriterProperties,
+    topic: String,
+    partition: i32,
+    offsets: Option<(i64, i64)>,
+    reads: BTreeMap<String, OpenFile<ReadColumns>>,
+    alerts: BTreeMap<String, OpenFile<AlertColumns>>,
+    rows: usize,
+    started: Instant,
+}
+
+impl SegmentWriter {
+    pub fn new(config: Arc<ArchiveConfig>, topic: &str, partition: i32) -> Result<Self, ArchiveError> {
+        let properties = config.writer_properties()?;
+        Ok(Self {
+            config,
+            properties,
+            topic: topic.to_owned(),
+            partition,
+            offsets: None,
+            reads: BTreeMap::new(),
+            alerts: BTreeMap::new(),
+            rows: 0,
+            started: Instant::now(),
+        })
+    }
+
+    /// Records that the message at `offset` is covered by this segment, whatever became of it
+    /// (archived, dead-lettered, suppressed): committing the segment commits the offset.
+    pub fn cover_offset(&mut self, offset: i64) {
+        self.offsets = Some(match self.offsets {
+            None => (offset, offset),
+            Some((first, last)) => (first.min(offset), last.max(offset)),
+        });
+    }
+
+    fn temp_prefix(&self) -> String {
+        let first = self.offsets.map_or(0, |(first, _)| first);
+        format!("{}-p{}-{first}", self.topic, self.partition)
+    }
+
+    pub fn append_read(&mut self, read: &PlateRead) -> Result<(), ArchiveError> {
+        let hour = hour_partition(read.observed_at.millis());
+        if !self.reads.contains_key(&hour) {
+            let file = OpenFile::create(&self.config, &self.properties, READS_TABLE, &hour, &self.temp_prefix())?;
+            self.reads.insert(hour.clone(), file);
+        }
+        if let Some(file) = self.reads.get_mut(&hour) {
+            file.push(read, self.config.batch_rows)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn append_alert(&mut self, alert: &Alert) -> Result<(), ArchiveError> {
+        let hour = hour_partition(alert.observed_at.millis());
+        if !self.alerts.contains_key(&hour) {
+            let file = OpenFile::create(&self.config, &self.properties, ALERTS_TABLE, &hour, &self.temp_prefix())?;
+            self.alerts.insert(hour.clone(), file);
+        }
+        if let Some(file) = self.alerts.get_mut(&hour) {
+            file.push(alert, self.config.batch_rows)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Rows (reads and alerts) appended so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn offsets(&self) -> Option<(i64, i64)> {
+        self.offsets
+    }
+
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Makes the segment durable: every file finished and fsynced under its temporary name, then all
+    /// renamed to their final names, then their directories fsynced. Only after this returns may
+    /// the offsets be committed.
+    pub fn commit(mut self) -> Result<SegmentReport, ArchiveError> {
+        let Some((first_offset, last_offset)) = self.offsets else {
+            return Ok(SegmentReport::default());
+        };
+        let name = SegmentName {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            first_offset,
+            last_offset,
+            files: self.reads.len() + self.alerts.len(),
+        };
+        let base_metadata = |table: &str, rows: usize| {
+            let entries = [
+                (metadata_keys::TABLE, table.to_owned()),
+                (metadata_keys::SOURCE_TOPIC, name.topic.clone()),
+                (metadata_keys::SOURCE_PARTITION, name.partition.to_string()),
+                (metadata_keys::FIRST_OFFSET, first_offset.to_string()),
+                (metadata_keys::LAST_OFFSET, last_offset.to_string()),
+                (metadata_keys::SEGMENT_FILES, name.files.to_string()),
+                (metadata_keys::WRITER_VERSION, env!("CARGO_PKG_VERSION").to_owned()),
+                ("platestream.rows", rows.to_string()),
+            ];
+            entries
+                .into_iter()
+                .map(|(key, value)| KeyValue::new(key.to_owned(), value))
+                .collect::<Vec<_>>()
+        };
+
+        let mut finished: Vec<(PathBuf, PathBuf, &'static str, usize, u64)> = Vec::new();
+        for file in self.reads.values_mut() {
+            let bytes = file.finish(&base_metadata(READS_TABLE, file.rows))?;
+            finished.push((file.temp_path.clone(), file.directory.clone(), READS_TABLE, file.rows, bytes));
+        }
+        for file in self.alerts.values_mut() {
+            let bytes = file.finish(&base_metadata(ALERTS_TABLE, file.rows))?;
+            finished.push((file.temp_path.clone(), file.directory.clone(), ALERTS_TABLE, file.rows, bytes));
+        }
+
+        let mut report = SegmentReport {
+            offsets: Some((first_offset, last_offset)),
+            files: Vec::with_capacity(finished.len()),
+        };
+        let mut directories = BTreeSet::new();
+        for (temp_path, directory, table, rows, bytes) in finished {
+            let final_path = directory.join(name.file_name());
+            fs::rename(&temp_path, &final_path).map_err(io_error(&final_path))?;
+            // The hour and date directories may be new: their parents must record them too.
+            directories.insert(directory.clone());
+            if let Some(date_dir) = directory.parent() {
+                directories.insert(date_dir.to_owned());
+                if let Some(table_dir) = date_dir.parent() {
+                    directories.insert(table_dir.to_owned());
+                }
+            }
+            report.files.push(WrittenFile {
+                path: final_path,
+                table,
+                rows,
+                bytes,
+            });
+        }
+        for directory in directories {
+            sync_directory(&directory)?;
+        }
+        self.reads.clear();
+        self.alerts.clear();
+        Ok(report)
+    }
+
+    /// Drops the segment: its temporary files are deleted and nothing of it reaches the archive.
+    /// Used when the partition is taken away from this process before the segment was committed.
+    pub fn abandon(mut self) {
+        self.remove_temp_files();
+    }
+
+    fn remove_temp_files(&mut self) {
+        let temp_paths = self
+            .reads
+            .values()
+            .map(|file| file.temp_path.clone())
+            .chain(self.alerts.values().map(|file| file.temp_path.clone()))
+            .collect::<Vec<_>>();
+        self.reads.clear();
+        self.alerts.clear();
+        for path in temp_paths {
+            if let Err(error) = fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), %error, "could not remove abandoned archive file");
+            }
+        }
+    }
+}
+
+impl Drop for SegmentWriter {
+    fn drop(&mut self) {
+        // A segment dropped without commit (an error unwound past it) leaves nothing behind.
+        self.remove_temp_files();
+    }
+}
+
+fn sync_directory(directory: &Path) -> Result<(), ArchiveError> {
+    File::open(directory)
+        .and_then(|handle| handle.sync_all())
+        .map_err(io_error(directory))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::recover_partition;
+    use crate::read::Timestamp;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn read_at(offset: i64, observed: &str) -> PlateRead {
+        let mut read: PlateRead = serde_json::from_value(serde_json::json!({
+            "read_id": format!("r{offset}"), "vendor": "t", "reader_id": "dc-r-001",
+            "observed_at": observed, "plate": "ABC123", "plate_norm": "ABC123",
+            "confidence": 0.9, "lat": 38.9, "lon": -77.0,
+            "vehicle": {"make": {"value": "Honda", "confidence": 0.8}},
+            "embedding": [0.5, 0.25]
+        }))
+        .unwrap();
+        read.source = Some(crate::read::SourcePosition {
+            topic: "reads".into(),
+            partition: 0,
+            offset,
+        });
+        read
+    }
+
+    fn read_back(path: &Path) -> (usize, Vec<i64>) {
+        let file = File::open(path).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let mut rows = 0;
+        let mut times = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            rows += batch.num_rows();
+            let column = batch
+                .column_by_name("observed_at")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow::array::TimestampMillisecondArray>()
+                .unwrap();
+            times.extend(column.values().iter().copied());
+        }
+        (rows, times)
+    }
+
+    #[test]
+    fn a_committed_segment_is_one_file_per_hour_sorted_by_time_and_recoverable() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(ArchiveConfig::new(dir.path()));
+        let mut segment = SegmentWriter::new(Arc::clone(&config), "reads", 0).unwrap();
+        let times = ["2026-11-24T17:59:00Z", "2026-11-24T18:00:01Z", "2026-11-24T17:01:00Z"];
+        for (offset, time) in times.iter().enumerate() {
+            segment.cover_offset(offset as i64 + 10);
+            segment.append_read(&read_at(offset as i64 + 10, time)).unwrap();
+        }
+        segment.cover_offset(13); // a dead-lettered message: covered, not archived
+        let report = segment.commit().unwrap();
+        assert_eq!(report.offsets, Some((10, 13)));
+        assert_eq!(report.files.len(), 2);
+        assert_eq!(report.rows(READS_TABLE), 3);
+        let hour_17 = &report.files[0].path;
+        assert!(hour_17.ends_with("reads/date=2026-11-24/hour=17/reads-p0-10-13-n2.parquet"), "{hour_17:?}");
+        let (rows, observed) = read_back(hour_17);
+        assert_eq!(rows, 2);
+        assert!(observed.windows(2).all(|pair| pair[0] <= pair[1]), "sorted by time");
+        assert_eq!(observed[0], Timestamp::parse_rfc3339("2026-11-24T17:01:00Z").unwrap().millis());
+
+        let recovery = recover_partition(dir.path(), "reads", 0).unwrap();
+        assert_eq!(recovery.archived_through, Some(13));
+        assert_eq!(recover_partition(dir.path(), "reads", 1).unwrap().archived_through, None);
+    }
+
+    #[test]
+    fn a_segment_missing_a_file_is_removed_on_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(ArchiveConfig::new(dir.path()));
+        let mut first = SegmentWriter::new(Arc::clone(&config), "reads", 0).unwrap();
+        first.cover_offset(0);
+        first.append_read(&read_at(0, "2026-11-24T17:00:00Z")).unwrap();
+        first.commit().unwrap();
+
+        let mut second = SegmentWriter::new(Arc::clone(&config), "reads", 0).unwrap();
+        for (offset, time) in [(1, "2026-11-24T17:00:00Z"), (2, "2026-11-24T18:00:00Z")] {
+            second.cover_offset(offset);
+            second.append_read(&read_at(offset, time)).unwrap();
+        }
+        let report = second.commit().unwrap();
+        // A crash between the two renames leaves one file of two.
+        fs::remove_file(&report.files[1].path).unwrap();
+
+        let recovery = recover_partition(dir.path(), "reads", 0).unwrap();
+        assert_eq!(recovery.archived_through, Some(0));
+        assert_eq!(recovery.removed_incomplete, vec![report.files[0].path.clone()]);
+        assert!(!report.files[0].path.exists());
+    }
+
+    #[test]
+    fn an_abandoned_segment_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(ArchiveConfig::new(dir.path()));
+        let mut segment = SegmentWriter::new(config, "reads", 0).unwrap();
+        segment.cover_offset(0);
+        segment.append_read(&read_at(0, "2026-11-24T17:00:00Z")).unwrap();
+        segment.abandon();
+        let hour_dir = dir.path().join("reads/date=2026-11-24/hour=17");
+        assert_eq!(fs::read_dir(hour_dir).unwrap().count(), 0);
+    }
+}

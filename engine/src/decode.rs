@@ -1,0 +1,121 @@
+//! Decoders turn a message's bytes into zero or more reads. One decoder per wire format; the
+//! connector picks the decoder by topic configuration.
+
+use crate::read::PlateRead;
+
+/// Why a message could not be decoded. The `code` is a stable label for metrics and dead letters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message is not valid UTF-8 (first bad byte at {valid_up_to})")]
+    NotUtf8 { valid_up_to: usize },
+    #[error("message is empty")]
+    Empty,
+    #[error("message is not a {format} read: {detail}")]
+    Malformed { format: &'static str, detail: String },
+}
+
+impl DecodeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotUtf8 { .. } => "not_utf8",
+            Self::Empty => "empty_message",
+            Self::Malformed { .. } => "malformed",
+        }
+    }
+}
+
+/// What a message held besides the reads pushed to the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded {
+    /// The message carried this many reads.
+    Reads(usize),
+    /// The message is a well-formed non-read (a heartbeat, a status report); counted, not archived.
+    NotARead { kind: &'static str },
+}
+
+pub trait ReadDecoder: Send + Sync {
+    /// The format's name as written in configuration (`canonical`, ...).
+    fn format(&self) -> &'static str;
+
+    /// Decodes one message, appending its reads to `reads`. On error nothing is appended.
+    fn decode(&self, payload: &[u8], reads: &mut Vec<PlateRead>) -> Result<Decoded, DecodeError>;
+}
+
+/// Message bytes as text. `from_utf8` then `from_str` is faster in serde_json than `from_slice`,
+/// and it gives the dead letter a precise reason for binary garbage.
+pub fn payload_text(payload: &[u8]) -> Result<&str, DecodeError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError::Empty);
+    }
+    std::str::from_utf8(payload).map_err(|error| DecodeError::NotUtf8 {
+        valid_up_to: error.valid_up_to(),
+    })
+}
+
+/// platestream's own format: one `PlateRead` as JSON (`schemas/plate-read.schema.json`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CanonicalJsonDecoder;
+
+impl ReadDecoder for CanonicalJsonDecoder {
+    fn format(&self) -> &'static str {
+        "canonical"
+    }
+
+    fn decode(&self, payload: &[u8], reads: &mut Vec<PlateRead>) -> Result<Decoded, DecodeError> {
+        let text = payload_text(payload)?;
+        let read = serde_json::from_str::<PlateRead>(text).map_err(|error| DecodeError::Malformed {
+            format: "canonical",
+            detail: error.to_string(),
+        })?;
+        reads.push(read);
+        Ok(Decoded::Reads(1))
+    }
+}
+
+/// Looks a decoder up by the format name used in configuration.
+pub fn decoder_for_format(format: &str) -> Option<Box<dyn ReadDecoder>> {
+    match format {
+        "canonical" => Some(Box::new(CanonicalJsonDecoder)),
+        _ => None,
+    }
+}
+
+pub const KNOWN_FORMATS: &[&str] = &["canonical"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"vendor":"acme","reader_id":"r1","observed_at":"2026-11-24T17:00:00Z",
+        "plate":"ABC123","jurisdiction":"US-VA","confidence":0.9,"lat":38.9,"lon":-77.0,
+        "future_field":"kept compatible"}"#;
+
+    #[test]
+    fn canonical_json_decodes_and_tolerates_unknown_fields() {
+        let mut reads = Vec::new();
+        let decoded = CanonicalJsonDecoder.decode(GOOD.as_bytes(), &mut reads).unwrap();
+        assert_eq!(decoded, Decoded::Reads(1));
+        assert_eq!(reads[0].plate, "ABC123");
+        assert_eq!(reads[0].jurisdiction.as_deref(), Some("US-VA"));
+    }
+
+    #[test]
+    fn bad_messages_say_what_is_wrong() {
+        let mut reads = Vec::new();
+        let cases: [(&[u8], &str); 4] = [
+            (b"", "empty_message"),
+            (b"\xff\xfe{", "not_utf8"),
+            (b"{\"vendor\":\"acme\"", "malformed"),
+            (b"{\"vendor\":\"acme\",\"reader_id\":\"r\",\"observed_at\":1795539600000,\"confidence\":1}", "malformed"),
+        ];
+        for (payload, code) in cases {
+            let error = CanonicalJsonDecoder.decode(payload, &mut reads).unwrap_err();
+            assert_eq!(error.code(), code, "{error}");
+        }
+        assert!(reads.is_empty());
+        let missing_plate = CanonicalJsonDecoder
+            .decode(cases[3].0, &mut reads)
+            .unwrap_err();
+        assert!(missing_plate.to_string().contains("plate"), "{missing_plate}");
+    }
+}

@@ -1,0 +1,262 @@
+//! Hotlist entries and the CSV format agencies hand us (`schemas/hotlist.md` documents it).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::jurisdiction::normalize_jurisdiction;
+use crate::normalize::normalize_plate;
+use crate::read::Timestamp;
+
+/// Priority when a list or row gives none. 1 is the most urgent (officer safety), as in dispatch.
+pub const DEFAULT_PRIORITY: u8 = 5;
+
+/// One plate an agency wants to know about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HotlistEntry {
+    /// The list this entry belongs to (`stolen_vehicles`, `amber_alert`, ...).
+    pub list: String,
+    /// The plate as the agency wrote it.
+    pub plate: String,
+    /// The plate normalized like a read's, so the two compare.
+    pub plate_norm: String,
+    /// `None` means the entry matches a plate from any jurisdiction.
+    pub jurisdiction: Option<String>,
+    pub reason: Option<String>,
+    /// 1 (most urgent) to 9.
+    pub priority: u8,
+    pub case_number: Option<String>,
+    pub description: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    /// Columns the format does not define, kept as the agency gave them.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl HotlistEntry {
+    pub fn is_expired_at(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|expires_at| expires_at <= now)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HotlistError {
+    #[error("hotlist {source_name}: cannot read CSV: {error}")]
+    Csv {
+        source_name: String,
+        error: csv::Error,
+    },
+    #[error("hotlist {source_name}: the header has no `{column}` column (required: list, plate)")]
+    MissingColumn {
+        source_name: String,
+        column: &'static str,
+    },
+}
+
+/// A row the loader refused, with its line number so the agency can fix it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct LoadedHotlist {
+    pub entries: Vec<Arc<HotlistEntry>>,
+    /// Rows refused one by one: a single typo must not keep a 1M-row state file from loading.
+    pub rejected: Vec<RejectedRow>,
+}
+
+const KNOWN_COLUMNS: &[&str] = &[
+    "list",
+    "plate",
+    "jurisdiction",
+    "reason",
+    "priority",
+    "case_number",
+    "description",
+    "expires_at",
+];
+
+/// Loads hotlist entries from CSV with a header row. `source_name` (a file name) goes into errors.
+pub fn load_hotlist_csv<R: Read>(source_name: &str, input: R) -> Result<LoadedHotlist, HotlistError> {
+    let csv_error = |error| HotlistError::Csv {
+        source_name: source_name.to_owned(),
+        error,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(input);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(csv_error)?
+        .iter()
+        .map(|name| name.trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .collect();
+    let column = |name: &'static str| header.iter().position(|column| column == name);
+    let list_column = column("list").ok_or_else(|| HotlistError::MissingColumn {
+        source_name: source_name.to_owned(),
+        column: "list",
+    })?;
+    let plate_column = column("plate").ok_or_else(|| HotlistError::MissingColumn {
+        source_name: source_name.to_owned(),
+        column: "plate",
+    })?;
+    let optional_columns = OptionalColumns {
+        jurisdiction: column("jurisdiction"),
+        reason: column("reason"),
+        priority: column("priority"),
+        case_number: column("case_number"),
+        description: column("description"),
+        expires_at: column("expires_at"),
+    };
+
+    let mut loaded = LoadedHotlist::default();
+    for record in reader.records() {
+        let record = record.map_err(csv_error)?;
+        let line = record.position().map_or(0, |position| position.line());
+        let field = |index: Option<usize>| {
+            index
+                .and_then(|index| record.get(index))
+                .filter(|value| !value.is_empty())
+                .map(str::to_owned)
+        };
+        let row = RawRow {
+            list: field(Some(list_column)),
+            plate: field(Some(plate_column)),
+            jurisdiction: field(optional_columns.jurisdiction),
+            reason: field(optional_columns.reason),
+            priority: field(optional_columns.priority),
+            case_number: field(optional_columns.case_number),
+            description: field(optional_columns.description),
+            expires_at: field(optional_columns.expires_at),
+            attributes: header
+                .iter()
+                .zip(record.iter())
+                .filter(|(name, value)| !KNOWN_COLUMNS.contains(&name.as_str()) && !value.is_empty())
+                .map(|(name, value)| (name.clone(), value.to_owned()))
+                .collect(),
+        };
+        match row.into_entry() {
+            Ok(entry) => loaded.entries.push(Arc::new(entry)),
+            Err(reason) => loaded.rejected.push(RejectedRow { line, reason }),
+        }
+    }
+    Ok(loaded)
+}
+
+struct OptionalColumns {
+    jurisdiction: Option<usize>,
+    reason: Option<usize>,
+    priority: Option<usize>,
+    case_number: Option<usize>,
+    description: Option<usize>,
+    expires_at: Option<usize>,
+}
+
+struct RawRow {
+    list: Option<String>,
+    plate: Option<String>,
+    jurisdiction: Option<String>,
+    reason: Option<String>,
+    priority: Option<String>,
+    case_number: Option<String>,
+    description: Option<String>,
+    expires_at: Option<String>,
+    attributes: BTreeMap<String, String>,
+}
+
+impl RawRow {
+    fn into_entry(self) -> Result<HotlistEntry, String> {
+        let list = self.list.ok_or("`list` is empty")?;
+        let plate = self.plate.ok_or("`plate` is empty")?;
+        if plate.contains(['?', '*', '%']) {
+            return Err(format!(
+                "plate {plate:?} is a partial-plate pattern; this matcher takes whole plates"
+            ));
+        }
+        let plate_norm = normalize_plate(&plate).map_err(|error| error.to_string())?;
+        let jurisdiction = match self.jurisdiction {
+            None => None,
+            Some(raw) => Some(
+                normalize_jurisdiction(&raw)
+                    .ok_or_else(|| format!("jurisdiction {raw:?} is not one we recognize"))?,
+            ),
+        };
+        let priority = match self.priority {
+            None => DEFAULT_PRIORITY,
+            Some(raw) => raw
+                .parse::<u8>()
+                .ok()
+                .filter(|priority| (1..=9).contains(priority))
+                .ok_or_else(|| format!("priority {raw:?} is not a whole number from 1 to 9"))?,
+        };
+        let expires_at = match self.expires_at {
+            None => None,
+            Some(raw) => Some(
+                Timestamp::parse_rfc3339(&raw)
+                    .ok_or_else(|| format!("expires_at {raw:?} is not an RFC 3339 time"))?,
+            ),
+        };
+        Ok(HotlistEntry {
+            list,
+            plate,
+            plate_norm,
+            jurisdiction,
+            reason: self.reason,
+            priority,
+            case_number: self.case_number,
+            description: self.description,
+            expires_at,
+            attributes: self.attributes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_load_with_optional_and_extra_columns() {
+        let csv = "\u{feff}List,Plate,Jurisdiction,Reason,Priority,case_number,expires_at,Make,color\n\
+                   stolen_vehicles,ABC 1234,va,stolen vehicle,1,NIC/V123,2030-01-01T00:00:00Z,Honda,silver\n\
+                   local_bolo,7xk-229,,,,,,,\n";
+        let loaded = load_hotlist_csv("test.csv", csv.as_bytes()).unwrap();
+        assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+        let first = &loaded.entries[0];
+        assert_eq!(first.plate_norm, "ABC1234");
+        assert_eq!(first.jurisdiction.as_deref(), Some("US-VA"));
+        assert_eq!(first.priority, 1);
+        assert_eq!(first.attributes.get("make").map(String::as_str), Some("Honda"));
+        assert_eq!(first.attributes.get("color").map(String::as_str), Some("silver"));
+        let second = &loaded.entries[1];
+        assert_eq!(second.plate_norm, "7XK229");
+        assert_eq!(second.jurisdiction, None);
+        assert_eq!(second.priority, DEFAULT_PRIORITY);
+        assert!(second.attributes.is_empty());
+    }
+
+    #[test]
+    fn bad_rows_are_refused_with_line_numbers_and_good_rows_still_load() {
+        let csv = "list,plate,priority,expires_at\n\
+                   a,ABC123,1,\n\
+                   a,,1,\n\
+                   a,AB#1,1,\n\
+                   a,XYZ987,urgent,\n\
+                   a,XYZ988,2,next tuesday\n";
+        let loaded = load_hotlist_csv("test.csv", csv.as_bytes()).unwrap();
+        assert_eq!(loaded.entries.len(), 1);
+        let lines: Vec<u64> = loaded.rejected.iter().map(|row| row.line).collect();
+        assert_eq!(lines, vec![3, 4, 5, 6]);
+        assert!(loaded.rejected[2].reason.contains("priority"));
+    }
+
+    #[test]
+    fn a_file_without_the_required_columns_is_an_error_naming_the_column() {
+        let error = load_hotlist_csv("x.csv", "list,tag\na,b\n".as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("`plate`"), "{error}");
+    }
+}

@@ -1,0 +1,15 @@
+//! platestream's pure core: the canonical read, normalization, hotlist matching, alerts and the
+//! Parquet archive encoding. Nothing here speaks to a network; connectors feed it bytes.
+
+pub mod alert;
+pub mod archive;
+pub mod decode;
+pub mod hotlist;
+pub mod jurisdiction;
+pub mod matcher;
+pub mod normalize;
+pub mod pipeline;
+pub mod read;
+pub mod simulate;
+
+pub use read::{Attribute, ImageRefs, PlateRead, SourcePosition, Timestamp, VehicleAttributes};

@@ -1,0 +1,353 @@
+//! Normalization: turns a decoded read into a canonical one, or says precisely why it cannot.
+//!
+//! The rules are documented for users in `schemas/README.md`; keep the two in step.
+
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::jurisdiction::normalize_jurisdiction;
+use crate::read::{PlateRead, Timestamp};
+
+/// Plates shorter than this are almost always OCR fragments (a bolt, a sticker), not plates.
+pub const MIN_PLATE_LEN: usize = 2;
+/// No jurisdiction we know issues plates longer than this; longer text is OCR noise or a banner.
+pub const MAX_PLATE_LEN: usize = 10;
+/// Reader clocks drift; a read this far ahead of the time we ingest it is a broken clock, not a read.
+pub const MAX_CLOCK_AHEAD_MS: i64 = 24 * 3600 * 1000;
+/// 2000-01-01T00:00:00Z: nothing before this is a read from a networked plate reader.
+pub const EARLIEST_PLAUSIBLE_MS: i64 = 946_684_800_000;
+/// Confidence a hair above 1 is float noise from a vendor's arithmetic; more is a wrong scale.
+const CONFIDENCE_TOLERANCE: f32 = 1e-3;
+
+/// Why a read was refused. The `code` is a stable label for metrics and dead letters.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidRead {
+    #[error("plate is empty after removing separators (read {0:?})")]
+    EmptyPlate(String),
+    #[error("plate {plate:?} has {len} characters; plates have {MIN_PLATE_LEN} to {MAX_PLATE_LEN}")]
+    ImplausiblePlateLength { plate: String, len: usize },
+    #[error("plate {plate:?} contains {character:?}, which no plate has")]
+    ImplausiblePlateCharacter { plate: String, character: char },
+    #[error("reader_id is empty")]
+    MissingReaderId,
+    #[error("vendor is empty")]
+    MissingVendor,
+    #[error("observed_at {observed_at} is before 2000-01-01")]
+    ObservedTooEarly { observed_at: Timestamp },
+    #[error("observed_at {observed_at} is more than 24 h after ingest time {ingested_at}")]
+    ObservedInFuture {
+        observed_at: Timestamp,
+        ingested_at: Timestamp,
+    },
+    #[error("latitude {0} is outside -90..90")]
+    LatitudeOutOfRange(f64),
+    #[error("longitude {0} is outside -180..180")]
+    LongitudeOutOfRange(f64),
+    #[error("only one of lat/lon is present")]
+    HalfACoordinate,
+    #[error("confidence {0} is outside 0..1")]
+    ConfidenceOutOfRange(f32),
+    #[error("embedding contains a value that is not finite")]
+    EmbeddingNotFinite,
+}
+
+impl InvalidRead {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::EmptyPlate(_) => "empty_plate",
+            Self::ImplausiblePlateLength { .. } => "implausible_plate_length",
+            Self::ImplausiblePlateCharacter { .. } => "implausible_plate_character",
+            Self::MissingReaderId => "missing_reader_id",
+            Self::MissingVendor => "missing_vendor",
+            Self::ObservedTooEarly { .. } => "observed_too_early",
+            Self::ObservedInFuture { .. } => "observed_in_future",
+            Self::LatitudeOutOfRange(_) => "latitude_out_of_range",
+            Self::LongitudeOutOfRange(_) => "longitude_out_of_range",
+            Self::HalfACoordinate => "half_a_coordinate",
+            Self::ConfidenceOutOfRange(_) => "confidence_out_of_range",
+            Self::EmbeddingNotFinite => "embedding_not_finite",
+        }
+    }
+}
+
+/// Folds one character to the ASCII letter or digit it stands for, if it stands for one.
+///
+/// Readers and upstream systems hand us full-width forms (CJK input methods), and Cyrillic or Greek
+/// capitals that look identical to Latin ones (Eastern European plates, copy-paste from documents).
+/// A hotlist entry typed in Latin must match them.
+fn fold_lookalike(character: char) -> Option<char> {
+    if character.is_ascii_alphanumeric() {
+        return Some(character.to_ascii_uppercase());
+    }
+    // Full-width ASCII variants sit at a fixed distance from ASCII.
+    if ('\u{FF10}'..='\u{FF5A}').contains(&character) {
+        let ascii = char::from_u32(character as u32 - 0xFEE0)?;
+        return ascii
+            .is_ascii_alphanumeric()
+            .then(|| ascii.to_ascii_uppercase());
+    }
+    let folded = match character {
+        // Cyrillic capitals and lowercase that share a glyph with a Latin capital.
+        'А' | 'а' => 'A',
+        'В' | 'в' => 'B',
+        'Е' | 'е' | 'Ё' | 'ё' => 'E',
+        'К' | 'к' => 'K',
+        'М' | 'м' => 'M',
+        'Н' | 'н' => 'H',
+        'О' | 'о' => 'O',
+        'Р' | 'р' => 'P',
+        'С' | 'с' => 'C',
+        'Т' | 'т' => 'T',
+        'У' | 'у' => 'Y',
+        'Х' | 'х' => 'X',
+        'І' | 'і' => 'I',
+        'Ј' | 'ј' => 'J',
+        'Ѕ' | 'ѕ' => 'S',
+        // Greek capitals that share a glyph with a Latin capital.
+        'Α' => 'A',
+        'Β' => 'B',
+        'Ε' => 'E',
+        'Ζ' => 'Z',
+        'Η' => 'H',
+        'Ι' => 'I',
+        'Κ' => 'K',
+        'Μ' => 'M',
+        'Ν' => 'N',
+        'Ο' => 'O',
+        'Ρ' => 'P',
+        'Τ' => 'T',
+        'Υ' => 'Y',
+        'Χ' => 'X',
+        _ => return None,
+    };
+    Some(folded)
+}
+
+/// Characters readers and people put between plate groups; they carry no identity.
+fn is_plate_separator(character: char) -> bool {
+    character.is_whitespace()
+        || matches!(
+            character,
+            '-' | '.' | '·' | '•' | '‧' | '_' | '/' | '‐' | '‑' | '–' | '—' | '\u{30FB}' | '\u{FF0D}'
+        )
+}
+
+/// Normalizes plate text: uppercase, separators removed, look-alike characters folded to ASCII.
+pub fn normalize_plate(plate: &str) -> Result<String, InvalidRead> {
+    let mut normalized = String::with_capacity(plate.len());
+    for character in plate.chars() {
+        if is_plate_separator(character) {
+            continue;
+        }
+        match fold_lookalike(character) {
+            Some(folded) => normalized.push(folded),
+            None => {
+                return Err(InvalidRead::ImplausiblePlateCharacter {
+                    plate: plate.to_owned(),
+                    character,
+                })
+            }
+        }
+    }
+    if normalized.is_empty() {
+        return Err(InvalidRead::EmptyPlate(plate.to_owned()));
+    }
+    if !(MIN_PLATE_LEN..=MAX_PLATE_LEN).contains(&normalized.len()) {
+        return Err(InvalidRead::ImplausiblePlateLength {
+            plate: plate.to_owned(),
+            len: normalized.len(),
+        });
+    }
+    Ok(normalized)
+}
+
+/// A read id that is the same every time the same observation is decoded, so replays and
+/// re-deliveries produce the same id.
+pub fn derive_read_id(vendor: &str, reader_id: &str, observed_at: Timestamp, plate: &str) -> String {
+    let mut key = Vec::with_capacity(vendor.len() + reader_id.len() + plate.len() + 24);
+    key.extend_from_slice(vendor.as_bytes());
+    key.push(0);
+    key.extend_from_slice(reader_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&observed_at.millis().to_le_bytes());
+    key.push(0);
+    key.extend_from_slice(plate.as_bytes());
+    format!("{:032x}", xxh3_128(&key))
+}
+
+/// Makes a decoded read canonical in place: validates what must be valid, derives what can be
+/// derived, and drops what is present but meaningless (a `0,0` position).
+pub fn normalize_read(read: &mut PlateRead, ingested_at: Timestamp) -> Result<(), InvalidRead> {
+    if read.vendor.trim().is_empty() {
+        return Err(InvalidRead::MissingVendor);
+    }
+    if read.reader_id.trim().is_empty() {
+        return Err(InvalidRead::MissingReaderId);
+    }
+    read.plate_norm = normalize_plate(&read.plate)?;
+
+    if read.observed_at.millis() < EARLIEST_PLAUSIBLE_MS {
+        return Err(InvalidRead::ObservedTooEarly {
+            observed_at: read.observed_at,
+        });
+    }
+    if read.observed_at.millis() > ingested_at.millis() + MAX_CLOCK_AHEAD_MS {
+        return Err(InvalidRead::ObservedInFuture {
+            observed_at: read.observed_at,
+            ingested_at,
+        });
+    }
+    read.ingested_at.get_or_insert(ingested_at);
+
+    match (read.lat, read.lon) {
+        (Some(lat), Some(lon)) => {
+            if !(-90.0..=90.0).contains(&lat) {
+                return Err(InvalidRead::LatitudeOutOfRange(lat));
+            }
+            if !(-180.0..=180.0).contains(&lon) {
+                return Err(InvalidRead::LongitudeOutOfRange(lon));
+            }
+            // 0,0 ("null island") is what a reader without a GPS fix sends.
+            if lat == 0.0 && lon == 0.0 {
+                read.lat = None;
+                read.lon = None;
+            }
+        }
+        (None, None) => {}
+        _ => return Err(InvalidRead::HalfACoordinate),
+    }
+
+    if !read.confidence.is_finite()
+        || read.confidence < 0.0
+        || read.confidence > 1.0 + CONFIDENCE_TOLERANCE
+    {
+        return Err(InvalidRead::ConfidenceOutOfRange(read.confidence));
+    }
+    read.confidence = read.confidence.min(1.0);
+
+    read.heading = read
+        .heading
+        .filter(|heading| heading.is_finite())
+        .map(|heading| heading.rem_euclid(360.0));
+
+    read.jurisdiction = read
+        .jurisdiction
+        .as_deref()
+        .and_then(normalize_jurisdiction);
+
+    if let Some(embedding) = &read.embedding {
+        if embedding.iter().any(|value| !value.is_finite()) {
+            return Err(InvalidRead::EmbeddingNotFinite);
+        }
+    }
+
+    if read.read_id.trim().is_empty() {
+        read.read_id = derive_read_id(&read.vendor, &read.reader_id, read.observed_at, &read.plate);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::{ImageRefs, VehicleAttributes};
+
+    pub(crate) fn sample_read() -> PlateRead {
+        PlateRead {
+            read_id: String::new(),
+            vendor: "simulator".into(),
+            reader_id: "dc-r-001".into(),
+            camera_id: None,
+            observed_at: Timestamp::parse_rfc3339("2026-11-24T17:00:00Z").unwrap(),
+            ingested_at: None,
+            plate: "abc 1234".into(),
+            plate_norm: String::new(),
+            jurisdiction: Some("dc".into()),
+            confidence: 0.9,
+            lat: Some(38.9),
+            lon: Some(-77.03),
+            heading: Some(-90.0),
+            vehicle: VehicleAttributes::default(),
+            images: ImageRefs::default(),
+            embedding: None,
+            source: None,
+        }
+    }
+
+    fn ingest_time() -> Timestamp {
+        Timestamp::parse_rfc3339("2026-11-24T17:00:01Z").unwrap()
+    }
+
+    #[test]
+    fn plates_lose_separators_and_case_and_fold_lookalikes() {
+        assert_eq!(normalize_plate("abc-1234").unwrap(), "ABC1234");
+        assert_eq!(normalize_plate(" 7X·2 .9 ").unwrap(), "7X29");
+        assert_eq!(normalize_plate("ＡＢＣ１２３").unwrap(), "ABC123");
+        // Cyrillic А, В, С, Е, Т look exactly like Latin capitals on a plate.
+        assert_eq!(normalize_plate("АВС123ЕТ").unwrap(), "ABC123ET");
+    }
+
+    #[test]
+    fn implausible_plates_are_refused_with_the_reason() {
+        assert!(matches!(normalize_plate(" - "), Err(InvalidRead::EmptyPlate(_))));
+        assert!(matches!(
+            normalize_plate("A"),
+            Err(InvalidRead::ImplausiblePlateLength { len: 1, .. })
+        ));
+        assert!(matches!(
+            normalize_plate("ABCDEFGHIJK"),
+            Err(InvalidRead::ImplausiblePlateLength { len: 11, .. })
+        ));
+        assert!(matches!(
+            normalize_plate("AB#12"),
+            Err(InvalidRead::ImplausiblePlateCharacter { character: '#', .. })
+        ));
+    }
+
+    #[test]
+    fn a_read_is_completed_and_cleaned() {
+        let mut read = sample_read();
+        normalize_read(&mut read, ingest_time()).unwrap();
+        assert_eq!(read.plate_norm, "ABC1234");
+        assert_eq!(read.plate, "abc 1234", "the plate as read is kept");
+        assert_eq!(read.jurisdiction.as_deref(), Some("US-DC"));
+        assert_eq!(read.heading, Some(270.0));
+        assert_eq!(read.ingested_at, Some(ingest_time()));
+        assert_eq!(read.read_id.len(), 32);
+
+        let mut again = sample_read();
+        normalize_read(&mut again, ingest_time()).unwrap();
+        assert_eq!(again.read_id, read.read_id, "read ids are stable");
+    }
+
+    #[test]
+    fn null_island_is_no_position() {
+        let mut read = sample_read();
+        read.lat = Some(0.0);
+        read.lon = Some(0.0);
+        normalize_read(&mut read, ingest_time()).unwrap();
+        assert_eq!((read.lat, read.lon), (None, None));
+    }
+
+    #[test]
+    fn bad_positions_times_and_confidences_are_refused() {
+        let cases: Vec<(fn(&mut PlateRead), &str)> = vec![
+            (|r| r.lat = Some(91.0), "latitude_out_of_range"),
+            (|r| r.lon = Some(-181.0), "longitude_out_of_range"),
+            (|r| r.lon = None, "half_a_coordinate"),
+            (|r| r.confidence = 93.0, "confidence_out_of_range"),
+            (|r| r.confidence = f32::NAN, "confidence_out_of_range"),
+            (|r| r.observed_at = Timestamp(0), "observed_too_early"),
+            (
+                |r| r.observed_at = Timestamp(r.observed_at.0 + 3 * 86_400_000),
+                "observed_in_future",
+            ),
+            (|r| r.reader_id = " ".into(), "missing_reader_id"),
+        ];
+        for (spoil, expected) in cases {
+            let mut read = sample_read();
+            spoil(&mut read);
+            let error = normalize_read(&mut read, ingest_time()).unwrap_err();
+            assert_eq!(error.code(), expected, "{error}");
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The per-message path every input shares (Kafka, HTTP, NDJSON replay): decode → normalize →
+//! match → alerts, with anything that fails turned into a dead letter that keeps the original bytes.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use crate::alert::Alert;
+use crate::decode::{Decoded, ReadDecoder};
+use crate::matcher::{Match, Matcher};
+use crate::normalize::normalize_read;
+use crate::read::{PlateRead, SourcePosition, Timestamp};
+
+/// A message the pipeline refused, with why and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    pub source: SourcePosition,
+    pub reason_code: &'static str,
+    pub reason: String,
+    pub payload: Vec<u8>,
+    pub dead_lettered_at: Timestamp,
+}
+
+#[derive(Serialize)]
+struct DeadLetterJson<'a> {
+    reason_code: &'a str,
+    reason: &'a str,
+    source: &'a SourcePosition,
+    dead_lettered_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_base64: Option<String>,
+}
+
+impl DeadLetter {
+    /// The NDJSON form (`schemas/dead-letter.schema.json`): the payload as text when it is UTF-8,
+    /// else base64 in `payload_base64`.
+    pub fn to_json(&self) -> String {
+        let text = std::str::from_utf8(&self.payload).ok();
+        let record = DeadLetterJson {
+            reason_code: self.reason_code,
+            reason: &self.reason,
+            source: &self.source,
+            dead_lettered_at: self.dead_lettered_at,
+            payload: text,
+            payload_base64: text
+                .is_none()
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&self.payload)),
+        };
+        serde_json::to_string(&record).unwrap_or_else(|error| {
+            format!("{{\"reason_code\":\"unserializable\",\"reason\":\"{error}\"}}")
+        })
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// Its reads (this many) are ready to archive.
+    Reads(usize),
+    /// A well-formed message that is not a read (a heartbeat); counted, not archived.
+    NotARead,
+    DeadLettered,
+}
+
+/// The outputs of a batch of messages, reused between batches.
+#[derive(Debug, Default)]
+pub struct Processed {
+    pub reads: Vec<PlateRead>,
+    pub alerts: Vec<Alert>,
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl Processed {
+    pub fn clear(&mut self) {
+        self.reads.clear();
+        self.alerts.clear();
+        self.dead_letters.clear();
+    }
+}
+
+/// Running totals. Invariant: `messages == messages_with_reads + not_reads + dead_lettered`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PipelineCounts {
+    pub messages: u64,
+    pub messages_with_reads: u64,
+    pub reads: u64,
+    pub not_reads: u64,
+    pub dead_lettered: u64,
+    pub alerts: u64,
+}
+
+impl PipelineCounts {
+    pub fn add(&mut self, other: &PipelineCounts) {
+        self.messages += other.messages;
+        self.messages_with_reads += other.messages_with_reads;
+        self.reads += other.reads;
+        self.not_reads += other.not_reads;
+        self.dead_lettered += other.dead_lettered;
+        self.alerts += other.alerts;
+    }
+}
+
+pub struct Pipeline {
+    decoder: Arc<dyn ReadDecoder>,
+    matcher: Arc<dyn Matcher>,
+    decoded: Vec<PlateRead>,
+    matches: Vec<Match>,
+    pub counts: PipelineCounts,
+}
+
+impl Pipeline {
+    pub fn new(decoder: Arc<dyn ReadDecoder>, matcher: Arc<dyn Matcher>) -> Self {
+        Self {
+            decoder,
+            matcher,
+            decoded: Vec::new(),
+            matches: Vec::new(),
+            counts: PipelineCounts::default(),
+        }
+    }
+
+    pub fn matcher(&self) -> &Arc<dyn Matcher> {
+        &self.matcher
+    }
+
+    /// Processes one message. `now` is the ingest time (for validation and alert times).
+    pub fn process(
+        &mut self,
+        payload: &[u8],
+        source: SourcePosition,
+        now: Timestamp,
+        out: &mut Processed,
+    ) -> MessageOutcome {
+        self.counts.messages += 1;
+        self.decoded.clear();
+        let dead_letter = |reason_code: &'static str, reason: String, source: SourcePosition| DeadLetter {
+            source,
+            reason_code,
+            reason,
+            payload: payload.to_vec(),
+            dead_lettered_at: now,
+        };
+        match self.decoder.decode(payload, &mut self.decoded) {
+            Err(error) => {
+                self.counts.dead_lettered += 1;
+                out.dead_letters
+                    .push(dead_letter(error.code(), error.to_string(), source));
+                return MessageOutcome::DeadLettered;
+            }
+            Ok(Decoded::NotARead { .. }) => {
+                self.counts.not_reads += 1;
+                return MessageOutcome::NotARead;
+            }
+            Ok(Decoded::Reads(_)) => {}
+        }
+        let read_count = self.decoded.len();
+        for (index, read) in self.decoded.iter_mut().enumerate() {
+            if let Err(error) = normalize_read(read, now) {
+                // One bad read spoils its message: the dead letter keeps the message whole, so
+                // archiving its other reads too would archive them twice on a fix-and-resend.
+                let reason = if read_count > 1 {
+                    format!("read {} of {read_count}: {error}", index + 1)
+                } else {
+                    error.to_string()
+                };
+                self.counts.dead_lettered += 1;
+                out.dead_letters.push(dead_letter(error.code(), reason, source));
+                return MessageOutcome::DeadLettered;
+            }
+        }
+        self.counts.messages_with_reads += 1;
+        self.counts.reads += read_count as u64;
+        for mut read in self.decoded.drain(..) {
+            read.source = Some(source.clone());
+            self.matches.clear();
+            self.matcher.match_read(&read, now, &mut self.matches);
+            for hit in &self.matches {
+                out.alerts.push(Alert::new(&read, hit, now));
+            }
+            self.counts.alerts += self.matches.len() as u64;
+            out.reads.push(read);
+        }
+        MessageOutcome::Reads(read_count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::CanonicalJsonDecoder;
+    use crate::hotlist::load_hotlist_csv;
+    use crate::matcher::ExactMatcher;
+
+    fn pipeline() -> Pipeline {
+        let hotlist = "list,plate,jurisdiction,reason\nstolen_vehicles,ABC123,DC,stolen vehicle\n";
+        let entries = load_hotlist_csv("t", hotlist.as_bytes()).unwrap().entries;
+        Pipeline::new(Arc::new(CanonicalJsonDecoder), Arc::new(ExactMatcher::new(entries)))
+    }
+
+    fn position(offset: i64) -> SourcePosition {
+        SourcePosition {
+            topic: "reads".into(),
+            partition: 0,
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_hotlisted_read_is_archived_and_alerted_and_bad_ones_are_dead_lettered() {
+        let mut pipeline = pipeline();
+        let mut out = Processed::default();
+        let now = Timestamp::parse_rfc3339("2026-11-24T17:00:05Z").unwrap();
+        let hit = br#"{"vendor":"v","reader_id":"r1","observed_at":"2026-11-24T17:00:00Z",
+            "plate":"abc-123","jurisdiction":"dc","confidence":0.91,"lat":38.9,"lon":-77.0,
+            "images":{"plate_crop":"https://img/1.jpg"}}"#;
+        let miss = br#"{"vendor":"v","reader_id":"r1","observed_at":1795539600000,
+            "plate":"XYZ999","confidence":0.9}"#;
+        let bad_plate = br#"{"vendor":"v","reader_id":"r1","observed_at":1795539600000,
+            "plate":"A$","confidence":0.9}"#;
+        assert_eq!(pipeline.process(hit, position(0), now, &mut out), MessageOutcome::Reads(1));
+        assert_eq!(pipeline.process(miss, position(1), now, &mut out), MessageOutcome::Reads(1));
+        assert_eq!(pipeline.process(bad_plate, position(2), now, &mut out), MessageOutcome::DeadLettered);
+        assert_eq!(pipeline.process(b"\xff", position(3), now, &mut out), MessageOutcome::DeadLettered);
+
+        assert_eq!(out.reads.len(), 2);
+        assert_eq!(out.reads[0].source, Some(position(0)));
+        assert_eq!(out.alerts.len(), 1);
+        let alert = &out.alerts[0];
+        assert_eq!(alert.read_id, out.reads[0].read_id);
+        assert_eq!(alert.entry_plate, "ABC123");
+        assert_eq!(alert.read_plate, "abc-123");
+        assert_eq!(alert.images.plate_crop.as_deref(), Some("https://img/1.jpg"));
+
+        assert_eq!(out.dead_letters.len(), 2);
+        assert_eq!(out.dead_letters[0].reason_code, "implausible_plate_character");
+        assert_eq!(out.dead_letters[0].payload, bad_plate.to_vec());
+        let binary = out.dead_letters[1].to_json();
+        assert!(binary.contains("\"payload_base64\":\"/w==\""), "{binary}");
+
+        let counts = pipeline.counts;
+        assert_eq!(counts.messages, 4);
+        assert_eq!(counts.messages, counts.messages_with_reads + counts.not_reads + counts.dead_lettered);
+    }
+}
