@@ -1,1 +1,297 @@
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use platestream::config::Config;
+use platestream::demo::{produce_simulated, run_demo, DemoOptions};
+use platestream::hotlists::load_hotlist_files;
+use platestream::replay::{replay, ALERTS_FILE, DEAD_LETTER_FILE};
+use platestream::run::run_engine;
+use platestream::simulate_cmd::{simulate_to_writer, SimulateOptions, DEFAULT_START};
+use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
+use platestream_engine::decode::CanonicalJsonDecoder;
+use platestream_engine::matcher::ExactMatcher;
+use platestream_engine::pipeline::Pipeline;
+use platestream_engine::simulate::{Simulator, SimulatorConfig};
+use platestream_engine::Timestamp;
+
+/// platestream: license-plate reads from any vendor, matched against hotlists in the stream,
+/// alerted within milliseconds and archived to Parquet.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline on this machine: a local Kafka broker (tansu), simulated readers
+    /// around Washington DC, live alerts, and a Parquet archive.
+    Demo {
+        /// How long the simulated readers stream.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Where the archive and the sample hotlist are written.
+        #[arg(long, default_value = "platestream-data")]
+        data_dir: PathBuf,
+        /// Reads per second from the simulated readers.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Seed of the simulated traffic.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Partitions of the raw-reads topic.
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+        /// Share of vehicles on the sample hotlist.
+        #[arg(long, default_value_t = 0.01)]
+        hotlist_fraction: f64,
+        /// Share of deliberately malformed messages (to see dead-lettering).
+        #[arg(long, default_value_t = 0.002)]
+        malformed_rate: f64,
+        /// Print only the summary, not every alert.
+        #[arg(long)]
+        quiet: bool,
+        /// Serve Prometheus metrics at this address while the demo runs.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
+    },
+    /// Run the engine against a Kafka cluster described by a config file (see
+    /// platestream.example.toml); every setting can be overridden by PLATESTREAM_... variables.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Create the configured topics if they do not exist (for brokers that do not auto-create).
+        #[arg(long)]
+        create_topics: bool,
+    },
+    /// Generate simulated reader traffic as NDJSON (canonical reads) or into a Kafka topic.
+    Simulate {
+        /// NDJSON output file (one canonical read per line).
+        #[arg(long, conflicts_with = "brokers", required_unless_present = "brokers")]
+        out: Option<PathBuf>,
+        /// Number of messages written to --out.
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Kafka bootstrap servers to stream to instead of a file.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Topic to stream to (with --brokers); created if missing.
+        #[arg(long, default_value = "plate-reads")]
+        topic: String,
+        /// How long to stream (with --brokers).
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Reads per second: the simulated clock's pace in files, the send rate to Kafka.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// First observation time in files (RFC 3339).
+        #[arg(long, default_value = DEFAULT_START)]
+        start: String,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Distinct vehicles in the simulated city.
+        #[arg(long, default_value_t = 20_000)]
+        vehicles: usize,
+        #[arg(long, default_value_t = 0.01)]
+        hotlist_fraction: f64,
+        /// Share of reads whose plate text is OCR-noised (the truth is kept in --truth-out).
+        #[arg(long, default_value_t = 0.03)]
+        misread_rate: f64,
+        #[arg(long, default_value_t = 0.0)]
+        malformed_rate: f64,
+        /// Write the sample hotlist (CSV) here.
+        #[arg(long)]
+        hotlist_out: Option<PathBuf>,
+        /// Write each line's ground truth (NDJSON) here.
+        #[arg(long)]
+        truth_out: Option<PathBuf>,
+    },
+    /// Run decode → normalize → match → archive over NDJSON files without Kafka: the Parquet
+    /// archive under OUT, alerts in OUT/alerts.ndjson, refused lines in OUT/dead-letter.ndjson.
+    Replay {
+        /// NDJSON input, one read per line (repeatable).
+        #[arg(long, required = true)]
+        input: Vec<PathBuf>,
+        /// Hotlist CSV (repeatable).
+        #[arg(long)]
+        hotlist: Vec<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Rows per archive segment.
+        #[arg(long, default_value_t = 1_000_000)]
+        segment_rows: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,platestream=info,platestream_connectors=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn serve_metrics(listen: Option<SocketAddr>) -> Result<()> {
+    if let Some(address) = listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(address)
+            .install()
+            .with_context(|| format!("serving metrics on {address}"))?;
+        tracing::info!(%address, "prometheus metrics at /metrics");
+    }
+    Ok(())
+}
+
+/// Ctrl-C sets the flag; the engine stops at its next poll and commits what it archived.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = Arc::clone(&flag);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping: committing what is archived...");
+            handler_flag.store(true, Ordering::Relaxed);
+        }
+    });
+    flag
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Demo {
+            seconds,
+            data_dir,
+            rate,
+            seed,
+            partitions,
+            hotlist_fraction,
+            malformed_rate,
+            quiet,
+            metrics_listen,
+        } => {
+            serve_metrics(metrics_listen)?;
+            let options = DemoOptions {
+                seconds,
+                data_dir,
+                rate,
+                seed,
+                partitions,
+                hotlist_fraction,
+                malformed_rate,
+                print_alerts: !quiet,
+            };
+            run_demo(options, stop_on_ctrl_c()).await
+        }
+        Command::Run { config, create_topics } => {
+            let config = Config::load(&config)?;
+            serve_metrics(config.metrics.listen)?;
+            run_engine(config, create_topics, stop_on_ctrl_c()).await
+        }
+        Command::Simulate {
+            out,
+            count,
+            brokers,
+            topic,
+            seconds,
+            rate,
+            start,
+            seed,
+            vehicles,
+            hotlist_fraction,
+            misread_rate,
+            malformed_rate,
+            hotlist_out,
+            truth_out,
+        } => {
+            let start = Timestamp::parse_rfc3339(&start)
+                .with_context(|| format!("--start {start:?} is not an RFC 3339 time"))?;
+            let config = SimulatorConfig {
+                seed,
+                vehicles,
+                hotlist_fraction,
+                misread_rate,
+                malformed_rate,
+                ..SimulatorConfig::default()
+            };
+            if let Some(brokers) = brokers {
+                let mut settings = KafkaSettings::new(brokers);
+                settings.raw_topics = vec![topic.clone()];
+                ensure_topics(&settings.producer_config(), &[(topic.as_str(), 1)], std::time::Duration::from_secs(30)).await?;
+                let simulator = Simulator::new(config);
+                if let Some(path) = &hotlist_out {
+                    simulator.write_hotlist_csv(std::fs::File::create(path)?)?;
+                }
+                let produced = AtomicU64::new(0);
+                let never = AtomicBool::new(false);
+                tokio::task::block_in_place(|| {
+                    produce_simulated(&settings, simulator, seconds, rate as u64, &produced, &never)
+                })?;
+                println!("sent {} reads to {topic}", produced.load(Ordering::Relaxed));
+                return Ok(());
+            }
+            let Some(out) = out else {
+                anyhow::bail!("give --out FILE or --brokers HOSTS");
+            };
+            let options = SimulateOptions {
+                count,
+                rate,
+                start,
+                config,
+                hotlist_out,
+                truth_out,
+            };
+            let file = std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            let hotlisted = simulate_to_writer(&options, &mut writer)?;
+            std::io::Write::flush(&mut writer)?;
+            println!("wrote {count} messages to {} ({hotlisted} reads of hotlisted vehicles)", out.display());
+            Ok(())
+        }
+        Command::Replay {
+            input,
+            hotlist,
+            out,
+            segment_rows,
+            quiet,
+        } => {
+            for path in &input {
+                if !path.is_file() {
+                    anyhow::bail!("--input {} does not exist", path.display());
+                }
+            }
+            let entries = load_hotlist_files(&hotlist)?;
+            let mut pipeline = Pipeline::new(Arc::new(CanonicalJsonDecoder), Arc::new(ExactMatcher::new(entries)));
+            let summary = replay(&input, &out, &mut pipeline, segment_rows, !quiet)?;
+            let counts = summary.counts;
+            let seconds = summary.elapsed.as_secs_f64().max(1e-9);
+            println!("lines read          {}", counts.messages);
+            println!("reads archived      {} ({:.0} reads/s)", summary.reads_archived, counts.messages as f64 / seconds);
+            println!("dead-lettered       {} ({})", counts.dead_lettered, out.join(DEAD_LETTER_FILE).display());
+            println!("alerts              {} ({})", counts.alerts, out.join(ALERTS_FILE).display());
+            println!("archive files       {} ({:.1} MiB) under {}", summary.files_written, summary.bytes_written as f64 / 1_048_576.0, out.display());
+            Ok(())
+        }
+    }
+}

@@ -1,1 +1,3 @@
-//! Connections to the outside: Kafka, hotlist sources, vendor formats, HTTP.
+//! Connections to the outside: Kafka now; vendor formats, hotlist sources and HTTP as they land.
+
+pub mod kafka;

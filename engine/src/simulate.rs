@@ -278,7 +278,7 @@ const READER_SITES: &[ReaderSite] = &[
     reader_site("New York Ave NE & Bladensburg Rd NE", 38.91630, -76.97240, 250.0, Westbound, District),
     reader_site("Pennsylvania Ave SE & 8th St SE", 38.88386, -76.99497, 112.0, Eastbound, District),
     reader_site("K St NW & 16th St NW", 38.90237, -77.03634, 90.0, Eastbound, District),
-    reader_site("I-295 NB at Malcolm X Ave SE", 38.84287, -77.00494, 20.0, Northbound, District),
+    reader_site("I-295 at Malcolm X Ave SE", 38.84287, -77.00494, 20.0, Northbound, District),
     reader_site("Georgia Ave NW & Eastern Ave NW", 38.98543, -77.02663, 180.0, Southbound, MarylandLine),
     reader_site("Key Bridge & M St NW", 38.90290, -77.06990, 10.0, Northbound, VirginiaLine),
     reader_site("14th St Bridge / I-395", 38.87560, -77.04290, 20.0, Northbound, VirginiaLine),
@@ -297,8 +297,8 @@ const READER_SITES: &[ReaderSite] = &[
     reader_site("Theodore Roosevelt Bridge / I-66", 38.89300, -77.06300, 80.0, Eastbound, VirginiaLine),
     reader_site("Arlington Memorial Bridge", 38.88700, -77.05400, 60.0, Eastbound, VirginiaLine),
     reader_site("Chain Bridge & Canal Rd NW", 38.92940, -77.11650, 100.0, Eastbound, VirginiaLine),
-    reader_site("I-295 SB at Pennsylvania Ave SE", 38.87700, -76.97570, 220.0, Southbound, District),
-    reader_site("DC-295 NB at Benning Rd NE", 38.89640, -76.95220, 30.0, Northbound, District),
+    reader_site("I-295 at Pennsylvania Ave SE", 38.87700, -76.97570, 220.0, Southbound, District),
+    reader_site("DC-295 at Benning Rd NE", 38.89640, -76.95220, 30.0, Northbound, District),
     reader_site("Rhode Island Ave NE & 4th St NE", 38.92060, -76.99590, 55.0, Eastbound, District),
     reader_site("H St NE & 13th St NE", 38.90010, -76.98800, 270.0, Westbound, District),
     reader_site("Pennsylvania Ave SE & Minnesota Ave SE", 38.87320, -76.97120, 292.0, Westbound, District),
@@ -938,8 +938,10 @@ impl Simulator {
             let (lat, lon) = jitter_position(reader.lat, reader.lon, setup.patrol_radius_m, rng);
             // Patrol cars mostly drive the street grid.
             let grid_heading = f64::from(rng.random_range(0..4u8)) * 90.0;
-            let heading = (grid_heading + rng.random_range(-12.0..12.0)).rem_euclid(360.0);
-            (lat, lon, heading.round() as f32)
+            let heading = (grid_heading + rng.random_range(-12.0..12.0))
+                .round()
+                .rem_euclid(360.0);
+            (lat, lon, heading as f32)
         } else {
             (reader.lat, reader.lon, reader.heading)
         };
@@ -1514,6 +1516,10 @@ fn to_canonical_json_text(read: &PlateRead) -> String {
     serde_json::to_string(read).expect("a PlateRead always serializes to JSON")
 }
 
+fn to_json_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a string always serializes to JSON")
+}
+
 fn to_canonical_json(read: &PlateRead) -> Vec<u8> {
     to_canonical_json_text(read).into_bytes()
 }
@@ -1527,11 +1533,11 @@ fn spoil(mut read: PlateRead, kind: MalformedKind) -> Vec<u8> {
             payload
         }
         MalformedKind::MissingPlate => {
-            let mut value = serde_json::to_value(&read).unwrap_or_default();
-            if let Some(object) = value.as_object_mut() {
-                object.remove("plate");
-            }
-            value.to_string().into_bytes()
+            // Cut the member out of the canonical text rather than going through serde_json::Value,
+            // which would reorder the keys and widen every f32 to a long f64.
+            let text = to_canonical_json_text(&read);
+            let member = format!("\"plate\":{},", to_json_string(&read.plate));
+            text.replacen(&member, "", 1).into_bytes()
         }
         MalformedKind::EmptyPlate => {
             read.plate.clear();
@@ -1877,6 +1883,10 @@ mod tests {
         assert_eq!(kinds.len(), MalformedKind::ALL.len());
         for message in malformed {
             assert!(message.truth.is_none());
+            if message.malformed_kind == Some(MalformedKind::MissingPlate) {
+                let value: serde_json::Value = serde_json::from_slice(&message.payload).unwrap();
+                assert!(value.get("plate").is_none() && value.get("plate_norm").is_some());
+            }
             let refused = match serde_json::from_slice::<PlateRead>(&message.payload) {
                 Err(_) => true,
                 Ok(mut read) => normalize_read(&mut read, start()).is_err(),

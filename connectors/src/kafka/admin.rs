@@ -1,0 +1,92 @@
+//! Topic administration. Brokers such as tansu do not create topics on first use, so platestream
+//! creates the ones it needs through the admin API.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{KafkaError, KafkaSettings};
+
+/// Creates each topic that does not exist yet; existing topics are left as they are.
+///
+/// Retries until `deadline` passes while the cluster is still starting (connection refused,
+/// no controller yet), which is what a freshly started broker answers for a moment.
+pub async fn ensure_topics(
+    client_config: &ClientConfig,
+    topics: &[(&str, i32)],
+    deadline: Duration,
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config.create().map_err(KafkaError::client("admin client"))?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    let started = std::time::Instant::now();
+    loop {
+        let outcome = admin.create_topics(&new_topics, &options).await;
+        let last_error = match outcome {
+            Ok(results) => {
+                let failures: Vec<String> = results
+                    .into_iter()
+                    .filter_map(|result| match result {
+                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => None,
+                        Err((topic, code)) => Some(format!("{topic}: {code}")),
+                    })
+                    .collect();
+                if failures.is_empty() {
+                    return Ok(());
+                }
+                failures.join(", ")
+            }
+            Err(error) => error.to_string(),
+        };
+        if started.elapsed() >= deadline {
+            return Err(KafkaError::TopicCreation(last_error));
+        }
+        tracing::debug!(error = %last_error, "topic creation not possible yet; retrying");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many messages of `topic` the consumer group has not committed yet, summed over partitions;
+/// `None` when the cluster does not say.
+pub fn group_lag(settings: &KafkaSettings, topic: &str) -> Result<Option<i64>, KafkaError> {
+    let consumer: BaseConsumer = settings
+        .consumer_config()
+        .create()
+        .map_err(KafkaError::client("lag consumer"))?;
+    let timeout = Duration::from_secs(5);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(KafkaError::client("metadata"))?;
+    let Some(topic_metadata) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Ok(None);
+    };
+    let mut partitions = TopicPartitionList::new();
+    for partition in topic_metadata.partitions() {
+        partitions.add_partition(topic, partition.id());
+    }
+    let committed = consumer
+        .committed_offsets(partitions, timeout)
+        .map_err(KafkaError::client("committed offsets"))?;
+    let mut lag = 0;
+    for element in committed.elements() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, element.partition(), timeout)
+            .map_err(KafkaError::client("watermarks"))?;
+        let position = match element.offset() {
+            Offset::Offset(offset) => offset,
+            _ => low,
+        };
+        lag += (high - position).max(0);
+    }
+    Ok(Some(lag))
+}

@@ -1,0 +1,34 @@
+//! Kafka: settings, topic administration, producing reads, and the streaming engine.
+
+mod admin;
+mod settings;
+mod stream;
+
+pub use admin::{ensure_topics, group_lag};
+pub use settings::KafkaSettings;
+pub use stream::{OnStop, StopWhen, StreamEngine, StreamObserver, StreamOptions, StreamSummary};
+
+use platestream_engine::archive::ArchiveError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka {what}: {source}")]
+    Client {
+        what: &'static str,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("kafka: could not create topics: {0}")]
+    TopicCreation(String),
+    #[error("kafka: an alert or dead letter was not delivered ({0}); offsets were not committed past it")]
+    DeliveryFailed(String),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl KafkaError {
+    pub(crate) fn client(what: &'static str) -> impl FnOnce(rdkafka::error::KafkaError) -> Self {
+        move |source| Self::Client { what, source }
+    }
+}

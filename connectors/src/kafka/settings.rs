@@ -1,0 +1,143 @@
+//! How platestream reaches a Kafka cluster: the settings users write in `platestream.toml`.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port...]`
+    pub bootstrap_servers: String,
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Topics carrying raw reads from readers.
+    #[serde(default = "default_raw_topics")]
+    pub raw_topics: Vec<String>,
+    /// Wire format of the raw topics (`canonical`).
+    #[serde(default = "default_format")]
+    pub raw_format: String,
+    #[serde(default = "default_alerts_topic")]
+    pub alerts_topic: String,
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
+    /// librdkafka properties for every client (security settings go here: `security.protocol`,
+    /// `sasl.mechanism`, `ssl.ca.location`, ...). Underscores in keys are read as dots, so
+    /// environment variables can set them.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// librdkafka properties for the consumer only.
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
+    /// librdkafka properties for the producer only.
+    #[serde(default)]
+    pub producer: BTreeMap<String, String>,
+}
+
+fn default_group_id() -> String {
+    "platestream".to_owned()
+}
+
+fn default_raw_topics() -> Vec<String> {
+    vec!["plate-reads".to_owned()]
+}
+
+fn default_format() -> String {
+    "canonical".to_owned()
+}
+
+fn default_alerts_topic() -> String {
+    "plate-alerts".to_owned()
+}
+
+fn default_dead_letter_topic() -> String {
+    "plate-reads-dead-letter".to_owned()
+}
+
+impl KafkaSettings {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            group_id: default_group_id(),
+            raw_topics: default_raw_topics(),
+            raw_format: default_format(),
+            alerts_topic: default_alerts_topic(),
+            dead_letter_topic: default_dead_letter_topic(),
+            properties: BTreeMap::new(),
+            consumer: BTreeMap::new(),
+            producer: BTreeMap::new(),
+        }
+    }
+
+    fn base_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.properties {
+            config.set(librdkafka_key(key), value);
+        }
+        config
+    }
+
+    /// The consumer: offsets are stored and committed by the engine only after the archive is durable.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut config = self.base_config();
+        config
+            .set("group.id", &self.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("statistics.interval.ms", "5000")
+            // Large fetches: the broker, not the round trips, should be the limit.
+            .set("fetch.max.bytes", "52428800")
+            .set("max.partition.fetch.bytes", "16777216")
+            // Bounds prefetch memory per partition (librdkafka's default is 64 MiB).
+            .set("queued.max.messages.kbytes", "65536");
+        for (key, value) in &self.consumer {
+            config.set(librdkafka_key(key), value);
+        }
+        config
+    }
+
+    /// The producer for alerts and dead letters: acknowledged by all in-sync replicas and
+    /// sent at once (alerts are latency-critical; their volume is small).
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.base_config();
+        config
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", "30000");
+        for (key, value) in &self.producer {
+            config.set(librdkafka_key(key), value);
+        }
+        config
+    }
+}
+
+/// librdkafka's property names use dots and never underscores; environment variables cannot
+/// contain dots. Reading `_` as `.` lets `PLATESTREAM_KAFKA__PROPERTIES__SECURITY_PROTOCOL` work.
+fn librdkafka_key(key: &str) -> String {
+    key.replace('_', ".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passthrough_properties_reach_librdkafka_with_dots() {
+        let mut settings = KafkaSettings::new("b:9092");
+        settings
+            .properties
+            .insert("security_protocol".into(), "SASL_SSL".into());
+        settings
+            .consumer
+            .insert("session.timeout.ms".into(), "10000".into());
+        let consumer = settings.consumer_config();
+        assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(consumer.get("session.timeout.ms"), Some("10000"));
+        assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
+        assert_eq!(settings.producer_config().get("security.protocol"), Some("SASL_SSL"));
+    }
+}

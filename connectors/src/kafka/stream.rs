@@ -1,0 +1,554 @@
+//! The engine as a Kafka consumer-group member: raw reads in; alerts and dead letters out to their
+//! topics; every read into the Parquet archive; offsets committed only once the archive holds them.
+//!
+//! Delivery guarantees, in order of a message's life:
+//! 1. a message is processed; its alerts and dead letters are produced at once (alert latency);
+//! 2. its reads and alerts go into the partition's open archive segment;
+//! 3. when the segment is due (rows or age), the producer is flushed (every alert and dead letter
+//!    acknowledged), the segment's files are made durable, and only then is `last + 1` committed.
+//!
+//! A crash anywhere replays from the last commit; archive recovery skips what a crash left
+//! archived but uncommitted, so the archive never holds a read twice. Alerts and dead letters are
+//! at-least-once on their topics; alert ids are stable, so their consumers can drop repeats.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use metrics::{counter, gauge, histogram};
+use platestream_engine::alert::Alert;
+use platestream_engine::archive::{
+    recover_partition, ArchiveConfig, SegmentReport, SegmentWriter, ALERTS_TABLE, READS_TABLE,
+};
+use platestream_engine::pipeline::{DeadLetter, Pipeline, PipelineCounts, Processed};
+use platestream_engine::{SourcePosition, Timestamp};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::{KafkaError, KafkaSettings};
+
+/// When to stop, besides a Ctrl-C.
+#[derive(Debug, Clone, Default)]
+pub struct StopWhen {
+    /// Set from anywhere (a signal handler, a timer) to stop at the next poll.
+    pub flag: Arc<AtomicBool>,
+    /// Stop once no message has arrived for this long (after the first one did).
+    pub idle: Option<Duration>,
+    /// Stop after processing this many messages.
+    pub messages: Option<u64>,
+}
+
+/// What the engine does with its open segments when it stops. Anything but `CommitAll` simulates a
+/// crash, so tests can prove recovery neither loses nor duplicates reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnStop {
+    /// Make every open segment durable and commit its offsets: a clean stop.
+    #[default]
+    CommitAll,
+    /// Make segments durable but commit nothing, as if the process died between the two.
+    ArchiveWithoutCommit,
+    /// Drop open segments and commit nothing, as if the process died mid-segment.
+    AbandonAll,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamOptions {
+    /// A segment is committed once it holds this many rows...
+    pub segment_max_rows: usize,
+    /// ...or once it is this old, whichever comes first.
+    pub segment_max_age: Duration,
+    pub stop: StopWhen,
+    pub on_stop: OnStop,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            segment_max_rows: 500_000,
+            segment_max_age: Duration::from_secs(30),
+            stop: StopWhen::default(),
+            on_stop: OnStop::CommitAll,
+        }
+    }
+}
+
+/// Called from the consumer loop; keep it fast.
+pub trait StreamObserver {
+    fn on_alert(&mut self, _alert: &Alert) {}
+    fn on_segment(&mut self, _report: &SegmentReport) {}
+}
+
+impl StreamObserver for () {}
+
+#[derive(Debug, Clone, Default)]
+pub struct StreamSummary {
+    pub counts: PipelineCounts,
+    /// Messages skipped because a previous run had archived them but not committed their offsets.
+    pub already_archived: u64,
+    pub reads_archived: u64,
+    pub alerts_archived: u64,
+    pub files_written: u64,
+    pub bytes_written: u64,
+    /// The next offset to read, per (topic, partition), as committed by this run.
+    pub committed: BTreeMap<(String, i32), i64>,
+    pub elapsed: Duration,
+}
+
+#[derive(Default)]
+struct EngineConsumerContext {
+    /// Partitions assigned or revoked during the last poll; handled by the loop after it returns.
+    rebalanced: Mutex<Vec<(String, i32)>>,
+}
+
+impl ClientContext for EngineConsumerContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic_name, topic) in &statistics.topics {
+            for (partition_id, partition) in &topic.partitions {
+                if *partition_id >= 0 && partition.consumer_lag >= 0 {
+                    gauge!("platestream_consumer_lag", "topic" => topic_name.clone(), "partition" => partition_id.to_string())
+                        .set(partition.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for EngineConsumerContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = match rebalance {
+            Rebalance::Assign(list) | Rebalance::Revoke(list) => list,
+            Rebalance::Error(error) => {
+                tracing::warn!(%error, "consumer group rebalance failed");
+                return;
+            }
+        };
+        if let Ok(mut rebalanced) = self.rebalanced.lock() {
+            for element in partitions.elements() {
+                rebalanced.push((element.topic().to_owned(), element.partition()));
+            }
+        }
+        tracing::info!(
+            kind = if matches!(rebalance, Rebalance::Assign(_)) { "assign" } else { "revoke" },
+            partitions = partitions.count(),
+            "consumer group rebalance"
+        );
+    }
+}
+
+/// Counts delivery failures so that offsets are never committed past an alert or dead letter
+/// the cluster did not take.
+#[derive(Default)]
+struct DeliveryTracker {
+    failures: AtomicU64,
+    last_failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut last) = self.last_failure.lock() {
+                *last = Some(error.to_string());
+            }
+        }
+    }
+}
+
+struct PartitionState {
+    /// Offsets up to this one are in the archive already (from a run that did not commit them).
+    archived_through: Option<i64>,
+    segment: Option<SegmentWriter>,
+}
+
+pub struct StreamEngine {
+    settings: KafkaSettings,
+    archive: Arc<ArchiveConfig>,
+    options: StreamOptions,
+}
+
+impl StreamEngine {
+    pub fn new(settings: KafkaSettings, archive: Arc<ArchiveConfig>, options: StreamOptions) -> Self {
+        Self {
+            settings,
+            archive,
+            options,
+        }
+    }
+
+    /// Consumes until a stop condition holds. Blocking: run it on its own thread.
+    pub fn run(
+        &self,
+        pipeline: &mut Pipeline,
+        observer: &mut dyn StreamObserver,
+    ) -> Result<StreamSummary, KafkaError> {
+        let consumer: BaseConsumer<EngineConsumerContext> = self
+            .settings
+            .consumer_config()
+            .create_with_context(EngineConsumerContext::default())
+            .map_err(KafkaError::client("consumer"))?;
+        let topics: Vec<&str> = self.settings.raw_topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(KafkaError::client("subscribe"))?;
+        let producer: ThreadedProducer<DeliveryTracker> = self
+            .settings
+            .producer_config()
+            .create_with_context(DeliveryTracker::default())
+            .map_err(KafkaError::client("producer"))?;
+
+        let mut run = RunState {
+            engine: self,
+            consumer: &consumer,
+            producer: &producer,
+            partitions: HashMap::new(),
+            summary: StreamSummary::default(),
+            processed: Processed::default(),
+            reported_counts: PipelineCounts::default(),
+        };
+        let result = run.consume(pipeline, observer);
+        let mut summary = run.summary;
+        summary.counts = pipeline.counts;
+        result.map(|()| summary)
+    }
+}
+
+struct RunState<'a> {
+    engine: &'a StreamEngine,
+    consumer: &'a BaseConsumer<EngineConsumerContext>,
+    producer: &'a ThreadedProducer<DeliveryTracker>,
+    partitions: HashMap<String, HashMap<i32, PartitionState>>,
+    summary: StreamSummary,
+    processed: Processed,
+    reported_counts: PipelineCounts,
+}
+
+/// How often the loop looks at segment ages and publishes counters, in messages.
+const HOUSEKEEPING_EVERY: u64 = 1024;
+
+impl RunState<'_> {
+    fn consume(&mut self, pipeline: &mut Pipeline, observer: &mut dyn StreamObserver) -> Result<(), KafkaError> {
+        let started = Instant::now();
+        let stop = self.engine.options.stop.clone();
+        let mut last_message_at: Option<Instant> = None;
+        let mut processed_messages: u64 = 0;
+        loop {
+            if stop.flag.load(Ordering::Relaxed) {
+                break;
+            }
+            if let (Some(idle), Some(last)) = (stop.idle, last_message_at) {
+                if last.elapsed() >= idle {
+                    break;
+                }
+            }
+            if stop.messages.is_some_and(|limit| processed_messages >= limit) {
+                break;
+            }
+            // A copy of the reference: the message borrows the consumer, not `self`.
+            let consumer = self.consumer;
+            let polled = consumer.poll(Duration::from_millis(100));
+            self.handle_rebalance();
+            match polled {
+                None => {
+                    self.housekeeping(pipeline, observer, false)?;
+                    continue;
+                }
+                Some(Err(error)) => {
+                    counter!("platestream_consumer_errors_total").increment(1);
+                    tracing::warn!(%error, "consumer error");
+                    continue;
+                }
+                Some(Ok(message)) => {
+                    last_message_at = Some(Instant::now());
+                    let source = SourcePosition {
+                        topic: message.topic().to_owned(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                    };
+                    let payload = message.payload().unwrap_or_default();
+                    if self.handle_message(pipeline, observer, source, payload, message.key())? {
+                        processed_messages += 1;
+                    }
+                    if processed_messages % HOUSEKEEPING_EVERY == 0 {
+                        self.housekeeping(pipeline, observer, false)?;
+                    }
+                }
+            }
+        }
+        self.stop(pipeline, observer)?;
+        self.summary.elapsed = started.elapsed();
+        Ok(())
+    }
+
+    fn handle_rebalance(&mut self) {
+        let changed: Vec<(String, i32)> = match self.consumer.context().rebalanced.lock() {
+            Ok(mut rebalanced) => rebalanced.drain(..).collect(),
+            Err(_) => return,
+        };
+        for (topic, partition) in changed {
+            let state = self
+                .partitions
+                .get_mut(&topic)
+                .and_then(|partitions| partitions.remove(&partition));
+            // Whoever owns the partition next starts from the last commit; finishing this
+            // segment now would archive its reads a second time.
+            if let Some(segment) = state.and_then(|state| state.segment) {
+                tracing::info!(topic, partition, "partition moved away; abandoning its open segment");
+                segment.abandon();
+            }
+        }
+    }
+
+    fn partition_state(&mut self, topic: &str, partition: i32) -> Result<&mut PartitionState, KafkaError> {
+        let partitions = self.partitions.entry(topic.to_owned()).or_default();
+        if let std::collections::hash_map::Entry::Vacant(vacant) = partitions.entry(partition) {
+            let recovery = recover_partition(&self.engine.archive.root, topic, partition)?;
+            for path in &recovery.removed_incomplete {
+                tracing::warn!(path = %path.display(), "removed a file of an incomplete segment; its reads will be replayed");
+            }
+            if let Some(through) = recovery.archived_through {
+                tracing::info!(topic, partition, archived_through = through, "archive recovered");
+            }
+            vacant.insert(PartitionState {
+                archived_through: recovery.archived_through,
+                segment: None,
+            });
+        }
+        partitions
+            .get_mut(&partition)
+            .ok_or_else(|| KafkaError::Internal("partition state vanished".to_owned()))
+    }
+
+    /// Returns whether the message was processed (false: it was archived by an earlier run).
+    fn handle_message(
+        &mut self,
+        pipeline: &mut Pipeline,
+        observer: &mut dyn StreamObserver,
+        source: SourcePosition,
+        payload: &[u8],
+        key: Option<&[u8]>,
+    ) -> Result<bool, KafkaError> {
+        let archive = Arc::clone(&self.engine.archive);
+        // Taken out for the call so that the partition's state can be borrowed beside it.
+        let mut processed = std::mem::take(&mut self.processed);
+        let state = self.partition_state(&source.topic, source.partition)?;
+        if state
+            .archived_through
+            .is_some_and(|through| source.offset <= through)
+        {
+            self.summary.already_archived += 1;
+            self.processed = processed;
+            return Ok(false);
+        }
+        let segment = match &mut state.segment {
+            Some(segment) => segment,
+            empty => empty.insert(SegmentWriter::new(archive, &source.topic, source.partition)?),
+        };
+        segment.cover_offset(source.offset);
+        pipeline.process(payload, source, Timestamp::now(), &mut processed);
+        for read in &processed.reads {
+            segment.append_read(read)?;
+        }
+        for alert in &processed.alerts {
+            segment.append_alert(alert)?;
+        }
+        let settings = &self.engine.settings;
+        for alert in &processed.alerts {
+            let json = serde_json::to_vec(alert).map_err(|error| KafkaError::Internal(error.to_string()))?;
+            send(
+                self.producer,
+                BaseRecord::to(&settings.alerts_topic)
+                    .key(alert.read_plate_norm.as_bytes())
+                    .payload(json.as_slice()),
+            )?;
+            observer.on_alert(alert);
+        }
+        for dead_letter in &processed.dead_letters {
+            let mut record = BaseRecord::to(&settings.dead_letter_topic)
+                .payload(dead_letter.payload.as_slice())
+                .headers(dead_letter_headers(dead_letter));
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            send(self.producer, record)?;
+        }
+        processed.clear();
+        self.processed = processed;
+        Ok(true)
+    }
+
+    /// Commits due segments and publishes counters.
+    fn housekeeping(
+        &mut self,
+        pipeline: &Pipeline,
+        observer: &mut dyn StreamObserver,
+        everything: bool,
+    ) -> Result<(), KafkaError> {
+        let options = &self.engine.options;
+        let due: Vec<(String, i32)> = self
+            .partitions
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                partitions.iter().filter_map(move |(partition, state)| {
+                    let segment = state.segment.as_ref()?;
+                    let is_due = everything
+                        || segment.rows() >= options.segment_max_rows
+                        || segment.age() >= options.segment_max_age;
+                    is_due.then(|| (topic.clone(), *partition))
+                })
+            })
+            .collect();
+        if !due.is_empty() {
+            self.commit_segments(&due, observer, true)?;
+        }
+        self.publish_counts(pipeline);
+        Ok(())
+    }
+
+    fn publish_counts(&mut self, pipeline: &Pipeline) {
+        let now = pipeline.counts;
+        let before = self.reported_counts;
+        counter!("platestream_messages_consumed_total").increment(now.messages - before.messages);
+        counter!("platestream_reads_decoded_total").increment(now.reads - before.reads);
+        counter!("platestream_messages_dead_lettered_total").increment(now.dead_lettered - before.dead_lettered);
+        counter!("platestream_messages_not_reads_total").increment(now.not_reads - before.not_reads);
+        counter!("platestream_alerts_total").increment(now.alerts - before.alerts);
+        self.reported_counts = now;
+    }
+
+    /// The checkpoint: acknowledgements first, then durable files, then the Kafka commit.
+    fn commit_segments(
+        &mut self,
+        due: &[(String, i32)],
+        observer: &mut dyn StreamObserver,
+        commit_offsets: bool,
+    ) -> Result<(), KafkaError> {
+        let started = Instant::now();
+        self.producer
+            .flush(Duration::from_secs(60))
+            .map_err(KafkaError::client("flushing alerts and dead letters"))?;
+        let tracker = self.producer.context();
+        if tracker.failures.load(Ordering::Relaxed) > 0 {
+            let last = tracker
+                .last_failure
+                .lock()
+                .ok()
+                .and_then(|last| last.clone())
+                .unwrap_or_default();
+            return Err(KafkaError::DeliveryFailed(last));
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (topic, partition) in due {
+            let Some(state) = self
+                .partitions
+                .get_mut(topic)
+                .and_then(|partitions| partitions.get_mut(partition))
+            else {
+                continue;
+            };
+            let Some(segment) = state.segment.take() else {
+                continue;
+            };
+            let report = segment.commit()?;
+            let Some((_, last)) = report.offsets else {
+                continue;
+            };
+            state.archived_through = Some(last);
+            self.summary.reads_archived += report.rows(READS_TABLE) as u64;
+            self.summary.alerts_archived += report.rows(ALERTS_TABLE) as u64;
+            self.summary.files_written += report.files.len() as u64;
+            self.summary.bytes_written += report.bytes();
+            counter!("platestream_archive_rows_total", "table" => READS_TABLE).increment(report.rows(READS_TABLE) as u64);
+            counter!("platestream_archive_rows_total", "table" => ALERTS_TABLE).increment(report.rows(ALERTS_TABLE) as u64);
+            counter!("platestream_archive_files_total").increment(report.files.len() as u64);
+            counter!("platestream_archive_bytes_total").increment(report.bytes());
+            observer.on_segment(&report);
+            offsets
+                .add_partition_offset(topic, *partition, Offset::Offset(last + 1))
+                .map_err(KafkaError::client("offset list"))?;
+            self.summary.committed.insert((topic.clone(), *partition), last + 1);
+        }
+        if commit_offsets && offsets.count() > 0 {
+            self.consumer
+                .commit(&offsets, CommitMode::Sync)
+                .map_err(KafkaError::client("committing offsets"))?;
+        }
+        if !commit_offsets {
+            self.summary.committed.clear();
+        }
+        histogram!("platestream_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn stop(&mut self, pipeline: &Pipeline, observer: &mut dyn StreamObserver) -> Result<(), KafkaError> {
+        match self.engine.options.on_stop {
+            OnStop::CommitAll => self.housekeeping(pipeline, observer, true)?,
+            OnStop::ArchiveWithoutCommit => {
+                let all: Vec<(String, i32)> = self
+                    .partitions
+                    .iter()
+                    .flat_map(|(topic, partitions)| partitions.keys().map(|p| (topic.clone(), *p)))
+                    .collect();
+                self.commit_segments(&all, observer, false)?;
+            }
+            OnStop::AbandonAll => {
+                for partitions in self.partitions.values_mut() {
+                    for state in partitions.values_mut() {
+                        if let Some(segment) = state.segment.take() {
+                            segment.abandon();
+                        }
+                    }
+                }
+                self.summary.committed.clear();
+            }
+        }
+        self.publish_counts(pipeline);
+        Ok(())
+    }
+}
+
+fn dead_letter_headers(dead_letter: &DeadLetter) -> OwnedHeaders {
+    let partition = dead_letter.source.partition.to_string();
+    let offset = dead_letter.source.offset.to_string();
+    let at = dead_letter.dead_lettered_at.to_string();
+    [
+        ("platestream.reason_code", dead_letter.reason_code),
+        ("platestream.reason", dead_letter.reason.as_str()),
+        ("platestream.source.topic", dead_letter.source.topic.as_str()),
+        ("platestream.source.partition", partition.as_str()),
+        ("platestream.source.offset", offset.as_str()),
+        ("platestream.dead_lettered_at", at.as_str()),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(Header {
+            key,
+            value: Some(value),
+        })
+    })
+}
+
+/// Sends, waiting while librdkafka's queue is full: backpressure instead of an error.
+fn send<C: ProducerContext<DeliveryOpaque = ()>>(
+    producer: &ThreadedProducer<C>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), KafkaError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                record = returned;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => return Err(KafkaError::client("producing")(error)),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! A real Kafka-API broker (tansu, in-memory storage) on loopback for the demo and the tests.
+//!
+//! The pinned tansu is installed once per machine by `scripts/ensure-tansu` (a `cargo install`)
+//! and reused after; set `PLATESTREAM_TANSU` to use a binary of your own.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+pub const TANSU_VERSION: &str = "0.6.0";
+
+/// Where `scripts/ensure-tansu` installs tansu.
+pub fn tansu_install_root() -> PathBuf {
+    if let Some(tools) = std::env::var_os("PLATESTREAM_TOOLS") {
+        return PathBuf::from(tools).join(format!("tansu-{TANSU_VERSION}"));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache
+        .join("platestream")
+        .join("tools")
+        .join(format!("tansu-{TANSU_VERSION}"))
+}
+
+/// Finds the tansu binary, installing the pinned version if there is none.
+pub fn ensure_tansu() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PLATESTREAM_TANSU") {
+        return Ok(PathBuf::from(path));
+    }
+    let installed = tansu_install_root().join("bin").join("tansu");
+    if installed.is_file() {
+        return Ok(installed);
+    }
+    eprintln!(
+        "platestream: first run on this machine: building the tansu {TANSU_VERSION} Kafka broker \
+         (cargo install, about 6 minutes; reused afterwards)"
+    );
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["install", "tansu", "--version"])
+        .arg(format!("={TANSU_VERSION}"))
+        .args(["--locked", "--features", "dynostore", "--root"])
+        .arg(tansu_install_root())
+        .status()
+        .context("running cargo install tansu (is cargo on PATH?)")?;
+    if !status.success() || !installed.is_file() {
+        bail!("cargo install tansu {TANSU_VERSION} failed ({status})");
+    }
+    Ok(installed)
+}
+
+/// A running broker; stopped when dropped.
+pub struct TansuBroker {
+    child: Child,
+    port: u16,
+}
+
+impl TansuBroker {
+    /// Starts a broker on a free loopback port and waits until it accepts connections.
+    pub fn start() -> Result<Self> {
+        let binary = ensure_tansu()?;
+        Self::start_with(&binary)
+    }
+
+    pub fn start_with(binary: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(binary)
+            .arg("broker")
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env_remove("LISTENER_URL")
+            .env_remove("ADVERTISED_LISTENER_URL")
+            .env_remove("STORAGE_ENGINE")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let mut broker = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = broker.child.try_wait()? {
+                bail!("tansu exited at start-up ({status})");
+            }
+            if Instant::now() > deadline {
+                bail!("tansu did not listen on port {port} within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(broker)
+    }
+
+    pub fn bootstrap_servers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TansuBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}

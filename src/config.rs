@@ -1,0 +1,121 @@
+//! `platestream.toml`, with every setting overridable by a `PLATESTREAM_...` environment variable
+//! (sections and keys joined by `__`: `PLATESTREAM_KAFKA__BOOTSTRAP_SERVERS`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use platestream_connectors::kafka::KafkaSettings;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaSettings,
+    #[serde(default)]
+    pub archive: ArchiveSettings,
+    #[serde(default)]
+    pub hotlists: HotlistSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveSettings {
+    pub dir: PathBuf,
+    /// A partition's open segment is committed at this many rows...
+    pub segment_max_rows: usize,
+    /// ...or after this many seconds, whichever comes first.
+    pub segment_max_age_secs: u64,
+    pub zstd_level: i32,
+}
+
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("platestream-data"),
+            segment_max_rows: 500_000,
+            segment_max_age_secs: 30,
+            zstd_level: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HotlistSettings {
+    /// Hotlist CSV files (`schemas/hotlist.md`).
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Where `/metrics` (Prometheus) is served; empty turns it off.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
+        }
+    }
+}
+
+const SECTIONS: &[&str] = &["kafka", "archive", "hotlists", "metrics"];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            anyhow::bail!("config file {} does not exist", path.display());
+        }
+        Figment::new()
+            .merge(Toml::file_exact(path))
+            .merge(
+                // Other PLATESTREAM_ variables (PLATESTREAM_TANSU, ...) are not settings.
+                Env::prefixed("PLATESTREAM_")
+                    .filter(|key| SECTIONS.iter().any(|section| key.as_str().starts_with(section)))
+                    .split("__"),
+            )
+            .extract()
+            .with_context(|| format!("invalid configuration in {} or PLATESTREAM_ variables", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("platestream.example.toml");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.kafka.raw_topics, vec!["plate-reads".to_owned()]);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_typos_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[kafka]\nbootstrap_servers = \"a:9092\"\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PLATESTREAM_KAFKA__GROUP_ID", "night-shift");
+            jail.set_env("PLATESTREAM_ARCHIVE__SEGMENT_MAX_ROWS", "1000");
+            let config = Config::load(&path).unwrap();
+            assert_eq!(config.kafka.group_id, "night-shift");
+            assert_eq!(config.kafka.bootstrap_servers, "a:9092");
+            assert_eq!(config.archive.segment_max_rows, 1000);
+            jail.set_env("PLATESTREAM_ARCHIVE__SEGMENT_MAX_ROWS", "lots");
+            let error = format!("{:#}", Config::load(&path).unwrap_err());
+            assert!(error.contains("segment_max_rows"), "{error}");
+            Ok(())
+        });
+        std::fs::write(&path, "[kafka]\nbootstrap_server = \"a:9092\"\n").unwrap();
+        let error = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(error.contains("bootstrap_server"), "{error}");
+    }
+}

@@ -1,0 +1,11 @@
+//! The `platestream` command's building blocks, public so that tests and benchmarks drive the
+//! same code paths users do.
+
+pub mod archive_stats;
+pub mod broker;
+pub mod config;
+pub mod demo;
+pub mod hotlists;
+pub mod replay;
+pub mod run;
+pub mod simulate_cmd;
