@@ -167,6 +167,9 @@ pub fn produce_simulated(
     let producer: ThreadedProducer<DefaultProducerContext> = settings
         .producer_config()
         .set("linger.ms", "5")
+        // tansu 0.6 serves a fetch only from the first offset of a record batch; one message per
+        // batch lets the engine resume at any committed offset after a restart.
+        .set("batch.num.messages", "1")
         .create()
         .context("creating the simulated readers' producer")?;
     let topic = &settings.raw_topics[0];

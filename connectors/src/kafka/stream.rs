@@ -166,6 +166,11 @@ impl ProducerContext for DeliveryTracker {
 struct PartitionState {
     /// Offsets up to this one are in the archive already (from a run that did not commit them).
     archived_through: Option<i64>,
+    /// After an assignment: the offset consumption must resume at, until it arrives. librdkafka
+    /// may resume a re-assigned partition at its old fetch position, past the reads of a segment
+    /// abandoned at the revoke; those must be read again, not skipped.
+    resume_at: Option<i64>,
+    last_seek: Option<Instant>,
     segment: Option<SegmentWriter>,
 }
 
@@ -314,11 +319,12 @@ impl RunState<'_> {
             for path in &recovery.removed_incomplete {
                 tracing::warn!(path = %path.display(), "removed a file of an incomplete segment; its reads will be replayed");
             }
-            if let Some(through) = recovery.archived_through {
-                tracing::info!(topic, partition, archived_through = through, "archive recovered");
-            }
+            let resume_at = resume_offset(self.consumer, topic, partition, recovery.archived_through)?;
+            tracing::info!(topic, partition, archived_through = ?recovery.archived_through, resume_at, "partition assigned");
             vacant.insert(PartitionState {
                 archived_through: recovery.archived_through,
+                resume_at: Some(resume_at),
+                last_seek: None,
                 segment: None,
             });
         }
@@ -339,11 +345,43 @@ impl RunState<'_> {
         let archive = Arc::clone(&self.engine.archive);
         // Taken out for the call so that the partition's state can be borrowed beside it.
         let mut processed = std::mem::take(&mut self.processed);
+        let consumer = self.consumer;
         let state = self.partition_state(&source.topic, source.partition)?;
-        if state
-            .archived_through
-            .is_some_and(|through| source.offset <= through)
+        if let Some(resume_at) = state.resume_at {
+            if source.offset > resume_at {
+                // A stale fetch position: go back to where the durable archive ends.
+                if state.last_seek.is_none_or(|at| at.elapsed() > Duration::from_millis(500)) {
+                    state.last_seek = Some(Instant::now());
+                    if let Err(error) = consumer.seek(
+                        &source.topic,
+                        source.partition,
+                        Offset::Offset(resume_at),
+                        Duration::from_secs(5),
+                    ) {
+                        tracing::debug!(%error, "seek not possible yet; will retry");
+                    }
+                }
+                self.processed = processed;
+                return Ok(false);
+            }
+            if source.offset == resume_at {
+                state.resume_at = None;
+            }
+        }
+        if source.offset < state.resume_at.unwrap_or(i64::MIN)
+            || state
+                .archived_through
+                .is_some_and(|through| source.offset <= through)
         {
+            // Archived by an earlier run that did not get to commit it: committing it now keeps
+            // the group's lag honest.
+            if let Some(segment) = &mut state.segment {
+                segment.cover_offset(source.offset);
+            } else {
+                let mut segment = SegmentWriter::new(archive, &source.topic, source.partition)?;
+                segment.cover_offset(source.offset);
+                state.segment = Some(segment);
+            }
             self.summary.already_archived += 1;
             self.processed = processed;
             return Ok(false);
@@ -513,6 +551,33 @@ impl RunState<'_> {
         self.publish_counts(pipeline);
         Ok(())
     }
+}
+
+/// Where consumption of a newly assigned partition must resume: after what is committed and
+/// after what is archived, and no earlier than the oldest offset the broker still holds.
+fn resume_offset(
+    consumer: &BaseConsumer<EngineConsumerContext>,
+    topic: &str,
+    partition: i32,
+    archived_through: Option<i64>,
+) -> Result<i64, KafkaError> {
+    let timeout = Duration::from_secs(10);
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, partition);
+    let committed = consumer
+        .committed_offsets(list, timeout)
+        .map_err(KafkaError::client("committed offsets"))?
+        .elements()
+        .first()
+        .and_then(|element| match element.offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        });
+    let (low, _) = consumer
+        .fetch_watermarks(topic, partition, timeout)
+        .map_err(KafkaError::client("watermarks"))?;
+    let after_archive = archived_through.map_or(low, |through| through + 1);
+    Ok(committed.unwrap_or(low).max(after_archive).max(low))
 }
 
 fn dead_letter_headers(dead_letter: &DeadLetter) -> OwnedHeaders {

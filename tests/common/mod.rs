@@ -1,0 +1,163 @@
+//! Helpers shared by the integration tests: a real broker, producing, draining topics, and
+//! reading the Parquet archive back with the parquet crate.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use platestream::archive_stats::parquet_files;
+use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+pub fn create_topics(settings: &KafkaSettings, raw_partitions: i32) {
+    runtime()
+        .block_on(ensure_topics(
+            &settings.producer_config(),
+            &[
+                (settings.raw_topics[0].as_str(), raw_partitions),
+                (settings.alerts_topic.as_str(), 1),
+                (settings.dead_letter_topic.as_str(), 1),
+            ],
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+}
+
+pub fn produce_all(settings: &KafkaSettings, topic: &str, payloads: &[(Option<String>, Vec<u8>)]) {
+    // tansu 0.6 serves a fetch only from the first offset of a record batch; one message per
+    // batch lets consumers resume at any committed offset (see README, "Known limitations").
+    let producer: ThreadedProducer<DefaultProducerContext> = settings
+        .producer_config()
+        .set("batch.num.messages", "1")
+        .create()
+        .unwrap();
+    for (key, payload) in payloads {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload.as_slice());
+        if let Some(key) = key {
+            record = record.key(key.as_bytes());
+        }
+        producer.send(record).map_err(|(error, _)| error).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// A message read back from a topic.
+pub struct Consumed {
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Every message of `topic` from the beginning, read until none arrives for `idle`.
+pub fn drain_topic(bootstrap: &str, topic: &str, idle: Duration) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-drain-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics()[0].partitions() {
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut consumed = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < idle {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                last = Instant::now();
+                let mut headers = HashMap::new();
+                if let Some(message_headers) = message.headers() {
+                    for header in message_headers.iter() {
+                        let value = header
+                            .value
+                            .map(|v| String::from_utf8_lossy(v).into_owned())
+                            .unwrap_or_default();
+                        headers.insert(header.key.to_owned(), value);
+                    }
+                }
+                consumed.push(Consumed {
+                    payload: message.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+            Some(Err(error)) => panic!("draining {topic}: {error}"),
+            None => {}
+        }
+    }
+    consumed
+}
+
+/// One archived read: the columns the tests compare.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchivedRead {
+    pub read_id: String,
+    pub plate: String,
+    pub plate_norm: String,
+    pub reader_id: String,
+    pub observed_at: i64,
+    pub lat: Option<f64>,
+    pub source_offset: i64,
+}
+
+pub fn archived_reads(dir: &Path) -> Vec<ArchivedRead> {
+    let mut reads = Vec::new();
+    for path in parquet_files(&dir.join("reads")).unwrap() {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let text = |name: &str| batch.column_by_name(name).unwrap().as_string::<i32>().clone();
+            let (read_id, plate, plate_norm, reader_id) =
+                (text("read_id"), text("plate"), text("plate_norm"), text("reader_id"));
+            let observed = batch
+                .column_by_name("observed_at")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+                .clone();
+            let lat = batch
+                .column_by_name("lat")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .clone();
+            let offset = batch
+                .column_by_name("source_offset")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .clone();
+            for row in 0..batch.num_rows() {
+                reads.push(ArchivedRead {
+                    read_id: read_id.value(row).to_owned(),
+                    plate: plate.value(row).to_owned(),
+                    plate_norm: plate_norm.value(row).to_owned(),
+                    reader_id: reader_id.value(row).to_owned(),
+                    observed_at: observed.value(row),
+                    lat: (!lat.is_null(row)).then(|| lat.value(row)),
+                    source_offset: offset.value(row),
+                });
+            }
+        }
+    }
+    reads
+}

@@ -1,0 +1,226 @@
+//! The engine against a real Kafka-API broker (tansu): alerts, archive, dead letters, offsets,
+//! and restarts that must neither lose nor duplicate a read.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{archived_reads, create_topics, drain_topic, produce_all};
+use platestream::broker::TansuBroker;
+use platestream_connectors::kafka::{
+    group_lag, KafkaSettings, OnStop, StopWhen, StreamEngine, StreamOptions, StreamSummary,
+};
+use platestream_engine::alert::Alert;
+use platestream_engine::archive::ArchiveConfig;
+use platestream_engine::decode::CanonicalJsonDecoder;
+use platestream_engine::hotlist::load_hotlist_csv;
+use platestream_engine::matcher::ExactMatcher;
+use platestream_engine::pipeline::Pipeline;
+use platestream_engine::simulate::{GroundTruth, Simulator, SimulatorConfig};
+use platestream_engine::{PlateRead, Timestamp};
+
+struct Traffic {
+    payloads: Vec<(Option<String>, Vec<u8>)>,
+    truths: Vec<GroundTruth>,
+    reads: Vec<PlateRead>,
+    hotlist_csv: Vec<u8>,
+}
+
+/// `count` clean reads (no OCR noise, so every hotlisted pass is an exact hit).
+fn traffic(count: usize, seed: u64) -> Traffic {
+    let mut simulator = Simulator::new(SimulatorConfig {
+        seed,
+        vehicles: 2_000,
+        hotlist_fraction: 0.02,
+        misread_rate: 0.0,
+        ..SimulatorConfig::default()
+    });
+    let mut hotlist_csv = Vec::new();
+    simulator.write_hotlist_csv(&mut hotlist_csv).unwrap();
+    let start = Timestamp::now().millis() - 60_000;
+    let mut traffic = Traffic {
+        payloads: Vec::new(),
+        truths: Vec::new(),
+        reads: Vec::new(),
+        hotlist_csv,
+    };
+    for index in 0..count {
+        let (read, truth) = simulator.next_read(Timestamp(start + index as i64 * 10));
+        traffic
+            .payloads
+            .push((Some(truth.true_plate.clone()), serde_json::to_vec(&read).unwrap()));
+        traffic.truths.push(truth);
+        traffic.reads.push(read);
+    }
+    traffic
+}
+
+fn settings(broker: &TansuBroker, name: &str) -> KafkaSettings {
+    let mut settings = KafkaSettings::new(broker.bootstrap_servers());
+    settings.group_id = format!("{name}-group");
+    settings.raw_topics = vec![format!("{name}-reads")];
+    settings.alerts_topic = format!("{name}-alerts");
+    settings.dead_letter_topic = format!("{name}-dead-letter");
+    settings
+        .consumer
+        .insert("session.timeout.ms".into(), "6000".into());
+    settings
+}
+
+fn run_engine(
+    settings: &KafkaSettings,
+    archive_dir: &std::path::Path,
+    hotlist_csv: &[u8],
+    stop: StopWhen,
+    on_stop: OnStop,
+) -> StreamSummary {
+    let entries = load_hotlist_csv("hotlist", hotlist_csv).unwrap().entries;
+    let mut pipeline = Pipeline::new(Arc::new(CanonicalJsonDecoder), Arc::new(ExactMatcher::new(entries)));
+    let engine = StreamEngine::new(
+        settings.clone(),
+        Arc::new(ArchiveConfig::new(archive_dir)),
+        StreamOptions {
+            segment_max_rows: 400,
+            segment_max_age: Duration::from_millis(500),
+            stop,
+            on_stop,
+        },
+    );
+    engine.run(&mut pipeline, &mut ()).unwrap()
+}
+
+fn until_idle() -> StopWhen {
+    StopWhen {
+        idle: Some(Duration::from_secs(3)),
+        ..StopWhen::default()
+    }
+}
+
+#[test]
+fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_lettered() {
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "e2e");
+    create_topics(&settings, 3);
+    let traffic = traffic(3_000, 7);
+    let expected_alerts = traffic.truths.iter().filter(|t| t.hotlisted).count();
+    assert!(expected_alerts > 10, "the traffic must contain hotlisted passes");
+
+    let bad: Vec<(Option<String>, Vec<u8>)> = vec![
+        (None, b"{\"vendor\":\"acme\",\"reader_id\":".to_vec()),
+        (None, vec![0xff, 0xfe, 0x00, 0x7b]),
+        (
+            Some("k".into()),
+            br#"{"vendor":"acme","reader_id":"r1","observed_at":"2026-11-24T17:00:00Z","plate":"A$","confidence":0.9}"#.to_vec(),
+        ),
+    ];
+    let mut payloads = traffic.payloads.clone();
+    payloads.splice(1500..1500, bad.clone());
+    produce_all(&settings, &settings.raw_topics[0], &payloads);
+
+    let archive = tempfile::tempdir().unwrap();
+    let summary = run_engine(&settings, archive.path(), &traffic.hotlist_csv, until_idle(), OnStop::CommitAll);
+    assert_eq!(summary.counts.messages, payloads.len() as u64);
+    assert_eq!(summary.counts.dead_lettered, 3);
+    assert_eq!(summary.reads_archived, 3_000);
+
+    // Exactly one alert per hotlisted pass, on the alerts topic and in the archive.
+    let alerts: Vec<Alert> = drain_topic(&settings.bootstrap_servers, &settings.alerts_topic, Duration::from_secs(2))
+        .into_iter()
+        .map(|message| serde_json::from_slice(&message.payload).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), expected_alerts);
+    assert_eq!(summary.alerts_archived, expected_alerts as u64);
+    let hotlisted_read_ids: BTreeSet<&str> = traffic
+        .reads
+        .iter()
+        .zip(&traffic.truths)
+        .filter(|(_, truth)| truth.hotlisted)
+        .map(|(read, _)| read.read_id.as_str())
+        .collect();
+    let alerted_read_ids: BTreeSet<&str> = alerts.iter().map(|alert| alert.read_id.as_str()).collect();
+    assert_eq!(alerted_read_ids, hotlisted_read_ids);
+    let alert = &alerts[0];
+    assert_eq!(alert.match_kind.as_str(), "exact");
+    assert!(alert.images.plate_crop.is_some(), "the officer gets the plate crop");
+
+    // Every read archived once, with the values the simulator produced.
+    let archived = archived_reads(archive.path());
+    assert_eq!(archived.len(), 3_000);
+    let by_id: HashMap<&str, &common::ArchivedRead> =
+        archived.iter().map(|read| (read.read_id.as_str(), read)).collect();
+    assert_eq!(by_id.len(), 3_000, "no read archived twice");
+    for read in &traffic.reads {
+        let row = by_id[read.read_id.as_str()];
+        assert_eq!(row.plate, read.plate);
+        assert_eq!(row.reader_id, read.reader_id);
+        assert_eq!(row.observed_at, read.observed_at.millis());
+        assert_eq!(row.lat, read.lat);
+        assert_eq!(row.plate_norm, platestream_engine::normalize::normalize_plate(&read.plate).unwrap());
+    }
+
+    // Bad messages: original bytes and a reason on the dead-letter topic.
+    let dead_letters = drain_topic(&settings.bootstrap_servers, &settings.dead_letter_topic, Duration::from_secs(2));
+    assert_eq!(dead_letters.len(), 3);
+    let payloads: Vec<&[u8]> = dead_letters.iter().map(|m| m.payload.as_slice()).collect();
+    for (_, original) in &bad {
+        assert!(payloads.contains(&original.as_slice()), "original bytes kept");
+    }
+    let codes: BTreeSet<&str> = dead_letters
+        .iter()
+        .map(|m| m.headers["platestream.reason_code"].as_str())
+        .collect();
+    assert_eq!(codes, BTreeSet::from(["malformed", "not_utf8", "implausible_plate_character"]));
+    assert!(dead_letters.iter().all(|m| !m.headers["platestream.reason"].is_empty()));
+    assert!(dead_letters.iter().all(|m| m.headers.contains_key("platestream.source.offset")));
+
+    // Everything consumed is committed.
+    assert_eq!(group_lag(&settings, &settings.raw_topics[0]).unwrap(), Some(0));
+}
+
+#[test]
+fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "restart");
+    create_topics(&settings, 2);
+    let traffic = traffic(2_400, 11);
+    produce_all(&settings, &settings.raw_topics[0], &traffic.payloads);
+    let archive = tempfile::tempdir().unwrap();
+    let after = |messages| StopWhen {
+        messages: Some(messages),
+        ..StopWhen::default()
+    };
+
+    // A clean stop part-way.
+    let first = run_engine(&settings, archive.path(), &traffic.hotlist_csv, after(700), OnStop::CommitAll);
+    assert!(first.reads_archived >= 700);
+    // A crash after the archive was durable but before the Kafka commit.
+    let second = run_engine(&settings, archive.path(), &traffic.hotlist_csv, after(500), OnStop::ArchiveWithoutCommit);
+    assert!(second.reads_archived > 0);
+    // A crash with open segments: nothing of them survives, nothing is committed.
+    run_engine(&settings, archive.path(), &traffic.hotlist_csv, after(300), OnStop::AbandonAll);
+    // Then a run to the end.
+    let last = run_engine(&settings, archive.path(), &traffic.hotlist_csv, until_idle(), OnStop::CommitAll);
+    assert!(
+        last.already_archived >= second.reads_archived,
+        "the restart skipped what the crashed run had archived ({} < {})",
+        last.already_archived,
+        second.reads_archived
+    );
+
+    let archived = archived_reads(archive.path());
+    let unique: BTreeSet<&str> = archived.iter().map(|read| read.read_id.as_str()).collect();
+    assert_eq!(unique.len(), archived.len(), "a read was archived twice");
+    let expected: BTreeSet<&str> = traffic.reads.iter().map(|read| read.read_id.as_str()).collect();
+    let lost: Vec<usize> = traffic
+        .reads
+        .iter()
+        .enumerate()
+        .filter(|(_, read)| !unique.contains(read.read_id.as_str()))
+        .map(|(index, _)| index)
+        .collect();
+    assert!(lost.is_empty(), "{} reads lost, produced as #{:?}...", lost.len(), &lost[..lost.len().min(10)]);
+    assert_eq!(unique.len(), expected.len());
+    assert_eq!(group_lag(&settings, &settings.raw_topics[0]).unwrap(), Some(0));
+}
