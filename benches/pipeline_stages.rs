@@ -1,1 +1,110 @@
-fn main() {}
+//! Per-stage throughput of the engine core on one core, each beside a plain baseline measured in
+//! the same run: `cargo bench -p platestream-engine --bench pipeline_stages`.
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use parquet::arrow::ArrowWriter;
+use platestream_engine::archive::{ReadColumns, TableColumns};
+use platestream_engine::decode::CanonicalJsonDecoder;
+use platestream_engine::hotlist::load_hotlist_csv;
+use platestream_engine::matcher::ExactMatcher;
+use platestream_engine::pipeline::{Pipeline, Processed};
+use platestream_engine::simulate::{Simulator, SimulatorConfig};
+use platestream_engine::{SourcePosition, Timestamp};
+
+const READS: usize = 20_000;
+
+fn simulated() -> (Vec<Vec<u8>>, Vec<u8>) {
+    let mut simulator = Simulator::new(SimulatorConfig {
+        vehicles: 200_000,
+        hotlist_fraction: 0.05,
+        ..SimulatorConfig::default()
+    });
+    let start = Timestamp::now().millis() - 3_600_000;
+    let messages = (0..READS)
+        .map(|i| simulator.next_message(Timestamp(start + i as i64)).payload)
+        .collect();
+    let mut hotlist = Vec::new();
+    simulator
+        .write_hotlist_csv(&mut hotlist)
+        .expect("writing to memory");
+    (messages, hotlist)
+}
+
+fn stages(c: &mut Criterion) {
+    let (messages, hotlist) = simulated();
+    let entries = load_hotlist_csv("bench", hotlist.as_slice())
+        .expect("simulated hotlist")
+        .entries;
+    let matcher = Arc::new(ExactMatcher::new(entries));
+    let mut group = c.benchmark_group("per_read");
+    group.throughput(Throughput::Elements(READS as u64));
+    group.sample_size(20);
+
+    group.bench_function("baseline_serde_json_value", |b| {
+        b.iter(|| {
+            for message in &messages {
+                let text = std::str::from_utf8(message).expect("utf-8");
+                let value: serde_json::Value = serde_json::from_str(text).expect("json");
+                std::hint::black_box(value);
+            }
+        })
+    });
+
+    group.bench_function("decode_normalize_match", |b| {
+        let mut pipeline = Pipeline::new(Arc::new(CanonicalJsonDecoder), matcher.clone());
+        let mut out = Processed::default();
+        let now = Timestamp::now();
+        b.iter(|| {
+            for (offset, message) in messages.iter().enumerate() {
+                let source = SourcePosition {
+                    topic: "bench".into(),
+                    partition: 0,
+                    offset: offset as i64,
+                };
+                pipeline.process(message, source, now, &mut out);
+            }
+            out.clear();
+        })
+    });
+
+    let mut pipeline = Pipeline::new(Arc::new(CanonicalJsonDecoder), matcher.clone());
+    let mut processed = Processed::default();
+    for (offset, message) in messages.iter().enumerate() {
+        let source = SourcePosition {
+            topic: "bench".into(),
+            partition: 0,
+            offset: offset as i64,
+        };
+        pipeline.process(message, source, Timestamp::now(), &mut processed);
+    }
+    group.throughput(Throughput::Elements(processed.reads.len() as u64));
+    group.bench_function("archive_encode_parquet_zstd", |b| {
+        b.iter_batched(
+            Vec::new,
+            |mut sink: Vec<u8>| {
+                let mut columns = ReadColumns::default();
+                for read in &processed.reads {
+                    columns.push(read);
+                }
+                let batch = columns.finish().expect("batch");
+                let properties = parquet::file::properties::WriterProperties::builder()
+                    .set_compression(parquet::basic::Compression::ZSTD(
+                        parquet::basic::ZstdLevel::try_new(3).expect("level"),
+                    ))
+                    .build();
+                let mut writer = ArrowWriter::try_new(&mut sink, batch.schema(), Some(properties))
+                    .expect("writer");
+                writer.write(&batch).expect("write");
+                writer.close().expect("close");
+                sink
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);

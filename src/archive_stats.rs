@@ -44,7 +44,8 @@ pub fn archive_stats(dir: &Path) -> Result<ArchiveStats> {
         for path in parquet_files(&dir.join(table))? {
             let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
             stats.bytes += file.metadata()?.len();
-            let reader = SerializedFileReader::new(file).with_context(|| format!("reading {}", path.display()))?;
+            let reader = SerializedFileReader::new(file)
+                .with_context(|| format!("reading {}", path.display()))?;
             let rows = reader.metadata().file_metadata().num_rows() as u64;
             stats.files += 1;
             if table == READS_TABLE {

@@ -78,11 +78,20 @@ impl Config {
             .merge(
                 // Other PLATESTREAM_ variables (PLATESTREAM_TANSU, ...) are not settings.
                 Env::prefixed("PLATESTREAM_")
-                    .filter(|key| SECTIONS.iter().any(|section| key.as_str().starts_with(section)))
+                    .filter(|key| {
+                        SECTIONS
+                            .iter()
+                            .any(|section| key.as_str().starts_with(section))
+                    })
                     .split("__"),
             )
             .extract()
-            .with_context(|| format!("invalid configuration in {} or PLATESTREAM_ variables", path.display()))
+            .with_context(|| {
+                format!(
+                    "invalid configuration in {} or PLATESTREAM_ variables",
+                    path.display()
+                )
+            })
     }
 }
 
@@ -98,6 +107,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
     fn environment_overrides_the_file_and_typos_name_the_setting() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

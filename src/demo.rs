@@ -18,8 +18,8 @@ use platestream_engine::matcher::ExactMatcher;
 use platestream_engine::pipeline::Pipeline;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use crate::archive_stats::archive_stats;
 use crate::broker::TansuBroker;
@@ -98,7 +98,8 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         let stop_flag = Arc::clone(&stop_flag);
         let (seconds, rate) = (options.seconds, options.rate);
         std::thread::spawn(move || {
-            let result = produce_simulated(&settings, simulator, seconds, rate, &produced, &stop_flag);
+            let result =
+                produce_simulated(&settings, simulator, seconds, rate, &produced, &stop_flag);
             producer_done.store(true, Ordering::Relaxed);
             result
         })
@@ -124,8 +125,16 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
     );
     let print_alerts = options.print_alerts;
     let engine_thread = std::thread::spawn(move || {
-        let mut pipeline = Pipeline::new(Arc::new(CanonicalJsonDecoder), Arc::new(ExactMatcher::new(entries)));
-        engine.run(&mut pipeline, &mut PrintAlerts { enabled: print_alerts })
+        let mut pipeline = Pipeline::new(
+            Arc::new(CanonicalJsonDecoder),
+            Arc::new(ExactMatcher::new(entries)),
+        );
+        engine.run(
+            &mut pipeline,
+            &mut PrintAlerts {
+                enabled: print_alerts,
+            },
+        )
     });
 
     // Once the readers stop, let the engine drain what they sent, then stop it.
@@ -186,7 +195,9 @@ pub fn produce_simulated(
                 .as_ref()
                 .map(|truth| truth.true_plate.clone())
                 .unwrap_or_default();
-            let mut record = BaseRecord::to(topic).payload(&message.payload).key(key.as_bytes());
+            let mut record = BaseRecord::to(topic)
+                .payload(&message.payload)
+                .key(key.as_bytes());
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -226,10 +237,19 @@ fn print_summary(
         counts.messages as f64 / seconds,
         seconds
     );
-    println!("  reads archived                     {}", summary.reads_archived);
-    println!("  dead-lettered (with reasons)       {}", counts.dead_lettered);
+    println!(
+        "  reads archived                     {}",
+        summary.reads_archived
+    );
+    println!(
+        "  dead-lettered (with reasons)       {}",
+        counts.dead_lettered
+    );
     println!("  not reads (heartbeats)             {}", counts.not_reads);
-    println!("  skipped, archived by an earlier run {}", summary.already_archived);
+    println!(
+        "  skipped, archived by an earlier run {}",
+        summary.already_archived
+    );
     println!("alerts                               {}", counts.alerts);
     println!(
         "archive files written                {} ({:.1} MiB)",
@@ -240,11 +260,17 @@ fn print_summary(
         "archive read back                    {} reads, {} alerts in {} files",
         stats.read_rows, stats.alert_rows, stats.files
     );
-    println!("archive path                         {}", data_dir.display());
+    println!(
+        "archive path                         {}",
+        data_dir.display()
+    );
     println!(
         "consumer lag after commit            {}",
         lag.map_or("unknown".to_owned(), |lag| lag.to_string())
     );
-    println!("wall time                            {:.1} s", wall.as_secs_f64());
+    println!(
+        "wall time                            {:.1} s",
+        wall.as_secs_f64()
+    );
     Ok(())
 }

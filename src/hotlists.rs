@@ -12,7 +12,8 @@ use platestream_engine::hotlist::{load_hotlist_csv, HotlistEntry};
 pub fn load_hotlist_files(paths: &[PathBuf]) -> Result<Vec<Arc<HotlistEntry>>> {
     let mut entries = Vec::new();
     for path in paths {
-        let file = File::open(path).with_context(|| format!("opening hotlist {}", path.display()))?;
+        let file =
+            File::open(path).with_context(|| format!("opening hotlist {}", path.display()))?;
         let name = path.display().to_string();
         let loaded = load_hotlist_csv(&name, std::io::BufReader::new(file))?;
         for rejected in loaded.rejected.iter().take(20) {

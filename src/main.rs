@@ -142,9 +142,12 @@ enum Command {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,platestream=info,platestream_connectors=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,platestream=info,platestream_connectors=info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -204,7 +207,10 @@ async fn main() -> Result<()> {
             };
             run_demo(options, stop_on_ctrl_c()).await
         }
-        Command::Run { config, create_topics } => {
+        Command::Run {
+            config,
+            create_topics,
+        } => {
             let config = Config::load(&config)?;
             serve_metrics(config.metrics.listen)?;
             run_engine(config, create_topics, stop_on_ctrl_c()).await
@@ -238,7 +244,12 @@ async fn main() -> Result<()> {
             if let Some(brokers) = brokers {
                 let mut settings = KafkaSettings::new(brokers);
                 settings.raw_topics = vec![topic.clone()];
-                ensure_topics(&settings.producer_config(), &[(topic.as_str(), 1)], std::time::Duration::from_secs(30)).await?;
+                ensure_topics(
+                    &settings.producer_config(),
+                    &[(topic.as_str(), 1)],
+                    std::time::Duration::from_secs(30),
+                )
+                .await?;
                 let simulator = Simulator::new(config);
                 if let Some(path) = &hotlist_out {
                     simulator.write_hotlist_csv(std::fs::File::create(path)?)?;
@@ -246,7 +257,14 @@ async fn main() -> Result<()> {
                 let produced = AtomicU64::new(0);
                 let never = AtomicBool::new(false);
                 tokio::task::block_in_place(|| {
-                    produce_simulated(&settings, simulator, seconds, rate as u64, &produced, &never)
+                    produce_simulated(
+                        &settings,
+                        simulator,
+                        seconds,
+                        rate as u64,
+                        &produced,
+                        &never,
+                    )
                 })?;
                 println!("sent {} reads to {topic}", produced.load(Ordering::Relaxed));
                 return Ok(());
@@ -262,11 +280,15 @@ async fn main() -> Result<()> {
                 hotlist_out,
                 truth_out,
             };
-            let file = std::fs::File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
             let mut writer = std::io::BufWriter::new(file);
             let hotlisted = simulate_to_writer(&options, &mut writer)?;
             std::io::Write::flush(&mut writer)?;
-            println!("wrote {count} messages to {} ({hotlisted} reads of hotlisted vehicles)", out.display());
+            println!(
+                "wrote {count} messages to {} ({hotlisted} reads of hotlisted vehicles)",
+                out.display()
+            );
             Ok(())
         }
         Command::Replay {
@@ -282,15 +304,35 @@ async fn main() -> Result<()> {
                 }
             }
             let entries = load_hotlist_files(&hotlist)?;
-            let mut pipeline = Pipeline::new(Arc::new(CanonicalJsonDecoder), Arc::new(ExactMatcher::new(entries)));
+            let mut pipeline = Pipeline::new(
+                Arc::new(CanonicalJsonDecoder),
+                Arc::new(ExactMatcher::new(entries)),
+            );
             let summary = replay(&input, &out, &mut pipeline, segment_rows, !quiet)?;
             let counts = summary.counts;
             let seconds = summary.elapsed.as_secs_f64().max(1e-9);
             println!("lines read          {}", counts.messages);
-            println!("reads archived      {} ({:.0} reads/s)", summary.reads_archived, counts.messages as f64 / seconds);
-            println!("dead-lettered       {} ({})", counts.dead_lettered, out.join(DEAD_LETTER_FILE).display());
-            println!("alerts              {} ({})", counts.alerts, out.join(ALERTS_FILE).display());
-            println!("archive files       {} ({:.1} MiB) under {}", summary.files_written, summary.bytes_written as f64 / 1_048_576.0, out.display());
+            println!(
+                "reads archived      {} ({:.0} reads/s)",
+                summary.reads_archived,
+                counts.messages as f64 / seconds
+            );
+            println!(
+                "dead-lettered       {} ({})",
+                counts.dead_lettered,
+                out.join(DEAD_LETTER_FILE).display()
+            );
+            println!(
+                "alerts              {} ({})",
+                counts.alerts,
+                out.join(ALERTS_FILE).display()
+            );
+            println!(
+                "archive files       {} ({:.1} MiB) under {}",
+                summary.files_written,
+                summary.bytes_written as f64 / 1_048_576.0,
+                out.display()
+            );
             Ok(())
         }
     }

@@ -35,7 +35,13 @@ fn source_name(path: &Path) -> String {
         .unwrap_or_default();
     let cleaned: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("file.{cleaned}")
 }
@@ -80,7 +86,8 @@ pub fn replay(
     for (partition, input) in inputs.iter().enumerate() {
         let topic = source_name(input);
         let partition = i32::try_from(partition).context("too many input files")?;
-        let file = File::open(input).with_context(|| format!("opening input {}", input.display()))?;
+        let file =
+            File::open(input).with_context(|| format!("opening input {}", input.display()))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut segment = SegmentWriter::new(Arc::clone(&archive), &topic, partition)?;
         let mut line_number: i64 = 0;

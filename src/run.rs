@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use platestream_connectors::kafka::{ensure_topics, StopWhen, StreamEngine, StreamObserver, StreamOptions};
+use platestream_connectors::kafka::{
+    ensure_topics, StopWhen, StreamEngine, StreamObserver, StreamOptions,
+};
 use platestream_engine::alert::Alert;
 use platestream_engine::archive::ArchiveConfig;
 use platestream_engine::decode::{decoder_for_format, KNOWN_FORMATS};
@@ -33,7 +35,11 @@ impl StreamObserver for LogAlerts {
     }
 }
 
-pub async fn run_engine(config: Config, create_topics: bool, stop_flag: Arc<AtomicBool>) -> Result<()> {
+pub async fn run_engine(
+    config: Config,
+    create_topics: bool,
+    stop_flag: Arc<AtomicBool>,
+) -> Result<()> {
     let decoder = decoder_for_format(&config.kafka.raw_format).with_context(|| {
         format!(
             "kafka.raw_format = {:?} is not a known format (known: {})",
@@ -43,13 +49,27 @@ pub async fn run_engine(config: Config, create_topics: bool, stop_flag: Arc<Atom
     })?;
     let entries = load_hotlist_files(&config.hotlists.files)?;
     if create_topics {
-        let mut topics: Vec<(&str, i32)> = config.kafka.raw_topics.iter().map(|t| (t.as_str(), 1)).collect();
+        let mut topics: Vec<(&str, i32)> = config
+            .kafka
+            .raw_topics
+            .iter()
+            .map(|t| (t.as_str(), 1))
+            .collect();
         topics.push((&config.kafka.alerts_topic, 1));
         topics.push((&config.kafka.dead_letter_topic, 1));
-        ensure_topics(&config.kafka.producer_config(), &topics, Duration::from_secs(30)).await?;
+        ensure_topics(
+            &config.kafka.producer_config(),
+            &topics,
+            Duration::from_secs(30),
+        )
+        .await?;
     }
-    std::fs::create_dir_all(&config.archive.dir)
-        .with_context(|| format!("archive.dir {} cannot be created", config.archive.dir.display()))?;
+    std::fs::create_dir_all(&config.archive.dir).with_context(|| {
+        format!(
+            "archive.dir {} cannot be created",
+            config.archive.dir.display()
+        )
+    })?;
     let mut archive = ArchiveConfig::new(&config.archive.dir);
     archive.zstd_level = config.archive.zstd_level;
     let engine = StreamEngine::new(

@@ -1,6 +1,8 @@
 //! The engine against a real Kafka-API broker (tansu): alerts, archive, dead letters, offsets,
 //! and restarts that must neither lose nor duplicate a read.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
@@ -48,9 +50,10 @@ fn traffic(count: usize, seed: u64) -> Traffic {
     };
     for index in 0..count {
         let (read, truth) = simulator.next_read(Timestamp(start + index as i64 * 10));
-        traffic
-            .payloads
-            .push((Some(truth.true_plate.clone()), serde_json::to_vec(&read).unwrap()));
+        traffic.payloads.push((
+            Some(truth.true_plate.clone()),
+            serde_json::to_vec(&read).unwrap(),
+        ));
         traffic.truths.push(truth);
         traffic.reads.push(read);
     }
@@ -77,7 +80,10 @@ fn run_engine(
     on_stop: OnStop,
 ) -> StreamSummary {
     let entries = load_hotlist_csv("hotlist", hotlist_csv).unwrap().entries;
-    let mut pipeline = Pipeline::new(Arc::new(CanonicalJsonDecoder), Arc::new(ExactMatcher::new(entries)));
+    let mut pipeline = Pipeline::new(
+        Arc::new(CanonicalJsonDecoder),
+        Arc::new(ExactMatcher::new(entries)),
+    );
     let engine = StreamEngine::new(
         settings.clone(),
         Arc::new(ArchiveConfig::new(archive_dir)),
@@ -105,7 +111,10 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
     create_topics(&settings, 3);
     let traffic = traffic(3_000, 7);
     let expected_alerts = traffic.truths.iter().filter(|t| t.hotlisted).count();
-    assert!(expected_alerts > 10, "the traffic must contain hotlisted passes");
+    assert!(
+        expected_alerts > 10,
+        "the traffic must contain hotlisted passes"
+    );
 
     let bad: Vec<(Option<String>, Vec<u8>)> = vec![
         (None, b"{\"vendor\":\"acme\",\"reader_id\":".to_vec()),
@@ -120,16 +129,26 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
     produce_all(&settings, &settings.raw_topics[0], &payloads);
 
     let archive = tempfile::tempdir().unwrap();
-    let summary = run_engine(&settings, archive.path(), &traffic.hotlist_csv, until_idle(), OnStop::CommitAll);
+    let summary = run_engine(
+        &settings,
+        archive.path(),
+        &traffic.hotlist_csv,
+        until_idle(),
+        OnStop::CommitAll,
+    );
     assert_eq!(summary.counts.messages, payloads.len() as u64);
     assert_eq!(summary.counts.dead_lettered, 3);
     assert_eq!(summary.reads_archived, 3_000);
 
     // Exactly one alert per hotlisted pass, on the alerts topic and in the archive.
-    let alerts: Vec<Alert> = drain_topic(&settings.bootstrap_servers, &settings.alerts_topic, Duration::from_secs(2))
-        .into_iter()
-        .map(|message| serde_json::from_slice(&message.payload).unwrap())
-        .collect();
+    let alerts: Vec<Alert> = drain_topic(
+        &settings.bootstrap_servers,
+        &settings.alerts_topic,
+        Duration::from_secs(2),
+    )
+    .into_iter()
+    .map(|message| serde_json::from_slice(&message.payload).unwrap())
+    .collect();
     assert_eq!(alerts.len(), expected_alerts);
     assert_eq!(summary.alerts_archived, expected_alerts as u64);
     let hotlisted_read_ids: BTreeSet<&str> = traffic
@@ -139,17 +158,23 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
         .filter(|(_, truth)| truth.hotlisted)
         .map(|(read, _)| read.read_id.as_str())
         .collect();
-    let alerted_read_ids: BTreeSet<&str> = alerts.iter().map(|alert| alert.read_id.as_str()).collect();
+    let alerted_read_ids: BTreeSet<&str> =
+        alerts.iter().map(|alert| alert.read_id.as_str()).collect();
     assert_eq!(alerted_read_ids, hotlisted_read_ids);
     let alert = &alerts[0];
     assert_eq!(alert.match_kind.as_str(), "exact");
-    assert!(alert.images.plate_crop.is_some(), "the officer gets the plate crop");
+    assert!(
+        alert.images.plate_crop.is_some(),
+        "the officer gets the plate crop"
+    );
 
     // Every read archived once, with the values the simulator produced.
     let archived = archived_reads(archive.path());
     assert_eq!(archived.len(), 3_000);
-    let by_id: HashMap<&str, &common::ArchivedRead> =
-        archived.iter().map(|read| (read.read_id.as_str(), read)).collect();
+    let by_id: HashMap<&str, &common::ArchivedRead> = archived
+        .iter()
+        .map(|read| (read.read_id.as_str(), read))
+        .collect();
     assert_eq!(by_id.len(), 3_000, "no read archived twice");
     for read in &traffic.reads {
         let row = by_id[read.read_id.as_str()];
@@ -157,26 +182,46 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
         assert_eq!(row.reader_id, read.reader_id);
         assert_eq!(row.observed_at, read.observed_at.millis());
         assert_eq!(row.lat, read.lat);
-        assert_eq!(row.plate_norm, platestream_engine::normalize::normalize_plate(&read.plate).unwrap());
+        assert_eq!(
+            row.plate_norm,
+            platestream_engine::normalize::normalize_plate(&read.plate).unwrap()
+        );
     }
 
     // Bad messages: original bytes and a reason on the dead-letter topic.
-    let dead_letters = drain_topic(&settings.bootstrap_servers, &settings.dead_letter_topic, Duration::from_secs(2));
+    let dead_letters = drain_topic(
+        &settings.bootstrap_servers,
+        &settings.dead_letter_topic,
+        Duration::from_secs(2),
+    );
     assert_eq!(dead_letters.len(), 3);
     let payloads: Vec<&[u8]> = dead_letters.iter().map(|m| m.payload.as_slice()).collect();
     for (_, original) in &bad {
-        assert!(payloads.contains(&original.as_slice()), "original bytes kept");
+        assert!(
+            payloads.contains(&original.as_slice()),
+            "original bytes kept"
+        );
     }
     let codes: BTreeSet<&str> = dead_letters
         .iter()
         .map(|m| m.headers["platestream.reason_code"].as_str())
         .collect();
-    assert_eq!(codes, BTreeSet::from(["malformed", "not_utf8", "implausible_plate_character"]));
-    assert!(dead_letters.iter().all(|m| !m.headers["platestream.reason"].is_empty()));
-    assert!(dead_letters.iter().all(|m| m.headers.contains_key("platestream.source.offset")));
+    assert_eq!(
+        codes,
+        BTreeSet::from(["malformed", "not_utf8", "implausible_plate_character"])
+    );
+    assert!(dead_letters
+        .iter()
+        .all(|m| !m.headers["platestream.reason"].is_empty()));
+    assert!(dead_letters
+        .iter()
+        .all(|m| m.headers.contains_key("platestream.source.offset")));
 
     // Everything consumed is committed.
-    assert_eq!(group_lag(&settings, &settings.raw_topics[0]).unwrap(), Some(0));
+    assert_eq!(
+        group_lag(&settings, &settings.raw_topics[0]).unwrap(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -193,15 +238,39 @@ fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
     };
 
     // A clean stop part-way.
-    let first = run_engine(&settings, archive.path(), &traffic.hotlist_csv, after(700), OnStop::CommitAll);
+    let first = run_engine(
+        &settings,
+        archive.path(),
+        &traffic.hotlist_csv,
+        after(700),
+        OnStop::CommitAll,
+    );
     assert!(first.reads_archived >= 700);
     // A crash after the archive was durable but before the Kafka commit.
-    let second = run_engine(&settings, archive.path(), &traffic.hotlist_csv, after(500), OnStop::ArchiveWithoutCommit);
+    let second = run_engine(
+        &settings,
+        archive.path(),
+        &traffic.hotlist_csv,
+        after(500),
+        OnStop::ArchiveWithoutCommit,
+    );
     assert!(second.reads_archived > 0);
     // A crash with open segments: nothing of them survives, nothing is committed.
-    run_engine(&settings, archive.path(), &traffic.hotlist_csv, after(300), OnStop::AbandonAll);
+    run_engine(
+        &settings,
+        archive.path(),
+        &traffic.hotlist_csv,
+        after(300),
+        OnStop::AbandonAll,
+    );
     // Then a run to the end.
-    let last = run_engine(&settings, archive.path(), &traffic.hotlist_csv, until_idle(), OnStop::CommitAll);
+    let last = run_engine(
+        &settings,
+        archive.path(),
+        &traffic.hotlist_csv,
+        until_idle(),
+        OnStop::CommitAll,
+    );
     assert!(
         last.already_archived >= second.reads_archived,
         "the restart skipped what the crashed run had archived ({} < {})",
@@ -212,7 +281,11 @@ fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
     let archived = archived_reads(archive.path());
     let unique: BTreeSet<&str> = archived.iter().map(|read| read.read_id.as_str()).collect();
     assert_eq!(unique.len(), archived.len(), "a read was archived twice");
-    let expected: BTreeSet<&str> = traffic.reads.iter().map(|read| read.read_id.as_str()).collect();
+    let expected: BTreeSet<&str> = traffic
+        .reads
+        .iter()
+        .map(|read| read.read_id.as_str())
+        .collect();
     let lost: Vec<usize> = traffic
         .reads
         .iter()
@@ -220,7 +293,15 @@ fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
         .filter(|(_, read)| !unique.contains(read.read_id.as_str()))
         .map(|(index, _)| index)
         .collect();
-    assert!(lost.is_empty(), "{} reads lost, produced as #{:?}...", lost.len(), &lost[..lost.len().min(10)]);
+    assert!(
+        lost.is_empty(),
+        "{} reads lost, produced as #{:?}...",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
     assert_eq!(unique.len(), expected.len());
-    assert_eq!(group_lag(&settings, &settings.raw_topics[0]).unwrap(), Some(0));
+    assert_eq!(
+        group_lag(&settings, &settings.raw_topics[0]).unwrap(),
+        Some(0)
+    );
 }

@@ -11,7 +11,10 @@ pub enum DecodeError {
     #[error("message is empty")]
     Empty,
     #[error("message is not a {format} read: {detail}")]
-    Malformed { format: &'static str, detail: String },
+    Malformed {
+        format: &'static str,
+        detail: String,
+    },
 }
 
 impl DecodeError {
@@ -63,10 +66,11 @@ impl ReadDecoder for CanonicalJsonDecoder {
 
     fn decode(&self, payload: &[u8], reads: &mut Vec<PlateRead>) -> Result<Decoded, DecodeError> {
         let text = payload_text(payload)?;
-        let read = serde_json::from_str::<PlateRead>(text).map_err(|error| DecodeError::Malformed {
-            format: "canonical",
-            detail: error.to_string(),
-        })?;
+        let read =
+            serde_json::from_str::<PlateRead>(text).map_err(|error| DecodeError::Malformed {
+                format: "canonical",
+                detail: error.to_string(),
+            })?;
         reads.push(read);
         Ok(Decoded::Reads(1))
     }
@@ -93,7 +97,9 @@ mod tests {
     #[test]
     fn canonical_json_decodes_and_tolerates_unknown_fields() {
         let mut reads = Vec::new();
-        let decoded = CanonicalJsonDecoder.decode(GOOD.as_bytes(), &mut reads).unwrap();
+        let decoded = CanonicalJsonDecoder
+            .decode(GOOD.as_bytes(), &mut reads)
+            .unwrap();
         assert_eq!(decoded, Decoded::Reads(1));
         assert_eq!(reads[0].plate, "ABC123");
         assert_eq!(reads[0].jurisdiction.as_deref(), Some("US-VA"));
@@ -109,13 +115,18 @@ mod tests {
             (b"{\"vendor\":\"acme\",\"reader_id\":\"r\",\"observed_at\":1795539600000,\"confidence\":1}", "malformed"),
         ];
         for (payload, code) in cases {
-            let error = CanonicalJsonDecoder.decode(payload, &mut reads).unwrap_err();
+            let error = CanonicalJsonDecoder
+                .decode(payload, &mut reads)
+                .unwrap_err();
             assert_eq!(error.code(), code, "{error}");
         }
         assert!(reads.is_empty());
         let missing_plate = CanonicalJsonDecoder
             .decode(cases[3].0, &mut reads)
             .unwrap_err();
-        assert!(missing_plate.to_string().contains("plate"), "{missing_plate}");
+        assert!(
+            missing_plate.to_string().contains("plate"),
+            "{missing_plate}"
+        );
     }
 }

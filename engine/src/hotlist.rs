@@ -80,7 +80,10 @@ const KNOWN_COLUMNS: &[&str] = &[
 ];
 
 /// Loads hotlist entries from CSV with a header row. `source_name` (a file name) goes into errors.
-pub fn load_hotlist_csv<R: Read>(source_name: &str, input: R) -> Result<LoadedHotlist, HotlistError> {
+pub fn load_hotlist_csv<R: Read>(
+    source_name: &str,
+    input: R,
+) -> Result<LoadedHotlist, HotlistError> {
     let csv_error = |error| HotlistError::Csv {
         source_name: source_name.to_owned(),
         error,
@@ -135,7 +138,9 @@ pub fn load_hotlist_csv<R: Read>(source_name: &str, input: R) -> Result<LoadedHo
             attributes: header
                 .iter()
                 .zip(record.iter())
-                .filter(|(name, value)| !KNOWN_COLUMNS.contains(&name.as_str()) && !value.is_empty())
+                .filter(|(name, value)| {
+                    !KNOWN_COLUMNS.contains(&name.as_str()) && !value.is_empty()
+                })
                 .map(|(name, value)| (name.clone(), value.to_owned()))
                 .collect(),
         };
@@ -230,8 +235,14 @@ mod tests {
         assert_eq!(first.plate_norm, "ABC1234");
         assert_eq!(first.jurisdiction.as_deref(), Some("US-VA"));
         assert_eq!(first.priority, 1);
-        assert_eq!(first.attributes.get("make").map(String::as_str), Some("Honda"));
-        assert_eq!(first.attributes.get("color").map(String::as_str), Some("silver"));
+        assert_eq!(
+            first.attributes.get("make").map(String::as_str),
+            Some("Honda")
+        );
+        assert_eq!(
+            first.attributes.get("color").map(String::as_str),
+            Some("silver")
+        );
         let second = &loaded.entries[1];
         assert_eq!(second.plate_norm, "7XK229");
         assert_eq!(second.jurisdiction, None);

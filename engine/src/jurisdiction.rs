@@ -134,8 +134,19 @@ mod tests {
 
     #[test]
     fn every_way_readers_write_a_state_maps_to_one_form() {
-        for raw in ["us-dc", "DC", "dc", "US-DC", "District of Columbia", " us_dc "] {
-            assert_eq!(normalize_jurisdiction(raw).as_deref(), Some("US-DC"), "{raw}");
+        for raw in [
+            "us-dc",
+            "DC",
+            "dc",
+            "US-DC",
+            "District of Columbia",
+            " us_dc ",
+        ] {
+            assert_eq!(
+                normalize_jurisdiction(raw).as_deref(),
+                Some("US-DC"),
+                "{raw}"
+            );
         }
         assert_eq!(normalize_jurisdiction("Maryland").as_deref(), Some("US-MD"));
         assert_eq!(normalize_jurisdiction("on").as_deref(), Some("CA-ON"));

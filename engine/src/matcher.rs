@@ -119,8 +119,10 @@ impl Matcher for ExactMatcher {
             if entry.is_expired_at(now) {
                 continue;
             }
-            let agreement =
-                JurisdictionAgreement::between(read.jurisdiction.as_deref(), entry.jurisdiction.as_deref());
+            let agreement = JurisdictionAgreement::between(
+                read.jurisdiction.as_deref(),
+                entry.jurisdiction.as_deref(),
+            );
             let (score, explanation) = match agreement {
                 JurisdictionAgreement::Agrees => (1.0, "plate and jurisdiction agree".to_owned()),
                 JurisdictionAgreement::EntryAny => (
@@ -164,7 +166,11 @@ mod tests {
             "plate": plate, "jurisdiction": jurisdiction, "confidence": 0.9
         }))
         .unwrap();
-        normalize_read(&mut read, Timestamp::parse_rfc3339("2026-11-24T17:00:01Z").unwrap()).unwrap();
+        normalize_read(
+            &mut read,
+            Timestamp::parse_rfc3339("2026-11-24T17:00:01Z").unwrap(),
+        )
+        .unwrap();
         read
     }
 

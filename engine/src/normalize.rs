@@ -23,7 +23,9 @@ const CONFIDENCE_TOLERANCE: f32 = 1e-3;
 pub enum InvalidRead {
     #[error("plate is empty after removing separators (read {0:?})")]
     EmptyPlate(String),
-    #[error("plate {plate:?} has {len} characters; plates have {MIN_PLATE_LEN} to {MAX_PLATE_LEN}")]
+    #[error(
+        "plate {plate:?} has {len} characters; plates have {MIN_PLATE_LEN} to {MAX_PLATE_LEN}"
+    )]
     ImplausiblePlateLength { plate: String, len: usize },
     #[error("plate {plate:?} contains {character:?}, which no plate has")]
     ImplausiblePlateCharacter { plate: String, character: char },
@@ -127,7 +129,18 @@ fn is_plate_separator(character: char) -> bool {
     character.is_whitespace()
         || matches!(
             character,
-            '-' | '.' | '·' | '•' | '‧' | '_' | '/' | '‐' | '‑' | '–' | '—' | '\u{30FB}' | '\u{FF0D}'
+            '-' | '.'
+                | '·'
+                | '•'
+                | '‧'
+                | '_'
+                | '/'
+                | '‐'
+                | '‑'
+                | '–'
+                | '—'
+                | '\u{30FB}'
+                | '\u{FF0D}'
         )
 }
 
@@ -162,7 +175,12 @@ pub fn normalize_plate(plate: &str) -> Result<String, InvalidRead> {
 
 /// A read id that is the same every time the same observation is decoded, so replays and
 /// re-deliveries produce the same id.
-pub fn derive_read_id(vendor: &str, reader_id: &str, observed_at: Timestamp, plate: &str) -> String {
+pub fn derive_read_id(
+    vendor: &str,
+    reader_id: &str,
+    observed_at: Timestamp,
+    plate: &str,
+) -> String {
     let mut key = Vec::with_capacity(vendor.len() + reader_id.len() + plate.len() + 24);
     key.extend_from_slice(vendor.as_bytes());
     key.push(0);
@@ -288,7 +306,10 @@ mod tests {
 
     #[test]
     fn implausible_plates_are_refused_with_the_reason() {
-        assert!(matches!(normalize_plate(" - "), Err(InvalidRead::EmptyPlate(_))));
+        assert!(matches!(
+            normalize_plate(" - "),
+            Err(InvalidRead::EmptyPlate(_))
+        ));
         assert!(matches!(
             normalize_plate("A"),
             Err(InvalidRead::ImplausiblePlateLength { len: 1, .. })
@@ -330,7 +351,8 @@ mod tests {
 
     #[test]
     fn bad_positions_times_and_confidences_are_refused() {
-        let cases: Vec<(fn(&mut PlateRead), &str)> = vec![
+        type Spoil = fn(&mut PlateRead);
+        let cases: Vec<(Spoil, &str)> = vec![
             (|r| r.lat = Some(91.0), "latitude_out_of_range"),
             (|r| r.lon = Some(-181.0), "longitude_out_of_range"),
             (|r| r.lon = None, "half_a_coordinate"),

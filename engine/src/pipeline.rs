@@ -136,13 +136,14 @@ impl Pipeline {
     ) -> MessageOutcome {
         self.counts.messages += 1;
         self.decoded.clear();
-        let dead_letter = |reason_code: &'static str, reason: String, source: SourcePosition| DeadLetter {
-            source,
-            reason_code,
-            reason,
-            payload: payload.to_vec(),
-            dead_lettered_at: now,
-        };
+        let dead_letter =
+            |reason_code: &'static str, reason: String, source: SourcePosition| DeadLetter {
+                source,
+                reason_code,
+                reason,
+                payload: payload.to_vec(),
+                dead_lettered_at: now,
+            };
         match self.decoder.decode(payload, &mut self.decoded) {
             Err(error) => {
                 self.counts.dead_lettered += 1;
@@ -167,7 +168,8 @@ impl Pipeline {
                     error.to_string()
                 };
                 self.counts.dead_lettered += 1;
-                out.dead_letters.push(dead_letter(error.code(), reason, source));
+                out.dead_letters
+                    .push(dead_letter(error.code(), reason, source));
                 return MessageOutcome::DeadLettered;
             }
         }
@@ -197,7 +199,10 @@ mod tests {
     fn pipeline() -> Pipeline {
         let hotlist = "list,plate,jurisdiction,reason\nstolen_vehicles,ABC123,DC,stolen vehicle\n";
         let entries = load_hotlist_csv("t", hotlist.as_bytes()).unwrap().entries;
-        Pipeline::new(Arc::new(CanonicalJsonDecoder), Arc::new(ExactMatcher::new(entries)))
+        Pipeline::new(
+            Arc::new(CanonicalJsonDecoder),
+            Arc::new(ExactMatcher::new(entries)),
+        )
     }
 
     fn position(offset: i64) -> SourcePosition {
@@ -220,10 +225,22 @@ mod tests {
             "plate":"XYZ999","confidence":0.9}"#;
         let bad_plate = br#"{"vendor":"v","reader_id":"r1","observed_at":1795539600000,
             "plate":"A$","confidence":0.9}"#;
-        assert_eq!(pipeline.process(hit, position(0), now, &mut out), MessageOutcome::Reads(1));
-        assert_eq!(pipeline.process(miss, position(1), now, &mut out), MessageOutcome::Reads(1));
-        assert_eq!(pipeline.process(bad_plate, position(2), now, &mut out), MessageOutcome::DeadLettered);
-        assert_eq!(pipeline.process(b"\xff", position(3), now, &mut out), MessageOutcome::DeadLettered);
+        assert_eq!(
+            pipeline.process(hit, position(0), now, &mut out),
+            MessageOutcome::Reads(1)
+        );
+        assert_eq!(
+            pipeline.process(miss, position(1), now, &mut out),
+            MessageOutcome::Reads(1)
+        );
+        assert_eq!(
+            pipeline.process(bad_plate, position(2), now, &mut out),
+            MessageOutcome::DeadLettered
+        );
+        assert_eq!(
+            pipeline.process(b"\xff", position(3), now, &mut out),
+            MessageOutcome::DeadLettered
+        );
 
         assert_eq!(out.reads.len(), 2);
         assert_eq!(out.reads[0].source, Some(position(0)));
@@ -232,16 +249,25 @@ mod tests {
         assert_eq!(alert.read_id, out.reads[0].read_id);
         assert_eq!(alert.entry_plate, "ABC123");
         assert_eq!(alert.read_plate, "abc-123");
-        assert_eq!(alert.images.plate_crop.as_deref(), Some("https://img/1.jpg"));
+        assert_eq!(
+            alert.images.plate_crop.as_deref(),
+            Some("https://img/1.jpg")
+        );
 
         assert_eq!(out.dead_letters.len(), 2);
-        assert_eq!(out.dead_letters[0].reason_code, "implausible_plate_character");
+        assert_eq!(
+            out.dead_letters[0].reason_code,
+            "implausible_plate_character"
+        );
         assert_eq!(out.dead_letters[0].payload, bad_plate.to_vec());
         let binary = out.dead_letters[1].to_json();
         assert!(binary.contains("\"payload_base64\":\"/w==\""), "{binary}");
 
         let counts = pipeline.counts;
         assert_eq!(counts.messages, 4);
-        assert_eq!(counts.messages, counts.messages_with_reads + counts.not_reads + counts.dead_lettered);
+        assert_eq!(
+            counts.messages,
+            counts.messages_with_reads + counts.not_reads + counts.dead_lettered
+        );
     }
 }

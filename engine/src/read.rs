@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn timestamp_reads_rfc3339_with_offset_and_epoch_millis() {
-        let from_text: Timestamp = serde_json::from_str("\"2026-11-24T12:00:00.250-05:00\"").unwrap();
+        let from_text: Timestamp =
+            serde_json::from_str("\"2026-11-24T12:00:00.250-05:00\"").unwrap();
         let from_millis: Timestamp = serde_json::from_str("1795539600250").unwrap();
         assert_eq!(from_text, from_millis);
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a real broker, producing, draining topics, and
 //! reading the Parquet archive back with the parquet crate.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -128,9 +128,19 @@ pub fn archived_reads(dir: &Path) -> Vec<ArchivedRead> {
             .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
-            let text = |name: &str| batch.column_by_name(name).unwrap().as_string::<i32>().clone();
-            let (read_id, plate, plate_norm, reader_id) =
-                (text("read_id"), text("plate"), text("plate_norm"), text("reader_id"));
+            let text = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .unwrap()
+                    .as_string::<i32>()
+                    .clone()
+            };
+            let (read_id, plate, plate_norm, reader_id) = (
+                text("read_id"),
+                text("plate"),
+                text("plate_norm"),
+                text("reader_id"),
+            );
             let observed = batch
                 .column_by_name("observed_at")
                 .unwrap()

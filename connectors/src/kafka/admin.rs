@@ -22,8 +22,9 @@ pub async fn ensure_topics(
     topics: &[(&str, i32)],
     deadline: Duration,
 ) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config.create().map_err(KafkaError::client("admin client"))?;
+    let admin: AdminClient<DefaultClientContext> = client_config
+        .create()
+        .map_err(KafkaError::client("admin client"))?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))

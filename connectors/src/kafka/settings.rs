@@ -138,6 +138,9 @@ mod tests {
         assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
         assert_eq!(consumer.get("session.timeout.ms"), Some("10000"));
         assert_eq!(consumer.get("enable.auto.commit"), Some("false"));
-        assert_eq!(settings.producer_config().get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(
+            settings.producer_config().get("security.protocol"),
+            Some("SASL_SSL")
+        );
     }
 }

@@ -133,7 +133,11 @@ impl ConsumerContext for EngineConsumerContext {
             }
         }
         tracing::info!(
-            kind = if matches!(rebalance, Rebalance::Assign(_)) { "assign" } else { "revoke" },
+            kind = if matches!(rebalance, Rebalance::Assign(_)) {
+                "assign"
+            } else {
+                "revoke"
+            },
             partitions = partitions.count(),
             "consumer group rebalance"
         );
@@ -181,7 +185,11 @@ pub struct StreamEngine {
 }
 
 impl StreamEngine {
-    pub fn new(settings: KafkaSettings, archive: Arc<ArchiveConfig>, options: StreamOptions) -> Self {
+    pub fn new(
+        settings: KafkaSettings,
+        archive: Arc<ArchiveConfig>,
+        options: StreamOptions,
+    ) -> Self {
         Self {
             settings,
             archive,
@@ -200,7 +208,12 @@ impl StreamEngine {
             .consumer_config()
             .create_with_context(EngineConsumerContext::default())
             .map_err(KafkaError::client("consumer"))?;
-        let topics: Vec<&str> = self.settings.raw_topics.iter().map(String::as_str).collect();
+        let topics: Vec<&str> = self
+            .settings
+            .raw_topics
+            .iter()
+            .map(String::as_str)
+            .collect();
         consumer
             .subscribe(&topics)
             .map_err(KafkaError::client("subscribe"))?;
@@ -240,7 +253,11 @@ struct RunState<'a> {
 const HOUSEKEEPING_EVERY: u64 = 1024;
 
 impl RunState<'_> {
-    fn consume(&mut self, pipeline: &mut Pipeline, observer: &mut dyn StreamObserver) -> Result<(), KafkaError> {
+    fn consume(
+        &mut self,
+        pipeline: &mut Pipeline,
+        observer: &mut dyn StreamObserver,
+    ) -> Result<(), KafkaError> {
         let started = Instant::now();
         let stop = self.engine.options.stop.clone();
         let mut last_message_at: Option<Instant> = None;
@@ -254,7 +271,10 @@ impl RunState<'_> {
                     break;
                 }
             }
-            if stop.messages.is_some_and(|limit| processed_messages >= limit) {
+            if stop
+                .messages
+                .is_some_and(|limit| processed_messages >= limit)
+            {
                 break;
             }
             // A copy of the reference: the message borrows the consumer, not `self`.
@@ -306,20 +326,29 @@ impl RunState<'_> {
             // Whoever owns the partition next starts from the last commit; finishing this
             // segment now would archive its reads a second time.
             if let Some(segment) = state.and_then(|state| state.segment) {
-                tracing::info!(topic, partition, "partition moved away; abandoning its open segment");
+                tracing::info!(
+                    topic,
+                    partition,
+                    "partition moved away; abandoning its open segment"
+                );
                 segment.abandon();
             }
         }
     }
 
-    fn partition_state(&mut self, topic: &str, partition: i32) -> Result<&mut PartitionState, KafkaError> {
+    fn partition_state(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<&mut PartitionState, KafkaError> {
         let partitions = self.partitions.entry(topic.to_owned()).or_default();
         if let std::collections::hash_map::Entry::Vacant(vacant) = partitions.entry(partition) {
             let recovery = recover_partition(&self.engine.archive.root, topic, partition)?;
             for path in &recovery.removed_incomplete {
                 tracing::warn!(path = %path.display(), "removed a file of an incomplete segment; its reads will be replayed");
             }
-            let resume_at = resume_offset(self.consumer, topic, partition, recovery.archived_through)?;
+            let resume_at =
+                resume_offset(self.consumer, topic, partition, recovery.archived_through)?;
             tracing::info!(topic, partition, archived_through = ?recovery.archived_through, resume_at, "partition assigned");
             vacant.insert(PartitionState {
                 archived_through: recovery.archived_through,
@@ -350,7 +379,10 @@ impl RunState<'_> {
         if let Some(resume_at) = state.resume_at {
             if source.offset > resume_at {
                 // A stale fetch position: go back to where the durable archive ends.
-                if state.last_seek.is_none_or(|at| at.elapsed() > Duration::from_millis(500)) {
+                if state
+                    .last_seek
+                    .is_none_or(|at| at.elapsed() > Duration::from_millis(500))
+                {
                     state.last_seek = Some(Instant::now());
                     if let Err(error) = consumer.seek(
                         &source.topic,
@@ -388,7 +420,11 @@ impl RunState<'_> {
         }
         let segment = match &mut state.segment {
             Some(segment) => segment,
-            empty => empty.insert(SegmentWriter::new(archive, &source.topic, source.partition)?),
+            empty => empty.insert(SegmentWriter::new(
+                archive,
+                &source.topic,
+                source.partition,
+            )?),
         };
         segment.cover_offset(source.offset);
         pipeline.process(payload, source, Timestamp::now(), &mut processed);
@@ -400,7 +436,8 @@ impl RunState<'_> {
         }
         let settings = &self.engine.settings;
         for alert in &processed.alerts {
-            let json = serde_json::to_vec(alert).map_err(|error| KafkaError::Internal(error.to_string()))?;
+            let json = serde_json::to_vec(alert)
+                .map_err(|error| KafkaError::Internal(error.to_string()))?;
             send(
                 self.producer,
                 BaseRecord::to(&settings.alerts_topic)
@@ -456,8 +493,10 @@ impl RunState<'_> {
         let before = self.reported_counts;
         counter!("platestream_messages_consumed_total").increment(now.messages - before.messages);
         counter!("platestream_reads_decoded_total").increment(now.reads - before.reads);
-        counter!("platestream_messages_dead_lettered_total").increment(now.dead_lettered - before.dead_lettered);
-        counter!("platestream_messages_not_reads_total").increment(now.not_reads - before.not_reads);
+        counter!("platestream_messages_dead_lettered_total")
+            .increment(now.dead_lettered - before.dead_lettered);
+        counter!("platestream_messages_not_reads_total")
+            .increment(now.not_reads - before.not_reads);
         counter!("platestream_alerts_total").increment(now.alerts - before.alerts);
         self.reported_counts = now;
     }
@@ -504,15 +543,19 @@ impl RunState<'_> {
             self.summary.alerts_archived += report.rows(ALERTS_TABLE) as u64;
             self.summary.files_written += report.files.len() as u64;
             self.summary.bytes_written += report.bytes();
-            counter!("platestream_archive_rows_total", "table" => READS_TABLE).increment(report.rows(READS_TABLE) as u64);
-            counter!("platestream_archive_rows_total", "table" => ALERTS_TABLE).increment(report.rows(ALERTS_TABLE) as u64);
+            counter!("platestream_archive_rows_total", "table" => READS_TABLE)
+                .increment(report.rows(READS_TABLE) as u64);
+            counter!("platestream_archive_rows_total", "table" => ALERTS_TABLE)
+                .increment(report.rows(ALERTS_TABLE) as u64);
             counter!("platestream_archive_files_total").increment(report.files.len() as u64);
             counter!("platestream_archive_bytes_total").increment(report.bytes());
             observer.on_segment(&report);
             offsets
                 .add_partition_offset(topic, *partition, Offset::Offset(last + 1))
                 .map_err(KafkaError::client("offset list"))?;
-            self.summary.committed.insert((topic.clone(), *partition), last + 1);
+            self.summary
+                .committed
+                .insert((topic.clone(), *partition), last + 1);
         }
         if commit_offsets && offsets.count() > 0 {
             self.consumer
@@ -526,7 +569,11 @@ impl RunState<'_> {
         Ok(())
     }
 
-    fn stop(&mut self, pipeline: &Pipeline, observer: &mut dyn StreamObserver) -> Result<(), KafkaError> {
+    fn stop(
+        &mut self,
+        pipeline: &Pipeline,
+        observer: &mut dyn StreamObserver,
+    ) -> Result<(), KafkaError> {
         match self.engine.options.on_stop {
             OnStop::CommitAll => self.housekeeping(pipeline, observer, true)?,
             OnStop::ArchiveWithoutCommit => {
@@ -587,7 +634,10 @@ fn dead_letter_headers(dead_letter: &DeadLetter) -> OwnedHeaders {
     [
         ("platestream.reason_code", dead_letter.reason_code),
         ("platestream.reason", dead_letter.reason.as_str()),
-        ("platestream.source.topic", dead_letter.source.topic.as_str()),
+        (
+            "platestream.source.topic",
+            dead_letter.source.topic.as_str(),
+        ),
         ("platestream.source.partition", partition.as_str()),
         ("platestream.source.offset", offset.as_str()),
         ("platestream.dead_lettered_at", at.as_str()),

@@ -121,7 +121,8 @@ impl Default for AttributeColumns {
 
 impl AttributeColumns {
     fn push(&mut self, attribute: Option<&Attribute>) {
-        self.value.append_option(attribute.map(|a| a.value.as_str()));
+        self.value
+            .append_option(attribute.map(|a| a.value.as_str()));
         self.confidence
             .append_option(attribute.and_then(|a| a.confidence));
     }
@@ -221,7 +222,8 @@ impl TableColumns for ReadColumns {
             .append_option(read.ingested_at.map(Timestamp::millis));
         self.plate.append_value(&read.plate);
         self.plate_norm.append_value(&read.plate_norm);
-        self.jurisdiction.append_option(read.jurisdiction.as_deref());
+        self.jurisdiction
+            .append_option(read.jurisdiction.as_deref());
         self.confidence.append_value(read.confidence);
         self.lat.append_option(read.lat);
         self.lon.append_option(read.lon);
@@ -375,7 +377,8 @@ impl TableColumns for AlertColumns {
         self.explanation.append_value(&alert.explanation);
         self.read_plate.append_value(&alert.read_plate);
         self.read_plate_norm.append_value(&alert.read_plate_norm);
-        self.jurisdiction.append_option(alert.jurisdiction.as_deref());
+        self.jurisdiction
+            .append_option(alert.jurisdiction.as_deref());
         self.confidence.append_value(alert.confidence);
         self.observed_at.append_value(alert.observed_at.millis());
         self.reader_id.append_value(&alert.reader_id);

@@ -44,16 +44,20 @@ impl ArchiveConfig {
     }
 
     fn writer_properties(&self) -> Result<WriterProperties, ArchiveError> {
-        let level = ZstdLevel::try_new(self.zstd_level).map_err(|source| ArchiveError::Parquet {
-            path: self.root.clone(),
-            source,
-        })?;
+        let level =
+            ZstdLevel::try_new(self.zstd_level).map_err(|source| ArchiveError::Parquet {
+                path: self.root.clone(),
+                source,
+            })?;
         Ok(WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_column_bloom_filter_enabled(ColumnPath::from("plate_norm"), true)
-            .set_column_bloom_filter_max_ndv(ColumnPath::from("plate_norm"), self.row_group_rows as u64)
+            .set_column_bloom_filter_max_ndv(
+                ColumnPath::from("plate_norm"),
+                self.row_group_rows as u64,
+            )
             .build())
     }
 }
@@ -197,7 +201,11 @@ pub struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    pub fn new(config: Arc<ArchiveConfig>, topic: &str, partition: i32) -> Result<Self, ArchiveError> {
+    pub fn new(
+        config: Arc<ArchiveConfig>,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Self, ArchiveError> {
         let properties = config.writer_properties()?;
         Ok(Self {
             config,
@@ -229,7 +237,13 @@ impl SegmentWriter {
     pub fn append_read(&mut self, read: &PlateRead) -> Result<(), ArchiveError> {
         let hour = hour_partition(read.observed_at.millis());
         if !self.reads.contains_key(&hour) {
-            let file = OpenFile::create(&self.config, &self.properties, READS_TABLE, &hour, &self.temp_prefix())?;
+            let file = OpenFile::create(
+                &self.config,
+                &self.properties,
+                READS_TABLE,
+                &hour,
+                &self.temp_prefix(),
+            )?;
             self.reads.insert(hour.clone(), file);
         }
         if let Some(file) = self.reads.get_mut(&hour) {
@@ -242,7 +256,13 @@ impl SegmentWriter {
     pub fn append_alert(&mut self, alert: &Alert) -> Result<(), ArchiveError> {
         let hour = hour_partition(alert.observed_at.millis());
         if !self.alerts.contains_key(&hour) {
-            let file = OpenFile::create(&self.config, &self.properties, ALERTS_TABLE, &hour, &self.temp_prefix())?;
+            let file = OpenFile::create(
+                &self.config,
+                &self.properties,
+                ALERTS_TABLE,
+                &hour,
+                &self.temp_prefix(),
+            )?;
             self.alerts.insert(hour.clone(), file);
         }
         if let Some(file) = self.alerts.get_mut(&hour) {
@@ -291,7 +311,10 @@ impl SegmentWriter {
                 (metadata_keys::FIRST_OFFSET, first_offset.to_string()),
                 (metadata_keys::LAST_OFFSET, last_offset.to_string()),
                 (metadata_keys::SEGMENT_FILES, name.files.to_string()),
-                (metadata_keys::WRITER_VERSION, env!("CARGO_PKG_VERSION").to_owned()),
+                (
+                    metadata_keys::WRITER_VERSION,
+                    env!("CARGO_PKG_VERSION").to_owned(),
+                ),
                 ("platestream.rows", rows.to_string()),
             ];
             entries
@@ -303,11 +326,23 @@ impl SegmentWriter {
         let mut finished: Vec<(PathBuf, PathBuf, &'static str, usize, u64)> = Vec::new();
         for file in self.reads.values_mut() {
             let bytes = file.finish(&base_metadata(READS_TABLE, file.rows))?;
-            finished.push((file.temp_path.clone(), file.directory.clone(), READS_TABLE, file.rows, bytes));
+            finished.push((
+                file.temp_path.clone(),
+                file.directory.clone(),
+                READS_TABLE,
+                file.rows,
+                bytes,
+            ));
         }
         for file in self.alerts.values_mut() {
             let bytes = file.finish(&base_metadata(ALERTS_TABLE, file.rows))?;
-            finished.push((file.temp_path.clone(), file.directory.clone(), ALERTS_TABLE, file.rows, bytes));
+            finished.push((
+                file.temp_path.clone(),
+                file.directory.clone(),
+                ALERTS_TABLE,
+                file.rows,
+                bytes,
+            ));
         }
 
         let mut report = SegmentReport {
@@ -403,7 +438,10 @@ mod tests {
 
     fn read_back(path: &Path) -> (usize, Vec<i64>) {
         let file = File::open(path).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
         let mut rows = 0;
         let mut times = Vec::new();
         for batch in reader {
@@ -425,10 +463,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = Arc::new(ArchiveConfig::new(dir.path()));
         let mut segment = SegmentWriter::new(Arc::clone(&config), "reads", 0).unwrap();
-        let times = ["2026-11-24T17:59:00Z", "2026-11-24T18:00:01Z", "2026-11-24T17:01:00Z"];
+        let times = [
+            "2026-11-24T17:59:00Z",
+            "2026-11-24T18:00:01Z",
+            "2026-11-24T17:01:00Z",
+        ];
         for (offset, time) in times.iter().enumerate() {
             segment.cover_offset(offset as i64 + 10);
-            segment.append_read(&read_at(offset as i64 + 10, time)).unwrap();
+            segment
+                .append_read(&read_at(offset as i64 + 10, time))
+                .unwrap();
         }
         segment.cover_offset(13); // a dead-lettered message: covered, not archived
         let report = segment.commit().unwrap();
@@ -436,15 +480,31 @@ mod tests {
         assert_eq!(report.files.len(), 2);
         assert_eq!(report.rows(READS_TABLE), 3);
         let hour_17 = &report.files[0].path;
-        assert!(hour_17.ends_with("reads/date=2026-11-24/hour=17/reads-p0-10-13-n2.parquet"), "{hour_17:?}");
+        assert!(
+            hour_17.ends_with("reads/date=2026-11-24/hour=17/reads-p0-10-13-n2.parquet"),
+            "{hour_17:?}"
+        );
         let (rows, observed) = read_back(hour_17);
         assert_eq!(rows, 2);
-        assert!(observed.windows(2).all(|pair| pair[0] <= pair[1]), "sorted by time");
-        assert_eq!(observed[0], Timestamp::parse_rfc3339("2026-11-24T17:01:00Z").unwrap().millis());
+        assert!(
+            observed.windows(2).all(|pair| pair[0] <= pair[1]),
+            "sorted by time"
+        );
+        assert_eq!(
+            observed[0],
+            Timestamp::parse_rfc3339("2026-11-24T17:01:00Z")
+                .unwrap()
+                .millis()
+        );
 
         let recovery = recover_partition(dir.path(), "reads", 0).unwrap();
         assert_eq!(recovery.archived_through, Some(13));
-        assert_eq!(recover_partition(dir.path(), "reads", 1).unwrap().archived_through, None);
+        assert_eq!(
+            recover_partition(dir.path(), "reads", 1)
+                .unwrap()
+                .archived_through,
+            None
+        );
     }
 
     #[test]
@@ -453,7 +513,9 @@ mod tests {
         let config = Arc::new(ArchiveConfig::new(dir.path()));
         let mut first = SegmentWriter::new(Arc::clone(&config), "reads", 0).unwrap();
         first.cover_offset(0);
-        first.append_read(&read_at(0, "2026-11-24T17:00:00Z")).unwrap();
+        first
+            .append_read(&read_at(0, "2026-11-24T17:00:00Z"))
+            .unwrap();
         first.commit().unwrap();
 
         let mut second = SegmentWriter::new(Arc::clone(&config), "reads", 0).unwrap();
@@ -467,7 +529,10 @@ mod tests {
 
         let recovery = recover_partition(dir.path(), "reads", 0).unwrap();
         assert_eq!(recovery.archived_through, Some(0));
-        assert_eq!(recovery.removed_incomplete, vec![report.files[0].path.clone()]);
+        assert_eq!(
+            recovery.removed_incomplete,
+            vec![report.files[0].path.clone()]
+        );
         assert!(!report.files[0].path.exists());
     }
 
@@ -477,7 +542,9 @@ mod tests {
         let config = Arc::new(ArchiveConfig::new(dir.path()));
         let mut segment = SegmentWriter::new(config, "reads", 0).unwrap();
         segment.cover_offset(0);
-        segment.append_read(&read_at(0, "2026-11-24T17:00:00Z")).unwrap();
+        segment
+            .append_read(&read_at(0, "2026-11-24T17:00:00Z"))
+            .unwrap();
         segment.abandon();
         let hour_dir = dir.path().join("reads/date=2026-11-24/hour=17");
         assert_eq!(fs::read_dir(hour_dir).unwrap().count(), 0);

@@ -1,0 +1,207 @@
+//! The `platestream` command as users run it: replay over NDJSON, help, and configuration errors.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn platestream(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_platestream"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn replay_archives_every_good_line_alerts_on_hotlisted_reads_and_dead_letters_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let simulate = platestream(
+        &[
+            "simulate",
+            "--out",
+            "reads.ndjson",
+            "--count",
+            "5000",
+            "--seed",
+            "3",
+            "--misread-rate",
+            "0",
+            "--hotlist-fraction",
+            "0.02",
+            "--hotlist-out",
+            "hotlist.csv",
+            "--truth-out",
+            "truth.ndjson",
+        ],
+        dir.path(),
+    );
+    assert!(simulate.status.success(), "{}", text(&simulate.stderr));
+    let truths: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("truth.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let hotlisted = truths.iter().filter(|t| t["hotlisted"] == true).count();
+    assert!(hotlisted > 0);
+
+    // Lines a vendor might really send: truncated JSON, binary, an impossible position.
+    let mut input = std::fs::read(dir.path().join("reads.ndjson")).unwrap();
+    input.extend_from_slice(b"{\"vendor\":\"acme\",\"plate\"\n");
+    input.extend_from_slice(b"\xff\xfe\x01\n\n");
+    input.extend_from_slice(
+        br#"{"vendor":"acme","reader_id":"r","observed_at":"2026-11-24T12:00:00Z","plate":"ABC123","confidence":0.9,"lat":123.4,"lon":-77.0}"#,
+    );
+    input.push(b'\n');
+    std::fs::write(dir.path().join("reads.ndjson"), input).unwrap();
+
+    let replay = platestream(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--hotlist",
+            "hotlist.csv",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    let stdout = text(&replay.stdout);
+    assert!(stdout.contains("reads archived      5000"), "{stdout}");
+    assert!(stdout.contains("dead-lettered       3"), "{stdout}");
+
+    let out = dir.path().join("out");
+    let alerts = std::fs::read_to_string(out.join("alerts.ndjson")).unwrap();
+    assert_eq!(alerts.lines().count(), hotlisted);
+    for line in alerts.lines() {
+        let alert: serde_json::Value = serde_json::from_str(line).unwrap();
+        for field in [
+            "alert_id",
+            "read_id",
+            "list",
+            "entry_plate",
+            "read_plate",
+            "match_kind",
+            "score",
+            "observed_at",
+            "reader_id",
+        ] {
+            assert!(!alert[field].is_null(), "alert lacks {field}: {line}");
+        }
+    }
+    let dead_letters: Vec<serde_json::Value> =
+        std::fs::read_to_string(out.join("dead-letter.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    let codes: Vec<&str> = dead_letters
+        .iter()
+        .map(|d| d["reason_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        vec!["malformed", "not_utf8", "latitude_out_of_range"]
+    );
+    assert_eq!(dead_letters[1]["payload_base64"], "//4B");
+    assert!(dead_letters[2]["payload"]
+        .as_str()
+        .unwrap()
+        .contains("123.4"));
+
+    let archived = common::archived_reads(&out);
+    assert_eq!(archived.len(), 5000);
+    let input = std::fs::read(dir.path().join("reads.ndjson")).unwrap();
+    let first_line: serde_json::Value =
+        serde_json::from_slice(input.split(|byte| *byte == b'\n').next().unwrap()).unwrap();
+    let row = archived.iter().find(|r| r.source_offset == 1).unwrap();
+    assert_eq!(row.plate, first_line["plate"].as_str().unwrap());
+    assert_eq!(row.reader_id, first_line["reader_id"].as_str().unwrap());
+
+    // Replaying again into the same directory rewrites the same files: no duplicates.
+    let again = platestream(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--hotlist",
+            "hotlist.csv",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(again.status.success());
+    assert_eq!(common::archived_reads(&out).len(), 5000);
+}
+
+#[test]
+fn every_subcommand_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = text(&platestream(&["--help"], dir.path()).stdout);
+    for command in ["demo", "run", "simulate", "replay"] {
+        assert!(help.contains(command), "{help}");
+        let sub = platestream(&[command, "--help"], dir.path());
+        assert!(sub.status.success());
+        assert!(
+            text(&sub.stdout).contains("Usage: platestream"),
+            "{command}"
+        );
+    }
+}
+
+#[test]
+fn bad_configuration_and_arguments_are_clear_errors_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[kafka]\nbootstrap_servers = \"x:9092\"\n[archive]\nsegment_max_rows = \"many\"\n",
+    )
+    .unwrap();
+    let run = platestream(&["run", "--config", "bad.toml"], dir.path());
+    assert!(!run.status.success());
+    let stderr = text(&run.stderr);
+    assert!(stderr.contains("segment_max_rows"), "{stderr}");
+
+    let missing = platestream(&["run", "--config", "nope.toml"], dir.path());
+    assert!(text(&missing.stderr).contains("nope.toml"));
+
+    let replay = platestream(
+        &["replay", "--input", "absent.ndjson", "--out", "o"],
+        dir.path(),
+    );
+    assert!(!replay.status.success());
+    assert!(text(&replay.stderr).contains("absent.ndjson"));
+
+    std::fs::write(dir.path().join("h.csv"), "plate,reason\nABC123,x\n").unwrap();
+    std::fs::write(dir.path().join("r.ndjson"), "").unwrap();
+    let hotlist = platestream(
+        &[
+            "replay",
+            "--input",
+            "r.ndjson",
+            "--hotlist",
+            "h.csv",
+            "--out",
+            "o",
+        ],
+        dir.path(),
+    );
+    assert!(!hotlist.status.success());
+    assert!(
+        text(&hotlist.stderr).contains("`list`"),
+        "{}",
+        text(&hotlist.stderr)
+    );
+}
