@@ -165,15 +165,26 @@ fn serve_metrics(listen: Option<SocketAddr>) -> Result<()> {
     Ok(())
 }
 
-/// Ctrl-C sets the flag; the engine stops at its next poll and commits what it archived.
+/// Ctrl-C or SIGTERM sets the flag; the engine stops at its next poll and commits what it archived.
 fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let handler_flag = Arc::clone(&flag);
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping: committing what is archived...");
-            handler_flag.store(true, Ordering::Relaxed);
+        // Ctrl-C interactively, SIGTERM from a service manager or container runtime.
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
         }
+        eprintln!("\nstopping: committing what is archived...");
+        handler_flag.store(true, Ordering::Relaxed);
     });
     flag
 }
