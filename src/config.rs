@@ -79,9 +79,8 @@ impl Config {
                 // Other PLATESTREAM_ variables (PLATESTREAM_TANSU, ...) are not settings.
                 Env::prefixed("PLATESTREAM_")
                     .filter(|key| {
-                        SECTIONS
-                            .iter()
-                            .any(|section| key.as_str().starts_with(section))
+                        let key = key.as_str().to_ascii_lowercase();
+                        SECTIONS.iter().any(|section| key.starts_with(section))
                     })
                     .split("__"),
             )
@@ -121,7 +120,7 @@ mod tests {
             assert_eq!(config.archive.segment_max_rows, 1000);
             jail.set_env("PLATESTREAM_ARCHIVE__SEGMENT_MAX_ROWS", "lots");
             let error = format!("{:#}", Config::load(&path).unwrap_err());
-            assert!(error.contains("segment_max_rows"), "{error}");
+            assert!(error.to_lowercase().contains("segment_max_rows"), "{error}");
             Ok(())
         });
         std::fs::write(&path, "[kafka]\nbootstrap_server = \"a:9092\"\n").unwrap();

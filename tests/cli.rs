@@ -205,3 +205,51 @@ fn bad_configuration_and_arguments_are_clear_errors_naming_the_setting() {
         text(&hotlist.stderr)
     );
 }
+
+#[test]
+fn the_shipped_examples_decode_and_alerts_carry_every_field_the_schema_requires() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let examples = root.join("schemas/examples/canonical");
+    let mut args: Vec<String> = vec!["replay".into()];
+    for name in ["full.json", "minimal.json", "unknown-jurisdiction.json"] {
+        args.push("--input".into());
+        args.push(examples.join(name).display().to_string());
+    }
+    args.extend(["--hotlist", "schemas/examples/hotlist.csv", "--out"].map(String::from));
+    args.push(dir.path().join("out").display().to_string());
+    args.push("--quiet".into());
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let replay = platestream(&arg_refs, root);
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    assert!(text(&replay.stdout).contains("dead-lettered       0"));
+
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schemas/alert.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let alerts = std::fs::read_to_string(dir.path().join("out/alerts.ndjson")).unwrap();
+    assert_eq!(
+        alerts.lines().count(),
+        3,
+        "each example read is on the example hotlist"
+    );
+    for line in alerts.lines() {
+        let alert: serde_json::Value = serde_json::from_str(line).unwrap();
+        for field in &required {
+            assert!(alert.get(*field).is_some(), "alert lacks required {field}");
+        }
+        for field in alert.as_object().unwrap().keys() {
+            assert!(
+                schema["properties"].get(field).is_some(),
+                "{field} is not in the schema"
+            );
+        }
+    }
+}
