@@ -1,6 +1,7 @@
 //! One segment: the reads and alerts of one source partition between two checkpoints, spread over
 //! one file per (table, observation hour).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -187,6 +188,43 @@ fn sort_by_observed_at(batch: RecordBatch) -> Result<RecordBatch, ArchiveError> 
     Ok(take_record_batch(&batch, &order)?)
 }
 
+const MILLIS_PER_HOUR: i64 = 3_600_000;
+
+/// Where a new file of a segment goes; only consulted when a row opens a new hour.
+struct FileTarget<'a> {
+    config: &'a ArchiveConfig,
+    properties: &'a WriterProperties,
+    table: &'static str,
+    temp_prefix: (&'a str, i32, Option<(i64, i64)>),
+}
+
+/// Appends a row to the file of its observation hour, opening that file on the hour's first row.
+/// Files are keyed by the hour number so the per-row path allocates nothing.
+fn append_row<C: TableColumns>(
+    files: &mut BTreeMap<i64, OpenFile<C>>,
+    target: &FileTarget<'_>,
+    observed_at_ms: i64,
+    row: &C::Row,
+) -> Result<(), ArchiveError> {
+    let file = match files.entry(observed_at_ms.div_euclid(MILLIS_PER_HOUR)) {
+        Entry::Occupied(open) => open.into_mut(),
+        Entry::Vacant(vacant) => {
+            let hour = hour_partition(vacant.key() * MILLIS_PER_HOUR);
+            let (topic, partition, offsets) = target.temp_prefix;
+            let first = offsets.map_or(0, |(first, _)| first);
+            let file = OpenFile::create(
+                target.config,
+                target.properties,
+                target.table,
+                &hour,
+                &format!("{topic}-p{partition}-{first}"),
+            )?;
+            vacant.insert(file)
+        }
+    };
+    file.push(row, target.config.batch_rows)
+}
+
 /// The reads and alerts of one source partition between two checkpoints.
 pub struct SegmentWriter {
     config: Arc<ArchiveConfig>,
@@ -194,8 +232,9 @@ pub struct SegmentWriter {
     topic: String,
     partition: i32,
     offsets: Option<(i64, i64)>,
-    reads: BTreeMap<String, OpenFile<ReadColumns>>,
-    alerts: BTreeMap<String, OpenFile<AlertColumns>>,
+    /// Open files by observation hour (epoch hours).
+    reads: BTreeMap<i64, OpenFile<ReadColumns>>,
+    alerts: BTreeMap<i64, OpenFile<AlertColumns>>,
     rows: usize,
     started: Instant,
 }
@@ -229,45 +268,26 @@ impl SegmentWriter {
         });
     }
 
-    fn temp_prefix(&self) -> String {
-        let first = self.offsets.map_or(0, |(first, _)| first);
-        format!("{}-p{}-{first}", self.topic, self.partition)
-    }
-
     pub fn append_read(&mut self, read: &PlateRead) -> Result<(), ArchiveError> {
-        let hour = hour_partition(read.observed_at.millis());
-        if !self.reads.contains_key(&hour) {
-            let file = OpenFile::create(
-                &self.config,
-                &self.properties,
-                READS_TABLE,
-                &hour,
-                &self.temp_prefix(),
-            )?;
-            self.reads.insert(hour.clone(), file);
-        }
-        if let Some(file) = self.reads.get_mut(&hour) {
-            file.push(read, self.config.batch_rows)?;
-        }
+        let target = FileTarget {
+            config: &self.config,
+            properties: &self.properties,
+            table: READS_TABLE,
+            temp_prefix: (&self.topic, self.partition, self.offsets),
+        };
+        append_row(&mut self.reads, &target, read.observed_at.millis(), read)?;
         self.rows += 1;
         Ok(())
     }
 
     pub fn append_alert(&mut self, alert: &Alert) -> Result<(), ArchiveError> {
-        let hour = hour_partition(alert.observed_at.millis());
-        if !self.alerts.contains_key(&hour) {
-            let file = OpenFile::create(
-                &self.config,
-                &self.properties,
-                ALERTS_TABLE,
-                &hour,
-                &self.temp_prefix(),
-            )?;
-            self.alerts.insert(hour.clone(), file);
-        }
-        if let Some(file) = self.alerts.get_mut(&hour) {
-            file.push(alert, self.config.batch_rows)?;
-        }
+        let target = FileTarget {
+            config: &self.config,
+            properties: &self.properties,
+            table: ALERTS_TABLE,
+            temp_prefix: (&self.topic, self.partition, self.offsets),
+        };
+        append_row(&mut self.alerts, &target, alert.observed_at.millis(), alert)?;
         self.rows += 1;
         Ok(())
     }
