@@ -25,15 +25,35 @@ use crate::archive_stats::archive_stats;
 use crate::broker::TansuBroker;
 use crate::hotlists::load_hotlist_files;
 
+#[derive(Debug, Clone, clap::Args)]
 pub struct DemoOptions {
+    /// How long the simulated readers stream.
+    #[arg(long, default_value_t = 30)]
     pub seconds: u64,
+    /// Where the archive and the sample hotlist are written.
+    #[arg(long, default_value = "platestream-data")]
     pub data_dir: PathBuf,
+    /// Reads per second from the simulated readers.
+    #[arg(long, default_value_t = 1000)]
     pub rate: u64,
+    /// Seed of the simulated traffic.
+    #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Partitions of the raw-reads topic.
+    #[arg(long, default_value_t = 3)]
     pub partitions: i32,
+    /// Share of vehicles on the sample hotlist.
+    #[arg(long, default_value_t = 0.01)]
     pub hotlist_fraction: f64,
+    /// Share of deliberately malformed messages (to see dead-lettering).
+    #[arg(long, default_value_t = 0.002)]
     pub malformed_rate: f64,
-    pub print_alerts: bool,
+    /// Print only the summary, not every alert.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Serve Prometheus metrics at this address while the demo runs.
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 struct PrintAlerts {
@@ -123,7 +143,7 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
             ..StreamOptions::default()
         },
     );
-    let print_alerts = options.print_alerts;
+    let print_alerts = !options.quiet;
     let engine_thread = std::thread::spawn(move || {
         let mut pipeline = Pipeline::new(
             Arc::new(CanonicalJsonDecoder),

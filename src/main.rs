@@ -40,35 +40,7 @@ enum LogFormat {
 enum Command {
     /// Run the whole pipeline on this machine: a local Kafka broker (tansu), simulated readers
     /// around Washington DC, live alerts, and a Parquet archive.
-    Demo {
-        /// How long the simulated readers stream.
-        #[arg(long, default_value_t = 30)]
-        seconds: u64,
-        /// Where the archive and the sample hotlist are written.
-        #[arg(long, default_value = "platestream-data")]
-        data_dir: PathBuf,
-        /// Reads per second from the simulated readers.
-        #[arg(long, default_value_t = 1000)]
-        rate: u64,
-        /// Seed of the simulated traffic.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Partitions of the raw-reads topic.
-        #[arg(long, default_value_t = 3)]
-        partitions: i32,
-        /// Share of vehicles on the sample hotlist.
-        #[arg(long, default_value_t = 0.01)]
-        hotlist_fraction: f64,
-        /// Share of deliberately malformed messages (to see dead-lettering).
-        #[arg(long, default_value_t = 0.002)]
-        malformed_rate: f64,
-        /// Print only the summary, not every alert.
-        #[arg(long)]
-        quiet: bool,
-        /// Serve Prometheus metrics at this address while the demo runs.
-        #[arg(long)]
-        metrics_listen: Option<SocketAddr>,
-    },
+    Demo(DemoOptions),
     /// Run the engine against a Kafka cluster described by a config file (see
     /// platestream.example.toml); every setting can be overridden by PLATESTREAM_... variables.
     Run {
@@ -194,28 +166,8 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Demo {
-            seconds,
-            data_dir,
-            rate,
-            seed,
-            partitions,
-            hotlist_fraction,
-            malformed_rate,
-            quiet,
-            metrics_listen,
-        } => {
-            serve_metrics(metrics_listen)?;
-            let options = DemoOptions {
-                seconds,
-                data_dir,
-                rate,
-                seed,
-                partitions,
-                hotlist_fraction,
-                malformed_rate,
-                print_alerts: !quiet,
-            };
+        Command::Demo(options) => {
+            serve_metrics(options.metrics_listen)?;
             run_demo(options, stop_on_ctrl_c()).await
         }
         Command::Run {
