@@ -7,6 +7,7 @@ pub mod decode;
 pub mod hotlist;
 pub mod jurisdiction;
 pub mod matcher;
+pub mod misread;
 pub mod normalize;
 pub mod pipeline;
 pub mod read;
