@@ -20,6 +20,37 @@ pub struct Config {
     pub hotlists: HotlistSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub readers: ReaderSettings,
+}
+
+/// How reads from readers are interpreted before matching.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReaderSettings {
+    /// IANA zone of readers that send local times without an offset (`America/New_York`).
+    pub timezone: String,
+    /// The content-addressed image store for inline and uploaded images.
+    pub image_dir: PathBuf,
+    /// Reports of the same plate at the same reader within this many milliseconds are one vehicle
+    /// pass; 0 turns duplicate suppression off.
+    pub dedupe_window_ms: u64,
+    /// Archive every folded report too, marked with `duplicate_of`.
+    pub keep_duplicates: bool,
+    /// Column mapping for topics whose format is `generic` (`schemas/examples/generic/`).
+    pub generic: Option<platestream_engine::vendor::GenericMapping>,
+}
+
+impl Default for ReaderSettings {
+    fn default() -> Self {
+        Self {
+            timezone: "UTC".to_owned(),
+            image_dir: PathBuf::from("platestream-data/images"),
+            dedupe_window_ms: 3_000,
+            keep_duplicates: false,
+            generic: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +97,7 @@ impl Default for MetricsSettings {
     }
 }
 
-const SECTIONS: &[&str] = &["kafka", "archive", "hotlists", "metrics"];
+const SECTIONS: &[&str] = &["kafka", "archive", "hotlists", "metrics", "readers"];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod hotlists;
+pub mod readers;
 pub mod replay;
 pub mod run;
 pub mod simulate_cmd;

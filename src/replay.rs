@@ -111,7 +111,11 @@ pub fn replay(
                 offset: line_number,
             };
             segment.cover_offset(line_number);
-            pipeline.process(payload, source, Timestamp::now(), &mut processed);
+            let now = Timestamp::now();
+            pipeline.process(payload, source, now, &mut processed);
+            pipeline.release_due(now, &mut processed);
+            // Earlier inputs ended all their passes before their segments were committed, so every
+            // read released here belongs to this input.
             for read in &processed.reads {
                 segment.append_read(read)?;
             }
@@ -126,6 +130,7 @@ pub fn replay(
             }
             processed.clear();
             if segment.rows() >= segment_max_rows {
+                flush_held(pipeline, &topic, partition, &mut segment, &mut processed)?;
                 let full = std::mem::replace(
                     &mut segment,
                     SegmentWriter::new(Arc::clone(&archive), &topic, partition)?,
@@ -133,6 +138,7 @@ pub fn replay(
                 record(&mut summary, full)?;
             }
         }
+        flush_held(pipeline, &topic, partition, &mut segment, &mut processed)?;
         record(&mut summary, segment)?;
     }
     alerts_out.flush()?;
@@ -141,6 +147,22 @@ pub fn replay(
     summary.counts = pipeline.counts;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Ends the input's held vehicle passes into the segment about to be committed.
+fn flush_held(
+    pipeline: &mut Pipeline,
+    topic: &str,
+    partition: i32,
+    segment: &mut SegmentWriter,
+    processed: &mut Processed,
+) -> Result<()> {
+    pipeline.flush_partition(topic, partition, processed);
+    for read in &processed.reads {
+        segment.append_read(read)?;
+    }
+    processed.clear();
+    Ok(())
 }
 
 fn record(summary: &mut ReplaySummary, segment: SegmentWriter) -> Result<()> {

@@ -10,12 +10,11 @@ use platestream_connectors::kafka::{
 };
 use platestream_engine::alert::Alert;
 use platestream_engine::archive::ArchiveConfig;
-use platestream_engine::decode::{decoder_for_format, KNOWN_FORMATS};
 use platestream_engine::matcher::ExactMatcher;
-use platestream_engine::pipeline::Pipeline;
 
 use crate::config::Config;
 use crate::hotlists::load_hotlist_files;
+use crate::readers::pipeline_for;
 
 struct LogAlerts;
 
@@ -40,14 +39,12 @@ pub async fn run_engine(
     create_topics: bool,
     stop_flag: Arc<AtomicBool>,
 ) -> Result<()> {
-    let decoder = decoder_for_format(&config.kafka.raw_format).with_context(|| {
-        format!(
-            "kafka.raw_format = {:?} is not a known format (known: {})",
-            config.kafka.raw_format,
-            KNOWN_FORMATS.join(", ")
-        )
-    })?;
     let entries = load_hotlist_files(&config.hotlists.files)?;
+    let mut pipeline = pipeline_for(
+        &config.kafka,
+        &config.readers,
+        Arc::new(ExactMatcher::new(entries.iter().cloned())),
+    )?;
     if create_topics {
         let mut topics: Vec<(&str, i32)> = config
             .kafka
@@ -93,11 +90,8 @@ pub async fn run_engine(
         archive = %config.archive.dir.display(),
         "engine starting"
     );
-    let summary = tokio::task::spawn_blocking(move || {
-        let mut pipeline = Pipeline::new(Arc::from(decoder), Arc::new(ExactMatcher::new(entries)));
-        engine.run(&mut pipeline, &mut LogAlerts)
-    })
-    .await??;
+    let summary =
+        tokio::task::spawn_blocking(move || engine.run(&mut pipeline, &mut LogAlerts)).await??;
     tracing::info!(
         messages = summary.counts.messages,
         reads_archived = summary.reads_archived,

@@ -1,5 +1,5 @@
 //! Decoders turn a message's bytes into zero or more reads. One decoder per wire format; the
-//! connector picks the decoder by topic configuration.
+//! pipeline picks the decoder by topic configuration (`crate::vendor::decoder_for`).
 
 use crate::read::PlateRead;
 
@@ -15,6 +15,10 @@ pub enum DecodeError {
         format: &'static str,
         detail: String,
     },
+    #[error("message format not recognized: {detail}")]
+    UnrecognizedFormat { detail: String },
+    #[error("cannot store the message's image: {detail}")]
+    ImageStore { detail: String },
 }
 
 impl DecodeError {
@@ -23,6 +27,8 @@ impl DecodeError {
             Self::NotUtf8 { .. } => "not_utf8",
             Self::Empty => "empty_message",
             Self::Malformed { .. } => "malformed",
+            Self::UnrecognizedFormat { .. } => "unrecognized_format",
+            Self::ImageStore { .. } => "image_store_failed",
         }
     }
 }
@@ -75,16 +81,6 @@ impl ReadDecoder for CanonicalJsonDecoder {
         Ok(Decoded::Reads(1))
     }
 }
-
-/// Looks a decoder up by the format name used in configuration.
-pub fn decoder_for_format(format: &str) -> Option<Box<dyn ReadDecoder>> {
-    match format {
-        "canonical" => Some(Box::new(CanonicalJsonDecoder)),
-        _ => None,
-    }
-}
-
-pub const KNOWN_FORMATS: &[&str] = &["canonical"];
 
 #[cfg(test)]
 mod tests {

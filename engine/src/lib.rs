@@ -4,7 +4,9 @@
 pub mod alert;
 pub mod archive;
 pub mod decode;
+pub mod dedupe;
 pub mod hotlist;
+pub mod images;
 pub mod jurisdiction;
 pub mod matcher;
 pub mod misread;
@@ -12,5 +14,8 @@ pub mod normalize;
 pub mod pipeline;
 pub mod read;
 pub mod simulate;
+pub mod vendor;
 
-pub use read::{Attribute, ImageRefs, PlateRead, SourcePosition, Timestamp, VehicleAttributes};
+pub use read::{
+    Attribute, ImageRefs, Motion, PlateRead, SourcePosition, Timestamp, VehicleAttributes,
+};

@@ -284,10 +284,14 @@ mod tests {
             lat: Some(38.9),
             lon: Some(-77.03),
             heading: Some(-90.0),
+            motion: None,
             vehicle: VehicleAttributes::default(),
             images: ImageRefs::default(),
             embedding: None,
             source: None,
+            frames: 1,
+            last_observed_at: None,
+            duplicate_of: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The per-message path every input shares (Kafka, HTTP, NDJSON replay): decode → normalize →
 //! match → alerts, with anything that fails turned into a dead letter that keeps the original bytes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -8,6 +9,7 @@ use serde::Serialize;
 
 use crate::alert::Alert;
 use crate::decode::{Decoded, ReadDecoder};
+use crate::dedupe::{DedupeConfig, DuplicateSuppressor, Offered};
 use crate::matcher::{Match, Matcher};
 use crate::normalize::normalize_read;
 use crate::read::{PlateRead, SourcePosition, Timestamp};
@@ -81,7 +83,8 @@ impl Processed {
     }
 }
 
-/// Running totals. Invariant: `messages == messages_with_reads + not_reads + dead_lettered`.
+/// Running totals. Invariants: `messages == messages_with_reads + not_reads + dead_lettered`, and
+/// once held passes are released, `reads == reads released for archiving + duplicates_suppressed`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PipelineCounts {
     pub messages: u64,
@@ -90,6 +93,8 @@ pub struct PipelineCounts {
     pub not_reads: u64,
     pub dead_lettered: u64,
     pub alerts: u64,
+    /// Reports folded into another read of the same vehicle pass.
+    pub duplicates_suppressed: u64,
 }
 
 impl PipelineCounts {
@@ -100,14 +105,18 @@ impl PipelineCounts {
         self.not_reads += other.not_reads;
         self.dead_lettered += other.dead_lettered;
         self.alerts += other.alerts;
+        self.duplicates_suppressed += other.duplicates_suppressed;
     }
 }
 
 pub struct Pipeline {
     decoder: Arc<dyn ReadDecoder>,
+    /// Topics whose format differs from `decoder`'s.
+    topic_decoders: HashMap<String, Arc<dyn ReadDecoder>>,
     matcher: Arc<dyn Matcher>,
     decoded: Vec<PlateRead>,
     matches: Vec<Match>,
+    dedupe: Option<DuplicateSuppressor>,
     pub counts: PipelineCounts,
 }
 
@@ -115,10 +124,66 @@ impl Pipeline {
     pub fn new(decoder: Arc<dyn ReadDecoder>, matcher: Arc<dyn Matcher>) -> Self {
         Self {
             decoder,
+            topic_decoders: HashMap::new(),
             matcher,
             decoded: Vec::new(),
             matches: Vec::new(),
+            dedupe: None,
             counts: PipelineCounts::default(),
+        }
+    }
+
+    /// Decodes messages of `topic` with `decoder` instead of the default one.
+    pub fn with_topic_decoder(
+        mut self,
+        topic: impl Into<String>,
+        decoder: Arc<dyn ReadDecoder>,
+    ) -> Self {
+        self.topic_decoders.insert(topic.into(), decoder);
+        self
+    }
+
+    /// Folds repeated reports of a vehicle pass into one read (`crate::dedupe`). Reads then reach
+    /// `Processed::reads` when their pass ends: callers must call `release_due` regularly and
+    /// `flush_partition` before making a partition's archive durable.
+    pub fn with_dedupe(mut self, config: DedupeConfig) -> Self {
+        self.dedupe = Some(DuplicateSuppressor::new(config));
+        self
+    }
+
+    /// Moves reads of passes that are over to `out.reads`.
+    pub fn release_due(&mut self, now: Timestamp, out: &mut Processed) {
+        if let Some(dedupe) = &mut self.dedupe {
+            dedupe.release_due(now, &mut out.reads);
+        }
+    }
+
+    /// Moves every held read of a partition to `out.reads`, ending its passes early.
+    pub fn flush_partition(&mut self, topic: &str, partition: i32, out: &mut Processed) {
+        if let Some(dedupe) = &mut self.dedupe {
+            dedupe.flush_partition(topic, partition, &mut out.reads);
+        }
+    }
+
+    /// Moves every held read to `out.reads` (end of input).
+    pub fn flush_all(&mut self, out: &mut Processed) {
+        if let Some(dedupe) = &mut self.dedupe {
+            dedupe.flush_all(&mut out.reads);
+        }
+    }
+
+    /// Drops the held reads of a partition another consumer now owns (it replays them).
+    pub fn forget_partition(&mut self, topic: &str, partition: i32) {
+        if let Some(dedupe) = &mut self.dedupe {
+            let dropped = dedupe.forget_partition(topic, partition);
+            if dropped > 0 {
+                tracing::debug!(
+                    topic,
+                    partition,
+                    dropped,
+                    "dropped held passes of a revoked partition"
+                );
+            }
         }
     }
 
@@ -144,7 +209,11 @@ impl Pipeline {
                 payload: payload.to_vec(),
                 dead_lettered_at: now,
             };
-        match self.decoder.decode(payload, &mut self.decoded) {
+        let decoder = self
+            .topic_decoders
+            .get(&source.topic)
+            .unwrap_or(&self.decoder);
+        match decoder.decode(payload, &mut self.decoded) {
             Err(error) => {
                 self.counts.dead_lettered += 1;
                 out.dead_letters
@@ -177,13 +246,33 @@ impl Pipeline {
         self.counts.reads += read_count as u64;
         for mut read in self.decoded.drain(..) {
             read.source = Some(source.clone());
+            // Every report is matched at once, folded or not: a later frame may read the plate's
+            // state that the first frame missed, and officers must not wait for a pass to end.
             self.matches.clear();
             self.matcher.match_read(&read, now, &mut self.matches);
+            let first_alert = out.alerts.len();
             for hit in &self.matches {
                 out.alerts.push(Alert::new(&read, hit, now));
             }
             self.counts.alerts += self.matches.len() as u64;
-            out.reads.push(read);
+            let Some(dedupe) = &mut self.dedupe else {
+                out.reads.push(read);
+                continue;
+            };
+            if let Offered::Folded {
+                pass_read_id,
+                duplicate,
+            } = dedupe.offer(read, now, &mut out.reads)
+            {
+                self.counts.duplicates_suppressed += 1;
+                // The archive holds the pass's read, not this report's: point the alerts there.
+                for alert in &mut out.alerts[first_alert..] {
+                    alert.read_id.clone_from(&pass_read_id);
+                }
+                if let Some(duplicate) = duplicate {
+                    out.reads.push(*duplicate);
+                }
+            }
         }
         MessageOutcome::Reads(read_count)
     }

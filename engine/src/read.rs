@@ -120,6 +120,32 @@ pub struct ImageRefs {
     pub overview: Option<String>,
 }
 
+/// Which way the vehicle moved relative to the camera, for readers that report it instead of (or
+/// beside) a compass heading: Genetec's `Relative Motion`, Axis's `carMoveDirection` `in`/`out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Motion {
+    Approaching,
+    Receding,
+}
+
+impl Motion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approaching => "approaching",
+            Self::Receding => "receding",
+        }
+    }
+}
+
+fn one_frame() -> u32 {
+    1
+}
+
+fn is_one_frame(frames: &u32) -> bool {
+    *frames == 1
+}
+
 /// Where a read came from in the stream, so that every archived row can be traced to its message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourcePosition {
@@ -160,6 +186,8 @@ pub struct PlateRead {
     /// Direction of travel in degrees clockwise from north, 0..360.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heading: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion: Option<Motion>,
     #[serde(default)]
     pub vehicle: VehicleAttributes,
     #[serde(default)]
@@ -168,6 +196,16 @@ pub struct PlateRead {
     pub embedding: Option<Vec<f32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourcePosition>,
+    /// How many reports of this vehicle pass the read stands for: readers report a vehicle once per
+    /// frame while it is in view, and duplicate suppression folds those reports into one read.
+    #[serde(default = "one_frame", skip_serializing_if = "is_one_frame")]
+    pub frames: u32,
+    /// When the last folded report was observed; `None` for a read of a single report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_observed_at: Option<Timestamp>,
+    /// Set on a duplicate report kept in the archive (when configured): the read it was folded into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<String>,
 }
 
 #[cfg(test)]

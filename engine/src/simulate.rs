@@ -981,10 +981,14 @@ impl Simulator {
             lat: Some(lat),
             lon: Some(lon),
             heading: Some(heading),
+            motion: None,
             vehicle: vehicle_attributes,
             images,
             embedding,
             source: None,
+            frames: 1,
+            last_observed_at: None,
+            duplicate_of: None,
         };
         (read, truth)
     }

@@ -15,9 +15,12 @@ pub struct KafkaSettings {
     /// Topics carrying raw reads from readers.
     #[serde(default = "default_raw_topics")]
     pub raw_topics: Vec<String>,
-    /// Wire format of the raw topics (`canonical`).
+    /// Wire format of the raw topics (`canonical`, a vendor's format, `generic` or `auto`).
     #[serde(default = "default_format")]
     pub raw_format: String,
+    /// Formats of raw topics that differ from `raw_format`, by topic name.
+    #[serde(default)]
+    pub topic_formats: BTreeMap<String, String>,
     #[serde(default = "default_alerts_topic")]
     pub alerts_topic: String,
     #[serde(default = "default_dead_letter_topic")]
@@ -62,6 +65,7 @@ impl KafkaSettings {
             group_id: default_group_id(),
             raw_topics: default_raw_topics(),
             raw_format: default_format(),
+            topic_formats: BTreeMap::new(),
             alerts_topic: default_alerts_topic(),
             dead_letter_topic: default_dead_letter_topic(),
             properties: BTreeMap::new(),

@@ -280,7 +280,7 @@ impl RunState<'_> {
             // A copy of the reference: the message borrows the consumer, not `self`.
             let consumer = self.consumer;
             let polled = consumer.poll(Duration::from_millis(100));
-            self.handle_rebalance();
+            self.handle_rebalance(pipeline);
             match polled {
                 None => {
                     self.housekeeping(pipeline, observer, false)?;
@@ -313,12 +313,13 @@ impl RunState<'_> {
         Ok(())
     }
 
-    fn handle_rebalance(&mut self) {
+    fn handle_rebalance(&mut self, pipeline: &mut Pipeline) {
         let changed: Vec<(String, i32)> = match self.consumer.context().rebalanced.lock() {
             Ok(mut rebalanced) => rebalanced.drain(..).collect(),
             Err(_) => return,
         };
         for (topic, partition) in changed {
+            pipeline.forget_partition(&topic, partition);
             let state = self
                 .partitions
                 .get_mut(&topic)
@@ -428,12 +429,12 @@ impl RunState<'_> {
         };
         segment.cover_offset(source.offset);
         pipeline.process(payload, source, Timestamp::now(), &mut processed);
-        for read in &processed.reads {
-            segment.append_read(read)?;
-        }
         for alert in &processed.alerts {
             segment.append_alert(alert)?;
         }
+        // With duplicate suppression the reads that come out may be passes that began in another
+        // partition: each goes to its own partition's segment.
+        self.archive_reads(&processed.reads)?;
         let settings = &self.engine.settings;
         for alert in &processed.alerts {
             let json = serde_json::to_vec(alert)
@@ -460,13 +461,54 @@ impl RunState<'_> {
         Ok(true)
     }
 
+    /// Appends reads to the open segments of the partitions they came from.
+    fn archive_reads(&mut self, reads: &[platestream_engine::PlateRead]) -> Result<(), KafkaError> {
+        for read in reads {
+            let Some(source) = &read.source else {
+                return Err(KafkaError::Internal(format!(
+                    "read {} has no source position",
+                    read.read_id
+                )));
+            };
+            let Some(state) = self
+                .partitions
+                .get_mut(&source.topic)
+                .and_then(|partitions| partitions.get_mut(&source.partition))
+            else {
+                // The partition moved away while the pass was held: its next owner replays it.
+                continue;
+            };
+            let segment = match &mut state.segment {
+                Some(segment) => segment,
+                empty => empty.insert(SegmentWriter::new(
+                    Arc::clone(&self.engine.archive),
+                    &source.topic,
+                    source.partition,
+                )?),
+            };
+            segment.append_read(read)?;
+        }
+        Ok(())
+    }
+
+    /// Archives the reads of vehicle passes that are over.
+    fn release_due_passes(&mut self, pipeline: &mut Pipeline) -> Result<(), KafkaError> {
+        let mut processed = std::mem::take(&mut self.processed);
+        pipeline.release_due(Timestamp::now(), &mut processed);
+        let result = self.archive_reads(&processed.reads);
+        processed.clear();
+        self.processed = processed;
+        result
+    }
+
     /// Commits due segments and publishes counters.
     fn housekeeping(
         &mut self,
-        pipeline: &Pipeline,
+        pipeline: &mut Pipeline,
         observer: &mut dyn StreamObserver,
         everything: bool,
     ) -> Result<(), KafkaError> {
+        self.release_due_passes(pipeline)?;
         let options = &self.engine.options;
         let due: Vec<(String, i32)> = self
             .partitions
@@ -482,7 +524,7 @@ impl RunState<'_> {
             })
             .collect();
         if !due.is_empty() {
-            self.commit_segments(&due, observer, true)?;
+            self.commit_segments(pipeline, &due, observer, true)?;
         }
         self.publish_counts(pipeline);
         Ok(())
@@ -498,17 +540,30 @@ impl RunState<'_> {
         counter!("platestream_messages_not_reads_total")
             .increment(now.not_reads - before.not_reads);
         counter!("platestream_alerts_total").increment(now.alerts - before.alerts);
+        counter!("platestream_duplicates_suppressed_total")
+            .increment(now.duplicates_suppressed - before.duplicates_suppressed);
         self.reported_counts = now;
     }
 
     /// The checkpoint: acknowledgements first, then durable files, then the Kafka commit.
     fn commit_segments(
         &mut self,
+        pipeline: &mut Pipeline,
         due: &[(String, i32)],
         observer: &mut dyn StreamObserver,
         commit_offsets: bool,
     ) -> Result<(), KafkaError> {
         let started = Instant::now();
+        // A pass still held when its partition's archive becomes durable would be skipped by the
+        // next run (it resumes after the archive): end those passes now.
+        let mut processed = std::mem::take(&mut self.processed);
+        for (topic, partition) in due {
+            pipeline.flush_partition(topic, *partition, &mut processed);
+        }
+        let archived = self.archive_reads(&processed.reads);
+        processed.clear();
+        self.processed = processed;
+        archived?;
         self.producer
             .flush(Duration::from_secs(60))
             .map_err(KafkaError::client("flushing alerts and dead letters"))?;
@@ -571,7 +626,7 @@ impl RunState<'_> {
 
     fn stop(
         &mut self,
-        pipeline: &Pipeline,
+        pipeline: &mut Pipeline,
         observer: &mut dyn StreamObserver,
     ) -> Result<(), KafkaError> {
         match self.engine.options.on_stop {
@@ -582,11 +637,12 @@ impl RunState<'_> {
                     .iter()
                     .flat_map(|(topic, partitions)| partitions.keys().map(|p| (topic.clone(), *p)))
                     .collect();
-                self.commit_segments(&all, observer, false)?;
+                self.commit_segments(pipeline, &all, observer, false)?;
             }
             OnStop::AbandonAll => {
-                for partitions in self.partitions.values_mut() {
-                    for state in partitions.values_mut() {
+                for (topic, partitions) in &mut self.partitions {
+                    for (partition, state) in partitions.iter_mut() {
+                        pipeline.forget_partition(topic, *partition);
                         if let Some(segment) = state.segment.take() {
                             segment.abandon();
                         }

@@ -12,7 +12,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use crate::alert::Alert;
-use crate::read::{Attribute, PlateRead, SourcePosition, Timestamp};
+use crate::read::{Attribute, Motion, PlateRead, SourcePosition, Timestamp};
 
 fn utc_millis() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
@@ -51,6 +51,10 @@ pub static READS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("source_topic", DataType::Utf8, true),
         Field::new("source_partition", DataType::Int32, true),
         Field::new("source_offset", DataType::Int64, true),
+        Field::new("motion", DataType::Utf8, true),
+        Field::new("frames", DataType::Int32, false),
+        Field::new("last_observed_at", utc_millis(), true),
+        Field::new("duplicate_of", DataType::Utf8, true),
     ]))
 });
 
@@ -173,6 +177,10 @@ pub struct ReadColumns {
     overview_uri: StringBuilder,
     embedding: ListBuilder<Float32Builder>,
     source: SourceColumns,
+    motion: StringBuilder,
+    frames: Int32Builder,
+    last_observed_at: TimestampMillisecondBuilder,
+    duplicate_of: StringBuilder,
     rows: usize,
 }
 
@@ -200,6 +208,10 @@ impl Default for ReadColumns {
             overview_uri: StringBuilder::new(),
             embedding: ListBuilder::new(Float32Builder::new()),
             source: SourceColumns::default(),
+            motion: StringBuilder::new(),
+            frames: Int32Builder::new(),
+            last_observed_at: timestamps(),
+            duplicate_of: StringBuilder::new(),
             rows: 0,
         }
     }
@@ -244,6 +256,13 @@ impl TableColumns for ReadColumns {
             None => self.embedding.append(false),
         }
         self.source.push(read.source.as_ref());
+        self.motion.append_option(read.motion.map(Motion::as_str));
+        self.frames
+            .append_value(i32::try_from(read.frames).unwrap_or(i32::MAX));
+        self.last_observed_at
+            .append_option(read.last_observed_at.map(Timestamp::millis));
+        self.duplicate_of
+            .append_option(read.duplicate_of.as_deref());
         self.rows += 1;
     }
 
@@ -280,6 +299,10 @@ impl TableColumns for ReadColumns {
         columns.push(Arc::new(self.overview_uri.finish()));
         columns.push(Arc::new(self.embedding.finish()));
         columns.extend(self.source.finish());
+        columns.push(Arc::new(self.motion.finish()));
+        columns.push(Arc::new(self.frames.finish()));
+        columns.push(Arc::new(self.last_observed_at.finish()));
+        columns.push(Arc::new(self.duplicate_of.finish()));
         self.rows = 0;
         RecordBatch::try_new(Self::schema(), columns)
     }

@@ -1,0 +1,378 @@
+//! Duplicate suppression: readers report a vehicle once per frame (and once per lane camera) while
+//! it is in view. Reports of the same normalized plate at the same reader within a window collapse
+//! into one read: the pass's first report gives its identity (`read_id`, `observed_at`, source
+//! position), the most confident report gives its content (plate text, confidence, jurisdiction,
+//! attributes, images), and `frames` counts the reports.
+//!
+//! Matching does not wait for the window: every report is matched at once (an officer must not
+//! wait seconds for an alert), and alerts of folded reports point at the pass's read.
+//!
+//! A held read is released when its reader's clock has moved past the window, when it has been held
+//! for the window in wall-clock time (a reader that went quiet), or when the caller flushes it —
+//! which the stream engine does before it makes a partition's archive durable, so a held read can
+//! never be left behind by a commit.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::read::{PlateRead, Timestamp};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DedupeConfig {
+    /// Reports within this time of a pass's first report belong to the pass.
+    pub window: Duration,
+    /// Archive every folded report too, marked with `duplicate_of`.
+    pub keep_duplicates: bool,
+}
+
+impl Default for DedupeConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(3),
+            keep_duplicates: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PassKey {
+    reader_id: String,
+    plate_norm: String,
+}
+
+#[derive(Debug)]
+struct HeldRead {
+    read: PlateRead,
+    /// Ingest time when the pass began, for the wall-clock release.
+    held_since: Timestamp,
+}
+
+/// What became of an offered report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Offered {
+    /// The first report of a pass: held until the pass ends.
+    NewPass,
+    /// Folded into a held pass whose read has this id. With `keep_duplicates`, the report comes
+    /// back to be archived as a duplicate row.
+    Folded {
+        pass_read_id: String,
+        duplicate: Option<Box<PlateRead>>,
+    },
+}
+
+#[derive(Debug)]
+pub struct DuplicateSuppressor {
+    config: DedupeConfig,
+    window_ms: i64,
+    held: HashMap<PassKey, HeldRead>,
+    /// Passes in the order they began; entries whose pass already left `held` are skipped.
+    began: VecDeque<(Timestamp, PassKey)>,
+    /// The latest observation time seen per reader: each reader's own clock decides when its passes
+    /// end, so one reader with a wrong clock cannot end (or hold) everyone else's.
+    reader_clock: HashMap<String, Timestamp>,
+}
+
+impl DuplicateSuppressor {
+    pub fn new(config: DedupeConfig) -> Self {
+        let window_ms = i64::try_from(config.window.as_millis()).unwrap_or(i64::MAX);
+        Self {
+            config,
+            window_ms,
+            held: HashMap::new(),
+            began: VecDeque::new(),
+            reader_clock: HashMap::new(),
+        }
+    }
+
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Offers a normalized report; a pass it ends (same plate and reader, outside the window) goes
+    /// to `released`. `now` is the ingest time.
+    pub fn offer(
+        &mut self,
+        read: PlateRead,
+        now: Timestamp,
+        released: &mut Vec<PlateRead>,
+    ) -> Offered {
+        let clock = self
+            .reader_clock
+            .entry(read.reader_id.clone())
+            .or_insert(read.observed_at);
+        *clock = (*clock).max(read.observed_at);
+        let key = PassKey {
+            reader_id: read.reader_id.clone(),
+            plate_norm: read.plate_norm.clone(),
+        };
+        if let Some(held) = self.held.get_mut(&key) {
+            let offset = read.observed_at.millis() - held.read.observed_at.millis();
+            if (-self.window_ms..=self.window_ms).contains(&offset) {
+                return fold(&mut held.read, read, self.config.keep_duplicates);
+            }
+        }
+        if let Some(previous) = self.held.remove(&key) {
+            released.push(previous.read);
+        }
+        self.began.push_back((now, key.clone()));
+        self.held.insert(
+            key,
+            HeldRead {
+                read,
+                held_since: now,
+            },
+        );
+        if self.held.len() > MAX_HELD {
+            self.release_oldest(released);
+        }
+        Offered::NewPass
+    }
+
+    /// Releases every pass that is over: its reader's clock is past the window, or it has been held
+    /// for the window by the wall clock.
+    pub fn release_due(&mut self, now: Timestamp, released: &mut Vec<PlateRead>) {
+        while let Some((began_at, key)) = self.began.front() {
+            let Some(held) = self.held.get(key) else {
+                self.began.pop_front();
+                continue;
+            };
+            if held.held_since != *began_at {
+                // The key's pass ended early and a newer pass holds it; that one has its own entry.
+                self.began.pop_front();
+                continue;
+            }
+            let pass_ends_at = held
+                .read
+                .observed_at
+                .millis()
+                .saturating_add(self.window_ms);
+            let reader_moved_on = self
+                .reader_clock
+                .get(&held.read.reader_id)
+                .is_some_and(|clock| clock.millis() > pass_ends_at);
+            let held_long_enough = now.millis() - began_at.millis() >= self.window_ms;
+            if !(reader_moved_on || held_long_enough) {
+                break;
+            }
+            self.release_oldest(released);
+        }
+    }
+
+    fn release_oldest(&mut self, released: &mut Vec<PlateRead>) {
+        while let Some((began_at, key)) = self.began.pop_front() {
+            if self
+                .held
+                .get(&key)
+                .is_some_and(|held| held.held_since == began_at)
+            {
+                if let Some(held) = self.held.remove(&key) {
+                    released.push(held.read);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Releases every pass that began in this partition, before its archive is made durable.
+    pub fn flush_partition(&mut self, topic: &str, partition: i32, released: &mut Vec<PlateRead>) {
+        let keys: Vec<PassKey> =
+            self.held
+                .iter()
+                .filter(|(_, held)| {
+                    held.read.source.as_ref().is_some_and(|source| {
+                        source.topic == topic && source.partition == partition
+                    })
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+        for key in keys {
+            if let Some(held) = self.held.remove(&key) {
+                released.push(held.read);
+            }
+        }
+    }
+
+    /// Releases every held pass (end of input).
+    pub fn flush_all(&mut self, released: &mut Vec<PlateRead>) {
+        self.began.clear();
+        released.extend(self.held.drain().map(|(_, held)| held.read));
+    }
+
+    /// Drops the passes of a partition this engine no longer owns: the next owner replays them from
+    /// the last commit. Returns how many were dropped.
+    pub fn forget_partition(&mut self, topic: &str, partition: i32) -> usize {
+        let before = self.held.len();
+        self.held.retain(|_, held| {
+            !held
+                .read
+                .source
+                .as_ref()
+                .is_some_and(|source| source.topic == topic && source.partition == partition)
+        });
+        before - self.held.len()
+    }
+}
+
+/// Passes held at once before the oldest is released early: bounds memory when a reader floods
+/// (or a replay runs far faster than the wall clock).
+const MAX_HELD: usize = 200_000;
+
+fn fold(pass: &mut PlateRead, report: PlateRead, keep_duplicates: bool) -> Offered {
+    pass.frames = pass.frames.saturating_add(report.frames.max(1));
+    let last = report.last_observed_at.unwrap_or(report.observed_at);
+    pass.last_observed_at = Some(pass.last_observed_at.unwrap_or(pass.observed_at).max(last));
+    let pass_read_id = pass.read_id.clone();
+    let duplicate = keep_duplicates.then(|| {
+        let mut duplicate = report.clone();
+        duplicate.duplicate_of = Some(pass_read_id.clone());
+        Box::new(duplicate)
+    });
+    if report.confidence > pass.confidence {
+        pass.plate = report.plate;
+        pass.confidence = report.confidence;
+        pass.jurisdiction = report.jurisdiction.or(pass.jurisdiction.take());
+        pass.vehicle = report.vehicle;
+        pass.images = report.images;
+        pass.heading = report.heading.or(pass.heading);
+        pass.motion = report.motion.or(pass.motion);
+        pass.embedding = report.embedding.or(pass.embedding.take());
+        pass.camera_id = report.camera_id.or(pass.camera_id.take());
+    }
+    Offered::Folded {
+        pass_read_id,
+        duplicate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::SourcePosition;
+
+    fn report(
+        reader: &str,
+        plate: &str,
+        observed_ms: i64,
+        confidence: f32,
+        offset: i64,
+    ) -> PlateRead {
+        let mut read: PlateRead = serde_json::from_value(serde_json::json!({
+            "vendor": "t", "reader_id": reader, "observed_at": observed_ms,
+            "plate": plate, "plate_norm": plate, "confidence": confidence,
+        }))
+        .unwrap();
+        read.read_id = format!("read-{offset}");
+        read.source = Some(SourcePosition {
+            topic: "reads".into(),
+            partition: 0,
+            offset,
+        });
+        read
+    }
+
+    const T0: i64 = 1_795_539_600_000;
+
+    #[test]
+    fn frames_of_one_pass_fold_into_the_first_with_the_best_content() {
+        let mut suppressor = DuplicateSuppressor::new(DedupeConfig::default());
+        let mut released = Vec::new();
+        let now = Timestamp(T0);
+        assert_eq!(
+            suppressor.offer(report("r1", "ABC123", T0, 0.7, 0), now, &mut released),
+            Offered::NewPass
+        );
+        let mut better = report("r1", "ABC123", T0 + 400, 0.95, 1);
+        better.plate = "ABC 123".into();
+        let folded = suppressor.offer(better, now, &mut released);
+        assert_eq!(
+            folded,
+            Offered::Folded {
+                pass_read_id: "read-0".into(),
+                duplicate: None
+            }
+        );
+        suppressor.offer(report("r1", "ABC123", T0 + 800, 0.8, 2), now, &mut released);
+        // Another reader's report of the same plate is another pass.
+        assert_eq!(
+            suppressor.offer(report("r2", "ABC123", T0 + 900, 0.8, 3), now, &mut released),
+            Offered::NewPass
+        );
+        assert!(released.is_empty(), "nothing is over yet");
+
+        // r1's clock moves past the window: its pass is over, r2's is not.
+        suppressor.offer(
+            report("r1", "ZZZ999", T0 + 3_500, 0.9, 4),
+            now,
+            &mut released,
+        );
+        suppressor.release_due(now, &mut released);
+        assert_eq!(released.len(), 1);
+        let pass = &released[0];
+        assert_eq!(pass.read_id, "read-0");
+        assert_eq!(pass.observed_at, Timestamp(T0));
+        assert_eq!(pass.source.as_ref().unwrap().offset, 0);
+        assert_eq!(pass.frames, 3);
+        assert_eq!(pass.confidence, 0.95);
+        assert_eq!(pass.plate, "ABC 123");
+        assert_eq!(pass.last_observed_at, Some(Timestamp(T0 + 800)));
+    }
+
+    #[test]
+    fn a_quiet_reader_releases_by_the_wall_clock_and_flushes_release_everything() {
+        let mut suppressor = DuplicateSuppressor::new(DedupeConfig::default());
+        let mut released = Vec::new();
+        suppressor.offer(
+            report("r1", "ABC123", T0, 0.7, 0),
+            Timestamp(T0),
+            &mut released,
+        );
+        suppressor.release_due(Timestamp(T0 + 2_999), &mut released);
+        assert!(released.is_empty());
+        suppressor.release_due(Timestamp(T0 + 3_000), &mut released);
+        assert_eq!(released.len(), 1);
+
+        suppressor.offer(
+            report("r1", "DEF456", T0, 0.7, 1),
+            Timestamp(T0),
+            &mut released,
+        );
+        let mut other = report("r2", "GHI789", T0, 0.7, 2);
+        other.source.as_mut().unwrap().partition = 1;
+        suppressor.offer(other, Timestamp(T0), &mut released);
+        released.clear();
+        suppressor.flush_partition("reads", 1, &mut released);
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].plate_norm, "GHI789");
+        assert_eq!(suppressor.forget_partition("reads", 0), 1);
+        assert_eq!(suppressor.held_count(), 0);
+    }
+
+    #[test]
+    fn the_same_plate_after_the_window_is_a_new_pass_and_kept_duplicates_point_at_their_pass() {
+        let mut suppressor = DuplicateSuppressor::new(DedupeConfig {
+            window: Duration::from_secs(2),
+            keep_duplicates: true,
+        });
+        let mut released = Vec::new();
+        let now = Timestamp(T0);
+        suppressor.offer(report("r1", "ABC123", T0, 0.7, 0), now, &mut released);
+        let Offered::Folded { duplicate, .. } = suppressor.offer(
+            report("r1", "ABC123", T0 + 1_000, 0.6, 1),
+            now,
+            &mut released,
+        ) else {
+            panic!("expected a fold");
+        };
+        assert_eq!(duplicate.unwrap().duplicate_of.as_deref(), Some("read-0"));
+        assert_eq!(
+            suppressor.offer(
+                report("r1", "ABC123", T0 + 60_000, 0.6, 2),
+                now,
+                &mut released
+            ),
+            Offered::NewPass
+        );
+        assert_eq!(released.len(), 1, "the earlier pass ended");
+        assert_eq!(released[0].frames, 2);
+    }
+}

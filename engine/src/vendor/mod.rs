@@ -1,0 +1,207 @@
+//! Vendors' wire formats → the canonical read. One module per vendor; this module holds what they
+//! share (the decoding context, confidence scales, inline images) and picks a decoder by name or,
+//! for topics configured as `auto`, by sniffing the message.
+
+pub mod axis;
+pub mod generic;
+pub mod genetec;
+pub mod plate_recognizer;
+pub mod rekor;
+pub mod time;
+pub mod vocabulary;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono_tz::Tz;
+
+use crate::decode::{CanonicalJsonDecoder, DecodeError, Decoded, ReadDecoder};
+use crate::images::ImageStore;
+use crate::read::{Attribute, PlateRead};
+
+pub use generic::GenericMapping;
+
+/// What every decoder may need beyond the bytes.
+#[derive(Clone)]
+pub struct DecodeContext {
+    /// The zone of readers that send local times without an offset.
+    pub reader_timezone: Tz,
+    /// Where inline images go; the read keeps their references.
+    pub images: Arc<dyn ImageStore>,
+}
+
+impl DecodeContext {
+    pub fn new(images: Arc<dyn ImageStore>) -> Self {
+        Self {
+            reader_timezone: Tz::UTC,
+            images,
+        }
+    }
+
+    pub fn with_timezone(mut self, zone: Tz) -> Self {
+        self.reader_timezone = zone;
+        self
+    }
+
+    /// Moves an inline image (base64, optionally as a `data:` URI) into the image store and returns
+    /// its reference. Text that already is a reference or a URL is returned unchanged; empty text
+    /// and vendors' "no image" placeholders give `None`.
+    pub fn store_inline_image(
+        &self,
+        format: &'static str,
+        text: &str,
+    ) -> Result<Option<String>, DecodeError> {
+        let text = text.trim();
+        if text.is_empty() || text == "-" || text.eq_ignore_ascii_case("null") {
+            return Ok(None);
+        }
+        if crate::images::ImageRef::parse(text).is_some() || text.contains("://") {
+            return Ok(Some(text.to_owned()));
+        }
+        let encoded = match text.split_once(";base64,") {
+            Some((prefix, data)) if prefix.starts_with("data:") => data,
+            _ => text,
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_bytes())
+            .map_err(|error| DecodeError::Malformed {
+                format,
+                detail: format!("inline image is not base64: {error}"),
+            })?;
+        let reference = self
+            .images
+            .put(&bytes)
+            .map_err(|error| DecodeError::ImageStore {
+                detail: error.to_string(),
+            })?;
+        Ok(Some(reference.to_string()))
+    }
+}
+
+/// A confidence on a 0–100 scale (Rekor, Genetec) as 0..1.
+pub fn confidence_from_percent(percent: f64) -> f32 {
+    (percent / 100.0) as f32
+}
+
+/// A confidence from a vendor that sends either scale (Axis firmware versions differ): values
+/// above 1 are percentages. A 0–100 vendor reporting under 1% is indistinguishable, and such a
+/// read is noise either way.
+pub fn confidence_from_either_scale(value: f64) -> f32 {
+    if value > 1.0 {
+        confidence_from_percent(value)
+    } else {
+        value as f32
+    }
+}
+
+/// An attribute from a canonical value and an optional confidence on the 0..1 scale.
+pub fn attribute(value: Option<impl Into<String>>, confidence: Option<f32>) -> Option<Attribute> {
+    value.map(|value| Attribute::new(value, confidence))
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FormatError {
+    #[error("unknown format {0:?} (known: {known})", known = KNOWN_FORMATS.join(", "))]
+    Unknown(String),
+    #[error("format `generic` needs a column mapping")]
+    GenericWithoutMapping,
+    #[error("invalid generic mapping: {0}")]
+    InvalidMapping(String),
+}
+
+/// The format names accepted in configuration.
+pub const KNOWN_FORMATS: &[&str] = &[
+    "canonical",
+    "rekor",
+    "plate_recognizer",
+    "genetec",
+    "axis",
+    "generic",
+    "auto",
+];
+
+/// Builds the decoder for a configured format. `generic` needs `mapping`; `auto` sniffs each
+/// message and falls back to canonical JSON.
+pub fn decoder_for(
+    format: &str,
+    mapping: Option<&GenericMapping>,
+    context: &DecodeContext,
+) -> Result<Arc<dyn ReadDecoder>, FormatError> {
+    Ok(match format {
+        "canonical" => Arc::new(CanonicalJsonDecoder),
+        "rekor" => Arc::new(rekor::RekorDecoder::new(context.clone())),
+        "plate_recognizer" => Arc::new(plate_recognizer::PlateRecognizerDecoder::new(
+            context.clone(),
+        )),
+        "genetec" => Arc::new(genetec::GenetecDecoder::new(context.clone())),
+        "axis" => Arc::new(axis::AxisDecoder::new(context.clone())),
+        "generic" => {
+            let mapping = mapping.ok_or(FormatError::GenericWithoutMapping)?;
+            Arc::new(generic::GenericDecoder::new(
+                mapping.clone(),
+                context.clone(),
+            )?)
+        }
+        "auto" => Arc::new(SniffingDecoder::new(context.clone())),
+        other => return Err(FormatError::Unknown(other.to_owned())),
+    })
+}
+
+/// Picks the vendor decoder from marker keys in the message, for topics that carry several
+/// vendors' formats or whose format nobody wrote down. A substring probe costs far less than a
+/// parse, and each marker is a key only that vendor's format has.
+pub struct SniffingDecoder {
+    canonical: CanonicalJsonDecoder,
+    rekor: rekor::RekorDecoder,
+    plate_recognizer: plate_recognizer::PlateRecognizerDecoder,
+    genetec: genetec::GenetecDecoder,
+    axis: axis::AxisDecoder,
+}
+
+impl SniffingDecoder {
+    pub fn new(context: DecodeContext) -> Self {
+        Self {
+            canonical: CanonicalJsonDecoder,
+            rekor: rekor::RekorDecoder::new(context.clone()),
+            plate_recognizer: plate_recognizer::PlateRecognizerDecoder::new(context.clone()),
+            genetec: genetec::GenetecDecoder::new(context.clone()),
+            axis: axis::AxisDecoder::new(context),
+        }
+    }
+
+    /// The decoder a message's content points to, if any.
+    pub fn sniff(&self, payload: &[u8]) -> Option<&dyn ReadDecoder> {
+        let has = |marker: &[u8]| payload.windows(marker.len()).any(|window| window == marker);
+        if has(b"\"data_type\"") {
+            Some(&self.rekor)
+        } else if has(b"\"results\"") && (has(b"\"dscore\"") || has(b"\"processing_time\"")) {
+            Some(&self.plate_recognizer)
+        } else if has(b"\"plateUTF8\"") || has(b"\"plateASCII\"") || has(b"\"plateText\"") {
+            Some(&self.axis)
+        } else if has(b"\"Plate\"") && (has(b"\"DateUtc\"") || has(b"\"CameraName\"")) {
+            Some(&self.genetec)
+        } else if has(b"\"observed_at\"") {
+            Some(&self.canonical)
+        } else {
+            None
+        }
+    }
+}
+
+impl ReadDecoder for SniffingDecoder {
+    fn format(&self) -> &'static str {
+        "auto"
+    }
+
+    fn decode(&self, payload: &[u8], reads: &mut Vec<PlateRead>) -> Result<Decoded, DecodeError> {
+        crate::decode::payload_text(payload)?;
+        match self.sniff(payload) {
+            Some(decoder) => decoder.decode(payload, reads),
+            None => Err(DecodeError::UnrecognizedFormat {
+                detail: "no known vendor's marker fields (data_type, results+dscore, \
+                         plateUTF8, Plate+DateUtc, observed_at)"
+                    .to_owned(),
+            }),
+        }
+    }
+}

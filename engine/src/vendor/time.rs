@@ -1,0 +1,179 @@
+//! Reader clocks as vendors write them → UTC.
+//!
+//! Vendors send epoch seconds, epoch milliseconds (as numbers or strings), ISO 8601 with or without
+//! an offset, US-style dates, and date and time in separate fields. A time without an offset is
+//! the reader's local time, interpreted in the reader time zone from configuration (UTC unless
+//! configured), because guessing a zone would silently shift every read by hours.
+
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use chrono_tz::Tz;
+
+use crate::read::Timestamp;
+
+/// Epoch values below this are seconds (it is 5138-11-16 in seconds, 1973-03-03 in milliseconds).
+const SECONDS_BELOW: f64 = 1e11;
+/// ...below this milliseconds, below `MICROS_BELOW` microseconds, above that nanoseconds.
+const MILLIS_BELOW: f64 = 1e14;
+const MICROS_BELOW: f64 = 1e17;
+
+/// An epoch count in seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude:
+/// any plausible read time has a magnitude that only one unit can produce.
+pub fn from_epoch_number(value: f64) -> Option<Timestamp> {
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    let millis = if value < SECONDS_BELOW {
+        value * 1e3
+    } else if value < MILLIS_BELOW {
+        value
+    } else if value < MICROS_BELOW {
+        value / 1e3
+    } else {
+        value / 1e6
+    };
+    Some(Timestamp::from_millis(millis.round() as i64))
+}
+
+fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> Option<Timestamp> {
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(datetime) => Some(Timestamp::from_millis(datetime.timestamp_millis())),
+        // The repeated hour when clocks go back: the earlier instant, as most readers log it.
+        LocalResult::Ambiguous(earlier, _) => {
+            Some(Timestamp::from_millis(earlier.timestamp_millis()))
+        }
+        // The skipped hour when clocks go forward cannot be read on a correct clock.
+        LocalResult::None => None,
+    }
+}
+
+const NAIVE_FORMATS: &[&str] = &[
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%m/%d/%Y %H:%M:%S%.f",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%Y/%m/%d %H:%M:%S%.f",
+];
+
+const OFFSET_FORMATS: &[&str] = &[
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f %z",
+];
+
+/// Any time text a reader sends. `zone` applies only to texts without an offset.
+pub fn parse_time_text(text: &str, zone: Tz) -> Option<Timestamp> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if text
+        .bytes()
+        .all(|byte| byte.is_ascii_digit() || byte == b'.')
+    {
+        return from_epoch_number(text.parse().ok()?);
+    }
+    if let Some(parsed) = Timestamp::parse_rfc3339(text) {
+        return Some(parsed);
+    }
+    // RFC 3339 with a space for the `T`, or a `+0000` offset.
+    for format in OFFSET_FORMATS {
+        if let Ok(parsed) = DateTime::parse_from_str(text, format) {
+            return Some(Timestamp::from_millis(parsed.timestamp_millis()));
+        }
+    }
+    for format in NAIVE_FORMATS {
+        if let Ok(parsed) = NaiveDateTime::parse_from_str(text, format) {
+            return local_to_utc(parsed, zone);
+        }
+    }
+    None
+}
+
+/// A date and a time sent in separate fields (Genetec's `DateUtc` + `TimeUtc`). The date may be
+/// `YYYY-MM-DD` or `MM/DD/YYYY`; the time `HH:MM:SS` with optional fraction.
+pub fn parse_date_and_time(date: &str, time: &str, zone: Tz) -> Option<Timestamp> {
+    let date = date.trim();
+    let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(date, "%m/%d/%Y"))
+        .or_else(|_| NaiveDate::parse_from_str(date, "%Y/%m/%d"))
+        .ok()?;
+    let time = time.trim();
+    let time = NaiveTime::parse_from_str(time, "%H:%M:%S%.f")
+        .or_else(|_| NaiveTime::parse_from_str(time, "%I:%M:%S %p"))
+        .or_else(|_| NaiveTime::parse_from_str(time, "%H:%M"))
+        .ok()?;
+    local_to_utc(date.and_time(time), zone)
+}
+
+/// A time zone name from configuration (`America/New_York`, `UTC`).
+pub fn parse_zone(name: &str) -> Option<Tz> {
+    name.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(text).unwrap()
+    }
+
+    #[test]
+    fn epoch_units_are_told_apart_by_magnitude() {
+        let expected = at("2026-11-24T17:00:00.250Z");
+        assert_eq!(from_epoch_number(1_795_539_600.25), Some(expected));
+        assert_eq!(from_epoch_number(1_795_539_600_250.0), Some(expected));
+        assert_eq!(from_epoch_number(1_795_539_600_250_000.0), Some(expected));
+        assert_eq!(
+            parse_time_text("1795539600250", Tz::UTC),
+            Some(expected),
+            "epoch milliseconds as a string (Axis)"
+        );
+        assert_eq!(from_epoch_number(-1.0), None);
+    }
+
+    #[test]
+    fn iso_times_with_and_without_offsets() {
+        let expected = at("2026-11-24T17:00:00Z");
+        let new_york = parse_zone("America/New_York").unwrap();
+        for (text, zone) in [
+            ("2026-11-24T17:00:00Z", Tz::UTC),
+            ("2026-11-24T12:00:00-05:00", Tz::UTC),
+            ("2026-11-24 17:00:00+0000", Tz::UTC),
+            ("2026-11-24T17:00:00", Tz::UTC),
+            ("2026-11-24T12:00:00", new_york),
+            ("2026-11-24 12:00:00.000", new_york),
+            ("11/24/2026 12:00:00", new_york),
+        ] {
+            assert_eq!(parse_time_text(text, zone), Some(expected), "{text}");
+        }
+        assert_eq!(parse_time_text("yesterday", Tz::UTC), None);
+    }
+
+    #[test]
+    fn separate_date_and_time_in_both_date_styles() {
+        let expected = at("2026-11-24T17:03:12Z");
+        assert_eq!(
+            parse_date_and_time("11/24/2026", "17:03:12", Tz::UTC),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_date_and_time("2026-11-24", "17:03:12", Tz::UTC),
+            Some(expected)
+        );
+        assert_eq!(parse_date_and_time("24.11.2026", "17:03:12", Tz::UTC), None);
+    }
+
+    #[test]
+    fn daylight_saving_edges() {
+        let new_york = parse_zone("America/New_York").unwrap();
+        // 2026-11-01 01:30 happens twice in New York; the first is 05:30Z.
+        assert_eq!(
+            parse_time_text("2026-11-01T01:30:00", new_york),
+            Some(at("2026-11-01T05:30:00Z"))
+        );
+        // 2026-03-08 02:30 never happens in New York.
+        assert_eq!(parse_time_text("2026-03-08T02:30:00", new_york), None);
+    }
+}

@@ -1,0 +1,213 @@
+//! One small vocabulary for vehicle attributes, whatever the vendor's classifier calls them, so a
+//! BOLO for a "silver sedan" matches Rekor's `silver`/`sedan-standard`, Plate Recognizer's
+//! `silver`/`Sedan` and Genetec's `Silver`/`Passenger Car` alike. Documented in `schemas/README.md`.
+//!
+//! Values we cannot place map to `None` (unknown), never to a guess: a wrong color on an alert
+//! sends officers after the wrong car.
+
+/// Colors: the set most vendors' classifiers distinguish.
+pub const COLORS: &[&str] = &[
+    "black", "white", "silver", "gray", "red", "blue", "green", "yellow", "orange", "brown",
+    "beige", "gold", "purple",
+];
+
+/// Body types.
+pub const BODY_TYPES: &[&str] = &[
+    "sedan",
+    "suv",
+    "pickup",
+    "van",
+    "hatchback",
+    "coupe",
+    "convertible",
+    "wagon",
+    "motorcycle",
+    "bus",
+    "truck",
+];
+
+/// Lowercase, with every run of separators (space, `_`, `-`, `/`) as one `-`.
+fn simplify(raw: &str) -> String {
+    let mut simplified = String::with_capacity(raw.len());
+    for character in raw.trim().chars() {
+        if character.is_alphanumeric() {
+            simplified.extend(character.to_lowercase());
+        } else if !simplified.ends_with('-') && !simplified.is_empty() {
+            simplified.push('-');
+        }
+    }
+    while simplified.ends_with('-') {
+        simplified.pop();
+    }
+    simplified
+}
+
+fn is_unknown(simplified: &str) -> bool {
+    matches!(simplified, "" | "unknown" | "none" | "n-a" | "na" | "other")
+}
+
+pub fn canonical_color(raw: &str) -> Option<&'static str> {
+    let simplified = simplify(raw);
+    if is_unknown(&simplified) {
+        return None;
+    }
+    if let Some(color) = COLORS.iter().find(|color| **color == simplified) {
+        return Some(color);
+    }
+    // "dark-blue", "light-gray", "silver-gray": the last word that names a color decides.
+    let color = simplified.rsplit('-').find_map(|word| {
+        Some(match word {
+            "grey" | "charcoal" | "graphite" => "gray",
+            "maroon" | "burgundy" => "red",
+            "navy" => "blue",
+            "tan" | "cream" | "champagne" | "ivory" => "beige",
+            "teal" => "green",
+            "bronze" | "copper" => "brown",
+            "violet" => "purple",
+            other => return COLORS.iter().find(|color| **color == other).copied(),
+        })
+    })?;
+    Some(color)
+}
+
+pub fn canonical_body_type(raw: &str) -> Option<&'static str> {
+    let simplified = simplify(raw);
+    if is_unknown(&simplified) {
+        return None;
+    }
+    let words: Vec<&str> = simplified.split('-').collect();
+    let has = |word: &str| words.contains(&word);
+    // Order matters: "sedan-wagon" is a wagon, "pickup-truck" a pickup, "van-mini" a van.
+    let body_type = if has("motorcycle") || has("motorbike") || has("scooter") {
+        "motorcycle"
+    } else if has("bus") || has("coach") {
+        "bus"
+    } else if has("pickup") {
+        "pickup"
+    } else if has("wagon") || has("estate") {
+        "wagon"
+    } else if has("suv") || has("crossover") || has("cuv") {
+        "suv"
+    } else if has("van") || has("minivan") {
+        "van"
+    } else if has("hatchback") || has("hatch") {
+        "hatchback"
+    } else if has("coupe") {
+        "coupe"
+    } else if has("convertible") || has("cabriolet") {
+        "convertible"
+    } else if has("truck") || has("tractor") || has("trailer") || has("lorry") {
+        "truck"
+    } else if has("sedan") || has("saloon") || has("limousine") || simplified == "passenger-car" {
+        "sedan"
+    } else {
+        return None;
+    };
+    Some(body_type)
+}
+
+/// Makes under one spelling: the alias table covers the spellings classifiers and officers use.
+const MAKE_ALIASES: &[(&str, &str)] = &[
+    ("chevy", "chevrolet"),
+    ("vw", "volkswagen"),
+    ("mercedes", "mercedes-benz"),
+    ("mercedes-benz", "mercedes-benz"),
+    ("benz", "mercedes-benz"),
+    ("mb", "mercedes-benz"),
+    ("landrover", "land-rover"),
+    ("range-rover", "land-rover"),
+    ("alfa", "alfa-romeo"),
+    ("rolls-royce", "rolls-royce"),
+    ("mini-cooper", "mini"),
+    ("bmw", "bmw"),
+    ("gmc", "gmc"),
+];
+
+/// A make in lowercase with hyphens (`honda`, `mercedes-benz`). Makes outside the alias table are
+/// kept in that form: any make list we wrote would be out of date next model year.
+pub fn canonical_make(raw: &str) -> Option<String> {
+    let simplified = simplify(raw);
+    if is_unknown(&simplified) {
+        return None;
+    }
+    if let Some((_, make)) = MAKE_ALIASES.iter().find(|(alias, _)| *alias == simplified) {
+        return Some((*make).to_owned());
+    }
+    Some(simplified)
+}
+
+/// A model in lowercase with hyphens, without its make when a classifier glued them together
+/// (Rekor's `honda_civic`).
+pub fn canonical_model(raw: &str, make: Option<&str>) -> Option<String> {
+    let simplified = simplify(raw);
+    if is_unknown(&simplified) {
+        return None;
+    }
+    let model = make
+        .and_then(|make| simplified.strip_prefix(make))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(&simplified);
+    Some(model.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colors_from_every_vendor_land_in_one_vocabulary() {
+        for (raw, expected) in [
+            ("Silver", Some("silver")),
+            ("silver-gray", Some("gray")),
+            ("GREY", Some("gray")),
+            ("Dark Blue", Some("blue")),
+            ("maroon", Some("red")),
+            ("-", None),
+            ("Unknown", None),
+            ("plaid", None),
+        ] {
+            assert_eq!(canonical_color(raw), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn body_types_from_every_vendor_land_in_one_vocabulary() {
+        for (raw, expected) in [
+            ("sedan-standard", Some("sedan")),
+            ("Sedan", Some("sedan")),
+            ("sedan-wagon", Some("wagon")),
+            ("SUV", Some("suv")),
+            ("suv-crossover", Some("suv")),
+            ("Pickup Truck", Some("pickup")),
+            ("truck-standard", Some("truck")),
+            ("Big Truck", Some("truck")),
+            ("van-mini", Some("van")),
+            ("Passenger Car", Some("sedan")),
+            ("tractor-trailer", Some("truck")),
+            ("Motorcycle", Some("motorcycle")),
+            ("hovercraft", None),
+        ] {
+            assert_eq!(canonical_body_type(raw), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn makes_and_models() {
+        assert_eq!(canonical_make("Chevy").as_deref(), Some("chevrolet"));
+        assert_eq!(
+            canonical_make("Mercedes Benz").as_deref(),
+            Some("mercedes-benz")
+        );
+        assert_eq!(canonical_make("Honda").as_deref(), Some("honda"));
+        assert_eq!(canonical_make("-"), None);
+        assert_eq!(
+            canonical_model("honda_civic", Some("honda")).as_deref(),
+            Some("civic")
+        );
+        assert_eq!(
+            canonical_model("CR-V", Some("honda")).as_deref(),
+            Some("cr-v")
+        );
+    }
+}

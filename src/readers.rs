@@ -1,0 +1,59 @@
+//! From the `[readers]` and `[kafka]` settings to a pipeline: which decoder each raw topic gets,
+//! where inline images go, how local reader times are read, and how vehicle passes are folded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use platestream_connectors::kafka::KafkaSettings;
+use platestream_engine::dedupe::DedupeConfig;
+use platestream_engine::images::DirectoryImageStore;
+use platestream_engine::matcher::Matcher;
+use platestream_engine::pipeline::Pipeline;
+use platestream_engine::vendor::{decoder_for, time::parse_zone, DecodeContext};
+
+use crate::config::ReaderSettings;
+
+pub fn decode_context(readers: &ReaderSettings) -> Result<DecodeContext> {
+    let zone = parse_zone(&readers.timezone).with_context(|| {
+        format!(
+            "readers.timezone = {:?} is not an IANA time zone (like America/New_York or UTC)",
+            readers.timezone
+        )
+    })?;
+    Ok(
+        DecodeContext::new(Arc::new(DirectoryImageStore::new(&readers.image_dir)))
+            .with_timezone(zone),
+    )
+}
+
+pub fn dedupe_config(readers: &ReaderSettings) -> Option<DedupeConfig> {
+    (readers.dedupe_window_ms > 0).then(|| DedupeConfig {
+        window: Duration::from_millis(readers.dedupe_window_ms),
+        keep_duplicates: readers.keep_duplicates,
+    })
+}
+
+/// The pipeline for the configured raw topics.
+pub fn pipeline_for(
+    kafka: &KafkaSettings,
+    readers: &ReaderSettings,
+    matcher: Arc<dyn Matcher>,
+) -> Result<Pipeline> {
+    let context = decode_context(readers)?;
+    let build = |format: &str, setting: &str| {
+        decoder_for(format, readers.generic.as_ref(), &context)
+            .with_context(|| format!("{setting} = {format:?}"))
+    };
+    let mut pipeline = Pipeline::new(build(&kafka.raw_format, "kafka.raw_format")?, matcher);
+    for (topic, format) in &kafka.topic_formats {
+        pipeline = pipeline.with_topic_decoder(
+            topic.clone(),
+            build(format, &format!("kafka.topic_formats.{topic}"))?,
+        );
+    }
+    if let Some(dedupe) = dedupe_config(readers) {
+        pipeline = pipeline.with_dedupe(dedupe);
+    }
+    Ok(pipeline)
+}
