@@ -13,9 +13,7 @@ use platestream_connectors::kafka::{
 };
 use platestream_engine::alert::Alert;
 use platestream_engine::archive::ArchiveConfig;
-use platestream_engine::decode::CanonicalJsonDecoder;
 use platestream_engine::matcher::ExactMatcher;
-use platestream_engine::pipeline::Pipeline;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;
 use rdkafka::producer::DefaultProducerContext;
@@ -23,7 +21,9 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use crate::archive_stats::archive_stats;
 use crate::broker::TansuBroker;
+use crate::config::ReaderSettings;
 use crate::hotlists::load_hotlist_files;
+use crate::readers::pipeline_for;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoOptions {
@@ -77,6 +77,8 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
     let broker = tokio::task::spawn_blocking(TansuBroker::start).await??;
     let mut settings = KafkaSettings::new(broker.bootstrap_servers());
     settings.group_id = "platestream-demo".to_owned();
+    // The simulated city mixes vendors on one topic: each message's format is recognized.
+    settings.raw_format = "auto".to_owned();
     let raw_topic = settings.raw_topics[0].clone();
     ensure_topics(
         &settings.producer_config(),
@@ -97,6 +99,7 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         seed: options.seed,
         hotlist_fraction: options.hotlist_fraction,
         malformed_rate: options.malformed_rate,
+        repeat_frame_rate: 0.25,
         ..SimulatorConfig::default()
     });
     let hotlist_path = data_dir.join("sample-hotlist.csv");
@@ -144,11 +147,12 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         },
     );
     let print_alerts = !options.quiet;
+    let readers = ReaderSettings {
+        image_dir: data_dir.join("images"),
+        ..ReaderSettings::default()
+    };
+    let mut pipeline = pipeline_for(&settings, &readers, Arc::new(ExactMatcher::new(entries)))?;
     let engine_thread = std::thread::spawn(move || {
-        let mut pipeline = Pipeline::new(
-            Arc::new(CanonicalJsonDecoder),
-            Arc::new(ExactMatcher::new(entries)),
-        );
         engine.run(
             &mut pipeline,
             &mut PrintAlerts {
@@ -260,6 +264,10 @@ fn print_summary(
     println!(
         "  reads archived                     {}",
         summary.reads_archived
+    );
+    println!(
+        "  duplicate frames folded            {}",
+        counts.duplicates_suppressed
     );
     println!(
         "  dead-lettered (with reasons)       {}",

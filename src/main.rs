@@ -6,16 +6,18 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use platestream::config::Config;
+use platestream::config::ReaderSettings;
 use platestream::demo::{produce_simulated, run_demo, DemoOptions};
 use platestream::hotlists::load_hotlist_files;
+use platestream::readers::{decode_context, dedupe_config};
 use platestream::replay::{replay, ALERTS_FILE, DEAD_LETTER_FILE};
 use platestream::run::run_engine;
 use platestream::simulate_cmd::{simulate_to_writer, SimulateOptions, DEFAULT_START};
 use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
-use platestream_engine::decode::CanonicalJsonDecoder;
 use platestream_engine::matcher::ExactMatcher;
 use platestream_engine::pipeline::Pipeline;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
+use platestream_engine::vendor::decoder_for;
 use platestream_engine::Timestamp;
 
 /// platestream: license-plate reads from any vendor, matched against hotlists in the stream,
@@ -85,6 +87,9 @@ enum Command {
         misread_rate: f64,
         #[arg(long, default_value_t = 0.0)]
         malformed_rate: f64,
+        /// Share of messages that report the previous vehicle pass again (another video frame).
+        #[arg(long, default_value_t = 0.0)]
+        repeat_frame_rate: f64,
         /// Write the sample hotlist (CSV) here.
         #[arg(long)]
         hotlist_out: Option<PathBuf>,
@@ -107,6 +112,22 @@ enum Command {
         /// Rows per archive segment.
         #[arg(long, default_value_t = 1_000_000)]
         segment_rows: usize,
+        /// Wire format of the input lines: canonical, rekor, plate_recognizer, genetec, axis, or
+        /// auto (recognize each line's vendor).
+        #[arg(long, default_value = "canonical")]
+        format: String,
+        /// IANA time zone of readers that send local times without an offset.
+        #[arg(long, default_value = "UTC")]
+        reader_timezone: String,
+        /// Where inline images are stored (content-addressed); default OUT/images.
+        #[arg(long)]
+        image_dir: Option<PathBuf>,
+        /// Reports of a plate at a reader within this many ms are one vehicle pass; 0: keep all.
+        #[arg(long, default_value_t = 3_000)]
+        dedupe_window_ms: u64,
+        /// Archive folded reports too, marked with duplicate_of.
+        #[arg(long)]
+        keep_duplicates: bool,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -191,6 +212,7 @@ async fn main() -> Result<()> {
             hotlist_fraction,
             misread_rate,
             malformed_rate,
+            repeat_frame_rate,
             hotlist_out,
             truth_out,
         } => {
@@ -202,6 +224,7 @@ async fn main() -> Result<()> {
                 hotlist_fraction,
                 misread_rate,
                 malformed_rate,
+                repeat_frame_rate,
                 ..SimulatorConfig::default()
             };
             if let Some(brokers) = brokers {
@@ -260,6 +283,11 @@ async fn main() -> Result<()> {
             out,
             segment_rows,
             quiet,
+            format,
+            reader_timezone,
+            image_dir,
+            dedupe_window_ms,
+            keep_duplicates,
         } => {
             for path in &input {
                 if !path.is_file() {
@@ -267,10 +295,20 @@ async fn main() -> Result<()> {
                 }
             }
             let entries = load_hotlist_files(&hotlist)?;
-            let mut pipeline = Pipeline::new(
-                Arc::new(CanonicalJsonDecoder),
-                Arc::new(ExactMatcher::new(entries)),
-            );
+            let readers = ReaderSettings {
+                timezone: reader_timezone,
+                image_dir: image_dir.unwrap_or_else(|| out.join("images")),
+                dedupe_window_ms,
+                keep_duplicates,
+                generic: None,
+            };
+            let context = decode_context(&readers)?;
+            let decoder = decoder_for(&format, None, &context)
+                .with_context(|| format!("--format {format:?}"))?;
+            let mut pipeline = Pipeline::new(decoder, Arc::new(ExactMatcher::new(entries)));
+            if let Some(dedupe) = dedupe_config(&readers) {
+                pipeline = pipeline.with_dedupe(dedupe);
+            }
             let summary = replay(&input, &out, &mut pipeline, segment_rows, !quiet)?;
             let counts = summary.counts;
             let seconds = summary.elapsed.as_secs_f64().max(1e-9);
@@ -279,6 +317,10 @@ async fn main() -> Result<()> {
                 "reads archived      {} ({:.0} reads/s)",
                 summary.reads_archived,
                 counts.messages as f64 / seconds
+            );
+            println!(
+                "duplicates folded   {} (reports of a vehicle pass already read)",
+                counts.duplicates_suppressed
             );
             println!(
                 "dead-lettered       {} ({})",

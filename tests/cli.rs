@@ -72,6 +72,9 @@ fn replay_archives_every_good_line_alerts_on_hotlisted_reads_and_dead_letters_th
             "--out",
             "out",
             "--quiet",
+            // Every line is its own read here; folding is tested on its own below.
+            "--dedupe-window-ms",
+            "0",
         ],
         dir.path(),
     );
@@ -139,11 +142,91 @@ fn replay_archives_every_good_line_alerts_on_hotlisted_reads_and_dead_letters_th
             "--out",
             "out",
             "--quiet",
+            // Every line is its own read here; folding is tested on its own below.
+            "--dedupe-window-ms",
+            "0",
         ],
         dir.path(),
     );
     assert!(again.status.success());
     assert_eq!(common::archived_reads(&out).len(), 5000);
+}
+
+#[test]
+fn repeated_frames_of_a_vehicle_pass_fold_into_one_read_and_every_report_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let simulate = platestream(
+        &[
+            "simulate",
+            "--out",
+            "frames.ndjson",
+            "--count",
+            "4000",
+            "--seed",
+            "11",
+            "--repeat-frame-rate",
+            "0.3",
+        ],
+        dir.path(),
+    );
+    assert!(simulate.status.success(), "{}", text(&simulate.stderr));
+    let replay = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "replay",
+            "--input",
+            "frames.ndjson",
+            "--out",
+            out,
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let output = platestream(&args, dir.path());
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    let number_after = |stdout: &str, label: &str| -> usize {
+        let line = stdout.lines().find(|l| l.starts_with(label)).unwrap();
+        line[label.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+
+    let stdout = replay("folded", &[]);
+    let archived = common::archived_reads(&dir.path().join("folded"));
+    let folded = number_after(&stdout, "duplicates folded");
+    assert!(
+        folded > 800,
+        "about 30% of 4000 reports repeat a pass: {stdout}"
+    );
+    assert_eq!(number_after(&stdout, "reads archived"), archived.len());
+    assert_eq!(archived.len() + folded, 4000, "{stdout}");
+    let frames: i64 = archived.iter().map(|read| i64::from(read.frames)).sum();
+    assert_eq!(
+        frames, 4000,
+        "every report is one frame of an archived pass"
+    );
+    assert!(archived.iter().any(|read| read.frames >= 2));
+
+    // Kept duplicates are archived too, each pointing at a pass that is in the archive.
+    replay("kept", &["--keep-duplicates"]);
+    let kept = common::archived_reads(&dir.path().join("kept"));
+    assert_eq!(kept.len(), 4000);
+    let passes: std::collections::HashSet<&str> = kept
+        .iter()
+        .filter(|read| read.duplicate_of.is_none())
+        .map(|read| read.read_id.as_str())
+        .collect();
+    assert_eq!(passes.len(), archived.len());
+    for duplicate in kept.iter().filter(|read| read.duplicate_of.is_some()) {
+        assert!(passes.contains(duplicate.duplicate_of.as_deref().unwrap()));
+    }
+
+    // Window 0 turns suppression off.
+    let stdout = replay("all", &["--dedupe-window-ms", "0"]);
+    assert_eq!(number_after(&stdout, "reads archived"), 4000, "{stdout}");
 }
 
 #[test]

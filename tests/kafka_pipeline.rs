@@ -255,8 +255,9 @@ fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
         OnStop::ArchiveWithoutCommit,
     );
     assert!(second.reads_archived > 0);
-    // A crash with open segments: nothing of them survives, nothing is committed.
-    run_engine(
+    // A crash with open segments: nothing of them survives, nothing is committed (but segments
+    // that came due by age during the run, e.g. of offsets it skipped, were committed).
+    let third = run_engine(
         &settings,
         archive.path(),
         &traffic.hotlist_csv,
@@ -271,9 +272,12 @@ fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
         until_idle(),
         OnStop::CommitAll,
     );
+    // What the second run archived without committing is skipped by the run after it, and again
+    // by the last one unless the third committed it.
     assert!(
-        last.already_archived >= second.reads_archived,
-        "the restart skipped what the crashed run had archived ({} < {})",
+        third.already_archived + last.already_archived >= second.reads_archived,
+        "the restarts skipped what the crashed run had archived ({} + {} < {})",
+        third.already_archived,
         last.already_archived,
         second.reads_archived
     );

@@ -50,6 +50,10 @@ const TRAFFIC_STREAM: u64 = 3;
 const IDENTITY_STREAM: u64 = 4;
 const EMBEDDING_NOISE_STREAM: u64 = 5;
 const MALFORMED_STREAM: u64 = 6;
+const REPEAT_FRAME_STREAM: u64 = 17;
+/// Simulated time between two reads of one vehicle, at least (unless redraws run out).
+const MIN_SECONDS_BETWEEN_PASSES: i64 = 60;
+const RECENTLY_READ_REDRAWS: usize = 8;
 
 /// Readers often cannot tell the issuing state (plate frame covers it, unusual design).
 const UNKNOWN_JURISDICTION_RATE: f64 = 0.03;
@@ -95,6 +99,10 @@ pub struct SimulatorConfig {
     pub malformed_rate: f64,
     /// 0 for no appearance embeddings; otherwise the length of each read's embedding.
     pub embedding_dim: usize,
+    /// Share of messages from [`Simulator::next_message`] that report the previous vehicle pass
+    /// again a few hundred milliseconds later, as readers do once per frame while a vehicle is in
+    /// view. Duplicate suppression folds them.
+    pub repeat_frame_rate: f64,
 }
 
 impl Default for SimulatorConfig {
@@ -107,6 +115,7 @@ impl Default for SimulatorConfig {
             misread_rate: 0.03,
             malformed_rate: 0.0,
             embedding_dim: 0,
+            repeat_frame_rate: 0.0,
         }
     }
 }
@@ -771,6 +780,11 @@ pub struct Simulator {
     embedding_noise_rng: ChaCha8Rng,
     malformed_rng: ChaCha8Rng,
     next_malformed_kind: usize,
+    repeat_frame_rng: ChaCha8Rng,
+    /// When each vehicle was last read (epoch ms), to keep its passes apart.
+    last_read_at: Vec<i64>,
+    /// The last read `next_message` produced, for repeated frames.
+    last_pass: Option<(PlateRead, GroundTruth)>,
 }
 
 fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -839,6 +853,9 @@ impl Simulator {
             embedding_noise_rng: stream_rng(config.seed, EMBEDDING_NOISE_STREAM),
             malformed_rng: stream_rng(config.seed, MALFORMED_STREAM),
             next_malformed_kind: 0,
+            repeat_frame_rng: stream_rng(config.seed, REPEAT_FRAME_STREAM),
+            last_read_at: vec![i64::MIN / 2; vehicles.len()],
+            last_pass: None,
             config,
             readers,
             reader_setup,
@@ -908,7 +925,19 @@ impl Simulator {
     /// simulated clock for files).
     pub fn next_read(&mut self, observed_at: Timestamp) -> (PlateRead, GroundTruth) {
         let rng = &mut self.traffic_rng;
-        let vehicle_index = self.popularity.sample(rng);
+        // A vehicle cannot pass a second reader seconds after the first (readers are blocks
+        // apart), and two reads of it at one reader seconds apart are one pass: redraw a vehicle
+        // read too recently, a few times at most so a tiny population still streams.
+        let mut vehicle_index = self.popularity.sample(rng);
+        for _ in 0..RECENTLY_READ_REDRAWS {
+            if self.last_read_at[vehicle_index]
+                <= observed_at.millis() - MIN_SECONDS_BETWEEN_PASSES * 1000
+            {
+                break;
+            }
+            vehicle_index = self.popularity.sample(rng);
+        }
+        self.last_read_at[vehicle_index] = observed_at.millis();
         let vehicle = &mut self.vehicles[vehicle_index];
         let reader_index = vehicle.advance_route();
         let vehicle = &self.vehicles[vehicle_index];
@@ -993,13 +1022,43 @@ impl Simulator {
         (read, truth)
     }
 
+    /// Another frame of the last pass, with probability `repeat_frame_rate`.
+    fn repeated_frame(&mut self) -> Option<(PlateRead, GroundTruth)> {
+        let rate = probability(self.config.repeat_frame_rate);
+        if rate <= 0.0 || !self.repeat_frame_rng.random_bool(rate) {
+            return None;
+        }
+        let (mut read, truth) = self.last_pass.clone()?;
+        let rng = &mut self.repeat_frame_rng;
+        read.observed_at = Timestamp(read.observed_at.millis() + rng.random_range(120..=600));
+        let confidence = read.confidence * rng.random_range(0.9..1.05_f32);
+        read.confidence = round_to_thousandths(f64::from(confidence.min(0.99)));
+        read.read_id = derive_read_id(
+            SIMULATOR_VENDOR,
+            &read.reader_id,
+            read.observed_at,
+            &read.plate,
+        );
+        read.images = ImageRefs {
+            plate_crop: Some(format!("{IMAGE_BASE_URL}/crops/{}.jpg", read.read_id)),
+            overview: Some(format!("{IMAGE_BASE_URL}/overview/{}.jpg", read.read_id)),
+        };
+        Some((read, truth))
+    }
+
     /// The next message: a read serialized to canonical JSON, or (with probability
     /// `malformed_rate`) a malformed one. With `malformed_rate` 0 the reads are exactly those
     /// [`Simulator::next_read`] would have returned.
     pub fn next_message(&mut self, observed_at: Timestamp) -> SimulatedMessage {
         let malformed = self.config.malformed_rate > 0.0
             && self.malformed_rng.random_bool(self.config.malformed_rate);
-        let (read, truth) = self.next_read(observed_at);
+        let (read, truth) = match self.repeated_frame() {
+            Some(repeat) => repeat,
+            None => self.next_read(observed_at),
+        };
+        if self.config.repeat_frame_rate > 0.0 {
+            self.last_pass = Some((read.clone(), truth.clone()));
+        }
         if !malformed {
             return SimulatedMessage {
                 payload: to_canonical_json(&read),
@@ -1783,7 +1842,8 @@ mod tests {
             .values()
             .filter(|&&reads| reads == 1)
             .count();
-        assert!(most > 40, "most frequent vehicle seen {most} times");
+        // 20,000 reads span 1,000 simulated seconds and passes of one vehicle are a minute apart.
+        assert!(most > 10, "most frequent vehicle seen {most} times");
         assert!(
             seen_once > reads_per_vehicle.len() / 3,
             "{seen_once} seen once"

@@ -117,6 +117,8 @@ pub struct ArchivedRead {
     pub observed_at: i64,
     pub lat: Option<f64>,
     pub source_offset: i64,
+    pub frames: i32,
+    pub duplicate_of: Option<String>,
 }
 
 pub fn archived_reads(dir: &Path) -> Vec<ArchivedRead> {
@@ -156,8 +158,17 @@ pub fn archived_reads(dir: &Path) -> Vec<ArchivedRead> {
                 .unwrap()
                 .as_primitive::<arrow::datatypes::Int64Type>()
                 .clone();
+            let frames = batch
+                .column_by_name("frames")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int32Type>()
+                .clone();
+            let duplicate_of = text("duplicate_of");
             for row in 0..batch.num_rows() {
                 reads.push(ArchivedRead {
+                    frames: frames.value(row),
+                    duplicate_of: (!duplicate_of.is_null(row))
+                        .then(|| duplicate_of.value(row).to_owned()),
                     read_id: read_id.value(row).to_owned(),
                     plate: plate.value(row).to_owned(),
                     plate_norm: plate_norm.value(row).to_owned(),
