@@ -2,15 +2,19 @@
 //! Parquet archive encoding. Nothing here speaks to a network; connectors feed it bytes.
 
 pub mod alert;
+pub mod alert_policy;
 pub mod archive;
 pub mod decode;
 pub mod hotlist;
 pub mod jurisdiction;
 pub mod matcher;
 pub mod misread;
+pub mod ncic;
 pub mod normalize;
+pub mod pattern;
 pub mod pipeline;
 pub mod read;
 pub mod simulate;
+pub mod store;
 
 pub use read::{Attribute, ImageRefs, PlateRead, SourcePosition, Timestamp, VehicleAttributes};

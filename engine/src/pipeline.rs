@@ -7,6 +7,7 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::alert::Alert;
+use crate::alert_policy::AlertPolicy;
 use crate::decode::{Decoded, ReadDecoder};
 use crate::matcher::{Match, Matcher};
 use crate::normalize::normalize_read;
@@ -106,6 +107,7 @@ impl PipelineCounts {
 pub struct Pipeline {
     decoder: Arc<dyn ReadDecoder>,
     matcher: Arc<dyn Matcher>,
+    alert_policy: Option<Arc<AlertPolicy>>,
     decoded: Vec<PlateRead>,
     matches: Vec<Match>,
     pub counts: PipelineCounts,
@@ -116,10 +118,17 @@ impl Pipeline {
         Self {
             decoder,
             matcher,
+            alert_policy: None,
             decoded: Vec::new(),
             matches: Vec::new(),
             counts: PipelineCounts::default(),
         }
+    }
+
+    /// Suppression of repeated hits (`alert_policy.rs`); share one policy between pipelines.
+    pub fn with_alert_policy(mut self, policy: Arc<AlertPolicy>) -> Self {
+        self.alert_policy = Some(policy);
+        self
     }
 
     pub fn matcher(&self) -> &Arc<dyn Matcher> {
@@ -180,7 +189,12 @@ impl Pipeline {
             self.matches.clear();
             self.matcher.match_read(&read, now, &mut self.matches);
             for hit in &self.matches {
-                out.alerts.push(Alert::new(&read, hit, now));
+                let mut alert = Alert::new(&read, hit, now);
+                if let Some(policy) = &self.alert_policy {
+                    let window = hit.policy.as_ref().and_then(|p| p.suppression_window_secs);
+                    policy.apply(&read, window, &mut alert);
+                }
+                out.alerts.push(alert);
             }
             self.counts.alerts += self.matches.len() as u64;
             out.reads.push(read);
