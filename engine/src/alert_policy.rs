@@ -175,3 +175,134 @@ impl AlertPolicy {
 fn window_ms(secs: u64) -> i64 {
     i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::hotlist::HotlistEntry;
+    use crate::matcher::Matcher;
+    use crate::normalize::normalize_read;
+    use crate::pipeline::{Pipeline, Processed};
+    use crate::read::{SourcePosition, Timestamp};
+    use crate::store::HotlistStore;
+
+    fn read_at(plate: &str, seconds: i64) -> PlateRead {
+        let start = Timestamp::parse_rfc3339("2026-11-24T17:00:00Z").unwrap();
+        let mut read: PlateRead = serde_json::from_value(serde_json::json!({
+            "vendor": "t", "reader_id": "r", "observed_at": start.millis() + seconds * 1000,
+            "plate": plate, "confidence": 0.9
+        }))
+        .unwrap();
+        normalize_read(&mut read, Timestamp(start.millis() + 3_600_000)).unwrap();
+        read
+    }
+
+    fn alerts_for(store: &HotlistStore, policy: &AlertPolicy, read: &PlateRead) -> Vec<Alert> {
+        let mut matches = Vec::new();
+        store.match_read(read, read.observed_at, &mut matches);
+        matches
+            .iter()
+            .map(|hit| {
+                let mut alert = Alert::new(read, hit, read.observed_at);
+                let window = hit.policy.as_ref().and_then(|p| p.suppression_window_secs);
+                policy.apply(read, window, &mut alert);
+                alert
+            })
+            .collect()
+    }
+
+    fn store_with(list: &ListPolicy, plate: &str) -> HotlistStore {
+        let store = HotlistStore::default();
+        store.set_policy(list.clone());
+        store.upsert(Arc::new(HotlistEntry::new(&list.name, plate).unwrap()));
+        store
+    }
+
+    #[test]
+    fn a_repeat_hit_within_the_window_is_recorded_but_not_paged() {
+        let store = store_with(&ListPolicy::named("stolen_vehicles"), "ABC123");
+        let policy = AlertPolicy::default();
+        let suppressed = |seconds: i64| {
+            let alerts = alerts_for(&store, &policy, &read_at("ABC123", seconds));
+            assert_eq!(alerts.len(), 1, "every hit is still an alert");
+            alerts[0].suppressed
+        };
+        assert!(!suppressed(0));
+        assert!(suppressed(60));
+        assert!(suppressed(599));
+        assert!(!suppressed(600), "ten minutes after the page, page again");
+        assert!(suppressed(700));
+
+        // A replay of the very read that paged pages again (same alert_id for consumers).
+        let first = read_at("ABC123", 0);
+        assert!(!alerts_for(&store, &policy, &first)[0].suppressed);
+    }
+
+    #[test]
+    fn windows_are_per_list_and_zero_pages_every_hit() {
+        let mut amber = ListPolicy::named("amber_alert");
+        amber.suppression_window_secs = Some(0);
+        let store = store_with(&amber, "KID111");
+        let policy = AlertPolicy::default();
+        assert!(!alerts_for(&store, &policy, &read_at("KID111", 0))[0].suppressed);
+        assert!(!alerts_for(&store, &policy, &read_at("KID111", 5))[0].suppressed);
+    }
+
+    #[test]
+    fn covert_lists_route_their_alerts_to_the_restricted_topic() {
+        let mut covert = ListPolicy::named("covert_watch");
+        covert.route = AlertRoute::Covert;
+        let store = store_with(&covert, "ABC123");
+        store.upsert(Arc::new(HotlistEntry::new("stolen_vehicles", "ABC123").unwrap()));
+        let mut routes: Vec<(String, AlertRoute)> =
+            alerts_for(&store, &AlertPolicy::default(), &read_at("ABC123", 0))
+                .into_iter()
+                .map(|alert| (alert.list, alert.route))
+                .collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            routes,
+            vec![
+                ("covert_watch".to_owned(), AlertRoute::Covert),
+                ("stolen_vehicles".to_owned(), AlertRoute::Field)
+            ]
+        );
+        let json = serde_json::to_value(&Alert::new(
+            &read_at("ABC123", 0),
+            &{
+                let mut matches = Vec::new();
+                store.match_read(&read_at("ABC123", 0), Timestamp(0), &mut matches);
+                matches.remove(0)
+            },
+            Timestamp(0),
+        ))
+        .unwrap();
+        assert!(json["route"].is_string() && json["suppressed"] == false);
+    }
+
+    #[test]
+    fn the_pipeline_applies_the_policy_to_every_alert() {
+        let store = Arc::new(store_with(&ListPolicy::named("stolen_vehicles"), "ABC123"));
+        let mut pipeline = Pipeline::new(Arc::new(crate::decode::CanonicalJsonDecoder), store)
+            .with_alert_policy(Arc::new(AlertPolicy::default()));
+        let mut out = Processed::default();
+        let now = Timestamp::parse_rfc3339("2026-11-24T18:00:00Z").unwrap();
+        for (offset, second) in [0, 30].into_iter().enumerate() {
+            let payload = serde_json::json!({
+                "vendor": "v", "reader_id": "r1", "plate": "ABC123", "confidence": 0.9,
+                "observed_at": format!("2026-11-24T17:00:{second:02}Z"),
+            })
+            .to_string();
+            let source = SourcePosition {
+                topic: "t".into(),
+                partition: 0,
+                offset: offset as i64,
+            };
+            pipeline.process(payload.as_bytes(), source, now, &mut out);
+        }
+        let suppressed: Vec<bool> = out.alerts.iter().map(|alert| alert.suppressed).collect();
+        assert_eq!(suppressed, vec![false, true]);
+    }
+}

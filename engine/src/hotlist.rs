@@ -385,3 +385,31 @@ mod tests {
         assert!(error.to_string().contains("`plate`"), "{error}");
     }
 }
+
+#[cfg(test)]
+mod extended_column_tests {
+    use super::*;
+
+    #[test]
+    fn extended_columns_are_typed_and_ids_default_sensibly() {
+        let csv = "list,plate,jurisdiction,id,plate_type,ncic_number,entered_by,entered_at,misreads,make\n\
+                   stolen_vehicles,ABC123,VA,,pc,V123456789,ofc. lee,2026-11-01T10:00:00Z,false,Honda\n\
+                   local_bolo,XYZ 9,,bolo-7,,,,,,\n\
+                   local_bolo,XYZ8,MD,,,,,,,\n\
+                   amber_alert,7X?2*,,,,,,,yes,\n\
+                   local_bolo,XYZ7,,,,,,,maybe,\n";
+        let loaded = load_hotlist_csv("t.csv", csv.as_bytes()).unwrap();
+        let ids: Vec<&str> = loaded.entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, vec!["V123456789", "bolo-7", "XYZ8/US-MD", "7X?2*/*"]);
+        let first = &loaded.entries[0];
+        assert_eq!(first.plate_type.as_deref(), Some("PC"));
+        assert_eq!(first.entered_by.as_deref(), Some("ofc. lee"));
+        assert!(first.entered_at.is_some());
+        assert_eq!(first.misreads, Some(false));
+        assert_eq!(first.attributes["make"], "Honda");
+        assert!(loaded.entries[3].partial);
+        assert_eq!(loaded.entries[3].misreads, Some(true));
+        assert_eq!(loaded.rejected.len(), 1);
+        assert!(loaded.rejected[0].reason.contains("misreads"));
+    }
+}
