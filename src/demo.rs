@@ -14,7 +14,7 @@ use platestream_connectors::kafka::{
 use platestream_engine::alert::Alert;
 use platestream_engine::archive::ArchiveConfig;
 use platestream_engine::decode::CanonicalJsonDecoder;
-use platestream_engine::matcher::ExactMatcher;
+use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::pipeline::Pipeline;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;
@@ -23,7 +23,7 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
 use crate::archive_stats::archive_stats;
 use crate::broker::TansuBroker;
-use crate::hotlists::load_hotlist_files;
+use crate::hotlists::{build_store, load_hotlist_files};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoOptions {
@@ -145,10 +145,9 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
     );
     let print_alerts = !options.quiet;
     let engine_thread = std::thread::spawn(move || {
-        let mut pipeline = Pipeline::new(
-            Arc::new(CanonicalJsonDecoder),
-            Arc::new(ExactMatcher::new(entries)),
-        );
+        let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
+        let mut pipeline =
+            Pipeline::new(Arc::new(CanonicalJsonDecoder), store).with_alert_policy(alert_policy);
         engine.run(
             &mut pipeline,
             &mut PrintAlerts {

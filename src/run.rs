@@ -11,11 +11,11 @@ use platestream_connectors::kafka::{
 use platestream_engine::alert::Alert;
 use platestream_engine::archive::ArchiveConfig;
 use platestream_engine::decode::{decoder_for_format, KNOWN_FORMATS};
-use platestream_engine::matcher::ExactMatcher;
+use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::pipeline::Pipeline;
 
 use crate::config::Config;
-use crate::hotlists::load_hotlist_files;
+use crate::hotlists::{build_store, load_hotlist_files, load_ncic_files};
 
 struct LogAlerts;
 
@@ -47,7 +47,21 @@ pub async fn run_engine(
             KNOWN_FORMATS.join(", ")
         )
     })?;
-    let entries = load_hotlist_files(&config.hotlists.files)?;
+    if let Some(covert) = config
+        .hotlists
+        .lists
+        .iter()
+        .find(|list| list.route == AlertRoute::Covert)
+    {
+        // The Kafka connector produces every alert to alerts_topic; a covert hit there would reach
+        // field officers. Refuse until the connector routes covert alerts to a restricted topic.
+        anyhow::bail!(
+            "hotlists.lists {:?} has route = \"covert\", but the Kafka connector cannot route covert alerts to a restricted topic yet",
+            covert.name
+        );
+    }
+    let mut entries = load_hotlist_files(&config.hotlists.files)?;
+    entries.extend(load_ncic_files(&config.hotlists.ncic_files)?);
     if create_topics {
         let mut topics: Vec<(&str, i32)> = config
             .kafka
@@ -94,7 +108,13 @@ pub async fn run_engine(
         "engine starting"
     );
     let summary = tokio::task::spawn_blocking(move || {
-        let mut pipeline = Pipeline::new(Arc::from(decoder), Arc::new(ExactMatcher::new(entries)));
+        let (store, alert_policy) = build_store(
+            entries,
+            &config.hotlists.lists,
+            config.hotlists.suppression_window_secs,
+        );
+        let mut pipeline =
+            Pipeline::new(Arc::from(decoder), store).with_alert_policy(alert_policy);
         engine.run(&mut pipeline, &mut LogAlerts)
     })
     .await??;

@@ -118,8 +118,28 @@ impl PlatePattern {
     /// Matches `plate` (normalized) and returns, for the explanation, what each unknown stood for:
     /// (position in the plate, 0-based, the characters). `None` when it does not match.
     pub fn match_plate(&self, plate: &[u8]) -> Option<Vec<(usize, Vec<u8>)>> {
+        // Most candidates fail: decide without recording (no allocation), record only on success.
+        if !self.matches(plate) {
+            return None;
+        }
         let mut filled = Vec::new();
         matches_from(&self.tokens, plate, 0, &mut filled).then_some(filled)
+    }
+
+    /// Whether `plate` (normalized) fits the pattern.
+    pub fn matches(&self, plate: &[u8]) -> bool {
+        fits(&self.tokens, plate)
+    }
+}
+
+fn fits(tokens: &[PatternToken], plate: &[u8]) -> bool {
+    let Some((token, rest)) = tokens.split_first() else {
+        return plate.is_empty();
+    };
+    match token {
+        PatternToken::Known(known) => plate.first() == Some(known) && fits(rest, &plate[1..]),
+        PatternToken::AnyOne => !plate.is_empty() && fits(rest, &plate[1..]),
+        PatternToken::AnyRun => (0..=plate.len()).any(|taken| fits(rest, &plate[taken..])),
     }
 }
 

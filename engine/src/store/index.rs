@@ -107,6 +107,28 @@ impl StaticMultiMap {
         }
     }
 
+    /// Where `key`'s slots may be: (start, end, fingerprint). Split from [`Self::collect`] so a
+    /// caller can locate several keys before reading any slot, letting the memory loads overlap.
+    #[inline]
+    pub(crate) fn locate(&self, key: u64) -> (u32, u32, u32) {
+        if self.slots.is_empty() {
+            return (0, 0, 0);
+        }
+        let hash = mix(key);
+        let bucket = (hash >> self.shift) as usize;
+        (self.offsets[bucket], self.offsets[bucket + 1], hash as u32)
+    }
+
+    #[inline]
+    pub(crate) fn collect(&self, located: (u32, u32, u32), out: &mut Vec<u32>) {
+        let (start, end, fingerprint) = located;
+        for slot in &self.slots[start as usize..end as usize] {
+            if slot[0] == fingerprint {
+                out.push(slot[1]);
+            }
+        }
+    }
+
     #[inline]
     pub(crate) fn get(&self, key: u64, out: &mut Vec<u32>) {
         if self.slots.is_empty() {
@@ -202,15 +224,29 @@ impl<'a> ReadKeys<'a> {
     pub(crate) fn new(plate: &'a str, with_misreads: bool, with_grams: bool) -> Self {
         let plate = plate.as_bytes();
         let mut class_deletions = KeyArray::new();
-        if with_misreads {
-            for skip in 0..plate.len() {
-                class_deletions.push(pack(
-                    plate
-                        .iter()
-                        .enumerate()
-                        .filter(|(position, _)| *position != skip)
-                        .map(|(_, &character)| confusion_class(character)),
-                ));
+        if with_misreads && plate.len() <= MAX_READ_KEYS {
+            // key without position i = prefix(0..i) * 37^(len-i-1) + suffix(i+1..len): all
+            // deletions in two passes instead of one full pack per position.
+            let len = plate.len();
+            let mut suffixes = [0u64; MAX_READ_KEYS + 1];
+            let mut powers = [1u64; MAX_READ_KEYS + 1];
+            for position in (0..len).rev() {
+                let weight = powers[len - 1 - position];
+                suffixes[position] = suffixes[position + 1]
+                    .wrapping_add(character_code(confusion_class(plate[position])).wrapping_mul(weight));
+                powers[len - position] = weight.wrapping_mul(37);
+            }
+            let mut prefix = 0u64;
+            for position in 0..len {
+                let tail = suffixes[position + 1];
+                class_deletions.push(
+                    prefix
+                        .wrapping_mul(powers[len - 1 - position])
+                        .wrapping_add(tail),
+                );
+                prefix = prefix
+                    .wrapping_mul(37)
+                    .wrapping_add(character_code(confusion_class(plate[position])));
             }
         }
         let mut grams = KeyArray::new();
@@ -381,18 +417,30 @@ impl IndexedList {
     /// look-alike substitution).
     pub(crate) fn indel_candidates(&self, read: &ReadKeys<'_>, out: &mut Vec<u32>) {
         // The read dropped a character: its key is one of the entry's deletions.
-        self.by_deletion.get(read.class_key, out);
-        // The read added a character: one of its deletions is the entry's key.
-        for &key in read.class_deletions.as_slice() {
-            self.by_class_key.get(key, out);
+        let dropped = self.by_deletion.locate(read.class_key);
+        // The read added a character: one of its deletions is the entry's key. All buckets are
+        // located first so that their cache misses overlap instead of queueing.
+        let deletions = read.class_deletions.as_slice();
+        let mut located = [(0u32, 0u32, 0u32); MAX_READ_KEYS];
+        for (slot, &key) in located.iter_mut().zip(deletions) {
+            *slot = self.by_class_key.locate(key);
+        }
+        self.by_deletion.collect(dropped, out);
+        for &bucket in &located[..deletions.len()] {
+            self.by_class_key.collect(bucket, out);
         }
     }
 
     /// Indexes into `patterns` worth checking against the read.
     pub(crate) fn pattern_candidates(&self, read: &ReadKeys<'_>, out: &mut Vec<u32>) {
         if !self.patterns_by_gram.is_empty() {
-            for &gram in read.grams.as_slice() {
-                self.patterns_by_gram.get(gram, out);
+            let grams = read.grams.as_slice();
+            let mut located = [(0u32, 0u32, 0u32); MAX_READ_KEYS];
+            for (slot, &gram) in located.iter_mut().zip(grams) {
+                *slot = self.patterns_by_gram.locate(gram);
+            }
+            for &bucket in &located[..grams.len()] {
+                self.patterns_by_gram.collect(bucket, out);
             }
         }
         out.extend_from_slice(&self.unindexed_patterns);

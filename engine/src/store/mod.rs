@@ -429,9 +429,13 @@ impl HotlistStore {
             if tombstones.is_some_and(|dead| dead.contains(&position)) {
                 continue;
             }
-            let entry = &indexed.entries[position as usize];
+            // The packed plate decides most candidates without touching the entry.
             let exact = indexed.plates[position as usize] == keys.packed_plate;
-            if !exact && (!misreads || entry.misreads == Some(false)) {
+            if !exact && !misreads {
+                continue;
+            }
+            let entry = &indexed.entries[position as usize];
+            if !exact && entry.misreads == Some(false) {
                 continue;
             }
             if entry.is_expired_at(now) {
@@ -532,6 +536,9 @@ impl HotlistStore {
             if entry.is_expired_at(now) {
                 continue;
             }
+            if !pattern.matches(keys.plate) {
+                continue;
+            }
             let Some(filled) = pattern.match_plate(keys.plate) else {
                 continue;
             };
@@ -594,7 +601,12 @@ impl Matcher for HotlistStore {
         if state.lists.is_empty() || read.plate_norm.is_empty() {
             return;
         }
-        let keys = ReadKeys::new(&read.plate_norm, self.modes.misreads, self.modes.partials);
+        let any_patterns = self.modes.partials
+            && state
+                .lists
+                .iter()
+                .any(|list| list.snapshot.has_patterns() || list.overlay.has_patterns());
+        let keys = ReadKeys::new(&read.plate_norm, self.modes.misreads, any_patterns);
         let first_new = matches.len();
         SCRATCH.with_borrow_mut(|scratch| {
             for list in &state.lists {
