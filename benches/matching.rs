@@ -127,9 +127,7 @@ fn matching(c: &mut Criterion) {
         ] {
             let store = HotlistStore::new(modes);
             let build_started = Instant::now();
-            store
-                .replace_list(LIST, entries.clone())
-                .expect("one list");
+            store.replace_list(LIST, entries.clone()).expect("one list");
             let build = build_started.elapsed();
             if modes == MatchModes::FULL {
                 eprintln!(

@@ -12,9 +12,9 @@ use platestream_connectors::kafka::{
     StreamSummary,
 };
 use platestream_engine::alert::Alert;
+use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::archive::ArchiveConfig;
 use platestream_engine::decode::CanonicalJsonDecoder;
-use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::pipeline::Pipeline;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;

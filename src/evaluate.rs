@@ -88,7 +88,11 @@ fn witness_pattern(plate: &str, rng: &mut ChaCha8Rng) -> String {
     String::from_utf8_lossy(&characters).into_owned()
 }
 
-fn hotlist(options: &EvaluateOptions, simulator: &Simulator, size: usize) -> Vec<Arc<HotlistEntry>> {
+fn hotlist(
+    options: &EvaluateOptions,
+    simulator: &Simulator,
+    size: usize,
+) -> Vec<Arc<HotlistEntry>> {
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ size as u64);
     let mut entries = Vec::with_capacity(size);
     for listed in simulator.hotlist() {
@@ -125,8 +129,12 @@ fn hotlist(options: &EvaluateOptions, simulator: &Simulator, size: usize) -> Vec
     entries
 }
 
-fn simulated_reads(options: &EvaluateOptions, simulator: &mut Simulator) -> Vec<(PlateRead, GroundTruth)> {
-    let start = Timestamp::parse_rfc3339(crate::simulate_cmd::DEFAULT_START).unwrap_or(Timestamp(0));
+fn simulated_reads(
+    options: &EvaluateOptions,
+    simulator: &mut Simulator,
+) -> Vec<(PlateRead, GroundTruth)> {
+    let start =
+        Timestamp::parse_rfc3339(crate::simulate_cmd::DEFAULT_START).unwrap_or(Timestamp(0));
     (0..options.reads)
         .filter_map(|index| {
             let observed_at = Timestamp(start.millis() + index as i64 * 10);

@@ -13,8 +13,8 @@ use platestream::replay::{replay, ALERTS_FILE, DEAD_LETTER_FILE};
 use platestream::run::run_engine;
 use platestream::simulate_cmd::{simulate_to_writer, SimulateOptions, DEFAULT_START};
 use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
-use platestream_engine::decode::CanonicalJsonDecoder;
 use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
+use platestream_engine::decode::CanonicalJsonDecoder;
 use platestream_engine::pipeline::Pipeline;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;
@@ -289,8 +289,7 @@ async fn main() -> Result<()> {
             }
             let mut entries = load_hotlist_files(&hotlist)?;
             entries.extend(load_ncic_files(&ncic)?);
-            let (store, alert_policy) =
-                build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
+            let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
             let mut pipeline = Pipeline::new(Arc::new(CanonicalJsonDecoder), store)
                 .with_alert_policy(alert_policy);
             let summary = replay(&input, &out, &mut pipeline, segment_rows, !quiet)?;

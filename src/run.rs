@@ -9,9 +9,9 @@ use platestream_connectors::kafka::{
     ensure_topics, StopWhen, StreamEngine, StreamObserver, StreamOptions,
 };
 use platestream_engine::alert::Alert;
+use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::archive::ArchiveConfig;
 use platestream_engine::decode::{decoder_for_format, KNOWN_FORMATS};
-use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::pipeline::Pipeline;
 
 use crate::config::Config;
@@ -113,8 +113,7 @@ pub async fn run_engine(
             &config.hotlists.lists,
             config.hotlists.suppression_window_secs,
         );
-        let mut pipeline =
-            Pipeline::new(Arc::from(decoder), store).with_alert_policy(alert_policy);
+        let mut pipeline = Pipeline::new(Arc::from(decoder), store).with_alert_policy(alert_policy);
         engine.run(&mut pipeline, &mut LogAlerts)
     })
     .await??;

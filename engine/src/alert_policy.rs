@@ -255,7 +255,9 @@ mod tests {
         let mut covert = ListPolicy::named("covert_watch");
         covert.route = AlertRoute::Covert;
         let store = store_with(&covert, "ABC123");
-        store.upsert(Arc::new(HotlistEntry::new("stolen_vehicles", "ABC123").unwrap()));
+        store.upsert(Arc::new(
+            HotlistEntry::new("stolen_vehicles", "ABC123").unwrap(),
+        ));
         let mut routes: Vec<(String, AlertRoute)> =
             alerts_for(&store, &AlertPolicy::default(), &read_at("ABC123", 0))
                 .into_iter()

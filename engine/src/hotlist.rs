@@ -313,7 +313,12 @@ impl RawRow {
             .entered_at
             .map(|raw| parse_time("entered_at", &raw))
             .transpose()?;
-        entry.misreads = match self.misreads.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        entry.misreads = match self
+            .misreads
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None => None,
             Some("true" | "yes" | "1") => Some(true),
             Some("false" | "no" | "0") => Some(false),

@@ -45,7 +45,11 @@ pub fn ncic_file(code: char) -> Option<(&'static str, u8, &'static str)> {
     Some(match code {
         'A' => ("amber_alert", 1, "AMBER alert (NCIC)"),
         'W' => ("wanted_persons", 1, "wanted person (NCIC)"),
-        'L' => ("violent_persons", 1, "violent person (NCIC): officer safety"),
+        'L' => (
+            "violent_persons",
+            1,
+            "violent person (NCIC): officer safety",
+        ),
         'T' => (
             "gang_terrorist",
             1,
@@ -54,8 +58,16 @@ pub fn ncic_file(code: char) -> Option<(&'static str, u8, &'static str)> {
         'F' => ("felony_vehicles", 1, "vehicle used in a felony (NCIC)"),
         'V' => ("stolen_vehicles", 2, "stolen vehicle (NCIC)"),
         'M' => ("missing_persons", 2, "missing person (NCIC)"),
-        'R' => ("stolen_canadian_vehicles", 2, "stolen Canadian vehicle (CPIC)"),
-        'P' => ("stolen_plates", 3, "stolen plate (NCIC): plate may be on another vehicle"),
+        'R' => (
+            "stolen_canadian_vehicles",
+            2,
+            "stolen Canadian vehicle (CPIC)",
+        ),
+        'P' => (
+            "stolen_plates",
+            3,
+            "stolen plate (NCIC): plate may be on another vehicle",
+        ),
         'H' => ("protection_orders", 3, "protection order (NCIC)"),
         'K' => ("protective_interest", 3, "protective interest (NCIC)"),
         'C' => ("supervised_release", 4, "supervised release (NCIC)"),
@@ -146,9 +158,7 @@ fn split_delimited(line: &str) -> Result<RawRecord<'_>, String> {
             style: field(10),
             color: field(11),
         }),
-        count => Err(format!(
-            "{count} fields; a delimited record has 11 or 12"
-        )),
+        count => Err(format!("{count} fields; a delimited record has 11 or 12")),
     }
 }
 
@@ -173,10 +183,10 @@ fn record_to_entry(record: &RawRecord<'_>) -> Result<Option<HotlistEntry>, Strin
     // Extracts keyed on terminals type a zero for the letter O in state codes (`0H` for Ohio).
     let state = record.state.replace('0', "O");
     if !state.is_empty() {
-        entry.jurisdiction = Some(
-            normalize_jurisdiction(&state)
-                .ok_or_else(|| format!("plate state {:?} is not one we recognize", record.state))?,
-        );
+        entry.jurisdiction =
+            Some(normalize_jurisdiction(&state).ok_or_else(|| {
+                format!("plate state {:?} is not one we recognize", record.state)
+            })?);
     }
     if !record.entered.is_empty() {
         let date = NaiveDate::parse_from_str(record.entered, "%Y%m%d")

@@ -26,12 +26,9 @@ fn character_code(character: u8) -> u64 {
 /// Packs up to 12 plate characters into one integer without collisions: base 37 with digits
 /// 1..=36, so lengths never alias. Keys are integers so the index stores no strings.
 pub(crate) fn pack(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes
-        .into_iter()
-        .fold(0u64, |key, character| {
-            key.wrapping_mul(37)
-                .wrapping_add(character_code(character))
-        })
+    bytes.into_iter().fold(0u64, |key, character| {
+        key.wrapping_mul(37).wrapping_add(character_code(character))
+    })
 }
 
 pub(crate) fn class_key_bytes(plate: &[u8]) -> impl Iterator<Item = u8> + '_ {
@@ -232,8 +229,9 @@ impl<'a> ReadKeys<'a> {
             let mut powers = [1u64; MAX_READ_KEYS + 1];
             for position in (0..len).rev() {
                 let weight = powers[len - 1 - position];
-                suffixes[position] = suffixes[position + 1]
-                    .wrapping_add(character_code(confusion_class(plate[position])).wrapping_mul(weight));
+                suffixes[position] = suffixes[position + 1].wrapping_add(
+                    character_code(confusion_class(plate[position])).wrapping_mul(weight),
+                );
                 powers[len - position] = weight.wrapping_mul(37);
             }
             let mut prefix = 0u64;
@@ -308,7 +306,10 @@ impl IndexedList {
                 refused.push(entry);
                 continue;
             };
-            let indexable = pattern.known_runs().first().is_some_and(|run| run.len() >= 2);
+            let indexable = pattern
+                .known_runs()
+                .first()
+                .is_some_and(|run| run.len() >= 2);
             if !indexable {
                 if unindexed_patterns.len() >= MAX_UNINDEXED_PATTERNS {
                     refused.push(entry);

@@ -27,8 +27,8 @@ use crate::matcher::{
 use crate::misread::misread_difference;
 use crate::read::{PlateRead, Timestamp};
 
-use index::{IndexedList, PositionSet, ReadKeys};
 pub use index::MAX_UNINDEXED_PATTERNS;
+use index::{IndexedList, PositionSet, ReadKeys};
 
 /// Which kinds of match the store looks for (per list, the list policy can turn kinds off too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,8 +382,7 @@ impl HotlistStore {
 
     /// Live entries of one list (expired ones included until they are replaced).
     pub fn list_len(&self, list: &str) -> usize {
-        self.current_list(list)
-            .map_or(0, |state| state.live_len())
+        self.current_list(list).map_or(0, |state| state.live_len())
     }
 
     /// Bytes of index (not counting the entries themselves) across all lists.
@@ -610,27 +609,27 @@ impl Matcher for HotlistStore {
         let first_new = matches.len();
         SCRATCH.with_borrow_mut(|scratch| {
             for list in &state.lists {
-            let tombstones = (!list.tombstones.is_empty()).then_some(&*list.tombstones);
-            self.match_list(
-                list,
-                &list.snapshot,
-                tombstones,
-                read,
-                &keys,
-                now,
-                scratch,
-                matches,
-            );
-            self.match_list(
-                list,
-                &list.overlay,
-                None,
-                read,
-                &keys,
-                now,
-                scratch,
-                matches,
-            );
+                let tombstones = (!list.tombstones.is_empty()).then_some(&*list.tombstones);
+                self.match_list(
+                    list,
+                    &list.snapshot,
+                    tombstones,
+                    read,
+                    &keys,
+                    now,
+                    scratch,
+                    matches,
+                );
+                self.match_list(
+                    list,
+                    &list.overlay,
+                    None,
+                    read,
+                    &keys,
+                    now,
+                    scratch,
+                    matches,
+                );
             }
         });
         // Most urgent first, then the likeliest: the order alerts are raised in.

@@ -57,14 +57,22 @@ fn exact_hits_keep_the_jurisdiction_rules_of_the_exact_matcher() {
     let store = store_from_csv(MatchModes::FULL, LISTS);
     let found = matches_for(&store, &read("abc 1234", Some("VA")));
     let lists: Vec<&str> = found.iter().map(|m| m.entry.list.as_str()).collect();
-    assert_eq!(lists, vec!["stolen_vehicles", "local_bolo"], "priority order");
+    assert_eq!(
+        lists,
+        vec!["stolen_vehicles", "local_bolo"],
+        "priority order"
+    );
     assert!(found.iter().all(|m| m.kind == MatchKind::Exact));
     assert_eq!(found[0].score, 1.0);
     assert_eq!(found[1].jurisdiction, JurisdictionAgreement::EntryAny);
     assert_eq!(found[1].score, 0.95);
 
     let other_state = matches_for(&store, &read("ABC1234", Some("MD")));
-    assert_eq!(other_state.len(), 1, "a Maryland ABC1234 is another vehicle");
+    assert_eq!(
+        other_state.len(),
+        1,
+        "a Maryland ABC1234 is another vehicle"
+    );
     assert_eq!(other_state[0].entry.list, "local_bolo");
 
     let unknown = matches_for(&store, &read("ABC1234", None));
@@ -72,7 +80,10 @@ fn exact_hits_keep_the_jurisdiction_rules_of_the_exact_matcher() {
     assert_eq!(unknown[0].score, 0.8);
     assert!(unknown[0].explanation.contains("verify the state"));
 
-    assert!(matches_for(&store, &read("XYZ999", Some("DC"))).is_empty(), "expired");
+    assert!(
+        matches_for(&store, &read("XYZ999", Some("DC"))).is_empty(),
+        "expired"
+    );
 }
 
 #[test]
@@ -92,7 +103,9 @@ fn misreads_are_explained_character_by_character_and_scored_below_exact() {
         }]
     );
     assert!(
-        stolen.explanation.contains("read '8' for 'B' at position 2"),
+        stolen
+            .explanation
+            .contains("read '8' for 'B' at position 2"),
         "{}",
         stolen.explanation
     );
@@ -332,7 +345,11 @@ fn a_bulk_replace_is_never_seen_half_done() {
             while !stop.load(Ordering::Relaxed) {
                 matches.clear();
                 store.match_read(&probe, now(), &mut matches);
-                assert!(matches.len() >= 10, "never empty or half loaded: {}", matches.len());
+                assert!(
+                    matches.len() >= 10,
+                    "never empty or half loaded: {}",
+                    matches.len()
+                );
                 let first = matches[0].entry.reason.clone();
                 assert!(
                     matches.iter().all(|m| m.entry.reason == first),
