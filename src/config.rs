@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use platestream_connectors::kafka::KafkaSettings;
+use platestream_engine::alert_policy::{ListPolicy, DEFAULT_SUPPRESSION_WINDOW_SECS};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,11 +76,29 @@ impl Default for ArchiveSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HotlistSettings {
     /// Hotlist CSV files (`schemas/hotlist.md`).
     pub files: Vec<PathBuf>,
+    /// NCIC-style extracts (fixed-width or comma-delimited, `schemas/hotlist.md`).
+    pub ncic_files: Vec<PathBuf>,
+    /// Seconds during which the same plate hitting the same entry is archived but not paged
+    /// again, for lists whose policy names no window.
+    pub suppression_window_secs: u64,
+    /// Per-list policies (`[[hotlists.lists]]`): misreads, partials, route, webhooks, window.
+    pub lists: Vec<ListPolicy>,
+}
+
+impl Default for HotlistSettings {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            ncic_files: Vec::new(),
+            suppression_window_secs: DEFAULT_SUPPRESSION_WINDOW_SECS,
+            lists: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,8 +12,8 @@ use platestream_connectors::kafka::{
     StreamSummary,
 };
 use platestream_engine::alert::Alert;
+use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::archive::ArchiveConfig;
-use platestream_engine::matcher::ExactMatcher;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;
 use rdkafka::producer::DefaultProducerContext;
@@ -22,7 +22,7 @@ use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use crate::archive_stats::archive_stats;
 use crate::broker::TansuBroker;
 use crate::config::ReaderSettings;
-use crate::hotlists::load_hotlist_files;
+use crate::hotlists::{build_store, load_hotlist_files};
 use crate::readers::pipeline_for;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -151,7 +151,8 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         image_dir: data_dir.join("images"),
         ..ReaderSettings::default()
     };
-    let mut pipeline = pipeline_for(&settings, &readers, Arc::new(ExactMatcher::new(entries)))?;
+    let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
+    let mut pipeline = pipeline_for(&settings, &readers, store)?.with_alert_policy(alert_policy);
     let engine_thread = std::thread::spawn(move || {
         engine.run(
             &mut pipeline,

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use platestream_engine::hotlist::{load_hotlist_csv, HotlistEntry};
+use platestream_engine::alert_policy::{AlertPolicy, ListPolicy};
+use platestream_engine::hotlist::{load_hotlist_csv, HotlistEntry, LoadedHotlist};
+use platestream_engine::ncic::load_ncic_extract;
+use platestream_engine::store::{HotlistStore, MatchModes};
 
 /// Rows refused in a file are reported (the first few in full) and skipped; a file that cannot be
 /// read at all is an error.
@@ -16,6 +19,42 @@ pub fn load_hotlist_files(paths: &[PathBuf]) -> Result<Vec<Arc<HotlistEntry>>> {
             File::open(path).with_context(|| format!("opening hotlist {}", path.display()))?;
         let name = path.display().to_string();
         let loaded = load_hotlist_csv(&name, std::io::BufReader::new(file))?;
+        report(&name, &loaded);
+        entries.extend(loaded.entries);
+    }
+    Ok(entries)
+}
+
+/// Loads NCIC-style extracts, detecting each file's layout from its first line.
+pub fn load_ncic_files(paths: &[PathBuf]) -> Result<Vec<Arc<HotlistEntry>>> {
+    let mut entries = Vec::new();
+    for path in paths {
+        let file =
+            File::open(path).with_context(|| format!("opening NCIC extract {}", path.display()))?;
+        let name = path.display().to_string();
+        let loaded = load_ncic_extract(&name, std::io::BufReader::new(file), None)?;
+        report(&name, &loaded);
+        entries.extend(loaded.entries);
+    }
+    Ok(entries)
+}
+
+/// The live store and alert policy for these entries: full matching, lists under the given
+/// policies (the default policy for lists not named).
+pub fn build_store(
+    entries: Vec<Arc<HotlistEntry>>,
+    policies: &[ListPolicy],
+    suppression_window_secs: u64,
+) -> (Arc<HotlistStore>, Arc<AlertPolicy>) {
+    let store = HotlistStore::from_entries(MatchModes::FULL, policies, entries);
+    (
+        Arc::new(store),
+        Arc::new(AlertPolicy::new(suppression_window_secs)),
+    )
+}
+
+fn report(name: &str, loaded: &LoadedHotlist) {
+    {
         for rejected in loaded.rejected.iter().take(20) {
             tracing::warn!(file = %name, line = rejected.line, reason = %rejected.reason, "hotlist row refused");
         }
@@ -23,7 +62,5 @@ pub fn load_hotlist_files(paths: &[PathBuf]) -> Result<Vec<Arc<HotlistEntry>>> {
             tracing::warn!(file = %name, more = loaded.rejected.len() - 20, "more hotlist rows refused");
         }
         tracing::info!(file = %name, entries = loaded.entries.len(), refused = loaded.rejected.len(), "hotlist loaded");
-        entries.extend(loaded.entries);
     }
-    Ok(entries)
 }

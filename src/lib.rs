@@ -5,6 +5,7 @@ pub mod archive_stats;
 pub mod broker;
 pub mod config;
 pub mod demo;
+pub mod evaluate;
 pub mod hotlists;
 pub mod readers;
 pub mod replay;

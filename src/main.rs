@@ -8,13 +8,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use platestream::config::Config;
 use platestream::config::ReaderSettings;
 use platestream::demo::{produce_simulated, run_demo, DemoOptions};
-use platestream::hotlists::load_hotlist_files;
+use platestream::evaluate::{evaluate, markdown_table, EvaluateOptions};
+use platestream::hotlists::{build_store, load_hotlist_files, load_ncic_files};
 use platestream::readers::{decode_context, dedupe_config};
 use platestream::replay::{replay, ALERTS_FILE, DEAD_LETTER_FILE};
 use platestream::run::run_engine;
 use platestream::simulate_cmd::{simulate_to_writer, SimulateOptions, DEFAULT_START};
 use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
-use platestream_engine::matcher::ExactMatcher;
+use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::pipeline::Pipeline;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::vendor::decoder_for;
@@ -97,6 +98,9 @@ enum Command {
         #[arg(long)]
         truth_out: Option<PathBuf>,
     },
+    /// Measure matching against the simulator's ground truth: per matching mode and list size,
+    /// the share of hotlisted vehicle passes caught and the false alerts per 100k reads.
+    Evaluate(EvaluateOptions),
     /// Run decode → normalize → match → archive over NDJSON files without Kafka: the Parquet
     /// archive under OUT, alerts in OUT/alerts.ndjson, refused lines in OUT/dead-letter.ndjson.
     Replay {
@@ -106,6 +110,9 @@ enum Command {
         /// Hotlist CSV (repeatable).
         #[arg(long)]
         hotlist: Vec<PathBuf>,
+        /// NCIC-style hotlist extract, fixed-width or comma-delimited (repeatable).
+        #[arg(long)]
+        ncic: Vec<PathBuf>,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
@@ -277,9 +284,23 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Evaluate(options) => {
+            let rows = tokio::task::block_in_place(|| evaluate(&options))?;
+            println!(
+                "{} simulated reads ({} vehicles, {:.1} % hotlisted, {:.1} % OCR misreads), seed {}\n",
+                options.reads,
+                options.vehicles,
+                options.hotlist_fraction * 100.0,
+                options.misread_rate * 100.0,
+                options.seed
+            );
+            print!("{}", markdown_table(&rows));
+            Ok(())
+        }
         Command::Replay {
             input,
             hotlist,
+            ncic,
             out,
             segment_rows,
             quiet,
@@ -294,7 +315,9 @@ async fn main() -> Result<()> {
                     anyhow::bail!("--input {} does not exist", path.display());
                 }
             }
-            let entries = load_hotlist_files(&hotlist)?;
+            let mut entries = load_hotlist_files(&hotlist)?;
+            entries.extend(load_ncic_files(&ncic)?);
+            let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
             let readers = ReaderSettings {
                 timezone: reader_timezone,
                 image_dir: image_dir.unwrap_or_else(|| out.join("images")),
@@ -305,7 +328,7 @@ async fn main() -> Result<()> {
             let context = decode_context(&readers)?;
             let decoder = decoder_for(&format, None, &context)
                 .with_context(|| format!("--format {format:?}"))?;
-            let mut pipeline = Pipeline::new(decoder, Arc::new(ExactMatcher::new(entries)));
+            let mut pipeline = Pipeline::new(decoder, store).with_alert_policy(alert_policy);
             if let Some(dedupe) = dedupe_config(&readers) {
                 pipeline = pipeline.with_dedupe(dedupe);
             }

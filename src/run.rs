@@ -9,11 +9,11 @@ use platestream_connectors::kafka::{
     ensure_topics, StopWhen, StreamEngine, StreamObserver, StreamOptions,
 };
 use platestream_engine::alert::Alert;
+use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::archive::ArchiveConfig;
-use platestream_engine::matcher::ExactMatcher;
 
 use crate::config::Config;
-use crate::hotlists::load_hotlist_files;
+use crate::hotlists::{build_store, load_hotlist_files, load_ncic_files};
 use crate::readers::pipeline_for;
 
 struct LogAlerts;
@@ -39,12 +39,29 @@ pub async fn run_engine(
     create_topics: bool,
     stop_flag: Arc<AtomicBool>,
 ) -> Result<()> {
-    let entries = load_hotlist_files(&config.hotlists.files)?;
-    let mut pipeline = pipeline_for(
-        &config.kafka,
-        &config.readers,
-        Arc::new(ExactMatcher::new(entries.iter().cloned())),
-    )?;
+    if let Some(covert) = config
+        .hotlists
+        .lists
+        .iter()
+        .find(|list| list.route == AlertRoute::Covert)
+    {
+        // The Kafka connector produces every alert to alerts_topic; a covert hit there would reach
+        // field officers. Refuse until the connector routes covert alerts to a restricted topic.
+        anyhow::bail!(
+            "hotlists.lists {:?} has route = \"covert\", but the Kafka connector cannot route covert alerts to a restricted topic yet",
+            covert.name
+        );
+    }
+    let mut entries = load_hotlist_files(&config.hotlists.files)?;
+    entries.extend(load_ncic_files(&config.hotlists.ncic_files)?);
+    let entry_count = entries.len();
+    let (store, alert_policy) = build_store(
+        entries,
+        &config.hotlists.lists,
+        config.hotlists.suppression_window_secs,
+    );
+    let mut pipeline =
+        pipeline_for(&config.kafka, &config.readers, store)?.with_alert_policy(alert_policy);
     if create_topics {
         let mut topics: Vec<(&str, i32)> = config
             .kafka
@@ -86,7 +103,7 @@ pub async fn run_engine(
         bootstrap = %config.kafka.bootstrap_servers,
         topics = ?config.kafka.raw_topics,
         group = %config.kafka.group_id,
-        hotlist_entries = entries.len(),
+        hotlist_entries = entry_count,
         archive = %config.archive.dir.display(),
         "engine starting"
     );

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::matcher::{JurisdictionAgreement, Match, MatchKind};
+use crate::alert_policy::AlertRoute;
+use crate::matcher::{CharacterDifference, JurisdictionAgreement, Match, MatchKind};
 use crate::read::{ImageRefs, PlateRead, SourcePosition, Timestamp, VehicleAttributes};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,26 @@ pub struct Alert {
     pub images: ImageRefs,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourcePosition>,
+
+    /// `field` (the alerts topic) or `covert` (a restricted topic only), from the list policy.
+    #[serde(default)]
+    pub route: AlertRoute,
+    /// The same plate hit the same entry within the list's suppression window: recorded and
+    /// archived, but officers are not paged again.
+    #[serde(default)]
+    pub suppressed: bool,
+    /// The entry's id within its list (for upserts, deletes and suppression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_id: Option<String>,
+    /// NCIC plate type of the entry (`PC`, `MC`...): a motorcycle entry hit by a car's plate is
+    /// another vehicle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_plate_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ncic_number: Option<String>,
+    /// Where read and entry differ, character by character (empty for exact matches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<CharacterDifference>,
 }
 
 pub fn alert_id(read_id: &str, list: &str, entry_plate_norm: &str) -> String {
@@ -96,6 +117,15 @@ impl Alert {
             vehicle: read.vehicle.clone(),
             images: read.images.clone(),
             source: read.source.clone(),
+            route: hit
+                .policy
+                .as_ref()
+                .map_or(AlertRoute::Field, |policy| policy.route),
+            suppressed: false,
+            entry_id: (!entry.id.is_empty()).then(|| entry.id.clone()),
+            entry_plate_type: entry.plate_type.clone(),
+            ncic_number: entry.ncic_number.clone(),
+            differences: hit.differences.clone(),
         }
     }
 
@@ -105,8 +135,14 @@ impl Alert {
             (Some(lat), Some(lon)) => format!("{lat:.5},{lon:.5}"),
             _ => "no position".to_owned(),
         };
+        let marker = match (self.route, self.suppressed) {
+            (AlertRoute::Covert, true) => "ALERT (covert, suppressed)",
+            (AlertRoute::Covert, false) => "ALERT (covert)",
+            (AlertRoute::Field, true) => "ALERT (suppressed)",
+            (AlertRoute::Field, false) => "ALERT",
+        };
         format!(
-            "ALERT p{} {} {} [{}] {} {:.2} read {}{} at {} ({}) {} — {}",
+            "{marker} p{} {} {} [{}] {} {:.2} read {}{} at {} ({}) {} — {}",
             self.priority,
             self.list,
             self.entry_plate,

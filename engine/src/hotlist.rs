@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::jurisdiction::normalize_jurisdiction;
 use crate::normalize::normalize_plate;
+use crate::pattern::{is_pattern, PatternError, PlatePattern};
 use crate::read::Timestamp;
 
 /// Priority when a list or row gives none. 1 is the most urgent (officer safety), as in dispatch.
@@ -30,11 +31,85 @@ pub struct HotlistEntry {
     pub case_number: Option<String>,
     pub description: Option<String>,
     pub expires_at: Option<Timestamp>,
-    /// Columns the format does not define, kept as the agency gave them.
+    /// Columns the format does not define, kept as the agency gave them (`make`, `model` and
+    /// `color` live here: they reach the alert as `entry_attributes`).
     pub attributes: BTreeMap<String, String>,
+    /// Names the entry within its list for upserts and deletes: the `id` column, else the NCIC
+    /// number, else `plate_norm` and jurisdiction (see [`default_entry_id`]).
+    #[serde(default)]
+    pub id: String,
+    /// `plate_norm` is a partial-plate pattern (`7X?2*`), not a plate.
+    #[serde(default)]
+    pub partial: bool,
+    /// NCIC plate type (`PC` passenger, `MC` motorcycle, `TK` truck...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ncic_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entered_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entered_at: Option<Timestamp>,
+    /// `Some(false)` keeps this entry to exact matches whatever its list's policy says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misreads: Option<bool>,
+}
+
+/// Why an entry cannot be made from what an agency gave.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidEntry {
+    #[error("`list` is empty")]
+    EmptyList,
+    #[error("`plate` is empty")]
+    EmptyPlate,
+    #[error(transparent)]
+    Plate(#[from] crate::normalize::InvalidRead),
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+}
+
+/// The id of an entry that was given none: unique per plate and jurisdiction within a list.
+pub fn default_entry_id(plate_norm: &str, jurisdiction: Option<&str>) -> String {
+    format!("{plate_norm}/{}", jurisdiction.unwrap_or("*"))
 }
 
 impl HotlistEntry {
+    /// An entry with only a list and a plate (or a partial-plate pattern); set the other fields
+    /// as needed. The id is [`default_entry_id`] until set.
+    pub fn new(list: &str, plate: &str) -> Result<Self, InvalidEntry> {
+        if list.trim().is_empty() {
+            return Err(InvalidEntry::EmptyList);
+        }
+        if plate.trim().is_empty() {
+            return Err(InvalidEntry::EmptyPlate);
+        }
+        let partial = is_pattern(plate);
+        let plate_norm = if partial {
+            PlatePattern::parse(plate)?.to_string()
+        } else {
+            normalize_plate(plate)?
+        };
+        Ok(Self {
+            list: list.trim().to_owned(),
+            plate: plate.to_owned(),
+            id: default_entry_id(&plate_norm, None),
+            plate_norm,
+            jurisdiction: None,
+            reason: None,
+            priority: DEFAULT_PRIORITY,
+            case_number: None,
+            description: None,
+            expires_at: None,
+            attributes: BTreeMap::new(),
+            partial,
+            plate_type: None,
+            ncic_number: None,
+            entered_by: None,
+            entered_at: None,
+            misreads: None,
+        })
+    }
+
     pub fn is_expired_at(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|expires_at| expires_at <= now)
     }
@@ -46,6 +121,11 @@ pub enum HotlistError {
     Csv {
         source_name: String,
         error: csv::Error,
+    },
+    #[error("hotlist {source_name}: cannot read: {error}")]
+    Io {
+        source_name: String,
+        error: std::io::Error,
     },
     #[error("hotlist {source_name}: the header has no `{column}` column (required: list, plate)")]
     MissingColumn {
@@ -77,6 +157,12 @@ const KNOWN_COLUMNS: &[&str] = &[
     "case_number",
     "description",
     "expires_at",
+    "id",
+    "plate_type",
+    "ncic_number",
+    "entered_by",
+    "entered_at",
+    "misreads",
 ];
 
 /// Loads hotlist entries from CSV with a header row. `source_name` (a file name) goes into errors.
@@ -114,6 +200,12 @@ pub fn load_hotlist_csv<R: Read>(
         case_number: column("case_number"),
         description: column("description"),
         expires_at: column("expires_at"),
+        id: column("id"),
+        plate_type: column("plate_type"),
+        ncic_number: column("ncic_number"),
+        entered_by: column("entered_by"),
+        entered_at: column("entered_at"),
+        misreads: column("misreads"),
     };
 
     let mut loaded = LoadedHotlist::default();
@@ -135,6 +227,12 @@ pub fn load_hotlist_csv<R: Read>(
             case_number: field(optional_columns.case_number),
             description: field(optional_columns.description),
             expires_at: field(optional_columns.expires_at),
+            id: field(optional_columns.id),
+            plate_type: field(optional_columns.plate_type),
+            ncic_number: field(optional_columns.ncic_number),
+            entered_by: field(optional_columns.entered_by),
+            entered_at: field(optional_columns.entered_at),
+            misreads: field(optional_columns.misreads),
             attributes: header
                 .iter()
                 .zip(record.iter())
@@ -159,6 +257,12 @@ struct OptionalColumns {
     case_number: Option<usize>,
     description: Option<usize>,
     expires_at: Option<usize>,
+    id: Option<usize>,
+    plate_type: Option<usize>,
+    ncic_number: Option<usize>,
+    entered_by: Option<usize>,
+    entered_at: Option<usize>,
+    misreads: Option<usize>,
 }
 
 struct RawRow {
@@ -170,53 +274,68 @@ struct RawRow {
     case_number: Option<String>,
     description: Option<String>,
     expires_at: Option<String>,
+    id: Option<String>,
+    plate_type: Option<String>,
+    ncic_number: Option<String>,
+    entered_by: Option<String>,
+    entered_at: Option<String>,
+    misreads: Option<String>,
     attributes: BTreeMap<String, String>,
+}
+
+fn parse_time(column: &str, raw: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(raw).ok_or_else(|| format!("{column} {raw:?} is not an RFC 3339 time"))
 }
 
 impl RawRow {
     fn into_entry(self) -> Result<HotlistEntry, String> {
         let list = self.list.ok_or("`list` is empty")?;
         let plate = self.plate.ok_or("`plate` is empty")?;
-        if plate.contains(['?', '*', '%']) {
-            return Err(format!(
-                "plate {plate:?} is a partial-plate pattern; this matcher takes whole plates"
-            ));
-        }
-        let plate_norm = normalize_plate(&plate).map_err(|error| error.to_string())?;
-        let jurisdiction = match self.jurisdiction {
-            None => None,
-            Some(raw) => Some(
+        let mut entry = HotlistEntry::new(&list, &plate).map_err(|error| error.to_string())?;
+        if let Some(raw) = self.jurisdiction {
+            entry.jurisdiction = Some(
                 normalize_jurisdiction(&raw)
                     .ok_or_else(|| format!("jurisdiction {raw:?} is not one we recognize"))?,
-            ),
-        };
-        let priority = match self.priority {
-            None => DEFAULT_PRIORITY,
-            Some(raw) => raw
+            );
+        }
+        if let Some(raw) = self.priority {
+            entry.priority = raw
                 .parse::<u8>()
                 .ok()
                 .filter(|priority| (1..=9).contains(priority))
-                .ok_or_else(|| format!("priority {raw:?} is not a whole number from 1 to 9"))?,
-        };
-        let expires_at = match self.expires_at {
+                .ok_or_else(|| format!("priority {raw:?} is not a whole number from 1 to 9"))?;
+        }
+        entry.expires_at = self
+            .expires_at
+            .map(|raw| parse_time("expires_at", &raw))
+            .transpose()?;
+        entry.entered_at = self
+            .entered_at
+            .map(|raw| parse_time("entered_at", &raw))
+            .transpose()?;
+        entry.misreads = match self
+            .misreads
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None => None,
-            Some(raw) => Some(
-                Timestamp::parse_rfc3339(&raw)
-                    .ok_or_else(|| format!("expires_at {raw:?} is not an RFC 3339 time"))?,
-            ),
+            Some("true" | "yes" | "1") => Some(true),
+            Some("false" | "no" | "0") => Some(false),
+            Some(_) => return Err("misreads must be true or false".to_owned()),
         };
-        Ok(HotlistEntry {
-            list,
-            plate,
-            plate_norm,
-            jurisdiction,
-            reason: self.reason,
-            priority,
-            case_number: self.case_number,
-            description: self.description,
-            expires_at,
-            attributes: self.attributes,
-        })
+        entry.reason = self.reason;
+        entry.case_number = self.case_number;
+        entry.description = self.description;
+        entry.plate_type = self.plate_type.map(|raw| raw.to_ascii_uppercase());
+        entry.ncic_number = self.ncic_number;
+        entry.entered_by = self.entered_by;
+        entry.attributes = self.attributes;
+        entry.id = self
+            .id
+            .or_else(|| entry.ncic_number.clone())
+            .unwrap_or_else(|| default_entry_id(&entry.plate_norm, entry.jurisdiction.as_deref()));
+        Ok(entry)
     }
 }
 
@@ -269,5 +388,33 @@ mod tests {
     fn a_file_without_the_required_columns_is_an_error_naming_the_column() {
         let error = load_hotlist_csv("x.csv", "list,tag\na,b\n".as_bytes()).unwrap_err();
         assert!(error.to_string().contains("`plate`"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod extended_column_tests {
+    use super::*;
+
+    #[test]
+    fn extended_columns_are_typed_and_ids_default_sensibly() {
+        let csv = "list,plate,jurisdiction,id,plate_type,ncic_number,entered_by,entered_at,misreads,make\n\
+                   stolen_vehicles,ABC123,VA,,pc,V123456789,ofc. lee,2026-11-01T10:00:00Z,false,Honda\n\
+                   local_bolo,XYZ 9,,bolo-7,,,,,,\n\
+                   local_bolo,XYZ8,MD,,,,,,,\n\
+                   amber_alert,7X?2*,,,,,,,yes,\n\
+                   local_bolo,XYZ7,,,,,,,maybe,\n";
+        let loaded = load_hotlist_csv("t.csv", csv.as_bytes()).unwrap();
+        let ids: Vec<&str> = loaded.entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, vec!["V123456789", "bolo-7", "XYZ8/US-MD", "7X?2*/*"]);
+        let first = &loaded.entries[0];
+        assert_eq!(first.plate_type.as_deref(), Some("PC"));
+        assert_eq!(first.entered_by.as_deref(), Some("ofc. lee"));
+        assert!(first.entered_at.is_some());
+        assert_eq!(first.misreads, Some(false));
+        assert_eq!(first.attributes["make"], "Honda");
+        assert!(loaded.entries[3].partial);
+        assert_eq!(loaded.entries[3].misreads, Some(true));
+        assert_eq!(loaded.rejected.len(), 1);
+        assert!(loaded.rejected[0].reason.contains("misreads"));
     }
 }

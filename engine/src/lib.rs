@@ -2,6 +2,7 @@
 //! Parquet archive encoding. Nothing here speaks to a network; connectors feed it bytes.
 
 pub mod alert;
+pub mod alert_policy;
 pub mod archive;
 pub mod decode;
 pub mod dedupe;
@@ -10,10 +11,13 @@ pub mod images;
 pub mod jurisdiction;
 pub mod matcher;
 pub mod misread;
+pub mod ncic;
 pub mod normalize;
+pub mod pattern;
 pub mod pipeline;
 pub mod read;
 pub mod simulate;
+pub mod store;
 pub mod vendor;
 
 pub use read::{

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert_policy::ListPolicy;
 use crate::hotlist::HotlistEntry;
 use crate::read::{PlateRead, Timestamp};
 
@@ -66,6 +67,33 @@ impl JurisdictionAgreement {
     }
 }
 
+/// How one character of the read differs from the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DifferenceKind {
+    /// The read has a look-alike of the entry's character (`8` for `B`).
+    LookAlike,
+    /// The read lacks a character of the entry.
+    Dropped,
+    /// The read has a character the entry lacks.
+    Added,
+    /// A partial-plate entry left the character unknown; `read` says what the read had there.
+    Unknown,
+}
+
+/// One place where the read and the entry disagree, for the officer to check on the plate image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharacterDifference {
+    pub kind: DifferenceKind,
+    /// 1-based: in the entry's plate for `look_alike` and `dropped`, in the read's for `added`
+    /// and `unknown`.
+    pub position: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Match {
     pub entry: Arc<HotlistEntry>,
@@ -75,6 +103,10 @@ pub struct Match {
     pub jurisdiction: JurisdictionAgreement,
     /// For the officer: what agreed and what did not.
     pub explanation: String,
+    /// The characters that differ (empty for an exact match).
+    pub differences: Vec<CharacterDifference>,
+    /// The entry's list policy (route, suppression window); `None` means the defaults.
+    pub policy: Option<Arc<ListPolicy>>,
 }
 
 pub trait Matcher: Send + Sync {
@@ -145,6 +177,8 @@ impl Matcher for ExactMatcher {
                 score,
                 jurisdiction: agreement,
                 explanation,
+                differences: Vec::new(),
+                policy: None,
             });
         }
     }

@@ -10,15 +10,41 @@
 use std::collections::HashMap;
 
 /// Look-alike classes, each written as its representative followed by its members.
-const CONFUSION_CLASSES: &[&str] = &["0ODQ", "1ILT", "8B", "5S", "2Z", "6G"];
+///
+/// The first six are the default OCR-equivalence classes of a widely deployed ALPR matcher
+/// (Genetec Security Center: 0/O/D/Q, 1/I, 2/Z, 5/S, 8/B, 6/G); T and L join 1 because plate
+/// fonts draw them as a bare stroke, and A/4 is a documented confusion of plate OCR engines
+/// (both are open triangles in the narrow fonts of many states). Classes are kept small on
+/// purpose: every member added widens each entry's net and raises false alerts.
+pub const CONFUSION_CLASSES: &[&str] = &["0ODQ", "1ILT", "8B", "5S", "2Z", "6G", "4A"];
 
-fn confusion_class(character: u8) -> u8 {
-    for class in CONFUSION_CLASSES {
-        if class.as_bytes().contains(&character) {
-            return class.as_bytes()[0];
-        }
+const fn build_class_table() -> [u8; 256] {
+    let mut table = [0u8; 256];
+    let mut character = 0;
+    while character < 256 {
+        table[character] = character as u8;
+        character += 1;
     }
-    character
+    let mut class_index = 0;
+    while class_index < CONFUSION_CLASSES.len() {
+        let class = CONFUSION_CLASSES[class_index].as_bytes();
+        let mut member = 0;
+        while member < class.len() {
+            table[class[member] as usize] = class[0];
+            member += 1;
+        }
+        class_index += 1;
+    }
+    table
+}
+
+/// Each byte's class representative (itself when it has no look-alikes), by table lookup because
+/// matching folds every character of every read.
+static CLASS_OF: [u8; 256] = build_class_table();
+
+/// The representative of `character`'s look-alike class.
+pub fn confusion_class(character: u8) -> u8 {
+    CLASS_OF[usize::from(character)]
 }
 
 fn confusion_key(plate: &str) -> Vec<u8> {

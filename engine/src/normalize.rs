@@ -76,7 +76,7 @@ impl InvalidRead {
 /// Readers and upstream systems hand us full-width forms (CJK input methods), and Cyrillic or Greek
 /// capitals that look identical to Latin ones (Eastern European plates, copy-paste from documents).
 /// A hotlist entry typed in Latin must match them.
-fn fold_lookalike(character: char) -> Option<char> {
+pub(crate) fn fold_lookalike(character: char) -> Option<char> {
     if character.is_ascii_alphanumeric() {
         return Some(character.to_ascii_uppercase());
     }

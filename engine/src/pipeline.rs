@@ -8,6 +8,7 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::alert::Alert;
+use crate::alert_policy::AlertPolicy;
 use crate::decode::{Decoded, ReadDecoder};
 use crate::dedupe::{DedupeConfig, DuplicateSuppressor, Offered};
 use crate::matcher::{Match, Matcher};
@@ -114,6 +115,7 @@ pub struct Pipeline {
     /// Topics whose format differs from `decoder`'s.
     topic_decoders: HashMap<String, Arc<dyn ReadDecoder>>,
     matcher: Arc<dyn Matcher>,
+    alert_policy: Option<Arc<AlertPolicy>>,
     decoded: Vec<PlateRead>,
     matches: Vec<Match>,
     dedupe: Option<DuplicateSuppressor>,
@@ -126,6 +128,7 @@ impl Pipeline {
             decoder,
             topic_decoders: HashMap::new(),
             matcher,
+            alert_policy: None,
             decoded: Vec::new(),
             matches: Vec::new(),
             dedupe: None,
@@ -185,6 +188,12 @@ impl Pipeline {
                 );
             }
         }
+    }
+
+    /// Suppression of repeated hits (`alert_policy.rs`); share one policy between pipelines.
+    pub fn with_alert_policy(mut self, policy: Arc<AlertPolicy>) -> Self {
+        self.alert_policy = Some(policy);
+        self
     }
 
     pub fn matcher(&self) -> &Arc<dyn Matcher> {
@@ -252,7 +261,12 @@ impl Pipeline {
             self.matcher.match_read(&read, now, &mut self.matches);
             let first_alert = out.alerts.len();
             for hit in &self.matches {
-                out.alerts.push(Alert::new(&read, hit, now));
+                let mut alert = Alert::new(&read, hit, now);
+                if let Some(policy) = &self.alert_policy {
+                    let window = hit.policy.as_ref().and_then(|p| p.suppression_window_secs);
+                    policy.apply(&read, window, &mut alert);
+                }
+                out.alerts.push(alert);
             }
             self.counts.alerts += self.matches.len() as u64;
             let Some(dedupe) = &mut self.dedupe else {

@@ -1259,6 +1259,19 @@ fn issue_unique_plate(
     plate
 }
 
+/// A plate and its jurisdiction drawn like a simulated vehicle's (same state shares, formats and
+/// vanity plates), but outside the population: for filling hotlists to a realistic size in
+/// evaluation and benchmarks. Not checked for uniqueness.
+pub fn random_registration(rng: &mut ChaCha8Rng) -> (String, &'static str) {
+    let jurisdiction = pick_weighted(JURISDICTIONS, |j| j.share, rng);
+    let plate = if rng.random_bool(jurisdiction.vanity_share) {
+        vanity_plate(rng)
+    } else {
+        serial_plate(pick_weighted(jurisdiction.formats, |f| f.share, rng), rng)
+    };
+    (plate, jurisdiction.code)
+}
+
 fn serial_plate(format: &PlateFormat, rng: &mut ChaCha8Rng) -> String {
     let mut plate = String::with_capacity(format.pattern.len());
     let mut first_letter = true;

@@ -4,8 +4,8 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, Float32Builder, Float64Builder, Int32Builder, Int64Builder, ListBuilder,
-    StringBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
+    ListBuilder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
@@ -89,6 +89,8 @@ pub static ALERTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("source_topic", DataType::Utf8, true),
         Field::new("source_partition", DataType::Int32, true),
         Field::new("source_offset", DataType::Int64, true),
+        Field::new("route", DataType::Utf8, false),
+        Field::new("suppressed", DataType::Boolean, false),
     ]))
 });
 
@@ -336,6 +338,8 @@ pub struct AlertColumns {
     overview_uri: StringBuilder,
     alert_json: StringBuilder,
     source: SourceColumns,
+    route: StringBuilder,
+    suppressed: BooleanBuilder,
     rows: usize,
 }
 
@@ -369,6 +373,8 @@ impl Default for AlertColumns {
             overview_uri: StringBuilder::new(),
             alert_json: StringBuilder::new(),
             source: SourceColumns::default(),
+            route: StringBuilder::new(),
+            suppressed: BooleanBuilder::new(),
             rows: 0,
         }
     }
@@ -416,6 +422,8 @@ impl TableColumns for AlertColumns {
         let json = serde_json::to_string(alert).unwrap_or_else(|_| "{}".to_owned());
         self.alert_json.append_value(json);
         self.source.push(alert.source.as_ref());
+        self.route.append_value(alert.route.as_str());
+        self.suppressed.append_value(alert.suppressed);
         self.rows += 1;
     }
 
@@ -453,6 +461,8 @@ impl TableColumns for AlertColumns {
             Arc::new(self.alert_json.finish()),
         ];
         columns.extend(self.source.finish());
+        columns.push(Arc::new(self.route.finish()));
+        columns.push(Arc::new(self.suppressed.finish()));
         self.rows = 0;
         RecordBatch::try_new(Self::schema(), columns)
     }

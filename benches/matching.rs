@@ -1,0 +1,240 @@
+//! Hotlist matching on one core, beside a plain `HashMap<String, _>` exact lookup over the same
+//! reads in the same run: `cargo bench -p platestream-engine --bench matching`.
+//!
+//! Lists of 10k, 100k, 1M and 3M entries: the simulator's hotlisted vehicles plus realistic random
+//! registrations, and 200 witness partial plates. Also prints the store's index bytes per entry
+//! and the time a 1M-entry reload takes while another thread keeps matching.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use platestream_engine::hotlist::{load_hotlist_csv, HotlistEntry};
+use platestream_engine::matcher::{Match, Matcher};
+use platestream_engine::normalize::normalize_read;
+use platestream_engine::simulate::{random_registration, Simulator, SimulatorConfig};
+use platestream_engine::store::{HotlistStore, MatchModes};
+use platestream_engine::{PlateRead, Timestamp};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const READS: usize = 20_000;
+const LIST: &str = "stolen_vehicles";
+const PARTIAL_PATTERNS: usize = 200;
+
+fn reads_and_hotlisted() -> (Vec<PlateRead>, Vec<Arc<HotlistEntry>>) {
+    let mut simulator = Simulator::new(SimulatorConfig {
+        vehicles: 200_000,
+        hotlist_fraction: 0.01,
+        ..SimulatorConfig::default()
+    });
+    let start = Timestamp::now().millis() - 3_600_000;
+    let reads = (0..READS)
+        .map(|i| {
+            let (mut read, _) = simulator.next_read(Timestamp(start + i as i64));
+            normalize_read(&mut read, Timestamp::now()).expect("simulated reads are valid");
+            read
+        })
+        .collect();
+    let mut csv = Vec::new();
+    simulator
+        .write_hotlist_csv(&mut csv)
+        .expect("writing to memory");
+    let hotlisted = load_hotlist_csv("bench", csv.as_slice())
+        .expect("simulated hotlist")
+        .entries
+        .into_iter()
+        .map(|entry| {
+            let mut entry = (*entry).clone();
+            entry.list = LIST.to_owned();
+            Arc::new(entry)
+        })
+        .collect();
+    (reads, hotlisted)
+}
+
+/// `hotlisted` plus random registrations and witness patterns up to `size` entries.
+fn hotlist_of(size: usize, hotlisted: &[Arc<HotlistEntry>]) -> Vec<Arc<HotlistEntry>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(size as u64);
+    let mut entries: Vec<Arc<HotlistEntry>> = hotlisted.to_vec();
+    while entries.len() < size - PARTIAL_PATTERNS {
+        let (plate, jurisdiction) = random_registration(&mut rng);
+        let Ok(mut entry) = HotlistEntry::new(LIST, &plate) else {
+            continue;
+        };
+        entry.jurisdiction = Some(jurisdiction.to_owned());
+        entry.id = format!("V{:09}", entries.len());
+        entry.ncic_number = Some(entry.id.clone());
+        entry.reason = Some("stolen vehicle (NCIC)".to_owned());
+        entry.priority = 2;
+        entries.push(Arc::new(entry));
+    }
+    while entries.len() < size {
+        let (plate, _) = random_registration(&mut rng);
+        let mut witness: Vec<u8> = plate.into_bytes();
+        // A witness saw most of it: one character unknown, the end uncertain.
+        let unknown = rng.random_range(2..witness.len().max(3));
+        if unknown < witness.len() {
+            witness[unknown] = b'?';
+        }
+        witness.truncate(witness.len() - 1);
+        witness.push(b'*');
+        let Ok(mut entry) = HotlistEntry::new(LIST, &String::from_utf8_lossy(&witness)) else {
+            continue;
+        };
+        entry.id = format!("W{}", entries.len());
+        entries.push(Arc::new(entry));
+    }
+    entries
+}
+
+fn matching(c: &mut Criterion) {
+    let (reads, hotlisted) = reads_and_hotlisted();
+    let now = Timestamp::now();
+    let mut group = c.benchmark_group("match_per_read");
+    group.throughput(Throughput::Elements(READS as u64));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+
+    for size in [10_000usize, 100_000, 1_000_000, 3_000_000] {
+        let entries = hotlist_of(size, &hotlisted);
+        let mut plain: HashMap<String, Vec<Arc<HotlistEntry>>> = HashMap::new();
+        for entry in &entries {
+            plain
+                .entry(entry.plate_norm.clone())
+                .or_default()
+                .push(Arc::clone(entry));
+        }
+        group.bench_with_input(BenchmarkId::new("hashmap_exact", size), &size, |b, _| {
+            b.iter(|| {
+                let mut hits = 0usize;
+                for read in &reads {
+                    if let Some(found) = plain.get(&read.plate_norm) {
+                        hits += found.len();
+                    }
+                }
+                std::hint::black_box(hits)
+            })
+        });
+        drop(plain);
+
+        for (name, modes) in [
+            ("store_exact", MatchModes::EXACT_ONLY),
+            ("store_full", MatchModes::FULL),
+        ] {
+            let store = HotlistStore::new(modes);
+            let build_started = Instant::now();
+            store.replace_list(LIST, entries.clone()).expect("one list");
+            let build = build_started.elapsed();
+            if modes == MatchModes::FULL {
+                eprintln!(
+                    "index: {size} entries built in {build:.2?}, {:.1} index bytes per entry \
+                     (entry payloads excluded)",
+                    store.index_heap_bytes() as f64 / size as f64
+                );
+            }
+            let mut matches: Vec<Match> = Vec::new();
+            let mut found = 0usize;
+            for read in &reads {
+                matches.clear();
+                store.match_read(read, now, &mut matches);
+                found += matches.len();
+            }
+            eprintln!("{name} {size}: {found} matches over {READS} reads");
+            group.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
+                b.iter(|| {
+                    let mut hits = 0usize;
+                    for read in &reads {
+                        matches.clear();
+                        store.match_read(read, now, &mut matches);
+                        hits += matches.len();
+                    }
+                    std::hint::black_box(hits)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Bytes of one entry as the benchmark builds them: the struct, its `Arc` header and its strings.
+fn entry_payload_bytes(entry: &HotlistEntry) -> usize {
+    let strings = [
+        Some(&entry.list),
+        Some(&entry.plate),
+        Some(&entry.plate_norm),
+        Some(&entry.id),
+        entry.jurisdiction.as_ref(),
+        entry.reason.as_ref(),
+        entry.case_number.as_ref(),
+        entry.description.as_ref(),
+        entry.ncic_number.as_ref(),
+        entry.plate_type.as_ref(),
+        entry.entered_by.as_ref(),
+    ];
+    std::mem::size_of::<HotlistEntry>()
+        + 16
+        + strings
+            .iter()
+            .flatten()
+            .map(|text| text.capacity())
+            .sum::<usize>()
+}
+
+fn reload_under_load(c: &mut Criterion) {
+    let (reads, hotlisted) = reads_and_hotlisted();
+    let entries = hotlist_of(1_000_000, &hotlisted);
+    let payload: usize = entries.iter().map(|entry| entry_payload_bytes(entry)).sum();
+    eprintln!(
+        "entry payload: {:.1} bytes per entry (struct {} + Arc header + strings)",
+        payload as f64 / entries.len() as f64,
+        std::mem::size_of::<HotlistEntry>()
+    );
+    let store = Arc::new(HotlistStore::new(MatchModes::FULL));
+    store.replace_list(LIST, entries.clone()).expect("one list");
+    let stop = Arc::new(AtomicBool::new(false));
+    let matched = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (store, stop, matched) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&matched));
+        std::thread::spawn(move || {
+            let mut matches = Vec::new();
+            let now = Timestamp::now();
+            while !stop.load(Ordering::Relaxed) {
+                for read in &reads {
+                    matches.clear();
+                    store.match_read(read, now, &mut matches);
+                }
+                matched.fetch_add(reads.len() as u64, Ordering::Relaxed);
+            }
+        })
+    };
+    let mut group = c.benchmark_group("reload");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("replace_1m_while_matching", |b| {
+        b.iter(|| store.replace_list(LIST, entries.clone()).expect("one list"))
+    });
+    group.bench_function("upsert_one_into_1m", |b| {
+        let mut next = 0u64;
+        b.iter(|| {
+            next += 1;
+            let mut entry = HotlistEntry::new(LIST, "KID111").expect("valid plate");
+            entry.id = format!("amber-{}", next % 64);
+            store.upsert(Arc::new(entry));
+        })
+    });
+    group.finish();
+    stop.store(true, Ordering::Relaxed);
+    let _ = reader.join();
+    eprintln!(
+        "reader thread matched {} reads during the reload benchmarks",
+        matched.load(Ordering::Relaxed)
+    );
+}
+
+criterion_group!(benches, matching, reload_under_load);
+criterion_main!(benches);

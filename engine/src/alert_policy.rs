@@ -1,0 +1,310 @@
+//! What happens to a hit after matching: which topic it goes to, whether officers are paged again
+//! for a vehicle they were paged about minutes ago, and where a connector fans it out.
+//!
+//! Every hit becomes an alert and is archived; suppression only clears `paged`-worthiness
+//! (`Alert::suppressed`), so the record of every sighting stays complete.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+
+use crate::alert::Alert;
+use crate::read::PlateRead;
+
+/// Default suppression window: a stolen car parked in front of a camera would otherwise page
+/// every few seconds.
+pub const DEFAULT_SUPPRESSION_WINDOW_SECS: u64 = 600;
+
+/// Where an alert goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertRoute {
+    /// The normal alerts topic, seen by field officers.
+    #[default]
+    Field,
+    /// A restricted topic only: covert lists' hits must never reach field officers.
+    Covert,
+}
+
+impl AlertRoute {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Field => "field",
+            Self::Covert => "covert",
+        }
+    }
+}
+
+/// How one hotlist is matched and how its hits are delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListPolicy {
+    /// The list name entries carry in `list`.
+    pub name: String,
+    /// Where the list comes from (`ncic-state-extract`, `manual`, `local-bolo`...), for operators.
+    pub source: String,
+    /// Priority for entries of this list that name none (1 most urgent .. 9).
+    pub default_priority: Option<u8>,
+    /// Match reads one look-alike character or one dropped/added character away from an entry.
+    pub misreads: bool,
+    /// Match partial-plate entries (`7X?2*`).
+    pub partials: bool,
+    pub route: AlertRoute,
+    /// URLs a connector posts this list's alerts to (platestream itself makes no HTTP calls).
+    pub webhooks: Vec<String>,
+    /// Seconds during which the same plate hitting the same entry is recorded but not paged
+    /// again; `None` takes the default (600), 0 pages every hit.
+    pub suppression_window_secs: Option<u64>,
+}
+
+impl Default for ListPolicy {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            source: String::new(),
+            default_priority: None,
+            misreads: true,
+            partials: true,
+            route: AlertRoute::Field,
+            webhooks: Vec::new(),
+            suppression_window_secs: None,
+        }
+    }
+}
+
+impl ListPolicy {
+    /// The default policy for a list.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastPaged {
+    observed_at_ms: i64,
+    /// The read that paged: a replay of that same read pages again (same `alert_id`, which
+    /// consumers deduplicate) instead of being suppressed by itself.
+    read_hash: u64,
+}
+
+#[derive(Debug, Default)]
+struct SuppressionState {
+    last_paged: HashMap<u128, LastPaged>,
+    newest_ms: i64,
+    prune_at_len: usize,
+}
+
+/// Decides suppression across every pipeline of the engine (shared: the same vehicle's reads can
+/// arrive on different partitions). Hits are a small share of reads, so one mutex is plenty.
+#[derive(Debug)]
+pub struct AlertPolicy {
+    default_window_ms: i64,
+    state: Mutex<SuppressionState>,
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        Self::new(DEFAULT_SUPPRESSION_WINDOW_SECS)
+    }
+}
+
+const MIN_PRUNE_LEN: usize = 4096;
+
+impl AlertPolicy {
+    pub fn new(default_window_secs: u64) -> Self {
+        Self {
+            default_window_ms: window_ms(default_window_secs),
+            state: Mutex::new(SuppressionState {
+                prune_at_len: MIN_PRUNE_LEN,
+                ..SuppressionState::default()
+            }),
+        }
+    }
+
+    /// Sets `alert.suppressed` when the same plate hit the same entry within the list's window
+    /// (by observation time, so replays and backfills decide the same way as live traffic).
+    pub fn apply(&self, read: &PlateRead, window_secs: Option<u64>, alert: &mut Alert) {
+        let window = window_secs.map_or(self.default_window_ms, window_ms);
+        if window == 0 {
+            return;
+        }
+        let key = xxh3_128(
+            [
+                alert.list.as_str(),
+                alert.entry_id.as_deref().unwrap_or(&alert.entry_plate),
+                read.plate_norm.as_str(),
+            ]
+            .join("\u{0}")
+            .as_bytes(),
+        );
+        let this = LastPaged {
+            observed_at_ms: read.observed_at.millis(),
+            read_hash: xxh3_64(read.read_id.as_bytes()),
+        };
+        // A poisoned lock only means another pipeline panicked mid-update of a plain map.
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.newest_ms = state.newest_ms.max(this.observed_at_ms);
+        let suppressed = match state.last_paged.get(&key) {
+            Some(last) if last.read_hash == this.read_hash => false,
+            Some(last) => (this.observed_at_ms - last.observed_at_ms).abs() < window,
+            None => false,
+        };
+        alert.suppressed = suppressed;
+        if !suppressed {
+            state.last_paged.insert(key, this);
+            if state.last_paged.len() >= state.prune_at_len {
+                // Windows differ per list; keeping the longest of them is always safe.
+                let horizon = state.newest_ms - window.max(self.default_window_ms);
+                state
+                    .last_paged
+                    .retain(|_, last| last.observed_at_ms >= horizon);
+                state.prune_at_len = (state.last_paged.len() * 2).max(MIN_PRUNE_LEN);
+            }
+        }
+    }
+}
+
+fn window_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::hotlist::HotlistEntry;
+    use crate::matcher::Matcher;
+    use crate::normalize::normalize_read;
+    use crate::pipeline::{Pipeline, Processed};
+    use crate::read::{SourcePosition, Timestamp};
+    use crate::store::HotlistStore;
+
+    fn read_at(plate: &str, seconds: i64) -> PlateRead {
+        let start = Timestamp::parse_rfc3339("2026-11-24T17:00:00Z").unwrap();
+        let mut read: PlateRead = serde_json::from_value(serde_json::json!({
+            "vendor": "t", "reader_id": "r", "observed_at": start.millis() + seconds * 1000,
+            "plate": plate, "confidence": 0.9
+        }))
+        .unwrap();
+        normalize_read(&mut read, Timestamp(start.millis() + 3_600_000)).unwrap();
+        read
+    }
+
+    fn alerts_for(store: &HotlistStore, policy: &AlertPolicy, read: &PlateRead) -> Vec<Alert> {
+        let mut matches = Vec::new();
+        store.match_read(read, read.observed_at, &mut matches);
+        matches
+            .iter()
+            .map(|hit| {
+                let mut alert = Alert::new(read, hit, read.observed_at);
+                let window = hit.policy.as_ref().and_then(|p| p.suppression_window_secs);
+                policy.apply(read, window, &mut alert);
+                alert
+            })
+            .collect()
+    }
+
+    fn store_with(list: &ListPolicy, plate: &str) -> HotlistStore {
+        let store = HotlistStore::default();
+        store.set_policy(list.clone());
+        store.upsert(Arc::new(HotlistEntry::new(&list.name, plate).unwrap()));
+        store
+    }
+
+    #[test]
+    fn a_repeat_hit_within_the_window_is_recorded_but_not_paged() {
+        let store = store_with(&ListPolicy::named("stolen_vehicles"), "ABC123");
+        let policy = AlertPolicy::default();
+        let suppressed = |seconds: i64| {
+            let alerts = alerts_for(&store, &policy, &read_at("ABC123", seconds));
+            assert_eq!(alerts.len(), 1, "every hit is still an alert");
+            alerts[0].suppressed
+        };
+        assert!(!suppressed(0));
+        assert!(suppressed(60));
+        assert!(suppressed(599));
+        assert!(!suppressed(600), "ten minutes after the page, page again");
+        assert!(suppressed(700));
+
+        // A replay of the very read that paged pages again (same alert_id for consumers).
+        let first = read_at("ABC123", 0);
+        assert!(!alerts_for(&store, &policy, &first)[0].suppressed);
+    }
+
+    #[test]
+    fn windows_are_per_list_and_zero_pages_every_hit() {
+        let mut amber = ListPolicy::named("amber_alert");
+        amber.suppression_window_secs = Some(0);
+        let store = store_with(&amber, "KID111");
+        let policy = AlertPolicy::default();
+        assert!(!alerts_for(&store, &policy, &read_at("KID111", 0))[0].suppressed);
+        assert!(!alerts_for(&store, &policy, &read_at("KID111", 5))[0].suppressed);
+    }
+
+    #[test]
+    fn covert_lists_route_their_alerts_to_the_restricted_topic() {
+        let mut covert = ListPolicy::named("covert_watch");
+        covert.route = AlertRoute::Covert;
+        let store = store_with(&covert, "ABC123");
+        store.upsert(Arc::new(
+            HotlistEntry::new("stolen_vehicles", "ABC123").unwrap(),
+        ));
+        let mut routes: Vec<(String, AlertRoute)> =
+            alerts_for(&store, &AlertPolicy::default(), &read_at("ABC123", 0))
+                .into_iter()
+                .map(|alert| (alert.list, alert.route))
+                .collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            routes,
+            vec![
+                ("covert_watch".to_owned(), AlertRoute::Covert),
+                ("stolen_vehicles".to_owned(), AlertRoute::Field)
+            ]
+        );
+        let json = serde_json::to_value(&Alert::new(
+            &read_at("ABC123", 0),
+            &{
+                let mut matches = Vec::new();
+                store.match_read(&read_at("ABC123", 0), Timestamp(0), &mut matches);
+                matches.remove(0)
+            },
+            Timestamp(0),
+        ))
+        .unwrap();
+        assert!(json["route"].is_string() && json["suppressed"] == false);
+    }
+
+    #[test]
+    fn the_pipeline_applies_the_policy_to_every_alert() {
+        let store = Arc::new(store_with(&ListPolicy::named("stolen_vehicles"), "ABC123"));
+        let mut pipeline = Pipeline::new(Arc::new(crate::decode::CanonicalJsonDecoder), store)
+            .with_alert_policy(Arc::new(AlertPolicy::default()));
+        let mut out = Processed::default();
+        let now = Timestamp::parse_rfc3339("2026-11-24T18:00:00Z").unwrap();
+        for (offset, second) in [0, 30].into_iter().enumerate() {
+            let payload = serde_json::json!({
+                "vendor": "v", "reader_id": "r1", "plate": "ABC123", "confidence": 0.9,
+                "observed_at": format!("2026-11-24T17:00:{second:02}Z"),
+            })
+            .to_string();
+            let source = SourcePosition {
+                topic: "t".into(),
+                partition: 0,
+                offset: offset as i64,
+            };
+            pipeline.process(payload.as_bytes(), source, now, &mut out);
+        }
+        let suppressed: Vec<bool> = out.alerts.iter().map(|alert| alert.suppressed).collect();
+        assert_eq!(suppressed, vec![false, true]);
+    }
+}

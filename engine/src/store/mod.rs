@@ -1,0 +1,655 @@
+//! The live hotlist store: every list as an immutable indexed snapshot plus a small overlay of
+//! single upserts and deletes, all published through one [`ArcSwap`] so that each read is matched
+//! against one consistent state of every list.
+//!
+//! - Matching ([`Matcher::match_read`]) takes no lock: one atomic load of the current state, then
+//!   hash probes into flat arrays (`index.rs`).
+//! - [`HotlistStore::replace_list`] indexes the new list off to the side and swaps it in whole:
+//!   a read sees the old list or the new one, never a half-loaded or empty one.
+//! - [`HotlistStore::upsert`] and [`HotlistStore::delete`] re-index only the list's overlay
+//!   (at most [`overlay_limit`] entries, plus tombstones hiding replaced or deleted snapshot
+//!   entries) and publish it before returning: every read matched after the call sees it. When
+//!   the overlay outgrows its limit it is folded into a new snapshot.
+//! - Expired entries stop matching by themselves (`expires_at` is checked at match time).
+
+mod index;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::alert_policy::ListPolicy;
+use crate::hotlist::HotlistEntry;
+use crate::matcher::{
+    CharacterDifference, DifferenceKind, JurisdictionAgreement, Match, MatchKind, Matcher,
+};
+use crate::misread::misread_difference;
+use crate::read::{PlateRead, Timestamp};
+
+pub use index::MAX_UNINDEXED_PATTERNS;
+use index::{IndexedList, PositionSet, ReadKeys};
+
+/// Which kinds of match the store looks for (per list, the list policy can turn kinds off too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchModes {
+    pub misreads: bool,
+    pub partials: bool,
+}
+
+impl MatchModes {
+    pub const EXACT_ONLY: Self = Self {
+        misreads: false,
+        partials: false,
+    };
+    pub const EXACT_AND_MISREAD: Self = Self {
+        misreads: true,
+        partials: false,
+    };
+    pub const FULL: Self = Self {
+        misreads: true,
+        partials: true,
+    };
+}
+
+impl Default for MatchModes {
+    fn default() -> Self {
+        Self::FULL
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("entry {id:?} belongs to list {entry_list:?}, not {list:?}")]
+    WrongList {
+        list: String,
+        entry_list: String,
+        id: String,
+    },
+}
+
+/// What a bulk replace did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplaceReport {
+    pub entries: usize,
+    /// Entries refused by the index (ids): patterns beyond [`MAX_UNINDEXED_PATTERNS`].
+    pub refused: Vec<String>,
+}
+
+/// One list as matching sees it.
+#[derive(Debug)]
+struct ListState {
+    policy: Arc<ListPolicy>,
+    snapshot: Arc<IndexedList>,
+    /// Entries upserted since the snapshot was built.
+    overlay: Arc<IndexedList>,
+    /// Snapshot positions replaced by an overlay entry or deleted.
+    tombstones: Arc<PositionSet>,
+}
+
+impl ListState {
+    fn empty(policy: Arc<ListPolicy>) -> Self {
+        Self {
+            policy,
+            snapshot: Arc::default(),
+            overlay: Arc::default(),
+            tombstones: Arc::default(),
+        }
+    }
+
+    fn live_len(&self) -> usize {
+        self.snapshot.len() - self.tombstones.len() + self.overlay.len()
+    }
+}
+
+/// Everything matching reads: swapped whole on every change.
+#[derive(Debug, Default)]
+struct StoreState {
+    lists: Vec<Arc<ListState>>,
+}
+
+impl StoreState {
+    fn position(&self, list: &str) -> Option<usize> {
+        self.lists
+            .iter()
+            .position(|state| state.policy.name == list)
+    }
+}
+
+/// Overlay size beyond which upserts fold the overlay into a new snapshot: re-indexing the
+/// overlay on each upsert costs O(overlay), folding costs O(list), so the limit grows with the list.
+pub fn overlay_limit(snapshot_len: usize) -> usize {
+    (snapshot_len / 64).clamp(256, 8192)
+}
+
+/// The live store; share it as `Arc<HotlistStore>` between the pipelines (as their [`Matcher`])
+/// and whatever feeds it lists and updates.
+#[derive(Debug)]
+pub struct HotlistStore {
+    state: ArcSwap<StoreState>,
+    /// Serializes writers; readers never take it.
+    writer: Mutex<()>,
+    modes: MatchModes,
+}
+
+impl Default for HotlistStore {
+    fn default() -> Self {
+        Self::new(MatchModes::FULL)
+    }
+}
+
+fn jurisdiction_note(agreement: JurisdictionAgreement, entry: &HotlistEntry) -> String {
+    match agreement {
+        JurisdictionAgreement::Agrees => "jurisdiction agrees".to_owned(),
+        JurisdictionAgreement::EntryAny => "the entry names no jurisdiction".to_owned(),
+        JurisdictionAgreement::ReadUnknown => format!(
+            "the reader could not tell the jurisdiction, the entry is {}: verify the state",
+            entry.jurisdiction.as_deref().unwrap_or("unknown")
+        ),
+        JurisdictionAgreement::Differs => "jurisdictions differ".to_owned(),
+    }
+}
+
+fn jurisdiction_factor(agreement: JurisdictionAgreement) -> f32 {
+    match agreement {
+        JurisdictionAgreement::Agrees => 1.0,
+        JurisdictionAgreement::EntryAny => 0.95,
+        JurisdictionAgreement::ReadUnknown => 0.8,
+        JurisdictionAgreement::Differs => 0.0,
+    }
+}
+
+/// Scratch buffers reused across the lists of one read.
+struct Scratch {
+    candidates: Vec<u32>,
+}
+
+thread_local! {
+    /// Candidate positions, reused from read to read on each matching thread.
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch { candidates: Vec::new() })
+    };
+}
+
+impl HotlistStore {
+    pub fn new(modes: MatchModes) -> Self {
+        Self {
+            state: ArcSwap::from_pointee(StoreState::default()),
+            writer: Mutex::new(()),
+            modes,
+        }
+    }
+
+    /// A store holding `entries`, each list under the default policy or the one given for it.
+    pub fn from_entries(
+        modes: MatchModes,
+        policies: &[ListPolicy],
+        entries: impl IntoIterator<Item = Arc<HotlistEntry>>,
+    ) -> Self {
+        let store = Self::new(modes);
+        for policy in policies {
+            store.set_policy(policy.clone());
+        }
+        let mut by_list: HashMap<String, Vec<Arc<HotlistEntry>>> = HashMap::new();
+        for entry in entries {
+            by_list.entry(entry.list.clone()).or_default().push(entry);
+        }
+        for (list, entries) in by_list {
+            // Grouped by their own list name above, so no entry can be on the wrong list.
+            let _ = store.replace_list(&list, entries);
+        }
+        store
+    }
+
+    pub fn modes(&self) -> MatchModes {
+        self.modes
+    }
+
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Publishes `list_state` for its list (adding the list when new).
+    fn publish(&self, list_state: ListState) {
+        let current = self.state.load();
+        let mut lists = current.lists.clone();
+        let list_state = Arc::new(list_state);
+        match current.position(&list_state.policy.name) {
+            Some(position) => lists[position] = list_state,
+            None => lists.push(list_state),
+        }
+        self.state.store(Arc::new(StoreState { lists }));
+    }
+
+    fn current_list(&self, list: &str) -> Option<Arc<ListState>> {
+        let current = self.state.load();
+        current
+            .position(list)
+            .map(|position| Arc::clone(&current.lists[position]))
+    }
+
+    /// Sets a list's policy (creating the list, empty, when it does not exist yet).
+    pub fn set_policy(&self, policy: ListPolicy) {
+        let _writer = self.lock_writer();
+        let policy = Arc::new(policy);
+        let state = match self.current_list(&policy.name) {
+            Some(existing) => ListState {
+                policy,
+                snapshot: Arc::clone(&existing.snapshot),
+                overlay: Arc::clone(&existing.overlay),
+                tombstones: Arc::clone(&existing.tombstones),
+            },
+            None => ListState::empty(policy),
+        };
+        self.publish(state);
+    }
+
+    pub fn policy(&self, list: &str) -> Option<Arc<ListPolicy>> {
+        self.current_list(list)
+            .map(|state| Arc::clone(&state.policy))
+    }
+
+    /// Replaces a whole list atomically. Indexing happens before the writer lock is taken, so a
+    /// large reload holds up neither matching nor other lists' updates; upserts to this list that
+    /// land during the reload are superseded by it.
+    pub fn replace_list(
+        &self,
+        list: &str,
+        entries: Vec<Arc<HotlistEntry>>,
+    ) -> Result<ReplaceReport, StoreError> {
+        if let Some(stray) = entries.iter().find(|entry| entry.list != list) {
+            return Err(StoreError::WrongList {
+                list: list.to_owned(),
+                entry_list: stray.list.clone(),
+                id: stray.id.clone(),
+            });
+        }
+        let (snapshot, refused) = IndexedList::build(entries);
+        let report = ReplaceReport {
+            entries: snapshot.len(),
+            refused: refused.iter().map(|entry| entry.id.clone()).collect(),
+        };
+        let _writer = self.lock_writer();
+        let policy = self
+            .current_list(list)
+            .map(|state| Arc::clone(&state.policy))
+            .unwrap_or_else(|| Arc::new(ListPolicy::named(list)));
+        self.publish(ListState {
+            policy,
+            snapshot: Arc::new(snapshot),
+            overlay: Arc::default(),
+            tombstones: Arc::default(),
+        });
+        Ok(report)
+    }
+
+    /// Removes a list and its policy.
+    pub fn remove_list(&self, list: &str) -> bool {
+        let _writer = self.lock_writer();
+        let current = self.state.load();
+        let Some(position) = current.position(list) else {
+            return false;
+        };
+        let mut lists = current.lists.clone();
+        lists.remove(position);
+        self.state.store(Arc::new(StoreState { lists }));
+        true
+    }
+
+    /// Adds or replaces (by `entry.id`) one entry of `entry.list`; visible to every read matched
+    /// after this returns.
+    pub fn upsert(&self, entry: Arc<HotlistEntry>) {
+        self.apply(&entry.list.clone(), vec![Update::Upsert(entry)]);
+    }
+
+    /// Deletes the entries of `list` with this id; `false` when there were none.
+    pub fn delete(&self, list: &str, id: &str) -> bool {
+        self.apply(list, vec![Update::Delete(id.to_owned())]) > 0
+    }
+
+    /// Applies several updates to one list and publishes them together (one re-index), as a
+    /// connector draining a batch of upsert messages should. Upserts whose entry names another
+    /// list are skipped. Returns how many updates changed something.
+    pub fn apply(&self, list: &str, updates: Vec<Update>) -> usize {
+        let _writer = self.lock_writer();
+        let existing = self
+            .current_list(list)
+            .unwrap_or_else(|| Arc::new(ListState::empty(Arc::new(ListPolicy::named(list)))));
+        let mut tombstones = (*existing.tombstones).clone();
+        let mut overlay: Vec<Arc<HotlistEntry>> = existing.overlay.entries.clone();
+        let mut positions = Vec::new();
+        let mut changed = 0;
+        for update in updates {
+            let id = match &update {
+                Update::Upsert(entry) if entry.list != list => continue,
+                Update::Upsert(entry) => entry.id.clone(),
+                Update::Delete(id) => id.clone(),
+            };
+            let before = overlay.len() + tombstones.len();
+            overlay.retain(|entry| entry.id != id);
+            existing.snapshot.positions_of(&id, &mut positions);
+            tombstones.extend(positions.iter().copied());
+            let removed_something = overlay.len() + tombstones.len() != before;
+            match update {
+                Update::Upsert(entry) => {
+                    overlay.push(entry);
+                    changed += 1;
+                }
+                Update::Delete(_) => changed += usize::from(removed_something),
+            }
+        }
+        let state = if overlay.len().max(tombstones.len()) > overlay_limit(existing.snapshot.len())
+        {
+            // Fold: one new snapshot of everything live.
+            let live: Vec<Arc<HotlistEntry>> = existing
+                .snapshot
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(position, _)| !tombstones.contains(&(*position as u32)))
+                .map(|(_, entry)| Arc::clone(entry))
+                .chain(overlay)
+                .collect();
+            ListState {
+                policy: Arc::clone(&existing.policy),
+                snapshot: Arc::new(IndexedList::build(live).0),
+                overlay: Arc::default(),
+                tombstones: Arc::default(),
+            }
+        } else {
+            ListState {
+                policy: Arc::clone(&existing.policy),
+                snapshot: Arc::clone(&existing.snapshot),
+                overlay: Arc::new(IndexedList::build(overlay).0),
+                tombstones: Arc::new(tombstones),
+            }
+        };
+        self.publish(state);
+        changed
+    }
+
+    /// Names of the lists held.
+    pub fn list_names(&self) -> Vec<String> {
+        self.state
+            .load()
+            .lists
+            .iter()
+            .map(|state| state.policy.name.clone())
+            .collect()
+    }
+
+    /// Live entries of one list (expired ones included until they are replaced).
+    pub fn list_len(&self, list: &str) -> usize {
+        self.current_list(list).map_or(0, |state| state.live_len())
+    }
+
+    /// Bytes of index (not counting the entries themselves) across all lists.
+    pub fn index_heap_bytes(&self) -> usize {
+        self.state
+            .load()
+            .lists
+            .iter()
+            .map(|state| {
+                state.snapshot.index_heap_bytes()
+                    + state.overlay.index_heap_bytes()
+                    + state.tombstones.capacity() * 8
+            })
+            .sum()
+    }
+
+    fn match_list(
+        &self,
+        list: &ListState,
+        indexed: &IndexedList,
+        tombstones: Option<&PositionSet>,
+        read: &PlateRead,
+        keys: &ReadKeys<'_>,
+        now: Timestamp,
+        scratch: &mut Scratch,
+        matches: &mut Vec<Match>,
+    ) {
+        if indexed.len() == 0 {
+            return;
+        }
+        let misreads = self.modes.misreads && list.policy.misreads;
+        let candidates = &mut scratch.candidates;
+        candidates.clear();
+        indexed.same_length_candidates(keys, candidates);
+        if misreads {
+            indexed.indel_candidates(keys, candidates);
+        }
+        if candidates.len() > 1 {
+            candidates.sort_unstable();
+            candidates.dedup();
+        }
+        for &position in candidates.iter() {
+            if tombstones.is_some_and(|dead| dead.contains(&position)) {
+                continue;
+            }
+            // The packed plate decides most candidates without touching the entry.
+            let exact = indexed.plates[position as usize] == keys.packed_plate;
+            if !exact && !misreads {
+                continue;
+            }
+            let entry = &indexed.entries[position as usize];
+            if !exact && entry.misreads == Some(false) {
+                continue;
+            }
+            if entry.is_expired_at(now) {
+                continue;
+            }
+            let agreement = JurisdictionAgreement::between(
+                read.jurisdiction.as_deref(),
+                entry.jurisdiction.as_deref(),
+            );
+            // Same characters from another state are another vehicle (the Aurora, CO stop of
+            // 2020 was a Colorado SUV hit on a Montana motorcycle's plate number).
+            if agreement == JurisdictionAgreement::Differs {
+                continue;
+            }
+            let factor = jurisdiction_factor(agreement);
+            let hit = if exact {
+                let explanation = match agreement {
+                    JurisdictionAgreement::Agrees => "plate and jurisdiction agree".to_owned(),
+                    _ => format!("plate agrees; {}", jurisdiction_note(agreement, entry)),
+                };
+                Match {
+                    entry: Arc::clone(entry),
+                    kind: MatchKind::Exact,
+                    score: factor,
+                    jurisdiction: agreement,
+                    explanation,
+                    differences: Vec::new(),
+                    policy: Some(Arc::clone(&list.policy)),
+                }
+            } else {
+                let Some(difference) = misread_difference(&entry.plate_norm, &read.plate_norm)
+                else {
+                    continue;
+                };
+                let mut differences = Vec::new();
+                if let Some((position, entry_char, read_char)) = difference.substitution {
+                    differences.push(CharacterDifference {
+                        kind: DifferenceKind::LookAlike,
+                        position: (position + 1) as u8,
+                        entry: Some(entry_char.to_string()),
+                        read: Some(read_char.to_string()),
+                    });
+                }
+                if let Some((position, character)) = difference.dropped {
+                    differences.push(CharacterDifference {
+                        kind: DifferenceKind::Dropped,
+                        position: (position + 1) as u8,
+                        entry: Some(character.to_string()),
+                        read: None,
+                    });
+                }
+                if let Some((position, character)) = difference.added {
+                    differences.push(CharacterDifference {
+                        kind: DifferenceKind::Added,
+                        position: (position + 1) as u8,
+                        entry: None,
+                        read: Some(character.to_string()),
+                    });
+                }
+                let base = match differences.len() {
+                    1 if difference.substitution.is_some() => 0.75,
+                    1 => 0.65,
+                    _ => 0.55,
+                };
+                Match {
+                    entry: Arc::clone(entry),
+                    kind: MatchKind::Misread,
+                    score: base * factor,
+                    jurisdiction: agreement,
+                    explanation: format!(
+                        "possible misread of {}: {}; {}; confirm the plate on the image before acting",
+                        entry.plate_norm,
+                        difference.explain(),
+                        jurisdiction_note(agreement, entry)
+                    ),
+                    differences,
+                    policy: Some(Arc::clone(&list.policy)),
+                }
+            };
+            matches.push(hit);
+        }
+
+        if !(self.modes.partials && list.policy.partials && indexed.has_patterns()) {
+            return;
+        }
+        candidates.clear();
+        indexed.pattern_candidates(keys, candidates);
+        if candidates.len() > 1 {
+            candidates.sort_unstable();
+            candidates.dedup();
+        }
+        for &pattern_index in candidates.iter() {
+            let (position, pattern) = &indexed.patterns[pattern_index as usize];
+            if tombstones.is_some_and(|dead| dead.contains(position)) {
+                continue;
+            }
+            let entry = &indexed.entries[*position as usize];
+            if entry.is_expired_at(now) {
+                continue;
+            }
+            if !pattern.matches(keys.plate) {
+                continue;
+            }
+            let Some(filled) = pattern.match_plate(keys.plate) else {
+                continue;
+            };
+            let agreement = JurisdictionAgreement::between(
+                read.jurisdiction.as_deref(),
+                entry.jurisdiction.as_deref(),
+            );
+            if agreement == JurisdictionAgreement::Differs {
+                continue;
+            }
+            let differences: Vec<CharacterDifference> = filled
+                .iter()
+                .map(|(position, characters)| CharacterDifference {
+                    kind: DifferenceKind::Unknown,
+                    position: (position + 1) as u8,
+                    entry: None,
+                    read: Some(String::from_utf8_lossy(characters).into_owned()),
+                })
+                .collect();
+            let unknowns = differences
+                .iter()
+                .map(|difference| {
+                    format!(
+                        "{:?} at position {}",
+                        difference.read.as_deref().unwrap_or(""),
+                        difference.position
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let factor = jurisdiction_factor(agreement);
+            let known_share = pattern.known_count() as f32 / keys.plate.len().max(1) as f32;
+            matches.push(Match {
+                entry: Arc::clone(entry),
+                kind: MatchKind::Partial,
+                score: (0.3 + 0.5 * known_share.min(1.0)) * factor,
+                jurisdiction: agreement,
+                explanation: format!(
+                    "fits partial plate {pattern} (unknown: {}); {}; a partial plate fits many vehicles: confirm the vehicle description",
+                    if unknowns.is_empty() { "none".to_owned() } else { unknowns },
+                    jurisdiction_note(agreement, entry)
+                ),
+                differences,
+                policy: Some(Arc::clone(&list.policy)),
+            });
+        }
+    }
+}
+
+/// One change to a list.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Upsert(Arc<HotlistEntry>),
+    Delete(String),
+}
+
+impl Matcher for HotlistStore {
+    fn match_read(&self, read: &PlateRead, now: Timestamp, matches: &mut Vec<Match>) {
+        let state = self.state.load();
+        if state.lists.is_empty() || read.plate_norm.is_empty() {
+            return;
+        }
+        let any_patterns = self.modes.partials
+            && state
+                .lists
+                .iter()
+                .any(|list| list.snapshot.has_patterns() || list.overlay.has_patterns());
+        let keys = ReadKeys::new(&read.plate_norm, self.modes.misreads, any_patterns);
+        let first_new = matches.len();
+        SCRATCH.with_borrow_mut(|scratch| {
+            for list in &state.lists {
+                let tombstones = (!list.tombstones.is_empty()).then_some(&*list.tombstones);
+                self.match_list(
+                    list,
+                    &list.snapshot,
+                    tombstones,
+                    read,
+                    &keys,
+                    now,
+                    scratch,
+                    matches,
+                );
+                self.match_list(
+                    list,
+                    &list.overlay,
+                    None,
+                    read,
+                    &keys,
+                    now,
+                    scratch,
+                    matches,
+                );
+            }
+        });
+        // Most urgent first, then the likeliest: the order alerts are raised in.
+        matches[first_new..].sort_by(|a, b| {
+            a.entry
+                .priority
+                .cmp(&b.entry.priority)
+                .then(b.score.total_cmp(&a.score))
+        });
+    }
+
+    fn entry_count(&self) -> usize {
+        self.state
+            .load()
+            .lists
+            .iter()
+            .map(|state| state.live_len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

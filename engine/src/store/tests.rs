@@ -1,0 +1,370 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::alert_policy::AlertRoute;
+use crate::hotlist::load_hotlist_csv;
+use crate::misread::MisreadIndex;
+use crate::normalize::normalize_read;
+
+fn read(plate: &str, jurisdiction: Option<&str>) -> PlateRead {
+    let mut read: PlateRead = serde_json::from_value(serde_json::json!({
+        "vendor": "t", "reader_id": "r", "observed_at": "2026-11-24T17:00:00Z",
+        "plate": plate, "jurisdiction": jurisdiction, "confidence": 0.9
+    }))
+    .unwrap();
+    normalize_read(
+        &mut read,
+        Timestamp::parse_rfc3339("2026-11-24T17:00:01Z").unwrap(),
+    )
+    .unwrap();
+    read
+}
+
+fn now() -> Timestamp {
+    Timestamp::parse_rfc3339("2026-11-24T17:00:01Z").unwrap()
+}
+
+fn store_from_csv(modes: MatchModes, csv: &str) -> HotlistStore {
+    let loaded = load_hotlist_csv("t.csv", csv.as_bytes()).unwrap();
+    assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+    HotlistStore::from_entries(modes, &[], loaded.entries)
+}
+
+fn matches_for(store: &HotlistStore, read: &PlateRead) -> Vec<Match> {
+    let mut matches = Vec::new();
+    store.match_read(read, now(), &mut matches);
+    matches
+}
+
+fn entry(list: &str, plate: &str, id: &str) -> Arc<HotlistEntry> {
+    let mut entry = HotlistEntry::new(list, plate).unwrap();
+    entry.id = id.to_owned();
+    Arc::new(entry)
+}
+
+const LISTS: &str = "list,plate,jurisdiction,priority,expires_at,misreads\n\
+                     stolen_vehicles,ABC1234,VA,2,,\n\
+                     local_bolo,ABC-1234,,3,,\n\
+                     amber_alert,5SOW750,CA,1,,\n\
+                     expired,XYZ999,DC,2,2020-01-01T00:00:00Z,\n\
+                     strict,8OB2345,MD,4,,false\n";
+
+#[test]
+fn exact_hits_keep_the_jurisdiction_rules_of_the_exact_matcher() {
+    let store = store_from_csv(MatchModes::FULL, LISTS);
+    let found = matches_for(&store, &read("abc 1234", Some("VA")));
+    let lists: Vec<&str> = found.iter().map(|m| m.entry.list.as_str()).collect();
+    assert_eq!(
+        lists,
+        vec!["stolen_vehicles", "local_bolo"],
+        "priority order"
+    );
+    assert!(found.iter().all(|m| m.kind == MatchKind::Exact));
+    assert_eq!(found[0].score, 1.0);
+    assert_eq!(found[1].jurisdiction, JurisdictionAgreement::EntryAny);
+    assert_eq!(found[1].score, 0.95);
+
+    let other_state = matches_for(&store, &read("ABC1234", Some("MD")));
+    assert_eq!(
+        other_state.len(),
+        1,
+        "a Maryland ABC1234 is another vehicle"
+    );
+    assert_eq!(other_state[0].entry.list, "local_bolo");
+
+    let unknown = matches_for(&store, &read("ABC1234", None));
+    assert_eq!(unknown[0].jurisdiction, JurisdictionAgreement::ReadUnknown);
+    assert_eq!(unknown[0].score, 0.8);
+    assert!(unknown[0].explanation.contains("verify the state"));
+
+    assert!(
+        matches_for(&store, &read("XYZ999", Some("DC"))).is_empty(),
+        "expired"
+    );
+}
+
+#[test]
+fn misreads_are_explained_character_by_character_and_scored_below_exact() {
+    let store = store_from_csv(MatchModes::FULL, LISTS);
+    let found = matches_for(&store, &read("A8C1234", Some("VA")));
+    assert_eq!(found.len(), 2);
+    let stolen = &found[0];
+    assert_eq!(stolen.kind, MatchKind::Misread);
+    assert_eq!(
+        stolen.differences,
+        vec![CharacterDifference {
+            kind: DifferenceKind::LookAlike,
+            position: 2,
+            entry: Some("B".into()),
+            read: Some("8".into()),
+        }]
+    );
+    assert!(
+        stolen
+            .explanation
+            .contains("read '8' for 'B' at position 2"),
+        "{}",
+        stolen.explanation
+    );
+    assert!(stolen.score < 1.0 && stolen.score > 0.5);
+
+    let dropped = matches_for(&store, &read("ABC234", Some("VA")));
+    assert_eq!(dropped[0].differences[0].kind, DifferenceKind::Dropped);
+    assert_eq!(dropped[0].differences[0].entry.as_deref(), Some("1"));
+    let both = matches_for(&store, &read("A8C234", Some("VA")));
+    assert_eq!(both[0].differences.len(), 2);
+    assert!(both[0].score < dropped[0].score);
+
+    // 3 read as 7 (the 2009 Denise Green stop) is not a look-alike: no hit.
+    assert!(matches_for(&store, &read("5SOW350", Some("CA"))).is_empty());
+    // Two look-alikes are two errors: no hit.
+    assert!(matches_for(&store, &read("A8C12Z4", Some("VA"))).is_empty());
+}
+
+#[test]
+fn misreads_can_be_turned_off_per_entry_per_list_and_for_the_store() {
+    let store = store_from_csv(MatchModes::FULL, LISTS);
+    assert!(
+        matches_for(&store, &read("BOB2345", Some("MD"))).is_empty(),
+        "misreads=false on the row"
+    );
+    assert_eq!(matches_for(&store, &read("8OB2345", Some("MD"))).len(), 1);
+
+    let mut policy = ListPolicy::named("stolen_vehicles");
+    policy.misreads = false;
+    store.set_policy(policy);
+    let found = matches_for(&store, &read("A8C1234", Some("VA")));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].entry.list, "local_bolo");
+
+    let exact_only = store_from_csv(MatchModes::EXACT_ONLY, LISTS);
+    assert!(matches_for(&exact_only, &read("A8C1234", Some("VA"))).is_empty());
+}
+
+#[test]
+fn partial_plates_match_through_their_index_and_say_what_was_unknown() {
+    let csv = "list,plate,jurisdiction,priority\n\
+               amber_alert,7X?2*,VA,1\n\
+               local_bolo,ABC 1_3,,3\n\
+               local_bolo,A?B?C,,3\n";
+    let store = store_from_csv(MatchModes::FULL, csv);
+    let found = matches_for(&store, &read("7XK229", Some("VA")));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, MatchKind::Partial);
+    let unknowns: Vec<(u8, Option<&str>)> = found[0]
+        .differences
+        .iter()
+        .map(|d| (d.position, d.read.as_deref()))
+        .collect();
+    assert_eq!(unknowns, vec![(3, Some("K")), (5, Some("29"))]);
+    assert!(found[0].explanation.contains("7X?2*"));
+    assert!(found[0].score < 0.8);
+
+    assert!(matches_for(&store, &read("7XK229", Some("MD"))).is_empty());
+    assert_eq!(matches_for(&store, &read("ABC1Z3", None)).len(), 1);
+    assert_eq!(
+        matches_for(&store, &read("AXBYC", None)).len(),
+        1,
+        "patterns without two adjacent known characters are still matched"
+    );
+    assert!(matches_for(&store, &read("ABC1234", None)).is_empty());
+
+    let exact_and_misread = store_from_csv(MatchModes::EXACT_AND_MISREAD, csv);
+    assert!(matches_for(&exact_and_misread, &read("7XK229", Some("VA"))).is_empty());
+}
+
+#[test]
+fn upserts_and_deletes_apply_to_the_next_read() {
+    let store = HotlistStore::default();
+    store
+        .replace_list(
+            "stolen_vehicles",
+            vec![
+                entry("stolen_vehicles", "ABC123", "n1"),
+                entry("stolen_vehicles", "XYZ789", "n2"),
+            ],
+        )
+        .unwrap();
+    let hits = |plate: &str| -> Vec<String> {
+        matches_for(&store, &read(plate, None))
+            .iter()
+            .filter(|m| m.kind == MatchKind::Exact)
+            .map(|m| m.entry.id.clone())
+            .collect()
+    };
+    assert_eq!(hits("ABC123"), vec!["n1"]);
+
+    // Replacing n1 with another plate hides the snapshot entry.
+    store.upsert(entry("stolen_vehicles", "QRS456", "n1"));
+    assert!(hits("ABC123").is_empty());
+    assert_eq!(hits("QRS456"), vec!["n1"]);
+
+    // An AMBER alert typed in by hand creates its list and matches at once.
+    store.upsert(entry("amber_alert", "KID111", "a1"));
+    assert_eq!(hits("KID111"), vec!["a1"]);
+
+    assert!(store.delete("stolen_vehicles", "n2"));
+    assert!(hits("XYZ789").is_empty());
+    assert!(store.delete("stolen_vehicles", "n1"));
+    assert!(hits("QRS456").is_empty());
+    assert!(!store.delete("stolen_vehicles", "n1"), "already gone");
+    assert_eq!(store.list_len("stolen_vehicles"), 0);
+    assert_eq!(store.entry_count(), 1);
+}
+
+#[test]
+fn an_overlay_that_outgrows_its_limit_is_folded_without_losing_updates() {
+    let store = HotlistStore::default();
+    let base: Vec<Arc<HotlistEntry>> = (0..1000)
+        .map(|i| entry("l", &format!("B{i:05}"), &format!("b{i}")))
+        .collect();
+    store.replace_list("l", base).unwrap();
+    let limit = overlay_limit(1000);
+    for i in 0..limit + 10 {
+        store.upsert(entry("l", &format!("U{i:05}"), &format!("u{i}")));
+    }
+    store.delete("l", "b3");
+    let current = store.current_list("l").unwrap();
+    assert!(current.overlay.len() < limit, "folded into the snapshot");
+    assert_eq!(store.list_len("l"), 1000 - 1 + limit + 10);
+    assert_eq!(matches_for(&store, &read("U00005", None)).len(), 1);
+    assert!(matches_for(&store, &read("B00003", None))
+        .iter()
+        .all(|m| m.entry.id != "b3"));
+}
+
+#[test]
+fn an_entry_for_another_list_is_refused_by_replace() {
+    let store = HotlistStore::default();
+    let error = store
+        .replace_list("a", vec![entry("b", "ABC123", "x")])
+        .unwrap_err();
+    assert!(error.to_string().contains("\"b\""), "{error}");
+}
+
+#[test]
+fn list_policies_travel_with_the_match() {
+    let store = HotlistStore::default();
+    let mut policy = ListPolicy::named("covert_watch");
+    policy.route = AlertRoute::Covert;
+    policy.webhooks = vec!["https://cad.example/hook".into()];
+    store.set_policy(policy);
+    store.upsert(entry("covert_watch", "ABC123", "c1"));
+    let found = matches_for(&store, &read("ABC123", None));
+    assert_eq!(found[0].policy.as_ref().unwrap().route, AlertRoute::Covert);
+    assert_eq!(
+        store.policy("covert_watch").unwrap().webhooks,
+        vec!["https://cad.example/hook".to_owned()]
+    );
+}
+
+/// The index must find exactly what comparing the read with every entry finds.
+#[test]
+fn misread_matching_agrees_with_a_full_scan() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let alphabet = b"ABCDGLOSTZ0125684";
+    let random_plate = |rng: &mut ChaCha8Rng| -> String {
+        let len = rng.random_range(3..=7);
+        (0..len)
+            .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+            .collect()
+    };
+    let plates: Vec<String> = (0..3000).map(|_| random_plate(&mut rng)).collect();
+    let store = HotlistStore::default();
+    store
+        .replace_list(
+            "l",
+            plates
+                .iter()
+                .enumerate()
+                .map(|(i, plate)| entry("l", plate, &i.to_string()))
+                .collect(),
+        )
+        .unwrap();
+    let reference = MisreadIndex::new(plates.iter().map(String::as_str));
+    let mut reference_ids = Vec::new();
+    for _ in 0..3000 {
+        let plate = random_plate(&mut rng);
+        let mut expected: Vec<String> = plates
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| misread_difference(entry, &plate).is_some())
+            .map(|(i, _)| i.to_string())
+            .collect();
+        expected.sort();
+        reference.candidates(&plate, &mut reference_ids);
+        let mut from_reference: Vec<String> = reference_ids
+            .iter()
+            .filter(|&&id| misread_difference(&plates[id as usize], &plate).is_some())
+            .map(|id| id.to_string())
+            .collect();
+        from_reference.sort();
+        let mut found: Vec<String> = matches_for(&store, &read(&plate, None))
+            .into_iter()
+            .map(|m| m.entry.id.clone())
+            .collect();
+        found.sort();
+        assert_eq!(found, expected, "read {plate}");
+        assert_eq!(from_reference, expected, "read {plate}");
+    }
+}
+
+/// A reader matching without pause while another thread swaps list A for list B and back must
+/// see each read's matches come wholly from A or wholly from B.
+#[test]
+fn a_bulk_replace_is_never_seen_half_done() {
+    let plates: Vec<String> = (0..2000).map(|i| format!("P{i:05}")).collect();
+    let version = |tag: &str| -> Vec<Arc<HotlistEntry>> {
+        plates
+            .iter()
+            .map(|plate| {
+                let mut entry = HotlistEntry::new("stolen_vehicles", plate).unwrap();
+                entry.reason = Some(tag.to_owned());
+                Arc::new(entry)
+            })
+            .collect()
+    };
+    let (list_a, list_b) = (version("A"), version("B"));
+    let store = Arc::new(HotlistStore::new(MatchModes::FULL));
+    store
+        .replace_list("stolen_vehicles", list_a.clone())
+        .unwrap();
+    // A read of P00001 hits P00001 exactly and P00010/P00011.. are not within one edit, but
+    // "P0000" + one more character gives several misread hits per read: all must agree.
+    let probe = read("P0001", None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let store = Arc::clone(&store);
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut checked = 0u64;
+            let mut matches = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                matches.clear();
+                store.match_read(&probe, now(), &mut matches);
+                assert!(
+                    matches.len() >= 10,
+                    "never empty or half loaded: {}",
+                    matches.len()
+                );
+                let first = matches[0].entry.reason.clone();
+                assert!(
+                    matches.iter().all(|m| m.entry.reason == first),
+                    "a read saw two versions of the list"
+                );
+                checked += 1;
+            }
+            checked
+        })
+    };
+    for round in 0..40 {
+        let next = if round % 2 == 0 { &list_b } else { &list_a };
+        store.replace_list("stolen_vehicles", next.clone()).unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let checked = reader.join().unwrap();
+    assert!(checked > 0);
+}
