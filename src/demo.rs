@@ -85,6 +85,7 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         &[
             (raw_topic.as_str(), options.partitions),
             (settings.alerts_topic.as_str(), 1),
+            (settings.covert_alerts_topic.as_str(), 1),
             (settings.dead_letter_topic.as_str(), 1),
         ],
         Duration::from_secs(30),

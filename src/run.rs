@@ -9,7 +9,6 @@ use platestream_connectors::kafka::{
     ensure_topics, StopWhen, StreamEngine, StreamObserver, StreamOptions,
 };
 use platestream_engine::alert::Alert;
-use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::archive::ArchiveConfig;
 
 use crate::config::Config;
@@ -39,19 +38,6 @@ pub async fn run_engine(
     create_topics: bool,
     stop_flag: Arc<AtomicBool>,
 ) -> Result<()> {
-    if let Some(covert) = config
-        .hotlists
-        .lists
-        .iter()
-        .find(|list| list.route == AlertRoute::Covert)
-    {
-        // The Kafka connector produces every alert to alerts_topic; a covert hit there would reach
-        // field officers. Refuse until the connector routes covert alerts to a restricted topic.
-        anyhow::bail!(
-            "hotlists.lists {:?} has route = \"covert\", but the Kafka connector cannot route covert alerts to a restricted topic yet",
-            covert.name
-        );
-    }
     let mut entries = load_hotlist_files(&config.hotlists.files)?;
     entries.extend(load_ncic_files(&config.hotlists.ncic_files)?);
     let entry_count = entries.len();
@@ -70,6 +56,7 @@ pub async fn run_engine(
             .map(|t| (t.as_str(), 1))
             .collect();
         topics.push((&config.kafka.alerts_topic, 1));
+        topics.push((&config.kafka.covert_alerts_topic, 1));
         topics.push((&config.kafka.dead_letter_topic, 1));
         ensure_topics(
             &config.kafka.producer_config(),

@@ -65,6 +65,7 @@ fn settings(broker: &TansuBroker, name: &str) -> KafkaSettings {
     settings.group_id = format!("{name}-group");
     settings.raw_topics = vec![format!("{name}-reads")];
     settings.alerts_topic = format!("{name}-alerts");
+    settings.covert_alerts_topic = format!("{name}-alerts-covert");
     settings.dead_letter_topic = format!("{name}-dead-letter");
     settings
         .consumer
@@ -308,4 +309,67 @@ fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
         group_lag(&settings, &settings.raw_topics[0]).unwrap(),
         Some(0)
     );
+}
+
+#[test]
+fn covert_hits_reach_only_the_covert_topic_and_repeat_hits_are_archived_but_not_paged() {
+    use platestream_engine::alert_policy::{AlertRoute, ListPolicy};
+
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "routing");
+    create_topics(&settings, 1);
+    let hotlist = "list,plate,jurisdiction,reason\n\
+                   amber_alert,AMB3R1,VA,child abduction\n\
+                   narcotics_watch,C0V3RT,MD,investigation\n";
+    let entries = load_hotlist_csv("lists", hotlist.as_bytes()).unwrap().entries;
+    let covert = ListPolicy {
+        route: AlertRoute::Covert,
+        ..ListPolicy::named("narcotics_watch")
+    };
+    let (store, policy) = platestream::hotlists::build_store(entries, &[covert], 600);
+    let read = |reader: &str, plate: &str, state: &str, seconds: i64| {
+        let json = serde_json::json!({
+            "vendor": "t", "reader_id": reader, "plate": plate, "jurisdiction": state,
+            "observed_at": 1_795_539_600_000_i64 + seconds * 1000, "confidence": 0.95,
+        });
+        (Some(plate.to_owned()), serde_json::to_vec(&json).unwrap())
+    };
+    // The AMBER plate passes two readers a minute apart: officers are paged once.
+    let payloads = vec![
+        read("r1", "AMB3R1", "VA", 0),
+        read("r2", "AMB3R1", "VA", 60),
+        read("r3", "C0V3RT", "MD", 90),
+        read("r3", "ZZZ999", "MD", 95),
+    ];
+    produce_all(&settings, &settings.raw_topics[0], &payloads);
+
+    let archive = tempfile::tempdir().unwrap();
+    let mut pipeline =
+        Pipeline::new(Arc::new(CanonicalJsonDecoder), store).with_alert_policy(policy);
+    let engine = StreamEngine::new(
+        settings.clone(),
+        Arc::new(ArchiveConfig::new(archive.path())),
+        StreamOptions {
+            stop: until_idle(),
+            ..StreamOptions::default()
+        },
+    );
+    let summary = engine.run(&mut pipeline, &mut ()).unwrap();
+    assert_eq!(summary.reads_archived, 4);
+    assert_eq!(summary.alerts_archived, 3, "every hit is recorded");
+
+    let alerts_of = |topic: &str| -> Vec<Alert> {
+        drain_topic(&settings.bootstrap_servers, topic, Duration::from_secs(2))
+            .iter()
+            .map(|message| serde_json::from_slice(&message.payload).unwrap())
+            .collect()
+    };
+    let field = alerts_of(&settings.alerts_topic);
+    assert_eq!(field.len(), 1, "{field:?}");
+    assert_eq!(field[0].list, "amber_alert");
+    assert!(!field[0].suppressed);
+    let covert = alerts_of(&settings.covert_alerts_topic);
+    assert_eq!(covert.len(), 1, "{covert:?}");
+    assert_eq!(covert[0].list, "narcotics_watch");
+    assert_eq!(covert[0].route, AlertRoute::Covert);
 }

@@ -30,6 +30,7 @@ pub fn create_topics(settings: &KafkaSettings, raw_partitions: i32) {
             &[
                 (settings.raw_topics[0].as_str(), raw_partitions),
                 (settings.alerts_topic.as_str(), 1),
+                (settings.covert_alerts_topic.as_str(), 1),
                 (settings.dead_letter_topic.as_str(), 1),
             ],
             Duration::from_secs(30),

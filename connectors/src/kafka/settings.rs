@@ -23,6 +23,9 @@ pub struct KafkaSettings {
     pub topic_formats: BTreeMap<String, String>,
     #[serde(default = "default_alerts_topic")]
     pub alerts_topic: String,
+    /// Alerts of covert lists go here only, never to `alerts_topic`: restrict who may read it.
+    #[serde(default = "default_covert_alerts_topic")]
+    pub covert_alerts_topic: String,
     #[serde(default = "default_dead_letter_topic")]
     pub dead_letter_topic: String,
     /// librdkafka properties for every client (security settings go here: `security.protocol`,
@@ -54,6 +57,10 @@ fn default_alerts_topic() -> String {
     "plate-alerts".to_owned()
 }
 
+fn default_covert_alerts_topic() -> String {
+    "plate-alerts-covert".to_owned()
+}
+
 fn default_dead_letter_topic() -> String {
     "plate-reads-dead-letter".to_owned()
 }
@@ -67,6 +74,7 @@ impl KafkaSettings {
             raw_format: default_format(),
             topic_formats: BTreeMap::new(),
             alerts_topic: default_alerts_topic(),
+            covert_alerts_topic: default_covert_alerts_topic(),
             dead_letter_topic: default_dead_letter_topic(),
             properties: BTreeMap::new(),
             consumer: BTreeMap::new(),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram};
 use platestream_engine::alert::Alert;
+use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::archive::{
     recover_partition, ArchiveConfig, SegmentReport, SegmentWriter, ALERTS_TABLE, READS_TABLE,
 };
@@ -437,11 +438,21 @@ impl RunState<'_> {
         self.archive_reads(&processed.reads)?;
         let settings = &self.engine.settings;
         for alert in &processed.alerts {
+            // A repeat hit within the list's suppression window is archived (above) but does not
+            // page officers again.
+            if alert.suppressed {
+                counter!("platestream_alerts_suppressed_total").increment(1);
+                continue;
+            }
+            let topic = match alert.route {
+                AlertRoute::Field => &settings.alerts_topic,
+                AlertRoute::Covert => &settings.covert_alerts_topic,
+            };
             let json = serde_json::to_vec(alert)
                 .map_err(|error| KafkaError::Internal(error.to_string()))?;
             send(
                 self.producer,
-                BaseRecord::to(&settings.alerts_topic)
+                BaseRecord::to(topic)
                     .key(alert.read_plate_norm.as_bytes())
                     .payload(json.as_slice()),
             )?;
