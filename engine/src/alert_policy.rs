@@ -271,7 +271,7 @@ mod tests {
                 ("stolen_vehicles".to_owned(), AlertRoute::Field)
             ]
         );
-        let json = serde_json::to_value(&Alert::new(
+        let json = serde_json::to_value(Alert::new(
             &read_at("ABC123", 0),
             &{
                 let mut matches = Vec::new();

@@ -159,6 +159,14 @@ fn jurisdiction_factor(agreement: JurisdictionAgreement) -> f32 {
     }
 }
 
+/// The read being matched, with its lookup keys and the time that decides expiry.
+#[derive(Clone, Copy)]
+struct ReadToMatch<'a> {
+    read: &'a PlateRead,
+    keys: &'a ReadKeys<'a>,
+    now: Timestamp,
+}
+
 /// Scratch buffers reused across the lists of one read.
 struct Scratch {
     candidates: Vec<u32>,
@@ -404,12 +412,11 @@ impl HotlistStore {
         list: &ListState,
         indexed: &IndexedList,
         tombstones: Option<&PositionSet>,
-        read: &PlateRead,
-        keys: &ReadKeys<'_>,
-        now: Timestamp,
+        subject: &ReadToMatch<'_>,
         scratch: &mut Scratch,
         matches: &mut Vec<Match>,
     ) {
+        let ReadToMatch { read, keys, now } = *subject;
         if indexed.len() == 0 {
             return;
         }
@@ -606,30 +613,17 @@ impl Matcher for HotlistStore {
                 .iter()
                 .any(|list| list.snapshot.has_patterns() || list.overlay.has_patterns());
         let keys = ReadKeys::new(&read.plate_norm, self.modes.misreads, any_patterns);
+        let subject = ReadToMatch {
+            read,
+            keys: &keys,
+            now,
+        };
         let first_new = matches.len();
         SCRATCH.with_borrow_mut(|scratch| {
             for list in &state.lists {
                 let tombstones = (!list.tombstones.is_empty()).then_some(&*list.tombstones);
-                self.match_list(
-                    list,
-                    &list.snapshot,
-                    tombstones,
-                    read,
-                    &keys,
-                    now,
-                    scratch,
-                    matches,
-                );
-                self.match_list(
-                    list,
-                    &list.overlay,
-                    None,
-                    read,
-                    &keys,
-                    now,
-                    scratch,
-                    matches,
-                );
+                self.match_list(list, &list.snapshot, tombstones, &subject, scratch, matches);
+                self.match_list(list, &list.overlay, None, &subject, scratch, matches);
             }
         });
         // Most urgent first, then the likeliest: the order alerts are raised in.
