@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use platestream_connectors::http::IngestSettings;
 use platestream_connectors::kafka::KafkaSettings;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,9 @@ pub struct Config {
     pub metrics: MetricsSettings,
     #[serde(default)]
     pub readers: ReaderSettings,
+    /// `platestream serve`: HTTP ingest for readers that push (images go to `readers.image_dir`).
+    #[serde(default)]
+    pub ingest: IngestSettings,
 }
 
 /// How reads from readers are interpreted before matching.
@@ -97,7 +101,9 @@ impl Default for MetricsSettings {
     }
 }
 
-const SECTIONS: &[&str] = &["kafka", "archive", "hotlists", "metrics", "readers"];
+const SECTIONS: &[&str] = &[
+    "kafka", "archive", "hotlists", "metrics", "readers", "ingest",
+];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {

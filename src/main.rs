@@ -10,6 +10,7 @@ use platestream::demo::{produce_simulated, run_demo, DemoOptions};
 use platestream::hotlists::load_hotlist_files;
 use platestream::replay::{replay, ALERTS_FILE, DEAD_LETTER_FILE};
 use platestream::run::run_engine;
+use platestream::serve::{serve, shutdown_signal};
 use platestream::simulate_cmd::{simulate_to_writer, SimulateOptions, DEFAULT_START};
 use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
 use platestream_engine::decode::CanonicalJsonDecoder;
@@ -47,6 +48,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// Create the configured topics if they do not exist (for brokers that do not auto-create).
+        #[arg(long)]
+        create_topics: bool,
+    },
+    /// Accept reads that readers push (vendor webhooks) over HTTP and produce them to Kafka; see
+    /// the [ingest] section of platestream.example.toml.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Create the vendors' topics if they do not exist (for brokers that do not auto-create).
         #[arg(long)]
         create_topics: bool,
     },
@@ -177,6 +187,14 @@ async fn main() -> Result<()> {
             let config = Config::load(&config)?;
             serve_metrics(config.metrics.listen)?;
             run_engine(config, create_topics, stop_on_ctrl_c()).await
+        }
+        Command::Serve {
+            config,
+            create_topics,
+        } => {
+            let config = Config::load(&config)?;
+            serve_metrics(config.metrics.listen)?;
+            serve(config, create_topics, shutdown_signal()).await
         }
         Command::Simulate {
             out,

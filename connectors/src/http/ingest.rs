@@ -23,13 +23,14 @@ use platestream_engine::images::{DirectoryImageStore, ImageFormat, ImageRef, Ima
 use platestream_engine::normalize::normalize_plate;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::auth::{presented_token, TokenDigest};
 use super::inline_images::{externalize_inline_images, MIN_INLINE_IMAGE_CHARS};
+use super::producer::RecoveringProducer;
 use super::IngestError;
 
 /// Kafka header naming the configured vendor whose token admitted the message.
@@ -53,7 +54,7 @@ pub struct Vendor {
 
 pub struct IngestState {
     pub vendors: std::collections::HashMap<String, Arc<Vendor>>,
-    pub producer: FutureProducer,
+    pub producer: RecoveringProducer,
     pub images: DirectoryImageStore,
     pub viewer: Option<TokenDigest>,
     pub max_body_bytes: usize,
@@ -168,14 +169,17 @@ async fn accept(
     if let Some(key) = prepared.key.as_deref() {
         record = record.key(key);
     }
+    let producer = state.producer.current();
     let started = Instant::now();
-    let delivery = state
-        .producer
+    let delivery = producer
         .send(record, Timeout::After(state.produce_timeout))
         .await;
     histogram!("platestream_ingest_produce_seconds", "vendor" => vendor.name.clone())
         .record(started.elapsed().as_secs_f64());
-    let delivery = delivery.map_err(|(error, _)| kafka_refusal(error, prepared.payload.len()))?;
+    let delivery = delivery.map_err(|(error, _)| {
+        state.producer.replace_if_fatal(&producer);
+        kafka_refusal(error, prepared.payload.len())
+    })?;
 
     let (reads, not_a_read) = match prepared.decoded {
         Decoded::Reads(count) => (count, None),

@@ -11,6 +11,7 @@ mod error;
 mod images;
 mod ingest;
 mod inline_images;
+mod producer;
 mod settings;
 
 use std::collections::HashMap;
@@ -25,7 +26,6 @@ use axum::{Json, Router};
 use platestream_engine::images::DirectoryImageStore;
 use platestream_engine::vendor::time::parse_zone;
 use platestream_engine::vendor::{decoder_for, DecodeContext, GenericMapping};
-use rdkafka::producer::FutureProducer;
 
 pub use auth::API_KEY_HEADER;
 pub use error::{IngestError, IngestSetupError, RETRY_AFTER_SECONDS};
@@ -36,6 +36,7 @@ pub use settings::{IngestSettings, Token, VendorSettings, MIN_TOKEN_CHARS};
 use crate::kafka::KafkaSettings;
 use auth::TokenDigest;
 use ingest::{IngestState, Vendor};
+use producer::RecoveringProducer;
 
 /// The ingest server, configured but not yet listening.
 pub struct IngestServer {
@@ -73,8 +74,8 @@ impl IngestServer {
             None => None,
         };
         let produce_timeout = Duration::from_millis(settings.produce_timeout_ms.max(1));
-        let producer: FutureProducer = kafka
-            .producer_config()
+        let mut producer_config = kafka.producer_config();
+        producer_config
             // Exactly one copy per accepted request even when librdkafka retries a send whose
             // acknowledgement was lost.
             .set("enable.idempotence", "true")
@@ -84,9 +85,9 @@ impl IngestServer {
             .set(
                 "message.timeout.ms",
                 produce_timeout.as_millis().to_string(),
-            )
-            .create()
-            .map_err(IngestSetupError::Producer)?;
+            );
+        let producer =
+            RecoveringProducer::new(producer_config).map_err(IngestSetupError::Producer)?;
         let state = Arc::new(IngestState {
             vendors,
             producer,
