@@ -169,4 +169,40 @@ mod tests {
         let error = format!("{:#}", Config::load(&path).unwrap_err());
         assert!(error.contains("bootstrap_server"), "{error}");
     }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn ingest_vendors_come_from_the_file_and_their_tokens_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nbootstrap_servers = \"a:9092\"\n\
+             [ingest]\nlisten = \"0.0.0.0:9000\"\n\
+             [ingest.vendors.rekor]\nformat = \"rekor\"\ntoken = \"placeholder\"\n\
+             topic = \"plate-reads-rekor\"\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "PLATESTREAM_INGEST__VENDORS__REKOR__TOKEN",
+                "from-the-environment-0001",
+            );
+            let config = Config::load(&path).unwrap();
+            assert_eq!(config.ingest.listen.port(), 9000);
+            assert_eq!(config.ingest.max_body_bytes, 8 * 1024 * 1024);
+            let rekor = &config.ingest.vendors["rekor"];
+            assert_eq!(rekor.token.as_str(), "from-the-environment-0001");
+            assert_eq!(rekor.topic, "plate-reads-rekor");
+            Ok(())
+        });
+        std::fs::write(
+            &path,
+            "[kafka]\nbootstrap_servers = \"a:9092\"\n[ingest.vendors.rekor]\nformat = \"rekor\"\n\
+             token = \"t\"\ntopik = \"x\"\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(error.contains("topik"), "{error}");
+    }
 }

@@ -153,6 +153,9 @@ impl Server {
     }
 }
 
+/// Puts a token into a request in one of the documented ways.
+type Authorize = fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder;
+
 struct Reply {
     status: StatusCode,
     headers: header::HeaderMap,
@@ -199,7 +202,7 @@ fn pushed_reads_reach_the_raw_topic_and_the_archive_and_bad_requests_get_reasons
 
     // Accepted, with the token in each of the four documented places.
     let mut accepted_bodies: Vec<String> = Vec::new();
-    let token_styles: [(&str, fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder); 4] = [
+    let token_styles: [(&str, Authorize); 4] = [
         ("HTTP001", |r| r.bearer_auth(ACME_TOKEN)),
         ("HTTP002", |r| {
             r.header(header::AUTHORIZATION, format!("Token {ACME_TOKEN}"))
