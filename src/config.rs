@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
+use platestream_connectors::http::IngestSettings;
 use platestream_connectors::kafka::KafkaSettings;
 use platestream_engine::alert_policy::{ListPolicy, DEFAULT_SUPPRESSION_WINDOW_SECS};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub struct Config {
     pub metrics: MetricsSettings,
     #[serde(default)]
     pub readers: ReaderSettings,
+    /// `platestream serve`: HTTP ingest for readers that push (images go to `readers.image_dir`).
+    #[serde(default)]
+    pub ingest: IngestSettings,
 }
 
 /// How reads from readers are interpreted before matching.
@@ -116,7 +120,9 @@ impl Default for MetricsSettings {
     }
 }
 
-const SECTIONS: &[&str] = &["kafka", "archive", "hotlists", "metrics", "readers"];
+const SECTIONS: &[&str] = &[
+    "kafka", "archive", "hotlists", "metrics", "readers", "ingest",
+];
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {
@@ -181,5 +187,41 @@ mod tests {
         std::fs::write(&path, "[kafka]\nbootstrap_server = \"a:9092\"\n").unwrap();
         let error = format!("{:#}", Config::load(&path).unwrap_err());
         assert!(error.contains("bootstrap_server"), "{error}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn ingest_vendors_come_from_the_file_and_their_tokens_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nbootstrap_servers = \"a:9092\"\n\
+             [ingest]\nlisten = \"0.0.0.0:9000\"\n\
+             [ingest.vendors.rekor]\nformat = \"rekor\"\ntoken = \"placeholder\"\n\
+             topic = \"plate-reads-rekor\"\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "PLATESTREAM_INGEST__VENDORS__REKOR__TOKEN",
+                "from-the-environment-0001",
+            );
+            let config = Config::load(&path).unwrap();
+            assert_eq!(config.ingest.listen.port(), 9000);
+            assert_eq!(config.ingest.max_body_bytes, 8 * 1024 * 1024);
+            let rekor = &config.ingest.vendors["rekor"];
+            assert_eq!(rekor.token.as_str(), "from-the-environment-0001");
+            assert_eq!(rekor.topic, "plate-reads-rekor");
+            Ok(())
+        });
+        std::fs::write(
+            &path,
+            "[kafka]\nbootstrap_servers = \"a:9092\"\n[ingest.vendors.rekor]\nformat = \"rekor\"\n\
+             token = \"t\"\ntopik = \"x\"\n",
+        )
+        .unwrap();
+        let error = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(error.contains("topik"), "{error}");
     }
 }

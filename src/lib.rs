@@ -10,4 +10,5 @@ pub mod hotlists;
 pub mod readers;
 pub mod replay;
 pub mod run;
+pub mod serve;
 pub mod simulate_cmd;

@@ -13,6 +13,7 @@ use platestream::hotlists::{build_store, load_hotlist_files, load_ncic_files};
 use platestream::readers::{decode_context, dedupe_config};
 use platestream::replay::{replay, ALERTS_FILE, DEAD_LETTER_FILE};
 use platestream::run::run_engine;
+use platestream::serve::{serve, shutdown_signal};
 use platestream::simulate_cmd::{simulate_to_writer, SimulateOptions, DEFAULT_START};
 use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
 use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
@@ -50,6 +51,15 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// Create the configured topics if they do not exist (for brokers that do not auto-create).
+        #[arg(long)]
+        create_topics: bool,
+    },
+    /// Accept reads that readers push (vendor webhooks) over HTTP and produce them to Kafka; see
+    /// the [ingest] section of platestream.example.toml.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Create the vendors' topics if they do not exist (for brokers that do not auto-create).
         #[arg(long)]
         create_topics: bool,
     },
@@ -205,6 +215,14 @@ async fn main() -> Result<()> {
             let config = Config::load(&config)?;
             serve_metrics(config.metrics.listen)?;
             run_engine(config, create_topics, stop_on_ctrl_c()).await
+        }
+        Command::Serve {
+            config,
+            create_topics,
+        } => {
+            let config = Config::load(&config)?;
+            serve_metrics(config.metrics.listen)?;
+            serve(config, create_topics, shutdown_signal()).await
         }
         Command::Simulate {
             out,

@@ -233,7 +233,7 @@ fn repeated_frames_of_a_vehicle_pass_fold_into_one_read_and_every_report_is_coun
 fn every_subcommand_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let help = text(&platestream(&["--help"], dir.path()).stdout);
-    for command in ["demo", "run", "simulate", "replay"] {
+    for command in ["demo", "run", "serve", "simulate", "replay"] {
         assert!(help.contains(command), "{help}");
         let sub = platestream(&[command, "--help"], dir.path());
         assert!(sub.status.success());
@@ -335,4 +335,20 @@ fn the_shipped_examples_decode_and_alerts_carry_every_field_the_schema_requires(
             );
         }
     }
+}
+
+#[test]
+fn serve_refuses_to_start_with_a_guessable_vendor_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
+         [ingest]\nlisten = \"127.0.0.1:0\"\n\
+         [ingest.vendors.rekor]\nformat = \"rekor\"\ntoken = \"1234\"\n",
+    )
+    .unwrap();
+    let serve = platestream(&["serve", "--config", "serve.toml"], dir.path());
+    assert!(!serve.status.success());
+    let stderr = text(&serve.stderr);
+    assert!(stderr.contains("ingest.vendors.rekor.token"), "{stderr}");
 }

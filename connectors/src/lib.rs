@@ -1,3 +1,4 @@
-//! Connections to the outside: Kafka now; vendor formats, hotlist sources and HTTP as they land.
+//! Connections to the outside: Kafka, and HTTP ingest for reader vendors that push.
 
+pub mod http;
 pub mod kafka;

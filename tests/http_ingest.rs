@@ -1,0 +1,433 @@
+//! HTTP ingest end to end: vendors post to the real server, which produces to a real broker
+//! (tansu); the engine then consumes the raw topic into the Parquet archive.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{archived_reads, create_topics, drain_topic};
+use platestream::broker::TansuBroker;
+use platestream::config::Config;
+use platestream::readers::pipeline_for;
+use platestream::serve::ingest_server;
+use platestream_connectors::kafka::{StopWhen, StreamEngine, StreamOptions};
+use platestream_engine::archive::ArchiveConfig;
+use platestream_engine::images::ImageRef;
+use platestream_engine::matcher::ExactMatcher;
+use reqwest::{header, StatusCode};
+use serde_json::Value;
+
+const ACME_TOKEN: &str = "acme-webhook-token-0001";
+const SNIFFED_TOKEN: &str = "sniffed-webhook-token-0002";
+const VIEWER_TOKEN: &str = "officer-viewer-token-0003";
+const BODY_LIMIT: usize = 256 * 1024;
+const RAW_TOPIC: &str = "http-reads";
+
+fn write_config(dir: &Path, bootstrap: &str) -> Config {
+    let path = dir.join("platestream.toml");
+    let images = dir.join("images");
+    let archive = dir.join("archive");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "http-group"
+raw_topics = ["{RAW_TOPIC}"]
+raw_format = "canonical"
+alerts_topic = "http-alerts"
+dead_letter_topic = "http-dead-letter"
+[kafka.consumer]
+"session.timeout.ms" = "6000"
+[kafka.producer]
+# tansu serves fetches only from a batch's first offset (README, known limitations).
+"batch.num.messages" = "1"
+
+[archive]
+dir = '{archive}'
+
+[readers]
+image_dir = '{images}'
+
+[ingest]
+listen = "127.0.0.1:0"
+max_body_bytes = {BODY_LIMIT}
+produce_timeout_ms = 2000
+viewer_token = "{VIEWER_TOKEN}"
+
+[ingest.vendors.acme]
+format = "canonical"
+token = "{ACME_TOKEN}"
+topic = "{RAW_TOPIC}"
+
+[ingest.vendors.sniffed]
+format = "auto"
+token = "{SNIFFED_TOKEN}"
+topic = "{RAW_TOPIC}"
+"#,
+            archive = archive.display(),
+            images = images.display(),
+        ),
+    )
+    .unwrap();
+    Config::load(&path).unwrap()
+}
+
+/// The server on a free loopback port, in its own runtime so blocking Kafka helpers can run on
+/// the test thread meanwhile.
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    base: String,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(config: &Config) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let bound = runtime
+            .block_on(ingest_server(config).unwrap().bind())
+            .unwrap();
+        let base = format!("http://{}", bound.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = runtime.spawn(async move {
+            bound
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            runtime,
+            base,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        self.runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.unwrap().to_vec();
+            Reply {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+
+    fn post(&self, vendor: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}/v1/ingest/{vendor}", self.base))
+            .header(header::CONTENT_TYPE, "application/json")
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(format!("{}{path}", self.base))
+    }
+
+    fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).unwrap();
+        }
+        if let Some(task) = self.task.take() {
+            self.runtime.block_on(task).unwrap();
+        }
+    }
+}
+
+/// Puts a token into a request in one of the documented ways.
+type Authorize = fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder;
+
+struct Reply {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn canonical_read(plate: &str, extra: &str) -> String {
+    let observed = chrono::Utc::now() - chrono::Duration::seconds(30);
+    format!(
+        r#"{{"vendor":"acme","reader_id":"dc-http-1","observed_at":"{}","plate":"{plate}","jurisdiction":"US-VA","confidence":0.93,"lat":38.9,"lon":-77.03{extra}}}"#,
+        observed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
+
+/// Enough of a JPEG for every sniffer: SOI, a JFIF APP0 segment, filler, EOI.
+fn jpeg(fill: u8) -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    bytes.extend(b"JFIF\0");
+    bytes.extend(std::iter::repeat_n(fill, 700));
+    bytes.extend([0xFF, 0xD9]);
+    bytes
+}
+
+fn stored_image_path(image_dir: &Path, reference: &ImageRef) -> std::path::PathBuf {
+    let hex = reference.hex();
+    image_dir.join(&hex[..2]).join(format!("{hex}.jpg"))
+}
+
+#[test]
+fn pushed_reads_reach_the_raw_topic_and_the_archive_and_bad_requests_get_reasons() {
+    let started = Instant::now();
+    let broker = TansuBroker::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &broker.bootstrap_servers());
+    create_topics(&config.kafka, 1);
+    let server = Server::start(&config);
+
+    // Accepted, with the token in each of the four documented places.
+    let mut accepted_bodies: Vec<String> = Vec::new();
+    let token_styles: [(&str, Authorize); 4] = [
+        ("HTTP001", |r| r.bearer_auth(ACME_TOKEN)),
+        ("HTTP002", |r| {
+            r.header(header::AUTHORIZATION, format!("Token {ACME_TOKEN}"))
+        }),
+        ("HTTP003", |r| r.header("X-Api-Key", ACME_TOKEN)),
+        ("HTTP004", |r| r.query(&[("token", ACME_TOKEN)])),
+    ];
+    for (plate, authorize) in token_styles {
+        let body = canonical_read(plate, "");
+        let reply = server.send(authorize(server.post("acme")).body(body.clone()));
+        assert_eq!(reply.status, StatusCode::OK, "{plate}: {:?}", reply.json());
+        let answer = reply.json();
+        assert_eq!(answer["status"], "accepted");
+        assert_eq!(answer["topic"], RAW_TOPIC);
+        assert_eq!(answer["reads"], 1);
+        accepted_bodies.push(body);
+    }
+    // A vendor configured as `auto` gets its format sniffed.
+    let sniffed_body = canonical_read("HTTP005", "");
+    let reply = server.send(
+        server
+            .post("sniffed")
+            .bearer_auth(SNIFFED_TOKEN)
+            .body(sniffed_body.clone()),
+    );
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    accepted_bodies.push(sniffed_body.clone());
+
+    // Refused, each with its reason.
+    let missing = server.send(server.post("acme").body(canonical_read("BAD001", "")));
+    assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.json()["error"], "missing_token");
+    assert!(missing.headers.contains_key(header::WWW_AUTHENTICATE));
+    let other_vendors_token = server.send(
+        server
+            .post("acme")
+            .bearer_auth(SNIFFED_TOKEN)
+            .body(canonical_read("BAD002", "")),
+    );
+    assert_eq!(other_vendors_token.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(other_vendors_token.json()["error"], "wrong_token");
+    let unknown_vendor = server.send(
+        server
+            .post("nobody")
+            .bearer_auth(ACME_TOKEN)
+            .body(canonical_read("BAD003", "")),
+    );
+    assert_eq!(unknown_vendor.status, StatusCode::NOT_FOUND);
+    let malformed = server.send(
+        server
+            .post("acme")
+            .bearer_auth(ACME_TOKEN)
+            .body(r#"{"vendor":"acme","reader_id":"#),
+    );
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    let answer = malformed.json();
+    assert_eq!(answer["error"], "malformed");
+    assert!(
+        answer["reason"].as_str().unwrap().contains("EOF"),
+        "{answer}"
+    );
+    let without_plate = server.send(
+        server
+            .post("acme")
+            .bearer_auth(ACME_TOKEN)
+            .body(canonical_read("BAD004", "").replace(r#""plate":"BAD004","#, "")),
+    );
+    assert_eq!(without_plate.status, StatusCode::BAD_REQUEST);
+    let answer = without_plate.json();
+    assert!(
+        answer["reason"].as_str().unwrap().contains("plate"),
+        "{answer}"
+    );
+    let oversized = canonical_read("BAD005", &format!(r#","pad":"{}""#, "x".repeat(BODY_LIMIT)));
+    let too_large = server.send(server.post("acme").bearer_auth(ACME_TOKEN).body(oversized));
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(too_large.json()["error"], "body_too_large");
+
+    // Plate Recognizer style: a form with the JSON in `json` and the frame as `upload`.
+    let frame = jpeg(0x11);
+    let frame_ref = ImageRef::of(&frame);
+    let form = reqwest::multipart::Form::new()
+        .text("json", canonical_read("HTTP006", ""))
+        .part(
+            "upload",
+            reqwest::multipart::Part::bytes(frame.clone())
+                .file_name("frame.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let reply = server.send(
+        server
+            .client
+            .post(format!("{}/v1/ingest/acme", server.base))
+            .header(header::AUTHORIZATION, format!("Token {ACME_TOKEN}"))
+            .multipart(form),
+    );
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    assert_eq!(reply.json()["images"][0], frame_ref.to_string().as_str());
+    let image_dir = &config.readers.image_dir;
+    assert_eq!(
+        std::fs::read(stored_image_path(image_dir, &frame_ref)).unwrap(),
+        frame
+    );
+
+    // An inline base64 plate crop leaves as a reference.
+    let crop = jpeg(0x22);
+    let crop_ref = ImageRef::of(&crop);
+    let crop_base64 = base64::engine::general_purpose::STANDARD.encode(&crop);
+    let inline_body = canonical_read(
+        "HTTP007",
+        &format!(r#","images":{{"plate_crop":"data:image/jpeg;base64,{crop_base64}"}}"#),
+    );
+    let reply = server.send(
+        server
+            .post("acme")
+            .bearer_auth(ACME_TOKEN)
+            .body(inline_body),
+    );
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    assert!(stored_image_path(image_dir, &crop_ref).is_file());
+
+    // The officer's client fetches the crop with the viewer token, and only with it.
+    let image_path = format!("/v1/images/{crop_ref}");
+    let image = server.send(server.get(&image_path).bearer_auth(VIEWER_TOKEN));
+    assert_eq!(image.status, StatusCode::OK);
+    assert_eq!(image.headers[header::CONTENT_TYPE], "image/jpeg");
+    assert_eq!(image.body, crop);
+    let with_vendor_token = server.send(server.get(&image_path).bearer_auth(ACME_TOKEN));
+    assert_eq!(with_vendor_token.status, StatusCode::UNAUTHORIZED);
+    let absent = ImageRef::of(b"never stored");
+    let missing_image = server.send(
+        server
+            .get(&format!("/v1/images/{absent}"))
+            .query(&[("token", VIEWER_TOKEN)]),
+    );
+    assert_eq!(missing_image.status, StatusCode::NOT_FOUND);
+    let not_a_ref = server.send(server.get("/v1/images/cat.jpg").bearer_auth(VIEWER_TOKEN));
+    assert_eq!(not_a_ref.status, StatusCode::BAD_REQUEST);
+    assert_eq!(server.send(server.get("/healthz")).status, StatusCode::OK);
+
+    // On the raw topic: exactly the accepted requests, JSON bodies byte for byte.
+    let messages = drain_topic(
+        &config.kafka.bootstrap_servers,
+        RAW_TOPIC,
+        Duration::from_secs(2),
+    );
+    assert_eq!(messages.len(), 7);
+    // The first five were sent without images: nothing of them may change on the way.
+    for (message, sent) in messages.iter().zip(&accepted_bodies) {
+        assert_eq!(String::from_utf8_lossy(&message.payload), sent.as_str());
+    }
+    let vendors: Vec<&str> = messages
+        .iter()
+        .map(|message| message.headers["platestream-vendor"].as_str())
+        .collect();
+    assert_eq!(
+        vendors,
+        ["acme", "acme", "acme", "acme", "sniffed", "acme", "acme"]
+    );
+    let uploaded: Value = serde_json::from_slice(&messages[5].payload).unwrap();
+    assert_eq!(uploaded["plate"], "HTTP006");
+    assert_eq!(
+        uploaded["platestream_image"],
+        frame_ref.to_string().as_str()
+    );
+    let inline: Value = serde_json::from_slice(&messages[6].payload).unwrap();
+    assert_eq!(
+        inline["images"]["plate_crop"],
+        crop_ref.to_string().as_str()
+    );
+    assert!(
+        !String::from_utf8_lossy(&messages[6].payload).contains(&crop_base64[..64]),
+        "no base64 travels into Kafka"
+    );
+
+    // The engine archives every accepted read; refused requests never reached the topic.
+    let pipeline_config = config.clone();
+    let mut pipeline = pipeline_for(
+        &pipeline_config.kafka,
+        &pipeline_config.readers,
+        Arc::new(ExactMatcher::new(Vec::new())),
+    )
+    .unwrap();
+    let engine = StreamEngine::new(
+        config.kafka.clone(),
+        Arc::new(ArchiveConfig::new(&config.archive.dir)),
+        StreamOptions {
+            segment_max_rows: 100,
+            segment_max_age: Duration::from_millis(500),
+            stop: StopWhen {
+                idle: Some(Duration::from_secs(3)),
+                ..StopWhen::default()
+            },
+            ..StreamOptions::default()
+        },
+    );
+    let summary = engine.run(&mut pipeline, &mut ()).unwrap();
+    assert_eq!(summary.counts.messages, 7);
+    assert_eq!(summary.counts.dead_lettered, 0);
+    let archived: BTreeSet<String> = archived_reads(&config.archive.dir)
+        .into_iter()
+        .map(|read| read.plate_norm)
+        .collect();
+    let expected: BTreeSet<String> = (1..=7).map(|n| format!("HTTP{n:03}")).collect();
+    assert_eq!(archived, expected);
+
+    // Kafka gone: the read is not acknowledged, and the vendor is told to retry.
+    drop(broker);
+    let asked = Instant::now();
+    let unavailable = server.send(
+        server
+            .post("acme")
+            .bearer_auth(ACME_TOKEN)
+            .body(canonical_read("HTTP008", "")),
+    );
+    assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(unavailable.headers[header::RETRY_AFTER], "5");
+    assert_eq!(unavailable.json()["error"], "kafka_unavailable");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "a dead broker answers within produce_timeout_ms, not minutes ({:?})",
+        asked.elapsed()
+    );
+
+    server.stop();
+    eprintln!("http ingest test took {:?}", started.elapsed());
+}
