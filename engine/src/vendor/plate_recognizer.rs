@@ -521,6 +521,23 @@ mod tests {
     }
 
     #[test]
+    fn auto_format_sniffs_snapshots_and_stream_webhooks() {
+        let sniffer = crate::vendor::SniffingDecoder::new(DecodeContext::new(Arc::new(
+            MemoryImageStore::default(),
+        )));
+        for payload in [
+            SNAPSHOT,
+            r#"{"hook":{"event":"recognition"},"data":{"results":[{"plate":"a1","dscore":0.5}]}}"#,
+            r#"{"hook":{"event":"heartbeat","id":"c"},"data":{}}"#,
+        ] {
+            let format = sniffer
+                .sniff(payload.as_bytes())
+                .map(|decoder| decoder.format());
+            assert_eq!(format, Some(FORMAT), "{payload}");
+        }
+    }
+
+    #[test]
     fn naive_times_take_the_local_offset_or_the_reader_zone() {
         let body = |timestamp: &str, local: &str| {
             format!(

@@ -645,6 +645,24 @@ mod tests {
     }
 
     #[test]
+    fn auto_format_sniffs_every_rekor_message() {
+        let sniffer = crate::vendor::SniffingDecoder::new(DecodeContext::new(Arc::new(
+            MemoryImageStore::default(),
+        )));
+        for payload in [
+            r#"{"data_type":"alpr_group","best_plate_number":"X1"}"#,
+            r#"{"data_type":"alpr_results","results":[],"processing_time_ms":20.5}"#,
+            r#"{"data_type":"heartbeat"}"#,
+            r#"{"openalpr_webhook":"test"}"#,
+        ] {
+            let format = sniffer
+                .sniff(payload.as_bytes())
+                .map(|decoder| decoder.format());
+            assert_eq!(format, Some(FORMAT), "{payload}");
+        }
+    }
+
+    #[test]
     fn bare_regions_are_states_only_beside_a_north_american_country() {
         assert_eq!(jurisdiction(Some("us-md"), None).as_deref(), Some("us-md"));
         assert_eq!(
