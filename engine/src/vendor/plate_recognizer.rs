@@ -281,7 +281,7 @@ fn observed_at(body: &Body, context: &DecodeContext) -> Result<Timestamp, Decode
         .ok_or_else(|| malformed(format!("timestamp {text:?} is not a time")))
 }
 
-fn best_by_score<'r, T>(candidates: &'r [T], score: impl Fn(&T) -> Option<f64>) -> Option<&'r T> {
+fn best_by_score<T>(candidates: &[T], score: impl Fn(&T) -> Option<f64>) -> Option<&T> {
     let mut best: Option<&T> = None;
     for candidate in candidates {
         let better = best.is_none_or(|best| {
