@@ -108,7 +108,10 @@ fn every_vendor_example_decodes_to_its_expected_reads() {
     let mut failures = Vec::new();
     for format in FORMATS {
         let directory = examples_root().join(format);
-        if !directory.is_dir() {
+        // A format whose examples are not written yet has nothing to check (and `generic` no
+        // mapping to build its decoder with).
+        let format_cases = cases(&directory);
+        if format_cases.is_empty() {
             continue;
         }
         let mapping: Option<GenericMapping> = fs::read_to_string(directory.join("mapping.json"))
@@ -117,7 +120,7 @@ fn every_vendor_example_decodes_to_its_expected_reads() {
         let context = DecodeContext::new(Arc::new(MemoryImageStore::default()))
             .with_timezone(parse_zone("America/New_York").unwrap());
         let decoder = decoder_for(format, mapping.as_ref(), &context).unwrap();
-        for (input, expected_path) in cases(&directory) {
+        for (input, expected_path) in format_cases {
             let name = input
                 .strip_prefix(examples_root())
                 .unwrap()

@@ -5,6 +5,7 @@
 pub mod axis;
 pub mod generic;
 pub mod genetec;
+pub mod lenient;
 pub mod plate_recognizer;
 pub mod rekor;
 pub mod time;
@@ -172,9 +173,12 @@ impl SniffingDecoder {
     /// The decoder a message's content points to, if any.
     pub fn sniff(&self, payload: &[u8]) -> Option<&dyn ReadDecoder> {
         let has = |marker: &[u8]| payload.windows(marker.len()).any(|window| window == marker);
-        if has(b"\"data_type\"") {
+        if has(b"\"data_type\"") || has(b"\"openalpr_webhook\"") {
             Some(&self.rekor)
-        } else if has(b"\"results\"") && (has(b"\"dscore\"") || has(b"\"processing_time\"")) {
+        } else if has(b"\"results\"") && (has(b"\"dscore\"") || has(b"\"processing_time\""))
+            // A Stream webhook that is no recognition (a heartbeat) has no results.
+            || (has(b"\"hook\"") && has(b"\"data\""))
+        {
             Some(&self.plate_recognizer)
         } else if has(b"\"plateUTF8\"") || has(b"\"plateASCII\"") || has(b"\"plateText\"") {
             Some(&self.axis)
@@ -199,7 +203,7 @@ impl ReadDecoder for SniffingDecoder {
             Some(decoder) => decoder.decode(payload, reads),
             None => Err(DecodeError::UnrecognizedFormat {
                 detail: "no known vendor's marker fields (data_type, results+dscore, \
-                         plateUTF8, Plate+DateUtc, observed_at)"
+                         hook+data, plateUTF8, Plate+DateUtc, observed_at)"
                     .to_owned(),
             }),
         }
