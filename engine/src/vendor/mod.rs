@@ -5,6 +5,7 @@
 pub mod axis;
 pub mod generic;
 pub mod genetec;
+pub mod lenient;
 pub mod plate_recognizer;
 pub mod rekor;
 pub mod time;
