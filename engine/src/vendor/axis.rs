@@ -151,8 +151,11 @@ enum ImageKind {
 
 fn image_kind(uri: &str) -> ImageKind {
     let uri = uri.to_ascii_lowercase();
-    let name = uri.rsplit('/').next().unwrap_or(&uri);
-    let has = |word: &str| name.contains(word) || uri.contains(&format!("/{word}"));
+    // The file name and the folder holding it (`.../plates/123.jpg`, `.../frame_123.jpg`).
+    let mut segments = uri.rsplit('/');
+    let name = segments.next().unwrap_or_default();
+    let folder = segments.next().unwrap_or_default();
+    let has = |word: &str| name.contains(word) || folder.starts_with(word);
     if has("plate") || has("crop") {
         ImageKind::PlateCrop
     } else if has("frame") || has("overview") || has("vehicle") || has("context") {

@@ -287,17 +287,40 @@ fn date_and_time(
     }))
 }
 
+/// A vehicle attribute's names in error messages: the value, its `... Confidence Score`
+/// sibling and its list-form `Score`.
+struct AttributeNames {
+    percent: &'static str,
+    score: &'static str,
+}
+
+const MAKE: AttributeNames = AttributeNames {
+    percent: "Vehicle Make Confidence Score",
+    score: "Vehicle Make Score",
+};
+const MODEL: AttributeNames = AttributeNames {
+    percent: "Vehicle Model Confidence Score",
+    score: "Vehicle Model Score",
+};
+const COLOR: AttributeNames = AttributeNames {
+    percent: "Vehicle Color Confidence Score",
+    score: "Vehicle Color Score",
+};
+const VEHICLE_TYPE: AttributeNames = AttributeNames {
+    percent: "Vehicle Type Confidence Score",
+    score: "Vehicle Type Score",
+};
+
 /// The attribute's confidence on 0..1: the 0–100 sibling first, else the list form's score
 /// (negative means "not scored").
-fn reported_confidence(reported: &Reported<'_>, name: &str) -> Result<Option<f32>, DecodeError> {
-    if let Some(percent) = optional_number(
-        reported.percent.as_ref(),
-        FORMAT,
-        &format!("{name}{CONFIDENCE_SUFFIX}"),
-    )? {
+fn reported_confidence(
+    reported: &Reported<'_>,
+    names: &AttributeNames,
+) -> Result<Option<f32>, DecodeError> {
+    if let Some(percent) = optional_number(reported.percent.as_ref(), FORMAT, names.percent)? {
         return Ok((percent >= 0.0).then(|| confidence_from_percent(percent)));
     }
-    let score = optional_number(reported.score.as_ref(), FORMAT, &format!("{name} Score"))?;
+    let score = optional_number(reported.score.as_ref(), FORMAT, names.score)?;
     Ok(score
         .filter(|score| *score >= 0.0)
         .map(confidence_from_either_scale))
@@ -305,7 +328,7 @@ fn reported_confidence(reported: &Reported<'_>, name: &str) -> Result<Option<f32
 
 fn vehicle_attribute(
     reported: &Reported<'_>,
-    name: &str,
+    names: &AttributeNames,
     canonical: impl FnOnce(&str) -> Option<String>,
 ) -> Result<Option<Attribute>, DecodeError> {
     let Some(value) = optional_text(reported.value.as_ref()).and_then(|raw| canonical(&raw)) else {
@@ -313,7 +336,7 @@ fn vehicle_attribute(
     };
     Ok(Some(Attribute::new(
         value,
-        reported_confidence(reported, name)?,
+        reported_confidence(reported, names)?,
     )))
 }
 
@@ -435,15 +458,15 @@ impl GenetecDecoder {
             .or_else(|| optional_text(attributes.state_name.value.as_ref()))
             .map(Cow::into_owned);
 
-        let make = vehicle_attribute(&attributes.make, "Vehicle Make", canonical_make)?;
-        let model = vehicle_attribute(&attributes.model, "Vehicle Model", |raw| {
+        let make = vehicle_attribute(&attributes.make, &MAKE, canonical_make)?;
+        let model = vehicle_attribute(&attributes.model, &MODEL, |raw| {
             canonical_model(raw, make.as_ref().map(|make| make.value.as_str()))
         })?;
         let vehicle = VehicleAttributes {
-            color: vehicle_attribute(&attributes.color, "Vehicle Color", |raw| {
+            color: vehicle_attribute(&attributes.color, &COLOR, |raw| {
                 canonical_color(raw).map(str::to_owned)
             })?,
-            body_type: vehicle_attribute(&attributes.vehicle_type, "Vehicle Type", |raw| {
+            body_type: vehicle_attribute(&attributes.vehicle_type, &VEHICLE_TYPE, |raw| {
                 canonical_body_type(raw).map(str::to_owned)
             })?,
             make,

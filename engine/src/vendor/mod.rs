@@ -221,15 +221,26 @@ mod tests {
 
     #[test]
     fn every_genetec_and_axis_shape_is_sniffed() {
-        let sniffer = SniffingDecoder::new(DecodeContext::new(Arc::new(
-            MemoryImageStore::default(),
-        )));
+        let sniffer =
+            SniffingDecoder::new(DecodeContext::new(Arc::new(MemoryImageStore::default())));
         for (payload, format) in [
-            (r#"{"Plate":"A1","DateUtc":"11/24/2026","TimeUtc":"17:03:12"}"#, "genetec"),
-            (r#"{"Plate":"A1","UTCDate":"2026:11:24","SourceName":"SHARP1"}"#, "genetec"),
-            (r#"{"PlateRead":"A1","PlateAnalytics":[],"Timestamp":"x"}"#, "genetec"),
+            (
+                r#"{"Plate":"A1","DateUtc":"11/24/2026","TimeUtc":"17:03:12"}"#,
+                "genetec",
+            ),
+            (
+                r#"{"Plate":"A1","UTCDate":"2026:11:24","SourceName":"SHARP1"}"#,
+                "genetec",
+            ),
+            (
+                r#"{"PlateRead":"A1","PlateAnalytics":[],"Timestamp":"x"}"#,
+                "genetec",
+            ),
             (r#"{"plateUTF8":"A1","capture_timestamp":"1"}"#, "axis"),
-            (r#"{"plateUnicode":"A1","datetime":"20261124 120312345"}"#, "axis"),
+            (
+                r#"{"plateUnicode":"A1","datetime":"20261124 120312345"}"#,
+                "axis",
+            ),
         ] {
             let sniffed = sniffer.sniff(payload.as_bytes()).map(|d| d.format());
             assert_eq!(sniffed, Some(format), "{payload}");
