@@ -82,6 +82,282 @@ const CA_SUBDIVISIONS: &[(&str, &str)] = &[
     ("YT", "YUKON"),
 ];
 
+/// ISO 3166-1 alpha-3 → alpha-2 (Axis and other European readers send `USA`, `POL`), plus `XKX`
+/// (Kosovo, user-assigned but on plates). US territories with their own alpha-3 code are in
+/// `US_TERRITORIES_ALPHA3` instead, because their plates are issued under ISO 3166-2:US.
+const ALPHA3_COUNTRIES: &[(&str, &str)] = &[
+    ("AFG", "AF"),
+    ("ALA", "AX"),
+    ("ALB", "AL"),
+    ("DZA", "DZ"),
+    ("AND", "AD"),
+    ("AGO", "AO"),
+    ("AIA", "AI"),
+    ("ATA", "AQ"),
+    ("ATG", "AG"),
+    ("ARG", "AR"),
+    ("ARM", "AM"),
+    ("ABW", "AW"),
+    ("AUS", "AU"),
+    ("AUT", "AT"),
+    ("AZE", "AZ"),
+    ("BHS", "BS"),
+    ("BHR", "BH"),
+    ("BGD", "BD"),
+    ("BRB", "BB"),
+    ("BLR", "BY"),
+    ("BEL", "BE"),
+    ("BLZ", "BZ"),
+    ("BEN", "BJ"),
+    ("BMU", "BM"),
+    ("BTN", "BT"),
+    ("BOL", "BO"),
+    ("BES", "BQ"),
+    ("BIH", "BA"),
+    ("BWA", "BW"),
+    ("BVT", "BV"),
+    ("BRA", "BR"),
+    ("IOT", "IO"),
+    ("BRN", "BN"),
+    ("BGR", "BG"),
+    ("BFA", "BF"),
+    ("BDI", "BI"),
+    ("CPV", "CV"),
+    ("KHM", "KH"),
+    ("CMR", "CM"),
+    ("CAN", "CA"),
+    ("CYM", "KY"),
+    ("CAF", "CF"),
+    ("TCD", "TD"),
+    ("CHL", "CL"),
+    ("CHN", "CN"),
+    ("CXR", "CX"),
+    ("CCK", "CC"),
+    ("COL", "CO"),
+    ("COM", "KM"),
+    ("COG", "CG"),
+    ("COD", "CD"),
+    ("COK", "CK"),
+    ("CRI", "CR"),
+    ("CIV", "CI"),
+    ("HRV", "HR"),
+    ("CUB", "CU"),
+    ("CUW", "CW"),
+    ("CYP", "CY"),
+    ("CZE", "CZ"),
+    ("DNK", "DK"),
+    ("DJI", "DJ"),
+    ("DMA", "DM"),
+    ("DOM", "DO"),
+    ("ECU", "EC"),
+    ("EGY", "EG"),
+    ("SLV", "SV"),
+    ("GNQ", "GQ"),
+    ("ERI", "ER"),
+    ("EST", "EE"),
+    ("SWZ", "SZ"),
+    ("ETH", "ET"),
+    ("FLK", "FK"),
+    ("FRO", "FO"),
+    ("FJI", "FJ"),
+    ("FIN", "FI"),
+    ("FRA", "FR"),
+    ("GUF", "GF"),
+    ("PYF", "PF"),
+    ("ATF", "TF"),
+    ("GAB", "GA"),
+    ("GMB", "GM"),
+    ("GEO", "GE"),
+    ("DEU", "DE"),
+    ("GHA", "GH"),
+    ("GIB", "GI"),
+    ("GRC", "GR"),
+    ("GRL", "GL"),
+    ("GRD", "GD"),
+    ("GLP", "GP"),
+    ("GTM", "GT"),
+    ("GGY", "GG"),
+    ("GIN", "GN"),
+    ("GNB", "GW"),
+    ("GUY", "GY"),
+    ("HTI", "HT"),
+    ("HMD", "HM"),
+    ("VAT", "VA"),
+    ("HND", "HN"),
+    ("HKG", "HK"),
+    ("HUN", "HU"),
+    ("ISL", "IS"),
+    ("IND", "IN"),
+    ("IDN", "ID"),
+    ("IRN", "IR"),
+    ("IRQ", "IQ"),
+    ("IRL", "IE"),
+    ("IMN", "IM"),
+    ("ISR", "IL"),
+    ("ITA", "IT"),
+    ("JAM", "JM"),
+    ("JPN", "JP"),
+    ("JEY", "JE"),
+    ("JOR", "JO"),
+    ("KAZ", "KZ"),
+    ("KEN", "KE"),
+    ("KIR", "KI"),
+    ("PRK", "KP"),
+    ("KOR", "KR"),
+    ("XKX", "XK"),
+    ("KWT", "KW"),
+    ("KGZ", "KG"),
+    ("LAO", "LA"),
+    ("LVA", "LV"),
+    ("LBN", "LB"),
+    ("LSO", "LS"),
+    ("LBR", "LR"),
+    ("LBY", "LY"),
+    ("LIE", "LI"),
+    ("LTU", "LT"),
+    ("LUX", "LU"),
+    ("MAC", "MO"),
+    ("MDG", "MG"),
+    ("MWI", "MW"),
+    ("MYS", "MY"),
+    ("MDV", "MV"),
+    ("MLI", "ML"),
+    ("MLT", "MT"),
+    ("MHL", "MH"),
+    ("MTQ", "MQ"),
+    ("MRT", "MR"),
+    ("MUS", "MU"),
+    ("MYT", "YT"),
+    ("MEX", "MX"),
+    ("FSM", "FM"),
+    ("MDA", "MD"),
+    ("MCO", "MC"),
+    ("MNG", "MN"),
+    ("MNE", "ME"),
+    ("MSR", "MS"),
+    ("MAR", "MA"),
+    ("MOZ", "MZ"),
+    ("MMR", "MM"),
+    ("NAM", "NA"),
+    ("NRU", "NR"),
+    ("NPL", "NP"),
+    ("NLD", "NL"),
+    ("NCL", "NC"),
+    ("NZL", "NZ"),
+    ("NIC", "NI"),
+    ("NER", "NE"),
+    ("NGA", "NG"),
+    ("NIU", "NU"),
+    ("NFK", "NF"),
+    ("MKD", "MK"),
+    ("NOR", "NO"),
+    ("OMN", "OM"),
+    ("PAK", "PK"),
+    ("PLW", "PW"),
+    ("PSE", "PS"),
+    ("PAN", "PA"),
+    ("PNG", "PG"),
+    ("PRY", "PY"),
+    ("PER", "PE"),
+    ("PHL", "PH"),
+    ("PCN", "PN"),
+    ("POL", "PL"),
+    ("PRT", "PT"),
+    ("QAT", "QA"),
+    ("REU", "RE"),
+    ("ROU", "RO"),
+    ("RUS", "RU"),
+    ("RWA", "RW"),
+    ("BLM", "BL"),
+    ("SHN", "SH"),
+    ("KNA", "KN"),
+    ("LCA", "LC"),
+    ("MAF", "MF"),
+    ("SPM", "PM"),
+    ("VCT", "VC"),
+    ("WSM", "WS"),
+    ("SMR", "SM"),
+    ("STP", "ST"),
+    ("SAU", "SA"),
+    ("SEN", "SN"),
+    ("SRB", "RS"),
+    ("SYC", "SC"),
+    ("SLE", "SL"),
+    ("SGP", "SG"),
+    ("SXM", "SX"),
+    ("SVK", "SK"),
+    ("SVN", "SI"),
+    ("SLB", "SB"),
+    ("SOM", "SO"),
+    ("ZAF", "ZA"),
+    ("SGS", "GS"),
+    ("SSD", "SS"),
+    ("ESP", "ES"),
+    ("LKA", "LK"),
+    ("SDN", "SD"),
+    ("SUR", "SR"),
+    ("SJM", "SJ"),
+    ("SWE", "SE"),
+    ("CHE", "CH"),
+    ("SYR", "SY"),
+    ("TWN", "TW"),
+    ("TJK", "TJ"),
+    ("TZA", "TZ"),
+    ("THA", "TH"),
+    ("TLS", "TL"),
+    ("TGO", "TG"),
+    ("TKL", "TK"),
+    ("TON", "TO"),
+    ("TTO", "TT"),
+    ("TUN", "TN"),
+    ("TUR", "TR"),
+    ("TKM", "TM"),
+    ("TCA", "TC"),
+    ("TUV", "TV"),
+    ("UGA", "UG"),
+    ("UKR", "UA"),
+    ("ARE", "AE"),
+    ("GBR", "GB"),
+    ("USA", "US"),
+    ("UMI", "UM"),
+    ("URY", "UY"),
+    ("UZB", "UZ"),
+    ("VUT", "VU"),
+    ("VEN", "VE"),
+    ("VNM", "VN"),
+    ("VGB", "VG"),
+    ("WLF", "WF"),
+    ("ESH", "EH"),
+    ("YEM", "YE"),
+    ("ZMB", "ZM"),
+    ("ZWE", "ZW"),
+];
+
+/// Territories that have an alpha-3 country code but are US subdivisions for plates.
+const US_TERRITORIES_ALPHA3: &[(&str, &str)] = &[
+    ("PRI", "PR"),
+    ("GUM", "GU"),
+    ("VIR", "VI"),
+    ("ASM", "AS"),
+    ("MNP", "MP"),
+];
+
+/// An ISO 3166-1 alpha-2 country code as alpha-3 (for encoding Axis messages).
+pub fn alpha3_of_alpha2(code: &str) -> Option<&'static str> {
+    ALPHA3_COUNTRIES
+        .iter()
+        .find(|(_, alpha2)| alpha2.eq_ignore_ascii_case(code))
+        .map(|(alpha3, _)| *alpha3)
+}
+
+/// An ISO 3166-1 alpha-3 country code as alpha-2.
+pub fn alpha2_of_alpha3(code: &str) -> Option<&'static str> {
+    ALPHA3_COUNTRIES
+        .iter()
+        .find(|(alpha3, _)| alpha3.eq_ignore_ascii_case(code))
+        .map(|(_, alpha2)| *alpha2)
+}
+
 fn find_subdivision(
     table: &'static [(&'static str, &'static str)],
     key: &str,
@@ -110,6 +386,13 @@ pub fn normalize_jurisdiction(raw: &str) -> Option<String> {
             "US" | "USA" => ("US", US_SUBDIVISIONS),
             "CA" | "CAN" => ("CA", CA_SUBDIVISIONS),
             _ => {
+                // `POL-MZ`: a readers' alpha-3 country in front of the subdivision.
+                let (country, cleaned) = match alpha2_of_alpha3(country) {
+                    Some(alpha2) if country.len() == 3 => {
+                        (alpha2, format!("{alpha2}-{subdivision}"))
+                    }
+                    _ => (country, cleaned.clone()),
+                };
                 let plausible = country.len() == 2
                     && (1..=3).contains(&subdivision.len())
                     && country.chars().all(|c| c.is_ascii_alphabetic())
@@ -124,6 +407,17 @@ pub fn normalize_jurisdiction(raw: &str) -> Option<String> {
     }
     if let Some(code) = find_subdivision(CA_SUBDIVISIONS, &cleaned) {
         return Some(format!("CA-{code}"));
+    }
+    // Only the country is known (Axis `plateCountry` without a region). Bare two-letter
+    // countries are not accepted above: `DE` is Delaware and `NA` means "not available".
+    if cleaned.len() == 3 {
+        if let Some((_, code)) = US_TERRITORIES_ALPHA3
+            .iter()
+            .find(|(alpha3, _)| *alpha3 == cleaned)
+        {
+            return Some(format!("US-{code}"));
+        }
+        return alpha2_of_alpha3(&cleaned).map(str::to_owned);
     }
     None
 }
@@ -151,6 +445,31 @@ mod tests {
         assert_eq!(normalize_jurisdiction("Maryland").as_deref(), Some("US-MD"));
         assert_eq!(normalize_jurisdiction("on").as_deref(), Some("CA-ON"));
         assert_eq!(normalize_jurisdiction("PL-MZ").as_deref(), Some("PL-MZ"));
+    }
+
+    #[test]
+    fn alpha3_countries_map_to_alpha2() {
+        for (raw, expected) in [
+            ("USA", "US"),
+            ("usa", "US"),
+            ("POL", "PL"),
+            ("DEU", "DE"),
+            ("CAN", "CA"),
+            ("PRI", "US-PR"),
+            ("USA-DC", "US-DC"),
+            ("USA-Maryland", "US-MD"),
+            ("POL-MZ", "PL-MZ"),
+        ] {
+            assert_eq!(
+                normalize_jurisdiction(raw).as_deref(),
+                Some(expected),
+                "{raw}"
+            );
+        }
+        assert_eq!(super::alpha3_of_alpha2("pl"), Some("POL"));
+        for raw in ["ZZZ", "UNK", "XXX-AB"] {
+            assert_eq!(normalize_jurisdiction(raw), None, "{raw}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod genetec;
 pub mod lenient;
 pub mod plate_recognizer;
 pub mod rekor;
+pub mod scalar;
 pub mod time;
 pub mod vocabulary;
 
@@ -180,9 +181,16 @@ impl SniffingDecoder {
             || (has(b"\"hook\"") && has(b"\"data\""))
         {
             Some(&self.plate_recognizer)
-        } else if has(b"\"plateUTF8\"") || has(b"\"plateASCII\"") || has(b"\"plateText\"") {
+        } else if has(b"\"plateUTF8\"")
+            || has(b"\"plateASCII\"")
+            || has(b"\"plateText\"")
+            || has(b"\"plateUnicode\"")
+        {
             Some(&self.axis)
-        } else if has(b"\"Plate\"") && (has(b"\"DateUtc\"") || has(b"\"CameraName\"")) {
+        } else if (has(b"\"Plate\"")
+            && (has(b"\"DateUtc\"") || has(b"\"UTCDate\"") || has(b"\"CameraName\"")))
+            || (has(b"\"PlateRead\"") && has(b"\"PlateAnalytics\""))
+        {
             Some(&self.genetec)
         } else if has(b"\"observed_at\"") {
             Some(&self.canonical)
@@ -203,9 +211,43 @@ impl ReadDecoder for SniffingDecoder {
             Some(decoder) => decoder.decode(payload, reads),
             None => Err(DecodeError::UnrecognizedFormat {
                 detail: "no known vendor's marker fields (data_type, results+dscore, \
-                         hook+data, plateUTF8, Plate+DateUtc, observed_at)"
+                         hook+data, plateUTF8, Plate+DateUtc, PlateRead+PlateAnalytics, observed_at)"
                     .to_owned(),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::MemoryImageStore;
+
+    #[test]
+    fn every_genetec_and_axis_shape_is_sniffed() {
+        let sniffer =
+            SniffingDecoder::new(DecodeContext::new(Arc::new(MemoryImageStore::default())));
+        for (payload, format) in [
+            (
+                r#"{"Plate":"A1","DateUtc":"11/24/2026","TimeUtc":"17:03:12"}"#,
+                "genetec",
+            ),
+            (
+                r#"{"Plate":"A1","UTCDate":"2026:11:24","SourceName":"SHARP1"}"#,
+                "genetec",
+            ),
+            (
+                r#"{"PlateRead":"A1","PlateAnalytics":[],"Timestamp":"x"}"#,
+                "genetec",
+            ),
+            (r#"{"plateUTF8":"A1","capture_timestamp":"1"}"#, "axis"),
+            (
+                r#"{"plateUnicode":"A1","datetime":"20261124 120312345"}"#,
+                "axis",
+            ),
+        ] {
+            let sniffed = sniffer.sniff(payload.as_bytes()).map(|d| d.format());
+            assert_eq!(sniffed, Some(format), "{payload}");
         }
     }
 }

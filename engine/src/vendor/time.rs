@@ -106,6 +106,19 @@ pub fn parse_date_and_time(date: &str, time: &str, zone: Tz) -> Option<Timestamp
     local_to_utc(date.and_time(time), zone)
 }
 
+/// A time in a vendor-specific chrono format (Axis' `%Y%m%d %H%M%S%3f`, a generic mapping's
+/// `observed_at_format`). A format with an offset (`%z`) gives that instant; without one the time
+/// is local in `zone`.
+pub fn parse_time_with_format(text: &str, format: &str, zone: Tz) -> Option<Timestamp> {
+    let text = text.trim();
+    if let Ok(parsed) = DateTime::parse_from_str(text, format) {
+        return Some(Timestamp::from_millis(parsed.timestamp_millis()));
+    }
+    NaiveDateTime::parse_from_str(text, format)
+        .ok()
+        .and_then(|naive| local_to_utc(naive, zone))
+}
+
 /// A time zone name from configuration (`America/New_York`, `UTC`).
 pub fn parse_zone(name: &str) -> Option<Tz> {
     name.trim().parse().ok()
@@ -163,6 +176,28 @@ mod tests {
             Some(expected)
         );
         assert_eq!(parse_date_and_time("24.11.2026", "17:03:12", Tz::UTC), None);
+    }
+
+    #[test]
+    fn vendor_formats_with_and_without_offsets() {
+        let new_york = parse_zone("America/New_York").unwrap();
+        let expected = at("2026-11-24T17:03:12.345Z");
+        assert_eq!(
+            parse_time_with_format("20261124 120312345", "%Y%m%d %H%M%S%3f", new_york),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_time_with_format("20261124 120312345-0500", "%Y%m%d %H%M%S%3f%z", Tz::UTC),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_time_with_format("24.11.2026 17:03:12", "%d.%m.%Y %H:%M:%S", Tz::UTC),
+            Some(at("2026-11-24T17:03:12Z"))
+        );
+        assert_eq!(
+            parse_time_with_format("2026-11-24", "%d.%m.%Y %H:%M:%S", Tz::UTC),
+            None
+        );
     }
 
     #[test]
