@@ -101,6 +101,7 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         hotlist_fraction: options.hotlist_fraction,
         malformed_rate: options.malformed_rate,
         repeat_frame_rate: 0.25,
+        vendor_mix: true,
         ..SimulatorConfig::default()
     });
     let hotlist_path = data_dir.join("sample-hotlist.csv");

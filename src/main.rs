@@ -101,6 +101,10 @@ enum Command {
         /// Share of messages that report the previous vehicle pass again (another video frame).
         #[arg(long, default_value_t = 0.0)]
         repeat_frame_rate: f64,
+        /// Each simulated reader speaks one vendor's format (canonical, rekor, plate_recognizer,
+        /// genetec, axis): replay such a file with --format auto.
+        #[arg(long)]
+        vendor_mix: bool,
         /// Write the sample hotlist (CSV) here.
         #[arg(long)]
         hotlist_out: Option<PathBuf>,
@@ -238,6 +242,7 @@ async fn main() -> Result<()> {
             misread_rate,
             malformed_rate,
             repeat_frame_rate,
+            vendor_mix,
             hotlist_out,
             truth_out,
         } => {
@@ -250,6 +255,7 @@ async fn main() -> Result<()> {
                 misread_rate,
                 malformed_rate,
                 repeat_frame_rate,
+                vendor_mix,
                 ..SimulatorConfig::default()
             };
             if let Some(brokers) = brokers {

@@ -103,6 +103,9 @@ pub struct SimulatorConfig {
     /// again a few hundred milliseconds later, as readers do once per frame while a vehicle is in
     /// view. Duplicate suppression folds them.
     pub repeat_frame_rate: f64,
+    /// Each reader speaks one vendor's format (`crate::vendor::SIMULATED_FORMATS`, assigned by
+    /// reader), as in a city that bought readers from several vendors; otherwise all canonical.
+    pub vendor_mix: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -116,6 +119,7 @@ impl Default for SimulatorConfig {
             malformed_rate: 0.0,
             embedding_dim: 0,
             repeat_frame_rate: 0.0,
+            vendor_mix: false,
         }
     }
 }
@@ -1060,8 +1064,15 @@ impl Simulator {
             self.last_pass = Some((read.clone(), truth.clone()));
         }
         if !malformed {
+            let payload = if self.config.vendor_mix {
+                let format = reader_format(&read.reader_id);
+                crate::vendor::encode_simulated(format, &read)
+                    .unwrap_or_else(|| to_canonical_json(&read))
+            } else {
+                to_canonical_json(&read)
+            };
             return SimulatedMessage {
-                payload: to_canonical_json(&read),
+                payload,
                 truth: Some(truth),
                 malformed: false,
                 malformed_kind: None,
@@ -1594,6 +1605,15 @@ fn to_canonical_json_text(read: &PlateRead) -> String {
 
 fn to_json_string(text: &str) -> String {
     serde_json::to_string(text).expect("a string always serializes to JSON")
+}
+
+/// The vendor format a simulated reader speaks: fixed per reader, spread over all formats.
+pub fn reader_format(reader_id: &str) -> &'static str {
+    let formats = crate::vendor::SIMULATED_FORMATS;
+    let hash = reader_id.bytes().fold(0usize, |hash, byte| {
+        hash.wrapping_mul(31).wrapping_add(usize::from(byte))
+    });
+    formats[hash % formats.len()]
 }
 
 fn to_canonical_json(read: &PlateRead) -> Vec<u8> {

@@ -80,6 +80,23 @@ impl DecodeContext {
     }
 }
 
+/// Formats the simulator can write (`generic` needs a mapping, so it is left out).
+pub const SIMULATED_FORMATS: &[&str] =
+    &["canonical", "rekor", "plate_recognizer", "genetec", "axis"];
+
+/// A canonical read as the given vendor's reader would send it (for the simulator's mixed-vendor
+/// city); `None` for a format without an encoder.
+pub fn encode_simulated(format: &str, read: &PlateRead) -> Option<Vec<u8>> {
+    Some(match format {
+        "canonical" => serde_json::to_vec(read).ok()?,
+        "rekor" => rekor::encode_simulated(read),
+        "plate_recognizer" => plate_recognizer::encode_simulated(read),
+        "genetec" => genetec::encode_simulated(read),
+        "axis" => axis::encode_simulated(read),
+        _ => return None,
+    })
+}
+
 /// A confidence on a 0–100 scale (Rekor, Genetec) as 0..1.
 pub fn confidence_from_percent(percent: f64) -> f32 {
     (percent / 100.0) as f32
