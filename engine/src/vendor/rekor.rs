@@ -113,17 +113,17 @@ struct PlateResult<'a> {
     plate_crop_jpeg: Option<Text<'a>>,
 }
 
-/// The classifier's ranked candidates per attribute.
+/// The classifier's ranked candidates per attribute (`null` when it has none).
 #[derive(Deserialize, Default)]
 struct Vehicle<'a> {
     #[serde(borrow, default)]
-    color: Vec<Candidate<'a>>,
+    color: Option<Vec<Candidate<'a>>>,
     #[serde(borrow, default)]
-    make: Vec<Candidate<'a>>,
+    make: Option<Vec<Candidate<'a>>>,
     #[serde(borrow, default)]
-    make_model: Vec<Candidate<'a>>,
+    make_model: Option<Vec<Candidate<'a>>>,
     #[serde(borrow, default)]
-    body_type: Vec<Candidate<'a>>,
+    body_type: Option<Vec<Candidate<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -384,9 +384,9 @@ fn web_server_image(message: &Message, image_uuid: &Option<Text>) -> Option<Stri
 
 /// The highest-confidence named candidate (the first of equals: the lists are ranked), with its
 /// confidence on the 0..1 scale.
-fn top<'c>(candidates: &'c [Candidate<'_>]) -> Option<(&'c str, Option<f32>)> {
+fn top<'c>(candidates: &'c Option<Vec<Candidate<'_>>>) -> Option<(&'c str, Option<f32>)> {
     let mut best: Option<(&str, Option<f64>)> = None;
-    for candidate in candidates {
+    for candidate in candidates.as_deref().unwrap_or_default() {
         let Some(name) = non_empty(&candidate.name) else {
             continue;
         };
@@ -700,7 +700,8 @@ mod tests {
         assert_eq!(attributes.model, None);
 
         let vehicle: Vehicle = serde_json::from_str(
-            r#"{"make_model":[{"name":"mercedes-benz_c-class","confidence":40}]}"#,
+            r#"{"make_model":[{"name":"mercedes-benz_c-class","confidence":40}],
+                "make":null,"color":null}"#,
         )
         .unwrap();
         let attributes = vehicle_attributes(&vehicle);
