@@ -431,3 +431,151 @@ fn pushed_reads_reach_the_raw_topic_and_the_archive_and_bad_requests_get_reasons
     server.stop();
     eprintln!("http ingest test took {:?}", started.elapsed());
 }
+
+/// Each vendor's example webhooks (`schemas/examples/<format>/*.json`), posted as that vendor,
+/// are archived exactly as their `.expected.json` says; the ones documented as refused get 400.
+#[test]
+fn every_vendors_example_webhooks_are_archived_as_documented() {
+    const FORMATS: [&str; 4] = ["rekor", "plate_recognizer", "genetec", "axis"];
+    let broker = TansuBroker::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let images = dir.path().join("images");
+    let topics: Vec<String> = FORMATS.iter().map(|f| format!("vendor-{f}")).collect();
+    let mut toml = format!(
+        r#"
+[kafka]
+bootstrap_servers = "{}"
+group_id = "vendors-group"
+raw_topics = [{}]
+raw_format = "canonical"
+alerts_topic = "vendors-alerts"
+dead_letter_topic = "vendors-dead-letter"
+[kafka.topic_formats]
+{}
+[kafka.consumer]
+"session.timeout.ms" = "6000"
+[kafka.producer]
+"batch.num.messages" = "1"
+[archive]
+dir = '{}'
+[readers]
+image_dir = '{}'
+timezone = "America/New_York"
+dedupe_window_ms = 0
+[ingest]
+listen = "127.0.0.1:0"
+"#,
+        broker.bootstrap_servers(),
+        topics
+            .iter()
+            .map(|t| format!("{t:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        FORMATS
+            .iter()
+            .map(|f| format!("\"vendor-{f}\" = \"{f}\"\n"))
+            .collect::<String>(),
+        archive.display(),
+        images.display(),
+    );
+    for format in FORMATS {
+        toml.push_str(&format!(
+            "[ingest.vendors.{format}]\nformat = \"{format}\"\ntoken = \"{format}-token-0123456789\"\ntopic = \"vendor-{format}\"\n"
+        ));
+    }
+    let path = dir.path().join("platestream.toml");
+    std::fs::write(&path, toml).unwrap();
+    let config = Config::load(&path).unwrap();
+    let admin = platestream_connectors::kafka::KafkaSettings {
+        raw_topics: topics.clone(),
+        ..config.kafka.clone()
+    };
+    for topic in &topics {
+        let mut one = admin.clone();
+        one.raw_topics = vec![topic.clone()];
+        create_topics(&one, 1);
+    }
+    let server = Server::start(&config);
+
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples");
+    let mut expected_reads: Vec<Value> = Vec::new();
+    let mut posted = 0;
+    for format in FORMATS {
+        let mut files: Vec<_> = std::fs::read_dir(examples.join(format))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                name.ends_with(".json") && !name.ends_with(".expected.json")
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+            let expected: Value = serde_json::from_str(
+                &std::fs::read_to_string(file.with_file_name(format!("{stem}.expected.json")))
+                    .unwrap(),
+            )
+            .unwrap();
+            let reply = server.send(
+                server
+                    .post(format)
+                    .bearer_auth(format!("{format}-token-0123456789"))
+                    .body(std::fs::read(&file).unwrap()),
+            );
+            let name = file.display();
+            if expected.get("error").is_some() {
+                assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name}");
+                continue;
+            }
+            assert_eq!(reply.status, StatusCode::OK, "{name}: {:?}", reply.json());
+            posted += 1;
+            if let Some(reads) = expected.as_array() {
+                expected_reads.extend(reads.iter().cloned());
+            }
+        }
+    }
+    assert!(expected_reads.len() >= 10, "{}", expected_reads.len());
+
+    let mut pipeline = pipeline_for(
+        &config.kafka,
+        &config.readers,
+        Arc::new(ExactMatcher::new(Vec::new())),
+    )
+    .unwrap();
+    let engine = StreamEngine::new(
+        config.kafka.clone(),
+        Arc::new(ArchiveConfig::new(&config.archive.dir)),
+        StreamOptions {
+            stop: StopWhen {
+                idle: Some(Duration::from_secs(3)),
+                ..StopWhen::default()
+            },
+            ..StreamOptions::default()
+        },
+    );
+    let summary = engine.run(&mut pipeline, &mut ()).unwrap();
+    assert_eq!(summary.counts.messages, posted);
+    assert_eq!(summary.counts.dead_lettered, 0);
+    let mut archived: Vec<(String, i64)> = archived_reads(&config.archive.dir)
+        .into_iter()
+        .map(|read| (read.plate_norm, read.observed_at))
+        .collect();
+    archived.sort();
+    let mut expected: Vec<(String, i64)> = expected_reads
+        .iter()
+        .map(|read| {
+            let observed =
+                platestream_engine::Timestamp::parse_rfc3339(read["observed_at"].as_str().unwrap())
+                    .unwrap();
+            (
+                read["plate_norm"].as_str().unwrap().to_owned(),
+                observed.millis(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(archived, expected);
+    server.stop();
+}
