@@ -225,8 +225,10 @@ async fn main() -> Result<()> {
             create_topics,
         } => {
             let config = Config::load(&config)?;
-            serve_metrics(config.metrics.listen)?;
-            serve(config, create_topics, shutdown_signal()).await
+            let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .context("installing the metrics recorder")?;
+            serve(config, create_topics, Some(metrics), shutdown_signal()).await
         }
         Command::Simulate {
             out,

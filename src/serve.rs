@@ -27,12 +27,22 @@ pub fn ingest_server(config: &Config) -> Result<IngestServer> {
 }
 
 /// Runs the ingest server until `shutdown` completes; requests in flight are finished first.
+/// With `metrics`, Prometheus metrics are served at `/metrics` on the ingest listener.
 pub async fn serve(
     config: Config,
     create_topics: bool,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let server = ingest_server(&config)?;
+    let mut server = ingest_server(&config)?;
+    if let Some(metrics) = metrics {
+        // On the ingest listener rather than [metrics] listen: `serve` and `run` share a host, and
+        // two processes cannot both bind the default metrics port.
+        server = server.merge(axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move { metrics.render() }),
+        ));
+    }
     let topics: BTreeSet<&str> = config
         .ingest
         .vendors

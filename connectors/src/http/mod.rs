@@ -108,6 +108,12 @@ impl IngestServer {
         })
     }
 
+    /// Adds routes served beside ingest on the same listener (e.g. `/metrics`).
+    pub fn merge(mut self, routes: Router) -> Self {
+        self.router = self.router.merge(routes);
+        self
+    }
+
     /// The routes, for embedding in another server or driving without a socket.
     pub fn router(&self) -> Router {
         self.router.clone()
