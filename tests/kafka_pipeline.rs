@@ -321,7 +321,9 @@ fn covert_hits_reach_only_the_covert_topic_and_repeat_hits_are_archived_but_not_
     let hotlist = "list,plate,jurisdiction,reason\n\
                    amber_alert,AMB3R1,VA,child abduction\n\
                    narcotics_watch,C0V3RT,MD,investigation\n";
-    let entries = load_hotlist_csv("lists", hotlist.as_bytes()).unwrap().entries;
+    let entries = load_hotlist_csv("lists", hotlist.as_bytes())
+        .unwrap()
+        .entries;
     let covert = ListPolicy {
         route: AlertRoute::Covert,
         ..ListPolicy::named("narcotics_watch")

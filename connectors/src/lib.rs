@@ -1,3 +1,4 @@
-//! Connections to the outside: Kafka now; vendor formats, hotlist sources and HTTP as they land.
+//! Connections to the outside: Kafka (reads, alerts, live hotlist updates) and alert webhooks.
 
 pub mod kafka;
+pub mod webhooks;
