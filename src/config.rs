@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use platestream_connectors::http::IngestSettings;
 use platestream_connectors::kafka::KafkaSettings;
+use platestream_connectors::webhooks::WebhookSettings;
 use platestream_engine::alert_policy::{ListPolicy, DEFAULT_SUPPRESSION_WINDOW_SECS};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,9 @@ pub struct Config {
     /// `platestream serve`: HTTP ingest for readers that push (images go to `readers.image_dir`).
     #[serde(default)]
     pub ingest: IngestSettings,
+    /// How alerts reach the webhooks list policies name.
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 /// How reads from readers are interpreted before matching.
@@ -92,6 +96,13 @@ pub struct HotlistSettings {
     pub suppression_window_secs: u64,
     /// Per-list policies (`[[hotlists.lists]]`): misreads, partials, route, webhooks, window.
     pub lists: Vec<ListPolicy>,
+    /// Compacted Kafka topic of live entry upserts and deletes (`schemas/hotlist.md`); unset: none.
+    pub updates_topic: Option<String>,
+    /// Seconds between looks at the hotlist files (modification time and size); a changed file
+    /// is reloaded. 0 turns watching off.
+    pub reload_check_secs: u64,
+    /// Reload every file this often even when unchanged; 0 (the default): only on change.
+    pub reload_every_secs: u64,
 }
 
 impl Default for HotlistSettings {
@@ -101,6 +112,9 @@ impl Default for HotlistSettings {
             ncic_files: Vec::new(),
             suppression_window_secs: DEFAULT_SUPPRESSION_WINDOW_SECS,
             lists: Vec::new(),
+            updates_topic: None,
+            reload_check_secs: 5,
+            reload_every_secs: 0,
         }
     }
 }
@@ -121,7 +135,7 @@ impl Default for MetricsSettings {
 }
 
 const SECTIONS: &[&str] = &[
-    "kafka", "archive", "hotlists", "metrics", "readers", "ingest",
+    "kafka", "archive", "hotlists", "metrics", "readers", "ingest", "webhooks",
 ];
 
 impl Config {

@@ -1,7 +1,7 @@
 //! Loading the hotlist files named on the command line or in the configuration.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -15,12 +15,7 @@ use platestream_engine::store::{HotlistStore, MatchModes};
 pub fn load_hotlist_files(paths: &[PathBuf]) -> Result<Vec<Arc<HotlistEntry>>> {
     let mut entries = Vec::new();
     for path in paths {
-        let file =
-            File::open(path).with_context(|| format!("opening hotlist {}", path.display()))?;
-        let name = path.display().to_string();
-        let loaded = load_hotlist_csv(&name, std::io::BufReader::new(file))?;
-        report(&name, &loaded);
-        entries.extend(loaded.entries);
+        entries.extend(load_csv_file(path)?.entries);
     }
     Ok(entries)
 }
@@ -29,14 +24,28 @@ pub fn load_hotlist_files(paths: &[PathBuf]) -> Result<Vec<Arc<HotlistEntry>>> {
 pub fn load_ncic_files(paths: &[PathBuf]) -> Result<Vec<Arc<HotlistEntry>>> {
     let mut entries = Vec::new();
     for path in paths {
-        let file =
-            File::open(path).with_context(|| format!("opening NCIC extract {}", path.display()))?;
-        let name = path.display().to_string();
-        let loaded = load_ncic_extract(&name, std::io::BufReader::new(file), None)?;
-        report(&name, &loaded);
-        entries.extend(loaded.entries);
+        entries.extend(load_ncic_file(path)?.entries);
     }
     Ok(entries)
+}
+
+/// One hotlist CSV file, its refused rows reported.
+pub fn load_csv_file(path: &Path) -> Result<LoadedHotlist> {
+    let file = File::open(path).with_context(|| format!("opening hotlist {}", path.display()))?;
+    let name = path.display().to_string();
+    let loaded = load_hotlist_csv(&name, std::io::BufReader::new(file))?;
+    report_loaded(&name, &loaded);
+    Ok(loaded)
+}
+
+/// One NCIC-style extract, its refused lines reported.
+pub fn load_ncic_file(path: &Path) -> Result<LoadedHotlist> {
+    let file =
+        File::open(path).with_context(|| format!("opening NCIC extract {}", path.display()))?;
+    let name = path.display().to_string();
+    let loaded = load_ncic_extract(&name, std::io::BufReader::new(file), None)?;
+    report_loaded(&name, &loaded);
+    Ok(loaded)
 }
 
 /// The live store and alert policy for these entries: full matching, lists under the given
@@ -53,7 +62,7 @@ pub fn build_store(
     )
 }
 
-fn report(name: &str, loaded: &LoadedHotlist) {
+fn report_loaded(name: &str, loaded: &LoadedHotlist) {
     {
         for rejected in loaded.rejected.iter().take(20) {
             tracing::warn!(file = %name, line = rejected.line, reason = %rejected.reason, "hotlist row refused");

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod evaluate;
+pub mod hotlist_sources;
 pub mod hotlists;
 pub mod readers;
 pub mod replay;

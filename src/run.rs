@@ -1,24 +1,34 @@
 //! `platestream run`: the engine against a configured Kafka cluster until Ctrl-C.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use platestream_connectors::kafka::hotlist_updates::UpdatesStatus;
 use platestream_connectors::kafka::{
-    ensure_topics, StopWhen, StreamEngine, StreamObserver, StreamOptions,
+    ensure_compacted_topics, ensure_topics, spawn_hotlist_updates, LiveUpdates, StopWhen,
+    StreamEngine, StreamObserver, StreamOptions,
 };
+use platestream_connectors::webhooks::{validate_webhook_url, WebhookFanout};
 use platestream_engine::alert::Alert;
 use platestream_engine::archive::ArchiveConfig;
 
 use crate::config::Config;
-use crate::hotlists::{build_store, load_hotlist_files, load_ncic_files};
+use crate::hotlist_sources::{FileReloader, HotlistFiles, ReloadIntervals};
+use crate::hotlists::build_store;
 use crate::readers::pipeline_for;
 
-struct LogAlerts;
+/// Logs each paged alert and hands it to the webhook fan-out (which only queues it).
+struct LogAlerts {
+    webhooks: Option<Arc<WebhookFanout>>,
+}
 
 impl StreamObserver for LogAlerts {
     fn on_alert(&mut self, alert: &Alert) {
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.send(alert);
+        }
         tracing::info!(
             alert_id = %alert.alert_id,
             list = %alert.list,
@@ -38,16 +48,17 @@ pub async fn run_engine(
     create_topics: bool,
     stop_flag: Arc<AtomicBool>,
 ) -> Result<()> {
-    let mut entries = load_hotlist_files(&config.hotlists.files)?;
-    entries.extend(load_ncic_files(&config.hotlists.ncic_files)?);
+    let files = HotlistFiles::load(&config.hotlists.files, &config.hotlists.ncic_files)?;
+    let entries = files.entries();
     let entry_count = entries.len();
     let (store, alert_policy) = build_store(
         entries,
         &config.hotlists.lists,
         config.hotlists.suppression_window_secs,
     );
-    let mut pipeline =
-        pipeline_for(&config.kafka, &config.readers, store)?.with_alert_policy(alert_policy);
+    check_webhook_urls(&config)?;
+    let mut pipeline = pipeline_for(&config.kafka, &config.readers, store.clone())?
+        .with_alert_policy(alert_policy);
     if create_topics {
         let mut topics: Vec<(&str, i32)> = config
             .kafka
@@ -64,6 +75,14 @@ pub async fn run_engine(
             Duration::from_secs(30),
         )
         .await?;
+        if let Some(updates_topic) = &config.hotlists.updates_topic {
+            ensure_compacted_topics(
+                &config.kafka.producer_config(),
+                &[(updates_topic.as_str(), 1)],
+                Duration::from_secs(30),
+            )
+            .await?;
+        }
     }
     std::fs::create_dir_all(&config.archive.dir).with_context(|| {
         format!(
@@ -80,22 +99,83 @@ pub async fn run_engine(
             segment_max_rows: config.archive.segment_max_rows,
             segment_max_age: Duration::from_secs(config.archive.segment_max_age_secs),
             stop: StopWhen {
-                flag: stop_flag,
+                flag: Arc::clone(&stop_flag),
                 ..StopWhen::default()
             },
             ..StreamOptions::default()
         },
     );
+    let live = Arc::new(LiveUpdates::default());
+    let updates = match &config.hotlists.updates_topic {
+        Some(topic) => Some(spawn_hotlist_updates(
+            &config.kafka,
+            topic,
+            Arc::clone(&store),
+            Arc::clone(&live),
+            Arc::clone(&stop_flag),
+        )?),
+        None => None,
+    };
+    if let Some(updates) = &updates {
+        wait_for_rebuild(&updates.status, &stop_flag).await;
+    }
+    let file_watcher = if config.hotlists.reload_check_secs > 0 && !files.is_empty() {
+        let intervals = ReloadIntervals {
+            check: Duration::from_secs(config.hotlists.reload_check_secs),
+            every: (config.hotlists.reload_every_secs > 0)
+                .then(|| Duration::from_secs(config.hotlists.reload_every_secs)),
+        };
+        Some(
+            FileReloader::new(files, Arc::clone(&store), Arc::clone(&live))
+                .spawn(intervals, Arc::clone(&stop_flag))?,
+        )
+    } else {
+        None
+    };
+    let webhooks = config
+        .hotlists
+        .lists
+        .iter()
+        .any(|policy| !policy.webhooks.is_empty())
+        .then(|| {
+            Arc::new(WebhookFanout::new(
+                config.webhooks.clone(),
+                Arc::clone(&store),
+            ))
+        });
+    let mut observer = LogAlerts {
+        webhooks: webhooks.clone(),
+    };
     tracing::info!(
         bootstrap = %config.kafka.bootstrap_servers,
         topics = ?config.kafka.raw_topics,
         group = %config.kafka.group_id,
         hotlist_entries = entry_count,
+        updates_topic = ?config.hotlists.updates_topic,
         archive = %config.archive.dir.display(),
         "engine starting"
     );
-    let summary =
-        tokio::task::spawn_blocking(move || engine.run(&mut pipeline, &mut LogAlerts)).await??;
+    let outcome =
+        tokio::task::spawn_blocking(move || engine.run(&mut pipeline, &mut observer)).await;
+    // The engine may have stopped on an error: the side threads stop with it.
+    stop_flag.store(true, Ordering::Relaxed);
+    let side_threads = tokio::task::spawn_blocking(move || {
+        if let Some(updates) = updates {
+            if let Err(error) = updates.join() {
+                tracing::error!(%error, "hotlist updates thread failed");
+            }
+        }
+        if let Some(watcher) = file_watcher {
+            if watcher.join().is_err() {
+                tracing::error!("hotlist file watcher panicked");
+            }
+        }
+        if let Some(webhooks) = webhooks.and_then(Arc::into_inner) {
+            webhooks.shutdown(Duration::from_secs(5));
+        }
+    });
+    let summary = outcome??;
+    side_threads.await?;
     tracing::info!(
         messages = summary.counts.messages,
         reads_archived = summary.reads_archived,
@@ -104,5 +184,34 @@ pub async fn run_engine(
         files = summary.files_written,
         "engine stopped"
     );
+    Ok(())
+}
+
+/// Reads matched before the updates topic is rebuilt would miss hand-entered entries: wait for
+/// it, but not forever (a slow or absent cluster must not keep the engine from matching files).
+async fn wait_for_rebuild(status: &UpdatesStatus, stop_flag: &AtomicBool) {
+    let deadline = Instant::now() + REBUILD_WAIT;
+    while !status.caught_up.load(Ordering::Relaxed) && !stop_flag.load(Ordering::Relaxed) {
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                waited_secs = REBUILD_WAIT.as_secs(),
+                "hotlist updates topic not rebuilt yet; starting anyway, it keeps loading"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const REBUILD_WAIT: Duration = Duration::from_secs(30);
+
+/// A mistyped webhook URL is a configuration error, found at start rather than at the first hit.
+fn check_webhook_urls(config: &Config) -> Result<()> {
+    for policy in &config.hotlists.lists {
+        for url in &policy.webhooks {
+            validate_webhook_url(url)
+                .with_context(|| format!("hotlists.lists {:?}", policy.name))?;
+        }
+    }
     Ok(())
 }

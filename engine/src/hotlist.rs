@@ -218,7 +218,7 @@ pub fn load_hotlist_csv<R: Read>(
                 .filter(|value| !value.is_empty())
                 .map(str::to_owned)
         };
-        let row = RawRow {
+        let row = EntryFields {
             list: field(Some(list_column)),
             plate: field(Some(plate_column)),
             jurisdiction: field(optional_columns.jurisdiction),
@@ -242,9 +242,12 @@ pub fn load_hotlist_csv<R: Read>(
                 .map(|(name, value)| (name.clone(), value.to_owned()))
                 .collect(),
         };
-        match row.into_entry() {
+        match entry_from_fields(row) {
             Ok(entry) => loaded.entries.push(Arc::new(entry)),
-            Err(reason) => loaded.rejected.push(RejectedRow { line, reason }),
+            Err(error) => loaded.rejected.push(RejectedRow {
+                line,
+                reason: error.to_string(),
+            }),
         }
     }
     Ok(loaded)
@@ -265,78 +268,132 @@ struct OptionalColumns {
     misreads: Option<usize>,
 }
 
-struct RawRow {
-    list: Option<String>,
-    plate: Option<String>,
-    jurisdiction: Option<String>,
-    reason: Option<String>,
-    priority: Option<String>,
-    case_number: Option<String>,
-    description: Option<String>,
-    expires_at: Option<String>,
-    id: Option<String>,
-    plate_type: Option<String>,
-    ncic_number: Option<String>,
-    entered_by: Option<String>,
-    entered_at: Option<String>,
-    misreads: Option<String>,
-    attributes: BTreeMap<String, String>,
+/// One entry as an agency states it: the hotlist columns (`schemas/hotlist.md`) as text, before
+/// any checking. The CSV loader and the live-updates topic both build entries from this, so a
+/// row and a message with the same values make the same entry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EntryFields {
+    pub list: Option<String>,
+    pub plate: Option<String>,
+    pub jurisdiction: Option<String>,
+    pub reason: Option<String>,
+    pub priority: Option<String>,
+    pub case_number: Option<String>,
+    pub description: Option<String>,
+    pub expires_at: Option<String>,
+    pub id: Option<String>,
+    pub plate_type: Option<String>,
+    pub ncic_number: Option<String>,
+    pub entered_by: Option<String>,
+    pub entered_at: Option<String>,
+    pub misreads: Option<String>,
+    /// Columns the format does not define (`make`, `model`, `color`...), by lowercase name.
+    pub attributes: BTreeMap<String, String>,
 }
 
-fn parse_time(column: &str, raw: &str) -> Result<Timestamp, String> {
-    Timestamp::parse_rfc3339(raw).ok_or_else(|| format!("{column} {raw:?} is not an RFC 3339 time"))
-}
-
-impl RawRow {
-    fn into_entry(self) -> Result<HotlistEntry, String> {
-        let list = self.list.ok_or("`list` is empty")?;
-        let plate = self.plate.ok_or("`plate` is empty")?;
-        let mut entry = HotlistEntry::new(&list, &plate).map_err(|error| error.to_string())?;
-        if let Some(raw) = self.jurisdiction {
-            entry.jurisdiction = Some(
-                normalize_jurisdiction(&raw)
-                    .ok_or_else(|| format!("jurisdiction {raw:?} is not one we recognize"))?,
-            );
+impl EntryFields {
+    /// Sets the column `name` (case-insensitive) to `value`, trimmed; an empty value leaves the
+    /// column unset, as an empty CSV cell does. Names outside the format become attributes.
+    pub fn set(&mut self, name: &str, value: &str) {
+        let value = value.trim();
+        if value.is_empty() {
+            return;
         }
-        if let Some(raw) = self.priority {
-            entry.priority = raw
-                .parse::<u8>()
-                .ok()
-                .filter(|priority| (1..=9).contains(priority))
-                .ok_or_else(|| format!("priority {raw:?} is not a whole number from 1 to 9"))?;
-        }
-        entry.expires_at = self
-            .expires_at
-            .map(|raw| parse_time("expires_at", &raw))
-            .transpose()?;
-        entry.entered_at = self
-            .entered_at
-            .map(|raw| parse_time("entered_at", &raw))
-            .transpose()?;
-        entry.misreads = match self
-            .misreads
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None => None,
-            Some("true" | "yes" | "1") => Some(true),
-            Some("false" | "no" | "0") => Some(false),
-            Some(_) => return Err("misreads must be true or false".to_owned()),
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.to_owned();
+        let slot = match name.as_str() {
+            "list" => &mut self.list,
+            "plate" => &mut self.plate,
+            "jurisdiction" => &mut self.jurisdiction,
+            "reason" => &mut self.reason,
+            "priority" => &mut self.priority,
+            "case_number" => &mut self.case_number,
+            "description" => &mut self.description,
+            "expires_at" => &mut self.expires_at,
+            "id" => &mut self.id,
+            "plate_type" => &mut self.plate_type,
+            "ncic_number" => &mut self.ncic_number,
+            "entered_by" => &mut self.entered_by,
+            "entered_at" => &mut self.entered_at,
+            "misreads" => &mut self.misreads,
+            _ => {
+                self.attributes.insert(name, value);
+                return;
+            }
         };
-        entry.reason = self.reason;
-        entry.case_number = self.case_number;
-        entry.description = self.description;
-        entry.plate_type = self.plate_type.map(|raw| raw.to_ascii_uppercase());
-        entry.ncic_number = self.ncic_number;
-        entry.entered_by = self.entered_by;
-        entry.attributes = self.attributes;
-        entry.id = self
-            .id
-            .or_else(|| entry.ncic_number.clone())
-            .unwrap_or_else(|| default_entry_id(&entry.plate_norm, entry.jurisdiction.as_deref()));
-        Ok(entry)
+        *slot = Some(value);
     }
+}
+
+/// Why [`entry_from_fields`] refused an entry; the message names the column and the value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidFields {
+    #[error(transparent)]
+    Entry(#[from] InvalidEntry),
+    #[error("jurisdiction {0:?} is not one we recognize")]
+    Jurisdiction(String),
+    #[error("priority {0:?} is not a whole number from 1 to 9")]
+    Priority(String),
+    #[error("{column} {raw:?} is not an RFC 3339 time")]
+    Time { column: &'static str, raw: String },
+    #[error("misreads must be true or false")]
+    Misreads,
+}
+
+fn parse_time(column: &'static str, raw: String) -> Result<Timestamp, InvalidFields> {
+    Timestamp::parse_rfc3339(&raw).ok_or(InvalidFields::Time { column, raw })
+}
+
+/// Checks and types one entry's columns: the plate is normalized (or parsed as a partial-plate
+/// pattern), the jurisdiction recognized, priority and times parsed, and the id defaulted to the
+/// NCIC number, else `PLATE/JURISDICTION`.
+pub fn entry_from_fields(fields: EntryFields) -> Result<HotlistEntry, InvalidFields> {
+    let list = fields.list.ok_or(InvalidEntry::EmptyList)?;
+    let plate = fields.plate.ok_or(InvalidEntry::EmptyPlate)?;
+    let mut entry = HotlistEntry::new(&list, &plate)?;
+    if let Some(raw) = fields.jurisdiction {
+        entry.jurisdiction = Some(
+            normalize_jurisdiction(&raw).ok_or_else(|| InvalidFields::Jurisdiction(raw.clone()))?,
+        );
+    }
+    if let Some(raw) = fields.priority {
+        entry.priority = raw
+            .parse::<u8>()
+            .ok()
+            .filter(|priority| (1..=9).contains(priority))
+            .ok_or(InvalidFields::Priority(raw))?;
+    }
+    entry.expires_at = fields
+        .expires_at
+        .map(|raw| parse_time("expires_at", raw))
+        .transpose()?;
+    entry.entered_at = fields
+        .entered_at
+        .map(|raw| parse_time("entered_at", raw))
+        .transpose()?;
+    entry.misreads = match fields
+        .misreads
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => None,
+        Some("true" | "yes" | "1") => Some(true),
+        Some("false" | "no" | "0") => Some(false),
+        Some(_) => return Err(InvalidFields::Misreads),
+    };
+    entry.reason = fields.reason;
+    entry.case_number = fields.case_number;
+    entry.description = fields.description;
+    entry.plate_type = fields.plate_type.map(|raw| raw.to_ascii_uppercase());
+    entry.ncic_number = fields.ncic_number;
+    entry.entered_by = fields.entered_by;
+    entry.attributes = fields.attributes;
+    entry.id = fields
+        .id
+        .or_else(|| entry.ncic_number.clone())
+        .unwrap_or_else(|| default_entry_id(&entry.plate_norm, entry.jurisdiction.as_deref()));
+    Ok(entry)
 }
 
 #[cfg(test)]
@@ -416,5 +473,51 @@ mod extended_column_tests {
         assert_eq!(loaded.entries[3].misreads, Some(true));
         assert_eq!(loaded.rejected.len(), 1);
         assert!(loaded.rejected[0].reason.contains("misreads"));
+    }
+}
+
+#[cfg(test)]
+mod entry_fields_tests {
+    use super::*;
+
+    #[test]
+    fn fields_set_by_name_make_the_same_entry_as_the_csv_row() {
+        let csv = "list,plate,jurisdiction,priority,expires_at,Make\n\
+                   amber_alert,7XK 229,VA,1,2030-01-01T00:00:00Z,Honda\n";
+        let from_csv = load_hotlist_csv("t.csv", csv.as_bytes()).unwrap().entries[0].clone();
+        let mut fields = EntryFields::default();
+        for (name, value) in [
+            ("List", " amber_alert "),
+            ("plate", "7XK 229"),
+            ("jurisdiction", "VA"),
+            ("priority", "1"),
+            ("expires_at", "2030-01-01T00:00:00Z"),
+            ("description", ""),
+            ("MAKE", "Honda"),
+        ] {
+            fields.set(name, value);
+        }
+        assert_eq!(
+            fields.description, None,
+            "an empty value leaves the column unset"
+        );
+        assert_eq!(entry_from_fields(fields).unwrap(), *from_csv);
+    }
+
+    #[test]
+    fn refusals_name_the_column_and_value() {
+        let fields = EntryFields {
+            list: Some("a".into()),
+            plate: Some("ABC123".into()),
+            entered_at: Some("yesterday".into()),
+            ..EntryFields::default()
+        };
+        let error = entry_from_fields(fields).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "entered_at \"yesterday\" is not an RFC 3339 time"
+        );
+        let error = entry_from_fields(EntryFields::default()).unwrap_err();
+        assert_eq!(error.to_string(), "`list` is empty");
     }
 }

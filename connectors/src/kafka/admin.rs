@@ -22,12 +22,42 @@ pub async fn ensure_topics(
     topics: &[(&str, i32)],
     deadline: Duration,
 ) -> Result<(), KafkaError> {
+    create_topics(client_config, topics, &[], deadline).await
+}
+
+/// Like [`ensure_topics`], for topics that keep the latest message per key
+/// (`cleanup.policy=compact`), such as the hotlist updates topic.
+pub async fn ensure_compacted_topics(
+    client_config: &ClientConfig,
+    topics: &[(&str, i32)],
+    deadline: Duration,
+) -> Result<(), KafkaError> {
+    create_topics(
+        client_config,
+        topics,
+        &[("cleanup.policy", "compact")],
+        deadline,
+    )
+    .await
+}
+
+async fn create_topics(
+    client_config: &ClientConfig,
+    topics: &[(&str, i32)],
+    topic_config: &[(&str, &str)],
+    deadline: Duration,
+) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = client_config
         .create()
         .map_err(KafkaError::client("admin client"))?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .map(|(name, partitions)| {
+            topic_config.iter().fold(
+                NewTopic::new(name, *partitions, TopicReplication::Fixed(1)),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
     let started = std::time::Instant::now();

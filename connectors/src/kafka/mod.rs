@@ -1,10 +1,12 @@
 //! Kafka: settings, topic administration, producing reads, and the streaming engine.
 
 mod admin;
+pub mod hotlist_updates;
 mod settings;
 mod stream;
 
-pub use admin::{ensure_topics, group_lag};
+pub use admin::{ensure_compacted_topics, ensure_topics, group_lag};
+pub use hotlist_updates::{spawn_hotlist_updates, HotlistUpdatesThread, LiveUpdates};
 pub use settings::KafkaSettings;
 pub use stream::{OnStop, StopWhen, StreamEngine, StreamObserver, StreamOptions, StreamSummary};
 
