@@ -224,7 +224,7 @@ fn changed_files_are_swapped_in_and_broken_or_vanished_files_keep_their_lists() 
         "list,plate,jurisdiction\nstolen_vehicles,NEW333,VA\nlocal_bolo,BOLO44,\n",
     );
     let report = reloader.check(false);
-    assert_eq!(report.reloaded, [path.clone()]);
+    assert_eq!(report.reloaded, std::slice::from_ref(&path));
     assert_eq!(report.lists_replaced, ["local_bolo", "stolen_vehicles"]);
     assert!(hits(&store, "OLD111", "VA").is_empty(), "old entries gone");
     assert_eq!(

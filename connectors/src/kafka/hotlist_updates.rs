@@ -458,7 +458,9 @@ mod tests {
 
     #[test]
     fn bad_messages_are_refused_with_a_reason() {
-        let cases: [(Option<&[u8]>, Option<&[u8]>, &str); 7] = [
+        // (key, value, expected reason code)
+        type Case<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, &'a str);
+        let cases: [Case; 7] = [
             (None, Some(b"{}"), "key"),
             (Some(b"no-slash"), Some(b"{}"), "key"),
             (Some(b"l/1"), Some(b"not json"), "json"),
