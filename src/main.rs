@@ -13,7 +13,7 @@ use platestream::hotlists::{build_store, load_hotlist_files, load_ncic_files};
 use platestream::readers::{decode_context, dedupe_config};
 use platestream::replay::{replay, ALERTS_FILE, DEAD_LETTER_FILE};
 use platestream::run::run_engine;
-use platestream::serve::{serve, shutdown_signal};
+use platestream::serve::{ctrl_c_or_sigterm, serve, shutdown_signal};
 use platestream::simulate_cmd::{simulate_to_writer, SimulateOptions, DEFAULT_START};
 use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
 use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
@@ -184,19 +184,7 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let handler_flag = Arc::clone(&flag);
     tokio::spawn(async move {
-        // Ctrl-C interactively, SIGTERM from a service manager or container runtime.
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate => {}
-        }
+        ctrl_c_or_sigterm().await;
         eprintln!("\nstopping: committing what is archived...");
         handler_flag.store(true, Ordering::Relaxed);
     });

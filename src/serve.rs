@@ -107,7 +107,7 @@ fn warn_about_engine_formats(config: &Config) {
 }
 
 /// Completes on Ctrl-C or SIGTERM (a service manager or container runtime stopping us).
-pub async fn shutdown_signal() {
+pub async fn ctrl_c_or_sigterm() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -120,5 +120,10 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
     }
+}
+
+/// The ingest server's shutdown: on Ctrl-C or SIGTERM, after saying so.
+pub async fn shutdown_signal() {
+    ctrl_c_or_sigterm().await;
     eprintln!("\nstopping: finishing the requests in flight...");
 }

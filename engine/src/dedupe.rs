@@ -34,10 +34,19 @@ impl Default for DedupeConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct PassKey {
-    reader_id: String,
-    plate_norm: String,
+/// A pass's reader and plate as one 128-bit hash: looking a report up allocates nothing, and a
+/// collision between two (reader, plate) pairs is as unlikely as one between read ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PassKey(u128);
+
+impl PassKey {
+    fn of(read: &PlateRead) -> Self {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(read.reader_id.as_bytes());
+        hasher.update(&[0]);
+        hasher.update(read.plate_norm.as_bytes());
+        Self(hasher.digest128())
+    }
 }
 
 #[derive(Debug)]
@@ -96,15 +105,14 @@ impl DuplicateSuppressor {
         now: Timestamp,
         released: &mut Vec<PlateRead>,
     ) -> Offered {
-        let clock = self
-            .reader_clock
-            .entry(read.reader_id.clone())
-            .or_insert(read.observed_at);
-        *clock = (*clock).max(read.observed_at);
-        let key = PassKey {
-            reader_id: read.reader_id.clone(),
-            plate_norm: read.plate_norm.clone(),
-        };
+        match self.reader_clock.get_mut(&read.reader_id) {
+            Some(clock) => *clock = (*clock).max(read.observed_at),
+            None => {
+                self.reader_clock
+                    .insert(read.reader_id.clone(), read.observed_at);
+            }
+        }
+        let key = PassKey::of(&read);
         if let Some(held) = self.held.get_mut(&key) {
             let offset = read.observed_at.millis() - held.read.observed_at.millis();
             if (-self.window_ms..=self.window_ms).contains(&offset) {
@@ -114,7 +122,7 @@ impl DuplicateSuppressor {
         if let Some(previous) = self.held.remove(&key) {
             released.push(previous.read);
         }
-        self.began.push_back((now, key.clone()));
+        self.began.push_back((now, key));
         self.held.insert(
             key,
             HeldRead {
@@ -183,7 +191,7 @@ impl DuplicateSuppressor {
                         source.topic == topic && source.partition == partition
                     })
                 })
-                .map(|(key, _)| key.clone())
+                .map(|(key, _)| *key)
                 .collect();
         for key in keys {
             if let Some(held) = self.held.remove(&key) {
