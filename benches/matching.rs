@@ -131,8 +131,9 @@ fn matching(c: &mut Criterion) {
             let build = build_started.elapsed();
             if modes == MatchModes::FULL {
                 eprintln!(
-                    "index: {size} entries built in {build:.2?}, {:.1} index bytes per entry \
-                     (entry payloads excluded)",
+                    "store: {size} entries built in {build:.2?}: {:.1} bytes per entry with all \
+                     indexes ({:.1} of them indexes)",
+                    store.heap_bytes() as f64 / size as f64,
                     store.index_heap_bytes() as f64 / size as f64
                 );
             }
@@ -184,6 +185,13 @@ fn entry_payload_bytes(entry: &HotlistEntry) -> usize {
             .sum::<usize>()
 }
 
+/// This process's resident set, from `/proc/self/statm` (Linux; `None` elsewhere).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
 fn reload_under_load(c: &mut Criterion) {
     let (reads, hotlisted) = reads_and_hotlisted();
     let entries = hotlist_of(1_000_000, &hotlisted);
@@ -194,7 +202,17 @@ fn reload_under_load(c: &mut Criterion) {
         std::mem::size_of::<HotlistEntry>()
     );
     let store = Arc::new(HotlistStore::new(MatchModes::FULL));
+    let resident_before = resident_bytes();
     store.replace_list(LIST, entries.clone()).expect("one list");
+    if let (Some(before), Some(after)) = (resident_before, resident_bytes()) {
+        eprintln!(
+            "resident memory grew by {:.1} bytes per entry while the store indexed {} entries \
+             (the input entries were already resident); the store counts {:.1} bytes per entry",
+            after.saturating_sub(before) as f64 / entries.len() as f64,
+            entries.len(),
+            store.heap_bytes() as f64 / entries.len() as f64
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let matched = Arc::new(AtomicU64::new(0));
     let reader = {

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use super::compact::CompactEntries;
 use crate::hotlist::HotlistEntry;
 use crate::misread::confusion_class;
 use crate::pattern::{PatternToken, PlatePattern};
@@ -29,6 +30,40 @@ pub(crate) fn pack(bytes: impl IntoIterator<Item = u8>) -> u64 {
     bytes.into_iter().fold(0u64, |key, character| {
         key.wrapping_mul(37).wrapping_add(character_code(character))
     })
+}
+
+/// The characters a [`pack`]ed key spells, as long as every one was `0-9A-Z`.
+#[derive(Clone, Copy)]
+pub(crate) struct UnpackedPlate {
+    bytes: [u8; 13],
+    len: usize,
+}
+
+impl UnpackedPlate {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[self.bytes.len() - self.len..]).unwrap_or("")
+    }
+}
+
+pub(crate) fn unpack(mut key: u64) -> UnpackedPlate {
+    let mut plate = UnpackedPlate {
+        bytes: [0; 13],
+        len: 0,
+    };
+    while key != 0 && plate.len < plate.bytes.len() {
+        let code = (key % 37) as u8;
+        key /= 37;
+        let character = match code {
+            1..=10 => b'0' + code - 1,
+            11..=36 => b'A' + code - 11,
+            // Not a key `pack` made from plate characters.
+            _ => return UnpackedPlate { bytes: [0; 13], len: 0 },
+        };
+        plate.len += 1;
+        let slot = plate.bytes.len() - plate.len;
+        plate.bytes[slot] = character;
+    }
+    plate
 }
 
 pub(crate) fn class_key_bytes(plate: &[u8]) -> impl Iterator<Item = u8> + '_ {
@@ -60,85 +95,91 @@ pub(crate) fn mix(key: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// An immutable multimap from integer keys to entry positions in 8 bytes per key plus a bucket
-/// directory: keys are not stored, only a 32-bit fingerprint, so a lookup can return a position
-/// whose key merely shares the fingerprint. Callers verify every candidate against the entry.
+/// An immutable multimap from integer keys to entry positions, open-addressed with linear probing
+/// at a load of at most 0.7: a lookup is one random memory access (rarely two), where a bucket
+/// directory costs two dependent ones. Keys are not stored, only a 32-bit fingerprint, so a lookup
+/// can return a position whose key merely shares the fingerprint: callers verify every candidate.
 #[derive(Debug, Default)]
 pub(crate) struct StaticMultiMap {
-    shift: u32,
-    /// `offsets[bucket]..offsets[bucket + 1]` are the bucket's slots.
-    offsets: Vec<u32>,
-    /// (fingerprint, position).
+    /// (fingerprint, position + 1); a position of 0 marks an empty slot.
     slots: Vec<[u32; 2]>,
+}
+
+/// Where a key's probe sequence starts, and the fingerprint to look for along it.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Located {
+    start: u32,
+    fingerprint: u32,
 }
 
 impl StaticMultiMap {
     /// `pairs` is called twice and must yield the same (key, position) pairs both times: once to
-    /// size the buckets, once to fill them, so building needs no temporary list of pairs.
+    /// size the table, once to fill it, so building needs no temporary list of pairs.
     pub(crate) fn build(pairs: impl Fn(&mut dyn FnMut(u64, u32))) -> Self {
         let mut count = 0usize;
         pairs(&mut |_, _| count += 1);
-        // About two slots per bucket: one cache line holds a bucket.
-        let bits = (usize::BITS - (count / 2).max(1).leading_zeros()).clamp(1, 31);
-        let shift = 64 - bits;
-        let buckets = 1usize << bits;
-        let mut offsets = vec![0u32; buckets + 1];
-        pairs(&mut |key, _| {
-            offsets[(mix(key) >> shift) as usize + 1] += 1;
-        });
-        for bucket in 0..buckets {
-            offsets[bucket + 1] += offsets[bucket];
+        if count == 0 {
+            return Self::default();
         }
-        let mut next = offsets.clone();
-        let mut slots = vec![[0u32; 2]; count];
+        let capacity = count * 10 / 7 + 8;
+        let mut slots = vec![[0u32; 2]; capacity];
         pairs(&mut |key, position| {
             let hash = mix(key);
-            let bucket = (hash >> shift) as usize;
-            slots[next[bucket] as usize] = [hash as u32, position];
-            next[bucket] += 1;
+            let mut slot = Self::home(hash, capacity);
+            while slots[slot][1] != 0 {
+                slot += 1;
+                if slot == capacity {
+                    slot = 0;
+                }
+            }
+            slots[slot] = [hash as u32, position + 1];
         });
-        Self {
-            shift,
-            offsets,
-            slots,
-        }
+        Self { slots }
     }
 
-    /// Where `key`'s slots may be: (start, end, fingerprint). Split from [`Self::collect`] so a
-    /// caller can locate several keys before reading any slot, letting the memory loads overlap.
+    /// The slot a hash starts probing at: the hash's top bits scaled to the table (no modulo).
     #[inline]
-    pub(crate) fn locate(&self, key: u64) -> (u32, u32, u32) {
+    fn home(hash: u64, capacity: usize) -> usize {
+        ((u128::from(hash) * capacity as u128) >> 64) as usize
+    }
+
+    #[inline]
+    pub(crate) fn locate(&self, key: u64) -> Located {
         if self.slots.is_empty() {
-            return (0, 0, 0);
+            return Located::default();
         }
         let hash = mix(key);
-        let bucket = (hash >> self.shift) as usize;
-        (self.offsets[bucket], self.offsets[bucket + 1], hash as u32)
+        Located {
+            start: Self::home(hash, self.slots.len()) as u32,
+            fingerprint: hash as u32,
+        }
     }
 
     #[inline]
-    pub(crate) fn collect(&self, located: (u32, u32, u32), out: &mut Vec<u32>) {
-        let (start, end, fingerprint) = located;
-        for slot in &self.slots[start as usize..end as usize] {
-            if slot[0] == fingerprint {
-                out.push(slot[1]);
+    pub(crate) fn collect(&self, located: Located, out: &mut Vec<u32>) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let capacity = self.slots.len();
+        let mut slot = located.start as usize;
+        loop {
+            let [fingerprint, position] = self.slots[slot];
+            if position == 0 {
+                return;
+            }
+            if fingerprint == located.fingerprint {
+                out.push(position - 1);
+            }
+            slot += 1;
+            if slot == capacity {
+                slot = 0;
             }
         }
     }
 
     #[inline]
     pub(crate) fn get(&self, key: u64, out: &mut Vec<u32>) {
-        if self.slots.is_empty() {
-            return;
-        }
-        let hash = mix(key);
-        let bucket = (hash >> self.shift) as usize;
-        let (start, end) = (self.offsets[bucket], self.offsets[bucket + 1]);
-        for slot in &self.slots[start as usize..end as usize] {
-            if slot[0] == hash as u32 {
-                out.push(slot[1]);
-            }
-        }
+        self.collect(self.locate(key), out);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -146,7 +187,7 @@ impl StaticMultiMap {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.offsets.capacity() * 4 + self.slots.capacity() * 8
+        self.slots.capacity() * 8
     }
 }
 
@@ -268,7 +309,7 @@ impl<'a> ReadKeys<'a> {
 /// A list's entries and the indexes over them.
 #[derive(Debug, Default)]
 pub(crate) struct IndexedList {
-    pub entries: Vec<Arc<HotlistEntry>>,
+    pub entries: CompactEntries,
     /// Packed `plate_norm` per position (0 for patterns): exact checks without touching entries.
     pub plates: Vec<u64>,
     /// Whole plates by the confusion key of the plate: exact and look-alike candidates.
@@ -291,7 +332,8 @@ pub(crate) fn id_key(id: &str) -> u64 {
 }
 
 impl IndexedList {
-    /// Indexes `entries`; returns the entries refused (patterns beyond the unindexed bound).
+    /// Indexes `entries` (all of one list); returns the entries refused (patterns beyond the
+    /// unindexed bound).
     pub(crate) fn build(entries: Vec<Arc<HotlistEntry>>) -> (Self, Vec<Arc<HotlistEntry>>) {
         let mut refused = Vec::new();
         let mut kept = Vec::with_capacity(entries.len());
@@ -381,8 +423,14 @@ impl IndexedList {
                 emit(gram_key(gram, width), index as u32);
             }
         });
+        let list_name = entries.first().map_or("", |entry| entry.list.as_str());
+        let mut compact = CompactEntries::with_capacity(list_name, entries.len());
+        for (entry, &packed) in entries.iter().zip(&plates) {
+            compact.push(entry, packed);
+        }
+        compact.finish();
         let list = Self {
-            entries,
+            entries: compact,
             plates,
             by_class_key,
             by_deletion,
@@ -406,7 +454,23 @@ impl IndexedList {
     pub(crate) fn positions_of(&self, id: &str, out: &mut Vec<u32>) {
         out.clear();
         self.by_id.get(id_key(id), out);
-        out.retain(|&position| self.entries[position as usize].id == id);
+        out.retain(|&position| {
+            self.entries
+                .id_is(position, self.plates[position as usize], id)
+        });
+    }
+
+    /// The entry at `position`, decoded.
+    pub(crate) fn entry(&self, position: u32) -> Arc<HotlistEntry> {
+        Arc::new(
+            self.entries
+                .entry(position, self.plates[position as usize]),
+        )
+    }
+
+    /// Every entry, decoded, in position order.
+    pub(crate) fn all_entries(&self) -> impl Iterator<Item = Arc<HotlistEntry>> + '_ {
+        (0..self.len() as u32).map(|position| self.entry(position))
     }
 
     /// Candidates for an exact or look-alike match (same length after folding).
@@ -422,7 +486,7 @@ impl IndexedList {
         // The read added a character: one of its deletions is the entry's key. All buckets are
         // located first so that their cache misses overlap instead of queueing.
         let deletions = read.class_deletions.as_slice();
-        let mut located = [(0u32, 0u32, 0u32); MAX_READ_KEYS];
+        let mut located = [Located::default(); MAX_READ_KEYS];
         for (slot, &key) in located.iter_mut().zip(deletions) {
             *slot = self.by_class_key.locate(key);
         }
@@ -436,7 +500,7 @@ impl IndexedList {
     pub(crate) fn pattern_candidates(&self, read: &ReadKeys<'_>, out: &mut Vec<u32>) {
         if !self.patterns_by_gram.is_empty() {
             let grams = read.grams.as_slice();
-            let mut located = [(0u32, 0u32, 0u32); MAX_READ_KEYS];
+            let mut located = [Located::default(); MAX_READ_KEYS];
             for (slot, &gram) in located.iter_mut().zip(grams) {
                 *slot = self.patterns_by_gram.locate(gram);
             }
@@ -447,16 +511,20 @@ impl IndexedList {
         out.extend_from_slice(&self.unindexed_patterns);
     }
 
-    /// Bytes this snapshot holds beyond the entries themselves.
+    /// Bytes the indexes hold, without the entries.
     pub(crate) fn index_heap_bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Arc<HotlistEntry>>()
-            + self.plates.capacity() * 8
+        self.plates.capacity() * 8
             + self.by_class_key.heap_bytes()
             + self.by_deletion.heap_bytes()
             + self.by_id.heap_bytes()
             + self.patterns_by_gram.heap_bytes()
             + self.patterns.capacity() * std::mem::size_of::<(u32, PlatePattern)>()
             + self.unindexed_patterns.capacity() * 4
+    }
+
+    /// Bytes the entries and the indexes hold together.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.index_heap_bytes() + self.entries.heap_bytes()
     }
 }
 

@@ -12,6 +12,7 @@
 //!   the overlay outgrows its limit it is folded into a new snapshot.
 //! - Expired entries stop matching by themselves (`expires_at` is checked at match time).
 
+mod compact;
 mod index;
 
 use std::collections::HashMap;
@@ -326,7 +327,7 @@ impl HotlistStore {
             .current_list(list)
             .unwrap_or_else(|| Arc::new(ListState::empty(Arc::new(ListPolicy::named(list)))));
         let mut tombstones = (*existing.tombstones).clone();
-        let mut overlay: Vec<Arc<HotlistEntry>> = existing.overlay.entries.clone();
+        let mut overlay: Vec<Arc<HotlistEntry>> = existing.overlay.all_entries().collect();
         let mut positions = Vec::new();
         let mut changed = 0;
         for update in updates {
@@ -351,13 +352,9 @@ impl HotlistStore {
         let state = if overlay.len().max(tombstones.len()) > overlay_limit(existing.snapshot.len())
         {
             // Fold: one new snapshot of everything live.
-            let live: Vec<Arc<HotlistEntry>> = existing
-                .snapshot
-                .entries
-                .iter()
-                .enumerate()
-                .filter(|(position, _)| !tombstones.contains(&(*position as u32)))
-                .map(|(_, entry)| Arc::clone(entry))
+            let live: Vec<Arc<HotlistEntry>> = (0..existing.snapshot.len() as u32)
+                .filter(|position| !tombstones.contains(position))
+                .map(|position| existing.snapshot.entry(position))
                 .chain(overlay)
                 .collect();
             ListState {
@@ -391,6 +388,20 @@ impl HotlistStore {
     /// Live entries of one list (expired ones included until they are replaced).
     pub fn list_len(&self, list: &str) -> usize {
         self.current_list(list).map_or(0, |state| state.live_len())
+    }
+
+    /// Bytes the store holds for its lists: entries, indexes, overlays and tombstones.
+    pub fn heap_bytes(&self) -> usize {
+        self.state
+            .load()
+            .lists
+            .iter()
+            .map(|state| {
+                state.snapshot.heap_bytes()
+                    + state.overlay.heap_bytes()
+                    + state.tombstones.capacity() * 8
+            })
+            .sum()
     }
 
     /// Bytes of index (not counting the entries themselves) across all lists.
@@ -440,16 +451,16 @@ impl HotlistStore {
             if !exact && !misreads {
                 continue;
             }
-            let entry = &indexed.entries[position as usize];
-            if !exact && entry.misreads == Some(false) {
+            let entries = &indexed.entries;
+            if !exact && entries.misreads_off(position) {
                 continue;
             }
-            if entry.is_expired_at(now) {
+            if entries.is_expired_at(position, now) {
                 continue;
             }
             let agreement = JurisdictionAgreement::between(
                 read.jurisdiction.as_deref(),
-                entry.jurisdiction.as_deref(),
+                entries.jurisdiction(position),
             );
             // Same characters from another state are another vehicle (the Aurora, CO stop of
             // 2020 was a Colorado SUV hit on a Montana motorcycle's plate number).
@@ -458,12 +469,13 @@ impl HotlistStore {
             }
             let factor = jurisdiction_factor(agreement);
             let hit = if exact {
+                let entry = indexed.entry(position);
                 let explanation = match agreement {
                     JurisdictionAgreement::Agrees => "plate and jurisdiction agree".to_owned(),
-                    _ => format!("plate agrees; {}", jurisdiction_note(agreement, entry)),
+                    _ => format!("plate agrees; {}", jurisdiction_note(agreement, &entry)),
                 };
                 Match {
-                    entry: Arc::clone(entry),
+                    entry,
                     kind: MatchKind::Exact,
                     score: factor,
                     jurisdiction: agreement,
@@ -472,10 +484,12 @@ impl HotlistStore {
                     policy: Some(Arc::clone(&list.policy)),
                 }
             } else {
-                let Some(difference) = misread_difference(&entry.plate_norm, &read.plate_norm)
+                let entry_plate = index::unpack(indexed.plates[position as usize]);
+                let Some(difference) = misread_difference(entry_plate.as_str(), &read.plate_norm)
                 else {
                     continue;
                 };
+                let entry = indexed.entry(position);
                 let mut differences = Vec::new();
                 if let Some((position, entry_char, read_char)) = difference.substitution {
                     differences.push(CharacterDifference {
@@ -506,17 +520,18 @@ impl HotlistStore {
                     1 => 0.65,
                     _ => 0.55,
                 };
+                let explanation = format!(
+                    "possible misread of {}: {}; {}; confirm the plate on the image before acting",
+                    entry.plate_norm,
+                    difference.explain(),
+                    jurisdiction_note(agreement, &entry)
+                );
                 Match {
-                    entry: Arc::clone(entry),
+                    entry,
                     kind: MatchKind::Misread,
                     score: base * factor,
                     jurisdiction: agreement,
-                    explanation: format!(
-                        "possible misread of {}: {}; {}; confirm the plate on the image before acting",
-                        entry.plate_norm,
-                        difference.explain(),
-                        jurisdiction_note(agreement, entry)
-                    ),
+                    explanation,
                     differences,
                     policy: Some(Arc::clone(&list.policy)),
                 }
@@ -538,8 +553,8 @@ impl HotlistStore {
             if tombstones.is_some_and(|dead| dead.contains(position)) {
                 continue;
             }
-            let entry = &indexed.entries[*position as usize];
-            if entry.is_expired_at(now) {
+            let position = *position;
+            if indexed.entries.is_expired_at(position, now) {
                 continue;
             }
             if !pattern.matches(keys.plate) {
@@ -550,11 +565,12 @@ impl HotlistStore {
             };
             let agreement = JurisdictionAgreement::between(
                 read.jurisdiction.as_deref(),
-                entry.jurisdiction.as_deref(),
+                indexed.entries.jurisdiction(position),
             );
             if agreement == JurisdictionAgreement::Differs {
                 continue;
             }
+            let entry = indexed.entry(position);
             let differences: Vec<CharacterDifference> = filled
                 .iter()
                 .map(|(position, characters)| CharacterDifference {
@@ -577,16 +593,17 @@ impl HotlistStore {
                 .join(", ");
             let factor = jurisdiction_factor(agreement);
             let known_share = pattern.known_count() as f32 / keys.plate.len().max(1) as f32;
+            let explanation = format!(
+                "fits partial plate {pattern} (unknown: {}); {}; a partial plate fits many vehicles: confirm the vehicle description",
+                if unknowns.is_empty() { "none".to_owned() } else { unknowns },
+                jurisdiction_note(agreement, &entry)
+            );
             matches.push(Match {
-                entry: Arc::clone(entry),
+                entry,
                 kind: MatchKind::Partial,
                 score: (0.3 + 0.5 * known_share.min(1.0)) * factor,
                 jurisdiction: agreement,
-                explanation: format!(
-                    "fits partial plate {pattern} (unknown: {}); {}; a partial plate fits many vehicles: confirm the vehicle description",
-                    if unknowns.is_empty() { "none".to_owned() } else { unknowns },
-                    jurisdiction_note(agreement, entry)
-                ),
+                explanation,
                 differences,
                 policy: Some(Arc::clone(&list.policy)),
             });
