@@ -23,6 +23,8 @@ use rand_chacha::ChaCha8Rng;
 const READS: usize = 20_000;
 const LIST: &str = "stolen_vehicles";
 const PARTIAL_PATTERNS: usize = 200;
+/// Reads per `match_batch` call, as the pipeline hands them over.
+const PIPELINE_BATCH: usize = 512;
 
 fn reads_and_hotlisted() -> (Vec<PlateRead>, Vec<Arc<HotlistEntry>>) {
     let mut simulator = Simulator::new(SimulatorConfig {
@@ -156,6 +158,20 @@ fn matching(c: &mut Criterion) {
                     std::hint::black_box(hits)
                 })
             });
+            // As the pipeline matches: the reads of a batch of messages together.
+            let mut ends = Vec::new();
+            let batch_name = format!("{name}_batched");
+            group.bench_with_input(BenchmarkId::new(batch_name, size), &size, |b, _| {
+                b.iter(|| {
+                    let mut hits = 0usize;
+                    for batch in reads.chunks(PIPELINE_BATCH) {
+                        matches.clear();
+                        store.match_batch(batch, now, &mut matches, &mut ends);
+                        hits += matches.len();
+                    }
+                    std::hint::black_box(hits)
+                })
+            });
         }
     }
     group.finish();
@@ -185,13 +201,6 @@ fn entry_payload_bytes(entry: &HotlistEntry) -> usize {
             .sum::<usize>()
 }
 
-/// This process's resident set, from `/proc/self/statm` (Linux; `None` elsewhere).
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
-
 fn reload_under_load(c: &mut Criterion) {
     let (reads, hotlisted) = reads_and_hotlisted();
     let entries = hotlist_of(1_000_000, &hotlisted);
@@ -202,17 +211,7 @@ fn reload_under_load(c: &mut Criterion) {
         std::mem::size_of::<HotlistEntry>()
     );
     let store = Arc::new(HotlistStore::new(MatchModes::FULL));
-    let resident_before = resident_bytes();
     store.replace_list(LIST, entries.clone()).expect("one list");
-    if let (Some(before), Some(after)) = (resident_before, resident_bytes()) {
-        eprintln!(
-            "resident memory grew by {:.1} bytes per entry while the store indexed {} entries \
-             (the input entries were already resident); the store counts {:.1} bytes per entry",
-            after.saturating_sub(before) as f64 / entries.len() as f64,
-            entries.len(),
-            store.heap_bytes() as f64 / entries.len() as f64
-        );
-    }
     let stop = Arc::new(AtomicBool::new(false));
     let matched = Arc::new(AtomicU64::new(0));
     let reader = {

@@ -113,6 +113,24 @@ pub trait Matcher: Send + Sync {
     /// Appends every entry the read matches. `now` decides expiry.
     fn match_read(&self, read: &PlateRead, now: Timestamp, matches: &mut Vec<Match>);
 
+    /// Matches several reads: read `i`'s matches are `matches[ends[i - 1]..ends[i]]` (from the
+    /// length `matches` had on entry for the first). The same matches as [`Self::match_read`] on
+    /// each; a matcher whose lookups miss the cache overrides it to overlap those misses across
+    /// reads.
+    fn match_batch(
+        &self,
+        reads: &[PlateRead],
+        now: Timestamp,
+        matches: &mut Vec<Match>,
+        ends: &mut Vec<usize>,
+    ) {
+        ends.clear();
+        for read in reads {
+            self.match_read(read, now, matches);
+            ends.push(matches.len());
+        }
+    }
+
     /// Entries the matcher holds.
     fn entry_count(&self) -> usize;
 }

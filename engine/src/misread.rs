@@ -110,8 +110,7 @@ pub fn misread_difference(entry: &str, read: &str) -> Option<MisreadDifference> 
             added: None,
         }),
         -1 => (0..entry.len()).find_map(|gap| {
-            let shortened = without(entry, gap);
-            let substitution = substitution_only(&shortened, read)?;
+            let substitution = substitution_skipping(entry, Some(gap), read, None)?;
             Some(MisreadDifference {
                 // Positions in the shortened entry past the gap are one further on in the entry.
                 substitution: substitution
@@ -121,8 +120,7 @@ pub fn misread_difference(entry: &str, read: &str) -> Option<MisreadDifference> 
             })
         }),
         1 => (0..read.len()).find_map(|extra| {
-            let shortened = without(read, extra);
-            let substitution = substitution_only(entry, &shortened)?;
+            let substitution = substitution_skipping(entry, None, read, Some(extra))?;
             Some(MisreadDifference {
                 substitution,
                 dropped: None,
@@ -135,8 +133,29 @@ pub fn misread_difference(entry: &str, read: &str) -> Option<MisreadDifference> 
 
 /// Equal-length comparison: `Some(None)` identical, `Some(Some(..))` one look-alike substitution.
 fn substitution_only(entry: &[u8], read: &[u8]) -> Option<Option<(usize, char, char)>> {
+    substitution_skipping(entry, None, read, None)
+}
+
+/// [`substitution_only`] of `entry` and `read` with the byte at `skip_entry` / `skip_read`
+/// left out (positions in the result count the remaining bytes), without copying either.
+fn substitution_skipping(
+    entry: &[u8],
+    skip_entry: Option<usize>,
+    read: &[u8],
+    skip_read: Option<usize>,
+) -> Option<Option<(usize, char, char)>> {
+    let entry_bytes = entry
+        .iter()
+        .enumerate()
+        .filter(|&(position, _)| Some(position) != skip_entry)
+        .map(|(_, &byte)| byte);
+    let read_bytes = read
+        .iter()
+        .enumerate()
+        .filter(|&(position, _)| Some(position) != skip_read)
+        .map(|(_, &byte)| byte);
     let mut substitution = None;
-    for (position, (&e, &r)) in entry.iter().zip(read).enumerate() {
+    for (position, (e, r)) in entry_bytes.zip(read_bytes).enumerate() {
         if e == r {
             continue;
         }

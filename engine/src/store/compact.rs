@@ -246,6 +246,11 @@ impl CompactEntries {
         self.shared.strings.shrink_to_fit();
     }
 
+    /// A value read from the entry's fixed-size fields, to pull them into the cache early.
+    pub(crate) fn touch(&self, position: u32) -> u64 {
+        self.hot[position as usize].expires_at as u64
+    }
+
     pub(crate) fn is_expired_at(&self, position: u32, now: Timestamp) -> bool {
         self.hot[position as usize].expires_at <= now.millis()
     }
@@ -260,10 +265,6 @@ impl CompactEntries {
             0 => None,
             code => Some(self.shared.get(u64::from(code - 1))),
         }
-    }
-
-    pub(crate) fn priority(&self, position: u32) -> u8 {
-        self.hot[position as usize].priority
     }
 
     fn record(&self, position: u32) -> Record<'_> {

@@ -155,6 +155,18 @@ impl StaticMultiMap {
         }
     }
 
+    /// Loads the first slots of a probe sequence (two cache lines' worth) without looking at
+    /// them; see [`IndexedList::plate_candidates`].
+    #[inline]
+    pub(crate) fn touch(&self, located: Located) -> u32 {
+        if self.slots.is_empty() {
+            return 0;
+        }
+        let start = located.start as usize;
+        let further = (start + 7).min(self.slots.len() - 1);
+        self.slots[start][0] ^ self.slots[further][0]
+    }
+
     #[inline]
     pub(crate) fn collect(&self, located: Located, out: &mut Vec<u32>) {
         if self.slots.is_empty() {
@@ -473,27 +485,74 @@ impl IndexedList {
         (0..self.len() as u32).map(|position| self.entry(position))
     }
 
-    /// Candidates for an exact or look-alike match (same length after folding).
-    pub(crate) fn same_length_candidates(&self, read: &ReadKeys<'_>, out: &mut Vec<u32>) {
-        self.by_class_key.get(read.class_key, out);
+    /// Candidates for an exact or look-alike match (same length after folding) and, with
+    /// `misreads`, for a match with one character dropped or added by the reader (and perhaps one
+    /// look-alike substitution besides).
+    ///
+    /// Every probe is located and its first slots loaded before any is scanned: the loads do not
+    /// depend on each other, so their cache misses overlap. Scanning straight away would stall on
+    /// each miss in turn behind the branch that asks whether the slot is empty.
+    pub(crate) fn plate_candidates(&self, read: &ReadKeys<'_>, misreads: bool, out: &mut Vec<u32>) {
+        let (probes, count) = self.plate_probes(read, misreads);
+        let probes = &probes[..count];
+        let mut warmed = 0u32;
+        for (map, located) in probes {
+            warmed ^= map.touch(*located);
+        }
+        std::hint::black_box(warmed);
+        for (map, located) in probes {
+            map.collect(*located, out);
+        }
     }
 
-    /// Candidates that differ from the read by one dropped or added character (and perhaps one
-    /// look-alike substitution).
-    pub(crate) fn indel_candidates(&self, read: &ReadKeys<'_>, out: &mut Vec<u32>) {
-        // The read dropped a character: its key is one of the entry's deletions.
-        let dropped = self.by_deletion.locate(read.class_key);
-        // The read added a character: one of its deletions is the entry's key. All buckets are
-        // located first so that their cache misses overlap instead of queueing.
-        let deletions = read.class_deletions.as_slice();
-        let mut located = [Located::default(); MAX_READ_KEYS];
-        for (slot, &key) in located.iter_mut().zip(deletions) {
-            *slot = self.by_class_key.locate(key);
+    /// Loads the first slots of every probe [`Self::plate_candidates`] will make for `read`,
+    /// returning a value that depends on them (for `black_box`, so the loads happen).
+    pub(crate) fn touch_plate_probes(&self, read: &ReadKeys<'_>, misreads: bool) -> u64 {
+        if self.plates.is_empty() {
+            return 0;
         }
-        self.by_deletion.collect(dropped, out);
-        for &bucket in &located[..deletions.len()] {
-            self.by_class_key.collect(bucket, out);
+        let (probes, count) = self.plate_probes(read, misreads);
+        probes[..count]
+            .iter()
+            .fold(0u64, |warmed, (map, located)| {
+                warmed ^ u64::from(map.touch(*located))
+            })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn plate_probes(
+        &self,
+        read: &ReadKeys<'_>,
+        misreads: bool,
+    ) -> ([(&StaticMultiMap, Located); MAX_READ_KEYS + 2], usize) {
+        let mut probes = [(&self.by_class_key, Located::default()); MAX_READ_KEYS + 2];
+        let mut count = 0;
+        let mut add = |map, key: u64| {
+            if count < probes.len() {
+                probes[count] = (map, map.locate(key));
+                count += 1;
+            }
+        };
+        add(&self.by_class_key, read.class_key);
+        if misreads {
+            // The read dropped a character: its key is one of the entry's deletions.
+            add(&self.by_deletion, read.class_key);
+            // The read added one: one of its deletions is the entry's key.
+            for &key in read.class_deletions.as_slice() {
+                add(&self.by_class_key, key);
+            }
         }
+        (probes, count)
+    }
+
+    /// Loads the fixed-size fields of `positions`' entries, each independent of the others, so
+    /// that checking the candidates one by one does not wait on one cache miss after another.
+    pub(crate) fn touch_candidates(&self, positions: &[u32]) {
+        let mut warmed = 0u64;
+        for &position in positions {
+            warmed ^= self.plates[position as usize] ^ self.entries.touch(position);
+        }
+        std::hint::black_box(warmed);
     }
 
     /// Indexes into `patterns` worth checking against the read.

@@ -434,14 +434,12 @@ impl HotlistStore {
         let misreads = self.modes.misreads && list.policy.misreads;
         let candidates = &mut scratch.candidates;
         candidates.clear();
-        indexed.same_length_candidates(keys, candidates);
-        if misreads {
-            indexed.indel_candidates(keys, candidates);
-        }
+        indexed.plate_candidates(keys, misreads, candidates);
         if candidates.len() > 1 {
             candidates.sort_unstable();
             candidates.dedup();
         }
+        indexed.touch_candidates(candidates);
         for &position in candidates.iter() {
             if tombstones.is_some_and(|dead| dead.contains(&position)) {
                 continue;
@@ -618,37 +616,109 @@ pub enum Update {
     Delete(String),
 }
 
+/// Reads matched together by [`HotlistStore::match_batch`]: enough that their index probes fill
+/// the memory system's queue, few enough that what they load stays in the L1/L2 caches.
+const BATCH_READS: usize = 32;
+
+fn by_urgency(a: &Match, b: &Match) -> std::cmp::Ordering {
+    // Most urgent first, then the likeliest: the order alerts are raised in.
+    a.entry
+        .priority
+        .cmp(&b.entry.priority)
+        .then(b.score.total_cmp(&a.score))
+}
+
+impl HotlistStore {
+    fn wants_grams(&self, state: &StoreState) -> bool {
+        self.modes.partials
+            && state
+                .lists
+                .iter()
+                .any(|list| list.snapshot.has_patterns() || list.overlay.has_patterns())
+    }
+
+    fn match_keys(
+        &self,
+        state: &StoreState,
+        subject: &ReadToMatch<'_>,
+        scratch: &mut Scratch,
+        matches: &mut Vec<Match>,
+    ) {
+        let first_new = matches.len();
+        for list in &state.lists {
+            let tombstones = (!list.tombstones.is_empty()).then_some(&*list.tombstones);
+            self.match_list(list, &list.snapshot, tombstones, subject, scratch, matches);
+            self.match_list(list, &list.overlay, None, subject, scratch, matches);
+        }
+        matches[first_new..].sort_by(by_urgency);
+    }
+}
+
 impl Matcher for HotlistStore {
     fn match_read(&self, read: &PlateRead, now: Timestamp, matches: &mut Vec<Match>) {
         let state = self.state.load();
         if state.lists.is_empty() || read.plate_norm.is_empty() {
             return;
         }
-        let any_patterns = self.modes.partials
-            && state
-                .lists
-                .iter()
-                .any(|list| list.snapshot.has_patterns() || list.overlay.has_patterns());
-        let keys = ReadKeys::new(&read.plate_norm, self.modes.misreads, any_patterns);
+        let keys = ReadKeys::new(
+            &read.plate_norm,
+            self.modes.misreads,
+            self.wants_grams(&state),
+        );
         let subject = ReadToMatch {
             read,
             keys: &keys,
             now,
         };
-        let first_new = matches.len();
+        SCRATCH.with_borrow_mut(|scratch| self.match_keys(&state, &subject, scratch, matches));
+    }
+
+    /// Loads every read's first index slots, for a few dozen reads at a time, before matching any
+    /// of them: the loads are independent, so their cache misses overlap instead of each read
+    /// waiting on its own in turn. One state for the whole batch, like one for a whole read.
+    fn match_batch(
+        &self,
+        reads: &[PlateRead],
+        now: Timestamp,
+        matches: &mut Vec<Match>,
+        ends: &mut Vec<usize>,
+    ) {
+        ends.clear();
+        let state = self.state.load();
+        if state.lists.is_empty() {
+            ends.resize(reads.len(), matches.len());
+            return;
+        }
+        let grams = self.wants_grams(&state);
+        let mut keys = Vec::with_capacity(BATCH_READS.min(reads.len()));
         SCRATCH.with_borrow_mut(|scratch| {
-            for list in &state.lists {
-                let tombstones = (!list.tombstones.is_empty()).then_some(&*list.tombstones);
-                self.match_list(list, &list.snapshot, tombstones, &subject, scratch, matches);
-                self.match_list(list, &list.overlay, None, &subject, scratch, matches);
+            for chunk in reads.chunks(BATCH_READS) {
+                keys.clear();
+                keys.extend(
+                    chunk
+                        .iter()
+                        .map(|read| ReadKeys::new(&read.plate_norm, self.modes.misreads, grams)),
+                );
+                let mut warmed = 0u64;
+                for list in &state.lists {
+                    let misreads = self.modes.misreads && list.policy.misreads;
+                    for read_keys in &keys {
+                        warmed ^= list.snapshot.touch_plate_probes(read_keys, misreads);
+                    }
+                }
+                std::hint::black_box(warmed);
+                for (read, read_keys) in chunk.iter().zip(&keys) {
+                    if !read.plate_norm.is_empty() {
+                        let subject = ReadToMatch {
+                            read,
+                            keys: read_keys,
+                            now,
+                        };
+                        self.match_keys(&state, &subject, scratch, matches);
+                    }
+                    ends.push(matches.len());
+                }
             }
-        });
-        // Most urgent first, then the likeliest: the order alerts are raised in.
-        matches[first_new..].sort_by(|a, b| {
-            a.entry
-                .priority
-                .cmp(&b.entry.priority)
-                .then(b.score.total_cmp(&a.score))
         });
     }
 

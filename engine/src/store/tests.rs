@@ -8,6 +8,7 @@ use crate::alert_policy::AlertRoute;
 use crate::hotlist::load_hotlist_csv;
 use crate::misread::MisreadIndex;
 use crate::normalize::normalize_read;
+use crate::simulate::{Simulator, SimulatorConfig};
 
 fn read(plate: &str, jurisdiction: Option<&str>) -> PlateRead {
     let mut read: PlateRead = serde_json::from_value(serde_json::json!({
@@ -367,4 +368,45 @@ fn a_bulk_replace_is_never_seen_half_done() {
     stop.store(true, Ordering::Relaxed);
     let checked = reader.join().unwrap();
     assert!(checked > 0);
+}
+
+#[test]
+fn matching_a_batch_finds_what_matching_each_read_finds() {
+    let mut simulator = Simulator::new(SimulatorConfig {
+        vehicles: 5_000,
+        hotlist_fraction: 0.05,
+        ..SimulatorConfig::default()
+    });
+    let mut csv = Vec::new();
+    simulator.write_hotlist_csv(&mut csv).unwrap();
+    let mut entries = load_hotlist_csv("sim", csv.as_slice()).unwrap().entries;
+    entries.push(Arc::new(HotlistEntry::new("hotlist", "7X?2*").unwrap()));
+    let store = HotlistStore::from_entries(MatchModes::FULL, &[], entries);
+    let now = Timestamp::now();
+    let reads: Vec<PlateRead> = (0..3_000)
+        .map(|i| {
+            let (mut read, _) = simulator.next_read(Timestamp(now.millis() - 60_000 + i));
+            normalize_read(&mut read, now).unwrap();
+            read
+        })
+        .collect();
+    let describe = |found: &[Match]| {
+        found
+            .iter()
+            .map(|hit| (hit.entry.id.clone(), hit.kind, hit.score.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    let (mut batched, mut ends) = (Vec::new(), Vec::new());
+    store.match_batch(&reads, now, &mut batched, &mut ends);
+    assert_eq!(ends.len(), reads.len());
+    let mut start = 0;
+    let mut total = 0;
+    for (read, &end) in reads.iter().zip(&ends) {
+        let mut single = Vec::new();
+        store.match_read(read, now, &mut single);
+        assert_eq!(describe(&batched[start..end]), describe(&single), "{}", read.plate_norm);
+        total += single.len();
+        start = end;
+    }
+    assert!(total > 0, "the simulated traffic passes hotlisted vehicles");
 }
