@@ -400,8 +400,10 @@ mod tests {
         full.case_number = Some("24-001234".to_owned());
         full.description = Some("silver Honda Civic, rear bumper damaged".to_owned());
         full.expires_at = Some(Timestamp(1_800_000_000_000));
-        full.attributes.insert("make".to_owned(), "HONDA".to_owned());
-        full.attributes.insert("color".to_owned(), "silver".to_owned());
+        full.attributes
+            .insert("make".to_owned(), "HONDA".to_owned());
+        full.attributes
+            .insert("color".to_owned(), "silver".to_owned());
         full.id = "V000123".to_owned();
         full.plate_type = Some("PC".to_owned());
         full.ncic_number = Some("V000123".to_owned());
@@ -425,8 +427,14 @@ mod tests {
             assert_eq!(&compact.entry(position, packed(entry)), entry);
             assert!(compact.id_is(position, packed(entry), &entry.id));
             assert!(!compact.id_is(position, packed(entry), "another"));
-            assert_eq!(compact.jurisdiction(position), entry.jurisdiction.as_deref());
-            assert_eq!(compact.misreads_off(position), entry.misreads == Some(false));
+            assert_eq!(
+                compact.jurisdiction(position),
+                entry.jurisdiction.as_deref()
+            );
+            assert_eq!(
+                compact.misreads_off(position),
+                entry.misreads == Some(false)
+            );
         }
         assert!(compact.is_expired_at(0, Timestamp(1_800_000_000_000)));
         assert!(!compact.is_expired_at(0, Timestamp(1_799_999_999_999)));

@@ -57,7 +57,12 @@ pub(crate) fn unpack(mut key: u64) -> UnpackedPlate {
             1..=10 => b'0' + code - 1,
             11..=36 => b'A' + code - 11,
             // Not a key `pack` made from plate characters.
-            _ => return UnpackedPlate { bytes: [0; 13], len: 0 },
+            _ => {
+                return UnpackedPlate {
+                    bytes: [0; 13],
+                    len: 0,
+                }
+            }
         };
         plate.len += 1;
         let slot = plate.bytes.len() - plate.len;
@@ -474,10 +479,7 @@ impl IndexedList {
 
     /// The entry at `position`, decoded.
     pub(crate) fn entry(&self, position: u32) -> Arc<HotlistEntry> {
-        Arc::new(
-            self.entries
-                .entry(position, self.plates[position as usize]),
-        )
+        Arc::new(self.entries.entry(position, self.plates[position as usize]))
     }
 
     /// Every entry, decoded, in position order.
@@ -512,11 +514,9 @@ impl IndexedList {
             return 0;
         }
         let (probes, count) = self.plate_probes(read, misreads);
-        probes[..count]
-            .iter()
-            .fold(0u64, |warmed, (map, located)| {
-                warmed ^ u64::from(map.touch(*located))
-            })
+        probes[..count].iter().fold(0u64, |warmed, (map, located)| {
+            warmed ^ u64::from(map.touch(*located))
+        })
     }
 
     #[allow(clippy::type_complexity)]

@@ -404,7 +404,12 @@ fn matching_a_batch_finds_what_matching_each_read_finds() {
     for (read, &end) in reads.iter().zip(&ends) {
         let mut single = Vec::new();
         store.match_read(read, now, &mut single);
-        assert_eq!(describe(&batched[start..end]), describe(&single), "{}", read.plate_norm);
+        assert_eq!(
+            describe(&batched[start..end]),
+            describe(&single),
+            "{}",
+            read.plate_norm
+        );
         total += single.len();
         start = end;
     }
