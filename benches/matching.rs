@@ -1,5 +1,5 @@
-//! Hotlist matching on one core, beside a plain `HashMap<String, _>` exact lookup over the same
-//! reads in the same run: `cargo bench -p platestream-engine --bench matching`.
+//! Hotlist matching on one core, beside a plain `HashMap<String, _>` (and a `DashMap`) exact lookup
+//! over the same reads in the same run: `cargo bench -p platestream-engine --bench matching`.
 //!
 //! Lists of 10k, 100k, 1M and 3M entries: the simulator's hotlisted vehicles plus realistic random
 //! registrations, and 200 witness partial plates. Also prints the store's index bytes per entry
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dashmap::DashMap;
 use platestream_engine::hotlist::{load_hotlist_csv, HotlistEntry};
 use platestream_engine::matcher::{Match, Matcher};
 use platestream_engine::normalize::normalize_read;
@@ -122,6 +123,27 @@ fn matching(c: &mut Criterion) {
             })
         });
         drop(plain);
+        // The concurrent map the issue names, for the same exact lookup: every `get` takes a
+        // shard's read lock, where the store's readers take none.
+        let concurrent: DashMap<String, Vec<Arc<HotlistEntry>>> = DashMap::new();
+        for entry in &entries {
+            concurrent
+                .entry(entry.plate_norm.clone())
+                .or_default()
+                .push(Arc::clone(entry));
+        }
+        group.bench_with_input(BenchmarkId::new("dashmap_exact", size), &size, |b, _| {
+            b.iter(|| {
+                let mut hits = 0usize;
+                for read in &reads {
+                    if let Some(found) = concurrent.get(&read.plate_norm) {
+                        hits += found.len();
+                    }
+                }
+                std::hint::black_box(hits)
+            })
+        });
+        drop(concurrent);
 
         for (name, modes) in [
             ("store_exact", MatchModes::EXACT_ONLY),
