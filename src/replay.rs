@@ -1,8 +1,8 @@
 //! Offline mode: the stream path (decode → normalize → match → archive) over NDJSON files, for
 //! backfills, tests and benchmarks.
 
-use std::fs::File;
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -282,7 +282,13 @@ fn replay_parallel(
             let batch_receiver = Arc::clone(&batch_receiver);
             let topic = topic.as_str();
             scope.spawn(move || {
-                prepare_batches(&preparer, topic, partition, &batch_receiver, &prepared_sender);
+                prepare_batches(
+                    &preparer,
+                    topic,
+                    partition,
+                    &batch_receiver,
+                    &prepared_sender,
+                );
             });
         }
         drop(prepared_sender);

@@ -92,8 +92,8 @@ pub async fn run_engine(
     })?;
     let mut archive = ArchiveConfig::new(&config.archive.dir);
     archive.zstd_level = config.archive.zstd_level;
-    archive.slow_sink =
-        (config.archive.slow_sink_ms > 0).then(|| Duration::from_millis(config.archive.slow_sink_ms));
+    archive.slow_sink = (config.archive.slow_sink_ms > 0)
+        .then(|| Duration::from_millis(config.archive.slow_sink_ms));
     let engine = StreamEngine::new(
         config.kafka.clone(),
         Arc::new(archive),

@@ -48,9 +48,17 @@ fn a_quick_bench_reports_every_measure_and_every_consumer_reads_what_was_produce
         "| (4) slow archive writer: consumption rate",
         "| (5) Python peer",
     ] {
-        assert!(markdown.contains(measure), "no {measure:?} row in\n{markdown}");
+        assert!(
+            markdown.contains(measure),
+            "no {measure:?} row in\n{markdown}"
+        );
     }
-    for fact in ["- machine: ", "- versions: platestream ", "librdkafka ", "- command: `"] {
+    for fact in [
+        "- machine: ",
+        "- versions: platestream ",
+        "librdkafka ",
+        "- command: `",
+    ] {
         assert!(markdown.contains(fact), "no {fact:?} in\n{markdown}");
     }
 
@@ -73,10 +81,17 @@ fn a_quick_bench_reports_every_measure_and_every_consumer_reads_what_was_produce
         .collect();
     assert_eq!(replays.len(), 2, "{markdown}");
     assert!(replays[0][1].ends_with("--threads 1"));
-    assert_eq!(replays[0][2..], replays[1][2..], "threads change nothing but speed");
+    assert_eq!(
+        replays[0][2..],
+        replays[1][2..],
+        "threads change nothing but speed"
+    );
     assert_eq!(replays[0][2], produced);
     let replay = &replays[0];
-    assert_eq!(engine[5], replay[5], "the engine and replay dead-letter the same lines");
+    assert_eq!(
+        engine[5], replay[5],
+        "the engine and replay dead-letter the same lines"
+    );
     let archived: u64 = engine[3].parse().unwrap();
     let dead: u64 = engine[5].parse().unwrap();
     assert!(dead > 0 && archived + dead <= 20_000, "{engine:?}");

@@ -371,7 +371,12 @@ impl Pipeline {
 
     /// The stateful half of [`Self::process`] for a message prepared elsewhere; call it in
     /// message order.
-    pub fn finish(&mut self, prepared: Prepared, now: Timestamp, out: &mut Processed) -> MessageOutcome {
+    pub fn finish(
+        &mut self,
+        prepared: Prepared,
+        now: Timestamp,
+        out: &mut Processed,
+    ) -> MessageOutcome {
         self.counts.messages += 1;
         match prepared {
             Prepared::DeadLetter(dead_letter) => {
@@ -396,7 +401,13 @@ impl Pipeline {
     }
 
     /// Raises the read's alerts (suppressing repeats) and hands the read to duplicate folding.
-    fn alert_and_fold(&mut self, read: PlateRead, matches: &[Match], now: Timestamp, out: &mut Processed) {
+    fn alert_and_fold(
+        &mut self,
+        read: PlateRead,
+        matches: &[Match],
+        now: Timestamp,
+        out: &mut Processed,
+    ) {
         // Every report is matched at once, folded or not: a later frame may read the plate's
         // state that the first frame missed, and officers must not wait for a pass to end.
         let first_alert = out.alerts.len();

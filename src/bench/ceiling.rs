@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use platestream_connectors::kafka::KafkaSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 
 use super::workload::progress_bar;
 
@@ -27,7 +26,12 @@ impl DrainOutcome {
 /// Gives up when no message arrives for this long.
 const STALL: Duration = Duration::from_secs(60);
 
-pub fn drain(settings: &KafkaSettings, topic: &str, group: &str, expected: u64) -> Result<DrainOutcome> {
+pub fn drain(
+    settings: &KafkaSettings,
+    topic: &str,
+    group: &str,
+    expected: u64,
+) -> Result<DrainOutcome> {
     let mut settings = settings.clone();
     settings.group_id = group.to_owned();
     let consumer: BaseConsumer = settings

@@ -74,7 +74,12 @@ pub fn process_memory(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|line| line.starts_with(name))?;
-        line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+        line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
     };
     Some(Memory {
         rss_kib: field("VmRSS:")?,
@@ -129,7 +134,10 @@ impl EngineProcess {
         let child = Command::new(executable)
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config_path)
-            .env("RUST_LOG", "warn,platestream=info,platestream_connectors=info")
+            .env(
+                "RUST_LOG",
+                "warn,platestream=info,platestream_connectors=info",
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -144,10 +152,6 @@ impl EngineProcess {
             rss_samples: Vec::new(),
             label: label.to_owned(),
         })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// Runs until the engine has consumed `expected` messages, then stops it cleanly.
@@ -205,20 +209,6 @@ impl EngineProcess {
         }
         bar.finish_and_clear();
         self.stop()
-    }
-
-    /// Waits until the engine has consumed at least one message (it has joined its group).
-    pub fn wait_until_consuming(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while self.consumed().unwrap_or(0) == 0 {
-            self.check_alive()?;
-            self.sample_memory();
-            if Instant::now() > deadline {
-                bail!("{} consumed nothing within {timeout:?}", self.label);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
     }
 
     pub fn sample_memory(&mut self) {
@@ -298,14 +288,20 @@ impl Drop for EngineProcess {
 }
 
 fn summary_from_log(path: &Path) -> Result<EngineOutcome> {
-    let log = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let log =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let fields = log
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|line| line.get("fields").cloned())
         .find(|fields| fields.get("message").and_then(|m| m.as_str()) == Some("engine stopped"))
         .with_context(|| format!("no \"engine stopped\" line in {}", path.display()))?;
-    let number = |name: &str| fields.get(name).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let number = |name: &str| {
+        fields
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
     Ok(EngineOutcome {
         messages: number("messages"),
         reads_archived: number("reads_archived"),

@@ -13,9 +13,7 @@ use platestream_engine::simulate::Simulator;
 use platestream_engine::Timestamp;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::engine_process::{EngineConfig, EngineOutcome, EngineProcess};
@@ -136,9 +134,8 @@ pub fn run(
         while sent_in_phase < due {
             let message = simulator.next_message(Timestamp::now());
             let sent = if measuring { micros_now() as usize } else { 0 };
-            let mut record =
-                BaseRecord::<[u8], [u8], usize>::with_opaque_to(LATENCY_TOPIC, sent)
-                    .payload(message.payload.as_slice());
+            let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(LATENCY_TOPIC, sent)
+                .payload(message.payload.as_slice());
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -195,7 +192,9 @@ pub fn run(
         alerts_measured: latencies.len() as u64,
         p50: percentile(0.50),
         p99: percentile(0.99),
-        max: latencies.last().map_or(Duration::ZERO, |max| Duration::from_micros(*max)),
+        max: latencies
+            .last()
+            .map_or(Duration::ZERO, |max| Duration::from_micros(*max)),
         engine: engine_outcome,
     })
 }
@@ -214,7 +213,9 @@ fn receive_alerts(settings: &KafkaSettings, stop: &AtomicBool) -> Result<Vec<((i
     assignment
         .add_partition_offset(ALERTS_TOPIC, 0, Offset::Beginning)
         .context("alert assignment")?;
-    consumer.assign(&assignment).context("assigning the alerts topic")?;
+    consumer
+        .assign(&assignment)
+        .context("assigning the alerts topic")?;
     let mut received = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let Some(polled) = consumer.poll(Duration::from_millis(50)) else {
@@ -235,7 +236,9 @@ fn receive_alerts(settings: &KafkaSettings, stop: &AtomicBool) -> Result<Vec<((i
             continue;
         };
         let source = &alert["source"];
-        if let (Some(partition), Some(offset)) = (source["partition"].as_i64(), source["offset"].as_i64()) {
+        if let (Some(partition), Some(offset)) =
+            (source["partition"].as_i64(), source["offset"].as_i64())
+        {
             received.push(((partition as i32, offset), arrived));
         }
     }

@@ -204,14 +204,23 @@ fn run_phases(
         ..engine_config
     };
     let slow = EngineProcess::start(&slow_config, work_dir, "slow-sink")?;
-    results.slow_sink =
-        Some(slow.run_for(Duration::from_secs(options.slow_sink_seconds), results.produced)?);
+    results.slow_sink = Some(slow.run_for(
+        Duration::from_secs(options.slow_sink_seconds),
+        results.produced,
+    )?);
 
     results.peer = if options.no_peer {
         peer::PeerOutcome::Skipped("--no-peer".to_owned())
     } else {
         eprintln!("bench: (5) the Python peer drains the topic");
-        peer::run(options, settings, READS_TOPIC, &workload, work_dir, results.produced)?
+        peer::run(
+            options,
+            settings,
+            READS_TOPIC,
+            &workload,
+            work_dir,
+            results.produced,
+        )?
     };
     results.finish();
     Ok(())

@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -103,7 +102,8 @@ fn floor(reads_file: &Path, out: &Path) -> Result<OfflineOutcome> {
         ReadColumns::schema(),
         Some(properties),
     )?;
-    let file = File::open(reads_file).with_context(|| format!("opening {}", reads_file.display()))?;
+    let file =
+        File::open(reads_file).with_context(|| format!("opening {}", reads_file.display()))?;
     let total = file.metadata()?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let bar = progress_bar(total, "floor (bytes)");

@@ -71,7 +71,10 @@ impl Results {
         if let Some(offline) = &self.offline {
             check("the offline floor", offline.lines);
             for replay in &offline.replays {
-                check(&format!("replay --threads {}", replay.threads), replay.lines);
+                check(
+                    &format!("replay --threads {}", replay.threads),
+                    replay.lines,
+                );
             }
         }
         if let PeerOutcome::Ran(peer) = &self.peer {
@@ -84,7 +87,10 @@ impl Results {
         let mut out = String::new();
         let options = &self.options;
         let _ = writeln!(out, "## platestream bench, {}\n", self.started_at);
-        let _ = writeln!(out, "| measure | result | baseline in the same run | ratio | target |");
+        let _ = writeln!(
+            out,
+            "| measure | result | baseline in the same run | ratio | target |"
+        );
         let _ = writeln!(out, "| --- | ---: | ---: | ---: | --- |");
         let ceiling_rate = self.ceiling.as_ref().map(DrainOutcome::rate);
         if let Some(ceiling) = &self.ceiling {
@@ -186,11 +192,18 @@ impl Results {
             );
         }
         if let PeerOutcome::Ran(peer) = &self.peer {
-            let _ = writeln!(out, "| (5) peak RSS of the Python peer | {} | | | |", mib(peer.peak_rss_kib));
+            let _ = writeln!(
+                out,
+                "| (5) peak RSS of the Python peer | {} | | | |",
+                mib(peer.peak_rss_kib)
+            );
         }
 
         let _ = writeln!(out, "\n### Counts\n");
-        let _ = writeln!(out, "| | messages | reads archived | alerts | dead-lettered |");
+        let _ = writeln!(
+            out,
+            "| | messages | reads archived | alerts | dead-lettered |"
+        );
         let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
         if let Some(workload) = &self.workload {
             let _ = writeln!(
@@ -210,7 +223,11 @@ impl Results {
             );
         }
         if let Some(offline) = &self.offline {
-            let _ = writeln!(out, "| offline floor | {} | {} | | |", offline.lines, offline.floor_rows);
+            let _ = writeln!(
+                out,
+                "| offline floor | {} | {} | | |",
+                offline.lines, offline.floor_rows
+            );
             for replay in &offline.replays {
                 let _ = writeln!(
                     out,
@@ -327,13 +344,22 @@ fn mib(kib: u64) -> String {
 /// The largest resident size in the first or second half of a run's samples.
 fn half_max(samples: &[(f64, u64)], second: bool) -> u64 {
     let middle = samples.len() / 2;
-    let half = if second { &samples[middle..] } else { &samples[..middle] };
+    let half = if second {
+        &samples[middle..]
+    } else {
+        &samples[..middle]
+    };
     half.iter().map(|(_, kib)| *kib).max().unwrap_or(0)
 }
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
@@ -350,11 +376,20 @@ fn machine() -> String {
     let memory_gib = meminfo
         .lines()
         .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .map_or("unknown".to_owned(), |kib| {
             format!("{:.1} GiB", kib / 1024.0 / 1024.0)
         });
-    format!("{cores} cores ({model}), {memory_gib} memory, {}", std::env::consts::ARCH)
+    format!(
+        "{cores} cores ({model}), {memory_gib} memory, {}",
+        std::env::consts::ARCH
+    )
 }
 
 fn command_output(program: &str, args: &[&str]) -> String {

@@ -135,7 +135,7 @@ fn write_hotlist(
         written += 1;
     }
     let city = written;
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x686f_746c_6973_74);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x0068_6f74_6c69_7374);
     let mut seen = HashSet::with_capacity(options.hotlist_size);
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPRSTUVWXYZ0123456789";
     while written < options.hotlist_size {
@@ -177,7 +177,8 @@ pub fn fill_topic(settings: &KafkaSettings, topic: &str, reads_file: &Path) -> R
         .set("queue.buffering.max.kbytes", "1048576")
         .create()
         .context("creating the topic filler's producer")?;
-    let file = File::open(reads_file).with_context(|| format!("opening {}", reads_file.display()))?;
+    let file =
+        File::open(reads_file).with_context(|| format!("opening {}", reads_file.display()))?;
     let total = file.metadata()?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let bar = progress_bar(total, "filling the topic (bytes)");
@@ -215,7 +216,11 @@ pub fn fill_topic(settings: &KafkaSettings, topic: &str, reads_file: &Path) -> R
     // (every one must reach `produced`) are the check that nothing was lost.
     let in_topic = topic_messages(settings, topic)?;
     if in_topic != produced {
-        tracing::debug!(produced, in_topic, "watermarks differ from the count produced");
+        tracing::debug!(
+            produced,
+            in_topic,
+            "watermarks differ from the count produced"
+        );
     }
     Ok(produced)
 }

@@ -105,7 +105,12 @@ impl KafkaSettings {
             .set("fetch.max.bytes", "52428800")
             .set("max.partition.fetch.bytes", "16777216")
             // Bounds prefetch memory per partition (librdkafka's default is 64 MiB).
-            .set("queued.max.messages.kbytes", "65536");
+            .set("queued.max.messages.kbytes", "65536")
+            // How long the broker may hold a fetch while the partition has no new message. With
+            // librdkafka's 500 ms, a read arriving on an idle partition waited up to that long
+            // (tansu holds the fetch the whole time), which was nearly all of alert latency
+            // (`platestream bench`); an idle consumer now asks 100 times a second instead.
+            .set("fetch.wait.max.ms", "10");
         for (key, value) in &self.consumer {
             config.set(librdkafka_key(key), value);
         }
