@@ -106,10 +106,10 @@ impl KafkaSettings {
             .set("max.partition.fetch.bytes", "16777216")
             // Bounds prefetch memory per partition (librdkafka's default is 64 MiB).
             .set("queued.max.messages.kbytes", "65536")
-            // How long the broker may hold a fetch while the partition has no new message. With
-            // librdkafka's 500 ms, a read arriving on an idle partition waited up to that long
-            // (tansu holds the fetch the whole time), which was nearly all of alert latency
-            // (`platestream bench`); an idle consumer now asks 100 times a second instead.
+            // How long the broker may hold a fetch while a partition has nothing new (librdkafka's
+            // default is 500 ms). On a loaded 2-core machine the drain ceiling measured by
+            // `platestream bench --quick` was 36k msgs/s before this and 184k after; alert latency
+            // did not improve with it (see BENCHMARKS.md). An idle consumer asks 100 times a second.
             .set("fetch.wait.max.ms", "10");
         for (key, value) in &self.consumer {
             config.set(librdkafka_key(key), value);
