@@ -71,6 +71,9 @@ pub struct ArchiveSettings {
     /// ...or after this many seconds, whichever comes first.
     pub segment_max_age_secs: u64,
     pub zstd_level: i32,
+    /// Fault injection for benchmarks and tests: the archive writer sleeps this many milliseconds
+    /// per 1,000 rows, like a slow disk. 0 (the default): off.
+    pub slow_sink_ms: u64,
 }
 
 impl Default for ArchiveSettings {
@@ -80,6 +83,7 @@ impl Default for ArchiveSettings {
             segment_max_rows: 500_000,
             segment_max_age_secs: 30,
             zstd_level: 3,
+            slow_sink_ms: 0,
         }
     }
 }

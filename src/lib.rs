@@ -2,6 +2,7 @@
 //! same code paths users do.
 
 pub mod archive_stats;
+pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod demo;

@@ -5,21 +5,17 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use platestream::bench::{run_bench, BenchOptions};
 use platestream::config::Config;
 use platestream::config::ReaderSettings;
 use platestream::demo::{produce_simulated, run_demo, DemoOptions};
 use platestream::evaluate::{evaluate, markdown_table, EvaluateOptions};
-use platestream::hotlists::{build_store, load_hotlist_files, load_ncic_files};
-use platestream::readers::{decode_context, dedupe_config};
-use platestream::replay::{replay, ALERTS_FILE, DEAD_LETTER_FILE};
+use platestream::replay::{replay, replay_pipeline, ALERTS_FILE, DEAD_LETTER_FILE};
 use platestream::run::run_engine;
 use platestream::serve::{ctrl_c_or_sigterm, serve, shutdown_signal};
 use platestream::simulate_cmd::{simulate_to_writer, SimulateOptions, DEFAULT_START};
 use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
-use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
-use platestream_engine::pipeline::Pipeline;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
-use platestream_engine::vendor::decoder_for;
 use platestream_engine::Timestamp;
 
 /// platestream: license-plate reads from any vendor, matched against hotlists in the stream,
@@ -112,6 +108,10 @@ enum Command {
         #[arg(long)]
         truth_out: Option<PathBuf>,
     },
+    /// Benchmark end to end on this machine, each figure beside a baseline measured in the same
+    /// run: broker drain ceiling vs `run`, a serde_json+Parquet floor vs `replay`, alert latency,
+    /// memory with a slow archive, and a Python peer. Writes a markdown table (BENCHMARKS.md).
+    Bench(BenchOptions),
     /// Measure matching against the simulator's ground truth: per matching mode and list size,
     /// the share of hotlisted vehicle passes caught and the false alerts per 100k reads.
     Evaluate(EvaluateOptions),
@@ -152,6 +152,10 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Threads that decode, normalize and match (one more writes the archive in line order);
+        /// 1 keeps everything on one thread. Default: the machine's cores.
+        #[arg(long)]
+        threads: Option<usize>,
     },
 }
 
@@ -298,6 +302,14 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Bench(options) => {
+            let results = run_bench(options).await?;
+            let mismatches = results.count_mismatches();
+            if !mismatches.is_empty() {
+                anyhow::bail!("inconsistent counts: {}", mismatches.join("; "));
+            }
+            Ok(())
+        }
         Command::Evaluate(options) => {
             let rows = tokio::task::block_in_place(|| evaluate(&options))?;
             println!(
@@ -323,15 +335,16 @@ async fn main() -> Result<()> {
             image_dir,
             dedupe_window_ms,
             keep_duplicates,
+            threads,
         } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+                .max(1);
             for path in &input {
                 if !path.is_file() {
                     anyhow::bail!("--input {} does not exist", path.display());
                 }
             }
-            let mut entries = load_hotlist_files(&hotlist)?;
-            entries.extend(load_ncic_files(&ncic)?);
-            let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
             let readers = ReaderSettings {
                 timezone: reader_timezone,
                 image_dir: image_dir.unwrap_or_else(|| out.join("images")),
@@ -339,14 +352,8 @@ async fn main() -> Result<()> {
                 keep_duplicates,
                 generic: None,
             };
-            let context = decode_context(&readers)?;
-            let decoder = decoder_for(&format, None, &context)
-                .with_context(|| format!("--format {format:?}"))?;
-            let mut pipeline = Pipeline::new(decoder, store).with_alert_policy(alert_policy);
-            if let Some(dedupe) = dedupe_config(&readers) {
-                pipeline = pipeline.with_dedupe(dedupe);
-            }
-            let summary = replay(&input, &out, &mut pipeline, segment_rows, !quiet)?;
+            let mut pipeline = replay_pipeline(&hotlist, &ncic, &format, &readers)?;
+            let summary = replay(&input, &out, &mut pipeline, segment_rows, threads, !quiet)?;
             let counts = summary.counts;
             let seconds = summary.elapsed.as_secs_f64().max(1e-9);
             println!("lines read          {}", counts.messages);

@@ -1,17 +1,46 @@
 //! Offline mode: the stream path (decode → normalize → match → archive) over NDJSON files, for
 //! backfills, tests and benchmarks.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::archive::{ArchiveConfig, SegmentWriter, ALERTS_TABLE, READS_TABLE};
-use platestream_engine::pipeline::{Pipeline, PipelineCounts, Processed};
+use platestream_engine::pipeline::{Pipeline, PipelineCounts, Prepared, Preparer, Processed};
+use platestream_engine::vendor::decoder_for;
 use platestream_engine::{SourcePosition, Timestamp};
+
+use crate::config::ReaderSettings;
+use crate::hotlists::{build_store, load_hotlist_files, load_ncic_files};
+use crate::readers::{decode_context, dedupe_config};
+
+/// The pipeline `replay` runs: the hotlists under full matching with the default alert policy,
+/// `format`'s decoder, and duplicate suppression as `readers` says.
+pub fn replay_pipeline(
+    hotlists: &[PathBuf],
+    ncic: &[PathBuf],
+    format: &str,
+    readers: &ReaderSettings,
+) -> Result<Pipeline> {
+    let mut entries = load_hotlist_files(hotlists)?;
+    entries.extend(load_ncic_files(ncic)?);
+    let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
+    let context = decode_context(readers)?;
+    let decoder =
+        decoder_for(format, None, &context).with_context(|| format!("--format {format:?}"))?;
+    let mut pipeline = Pipeline::new(decoder, store).with_alert_policy(alert_policy);
+    if let Some(dedupe) = dedupe_config(readers) {
+        pipeline = pipeline.with_dedupe(dedupe);
+    }
+    Ok(pipeline)
+}
 
 pub const ALERTS_FILE: &str = "alerts.ndjson";
 pub const DEAD_LETTER_FILE: &str = "dead-letter.ndjson";
@@ -46,11 +75,15 @@ fn source_name(path: &Path) -> String {
     format!("file.{cleaned}")
 }
 
+/// Runs the pipeline over the inputs. With `threads` above 1, that many threads decode, normalize
+/// and match batches of lines while this thread folds duplicates, suppresses repeat alerts and
+/// writes the archive in line order: the output is the same as with one thread.
 pub fn replay(
     inputs: &[PathBuf],
     out: &Path,
     pipeline: &mut Pipeline,
     segment_max_rows: usize,
+    threads: usize,
     show_progress: bool,
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
@@ -81,65 +114,25 @@ pub fn replay(
     };
 
     let mut summary = ReplaySummary::default();
-    let mut processed = Processed::default();
-    let mut line = Vec::with_capacity(4096);
     for (partition, input) in inputs.iter().enumerate() {
-        let topic = source_name(input);
         let partition = i32::try_from(partition).context("too many input files")?;
-        let file =
-            File::open(input).with_context(|| format!("opening input {}", input.display()))?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut segment = SegmentWriter::new(Arc::clone(&archive), &topic, partition)?;
-        let mut line_number: i64 = 0;
-        loop {
-            line.clear();
-            let read = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("reading {}", input.display()))?;
-            if read == 0 {
-                break;
-            }
-            line_number += 1;
-            progress.inc(read as u64);
-            let payload = trim_line_end(&line);
-            if payload.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let source = SourcePosition {
-                topic: topic.clone(),
-                partition,
-                offset: line_number,
-            };
-            segment.cover_offset(line_number);
-            let now = Timestamp::now();
-            pipeline.process(payload, source, now, &mut processed);
-            pipeline.release_due(now, &mut processed);
-            // Earlier inputs ended all their passes before their segments were committed, so every
-            // read released here belongs to this input.
-            for read in &processed.reads {
-                segment.append_read(read)?;
-            }
-            for alert in &processed.alerts {
-                segment.append_alert(alert)?;
-                serde_json::to_writer(&mut alerts_out, alert)?;
-                alerts_out.write_all(b"\n")?;
-            }
-            for dead_letter in &processed.dead_letters {
-                dead_letters_out.write_all(dead_letter.to_json().as_bytes())?;
-                dead_letters_out.write_all(b"\n")?;
-            }
-            processed.clear();
-            if segment.rows() >= segment_max_rows {
-                flush_held(pipeline, &topic, partition, &mut segment, &mut processed)?;
-                let full = std::mem::replace(
-                    &mut segment,
-                    SegmentWriter::new(Arc::clone(&archive), &topic, partition)?,
-                );
-                record(&mut summary, full)?;
-            }
+        let mut sink = InputSink {
+            archive: &archive,
+            topic: source_name(input),
+            partition,
+            segment: SegmentWriter::new(Arc::clone(&archive), &source_name(input), partition)?,
+            segment_max_rows,
+            alerts_out: &mut alerts_out,
+            dead_letters_out: &mut dead_letters_out,
+            summary: &mut summary,
+            processed: Processed::default(),
+        };
+        if threads > 1 {
+            replay_parallel(input, pipeline, &mut sink, threads, &progress)?;
+        } else {
+            replay_inline(input, pipeline, &mut sink, &progress)?;
         }
-        flush_held(pipeline, &topic, partition, &mut segment, &mut processed)?;
-        record(&mut summary, segment)?;
+        sink.finish(pipeline)?;
     }
     alerts_out.flush()?;
     dead_letters_out.flush()?;
@@ -149,20 +142,264 @@ pub fn replay(
     Ok(summary)
 }
 
-/// Ends the input's held vehicle passes into the segment about to be committed.
-fn flush_held(
+/// Where one input's outputs go: its archive segments, the alerts and dead-letter files.
+struct InputSink<'a> {
+    archive: &'a Arc<ArchiveConfig>,
+    topic: String,
+    partition: i32,
+    segment: SegmentWriter,
+    segment_max_rows: usize,
+    alerts_out: &'a mut BufWriter<File>,
+    dead_letters_out: &'a mut BufWriter<File>,
+    summary: &'a mut ReplaySummary,
+    processed: Processed,
+}
+
+impl InputSink<'_> {
+    fn position(&mut self, line_number: i64) -> SourcePosition {
+        self.segment.cover_offset(line_number);
+        SourcePosition {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: line_number,
+        }
+    }
+
+    /// Writes out what the pipeline made of one line (in `self.processed`).
+    fn write(&mut self, pipeline: &mut Pipeline, now: Timestamp) -> Result<()> {
+        pipeline.release_due(now, &mut self.processed);
+        // Earlier inputs ended all their passes before their segments were committed, so every
+        // read released here belongs to this input.
+        for read in &self.processed.reads {
+            self.segment.append_read(read)?;
+        }
+        for alert in &self.processed.alerts {
+            self.segment.append_alert(alert)?;
+            serde_json::to_writer(&mut *self.alerts_out, alert)?;
+            self.alerts_out.write_all(b"\n")?;
+        }
+        for dead_letter in &self.processed.dead_letters {
+            self.dead_letters_out
+                .write_all(dead_letter.to_json().as_bytes())?;
+            self.dead_letters_out.write_all(b"\n")?;
+        }
+        self.processed.clear();
+        if self.segment.rows() >= self.segment_max_rows {
+            self.flush_held(pipeline)?;
+            let full = std::mem::replace(
+                &mut self.segment,
+                SegmentWriter::new(Arc::clone(self.archive), &self.topic, self.partition)?,
+            );
+            record(self.summary, full)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the input's held vehicle passes into the segment about to be committed.
+    fn flush_held(&mut self, pipeline: &mut Pipeline) -> Result<()> {
+        pipeline.flush_partition(&self.topic, self.partition, &mut self.processed);
+        for read in &self.processed.reads {
+            self.segment.append_read(read)?;
+        }
+        self.processed.clear();
+        Ok(())
+    }
+
+    fn finish(mut self, pipeline: &mut Pipeline) -> Result<()> {
+        self.flush_held(pipeline)?;
+        record(self.summary, self.segment)
+    }
+}
+
+fn replay_inline(
+    input: &Path,
     pipeline: &mut Pipeline,
+    sink: &mut InputSink<'_>,
+    progress: &ProgressBar,
+) -> Result<()> {
+    let file = File::open(input).with_context(|| format!("opening input {}", input.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line = Vec::with_capacity(4096);
+    let mut line_number: i64 = 0;
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", input.display()))?;
+        if read == 0 {
+            return Ok(());
+        }
+        line_number += 1;
+        progress.inc(read as u64);
+        let payload = trim_line_end(&line);
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let source = sink.position(line_number);
+        let now = Timestamp::now();
+        pipeline.process(payload, source, now, &mut sink.processed);
+        sink.write(pipeline, now)?;
+    }
+}
+
+/// Lines per batch handed to a preparing thread: large enough that handing over costs nothing.
+const BATCH_LINES: usize = 4_096;
+
+struct LineBatch {
+    sequence: u64,
+    text: Vec<u8>,
+    /// (line number, byte range in `text`) of each non-blank line.
+    lines: Vec<(i64, std::ops::Range<usize>)>,
+    bytes: u64,
+}
+
+struct PreparedBatch {
+    sequence: u64,
+    messages: Vec<(i64, Prepared)>,
+    bytes: u64,
+}
+
+fn replay_parallel(
+    input: &Path,
+    pipeline: &mut Pipeline,
+    sink: &mut InputSink<'_>,
+    threads: usize,
+    progress: &ProgressBar,
+) -> Result<()> {
+    let file = File::open(input).with_context(|| format!("opening input {}", input.display()))?;
+    let topic = sink.topic.clone();
+    let partition = sink.partition;
+    std::thread::scope(|scope| -> Result<()> {
+        // Bounded channels: a slow archive holds the readers back instead of filling memory.
+        let (batch_sender, batch_receiver) = sync_channel::<LineBatch>(threads * 2);
+        // Shared by the preparing threads and dropped with the last of them, which stops the reader.
+        let batch_receiver = Arc::new(Mutex::new(batch_receiver));
+        let (prepared_sender, prepared_receiver) = sync_channel::<PreparedBatch>(threads * 2);
+        let reader = scope.spawn(move || read_batches(file, batch_sender));
+        for _ in 0..threads {
+            let preparer = pipeline.preparer();
+            let prepared_sender = prepared_sender.clone();
+            let batch_receiver = Arc::clone(&batch_receiver);
+            let topic = topic.as_str();
+            scope.spawn(move || {
+                prepare_batches(
+                    &preparer,
+                    topic,
+                    partition,
+                    &batch_receiver,
+                    &prepared_sender,
+                );
+            });
+        }
+        drop(prepared_sender);
+        drop(batch_receiver);
+        let mut waiting: BTreeMap<u64, PreparedBatch> = BTreeMap::new();
+        let mut next_sequence = 0;
+        let mut written: Result<()> = Ok(());
+        'batches: for batch in prepared_receiver.iter() {
+            waiting.insert(batch.sequence, batch);
+            while let Some(batch) = waiting.remove(&next_sequence) {
+                next_sequence += 1;
+                for (line_number, prepared) in batch.messages {
+                    sink.segment.cover_offset(line_number);
+                    let now = Timestamp::now();
+                    pipeline.finish(prepared, now, &mut sink.processed);
+                    if let Err(error) = sink.write(pipeline, now) {
+                        written = Err(error);
+                        break 'batches;
+                    }
+                }
+                progress.inc(batch.bytes);
+            }
+        }
+        // Dropping the receiver stops the preparing threads, and with them the reader.
+        drop(prepared_receiver);
+        let read = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the input reader panicked"))?;
+        written?;
+        read.with_context(|| format!("reading {}", input.display()))
+    })
+}
+
+fn read_batches(file: File, batches: SyncSender<LineBatch>) -> std::io::Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut line_number: i64 = 0;
+    let mut sequence = 0;
+    loop {
+        let mut batch = LineBatch {
+            sequence,
+            text: Vec::with_capacity(BATCH_LINES * 1024),
+            lines: Vec::with_capacity(BATCH_LINES),
+            bytes: 0,
+        };
+        let mut at_end = false;
+        while batch.lines.len() < BATCH_LINES {
+            let start = batch.text.len();
+            let read = reader.read_until(b'\n', &mut batch.text)?;
+            if read == 0 {
+                at_end = true;
+                break;
+            }
+            line_number += 1;
+            batch.bytes += read as u64;
+            let payload_len = trim_line_end(&batch.text[start..]).len();
+            let payload = start..start + payload_len;
+            if !batch.text[payload.clone()]
+                .iter()
+                .all(u8::is_ascii_whitespace)
+            {
+                batch.lines.push((line_number, payload));
+            }
+        }
+        if batch.bytes > 0 && batches.send(batch).is_err() {
+            return Ok(());
+        }
+        if at_end {
+            return Ok(());
+        }
+        sequence += 1;
+    }
+}
+
+fn prepare_batches(
+    preparer: &Preparer,
     topic: &str,
     partition: i32,
-    segment: &mut SegmentWriter,
-    processed: &mut Processed,
-) -> Result<()> {
-    pipeline.flush_partition(topic, partition, processed);
-    for read in &processed.reads {
-        segment.append_read(read)?;
+    batches: &Mutex<Receiver<LineBatch>>,
+    prepared: &SyncSender<PreparedBatch>,
+) {
+    loop {
+        let batch = match batches.lock() {
+            Ok(receiver) => match receiver.recv() {
+                Ok(batch) => batch,
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        let now = Timestamp::now();
+        let messages = batch
+            .lines
+            .iter()
+            .map(|(line_number, range)| {
+                let source = SourcePosition {
+                    topic: topic.to_owned(),
+                    partition,
+                    offset: *line_number,
+                };
+                let payload = batch.text.get(range.clone()).unwrap_or_default();
+                (*line_number, preparer.prepare(payload, source, now))
+            })
+            .collect();
+        let done = PreparedBatch {
+            sequence: batch.sequence,
+            messages,
+            bytes: batch.bytes,
+        };
+        if prepared.send(done).is_err() {
+            return;
+        }
     }
-    processed.clear();
-    Ok(())
 }
 
 fn record(summary: &mut ReplaySummary, segment: SegmentWriter) -> Result<()> {

@@ -92,6 +92,8 @@ pub async fn run_engine(
     })?;
     let mut archive = ArchiveConfig::new(&config.archive.dir);
     archive.zstd_level = config.archive.zstd_level;
+    archive.slow_sink = (config.archive.slow_sink_ms > 0)
+        .then(|| Duration::from_millis(config.archive.slow_sink_ms));
     let engine = StreamEngine::new(
         config.kafka.clone(),
         Arc::new(archive),
@@ -182,6 +184,8 @@ pub async fn run_engine(
         dead_lettered = summary.counts.dead_lettered,
         alerts = summary.counts.alerts,
         files = summary.files_written,
+        elapsed_ms = summary.elapsed.as_millis() as u64,
+        active_ms = summary.active.as_millis() as u64,
         "engine stopped"
     );
     Ok(())

@@ -110,11 +110,121 @@ impl PipelineCounts {
     }
 }
 
-pub struct Pipeline {
+/// The stateless half of the path: decode, normalize, match. It needs no state beyond the
+/// hotlist, so it can run on any thread ([`Preparer::prepare`]); [`Pipeline::finish`] does the
+/// rest (alert suppression, duplicate folding, counts) in message order.
+#[derive(Clone)]
+pub struct Preparer {
     decoder: Arc<dyn ReadDecoder>,
     /// Topics whose format differs from `decoder`'s.
     topic_decoders: HashMap<String, Arc<dyn ReadDecoder>>,
     matcher: Arc<dyn Matcher>,
+}
+
+/// A read with the hotlist entries it matched.
+#[derive(Debug, Clone)]
+pub struct MatchedRead {
+    pub read: PlateRead,
+    pub matches: Vec<Match>,
+}
+
+/// One message after [`Preparer::prepare`].
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    Reads(Vec<MatchedRead>),
+    NotARead,
+    DeadLetter(DeadLetter),
+}
+
+enum DecodeOutcome {
+    Reads,
+    NotARead,
+    Refused {
+        reason_code: &'static str,
+        reason: String,
+    },
+}
+
+impl Preparer {
+    /// Decodes and normalizes one message into `reads` (cleared first; left empty if refused).
+    fn decode_into(
+        &self,
+        payload: &[u8],
+        topic: &str,
+        now: Timestamp,
+        reads: &mut Vec<PlateRead>,
+    ) -> DecodeOutcome {
+        reads.clear();
+        let decoder = self.topic_decoders.get(topic).unwrap_or(&self.decoder);
+        match decoder.decode(payload, reads) {
+            Err(error) => {
+                return DecodeOutcome::Refused {
+                    reason_code: error.code(),
+                    reason: error.to_string(),
+                }
+            }
+            Ok(Decoded::NotARead { .. }) => return DecodeOutcome::NotARead,
+            Ok(Decoded::Reads(_)) => {}
+        }
+        let read_count = reads.len();
+        let mut refused = None;
+        for (index, read) in reads.iter_mut().enumerate() {
+            if let Err(error) = normalize_read(read, now) {
+                // One bad read spoils its message: the dead letter keeps the message whole, so
+                // archiving its other reads too would archive them twice on a fix-and-resend.
+                let reason = if read_count > 1 {
+                    format!("read {} of {read_count}: {error}", index + 1)
+                } else {
+                    error.to_string()
+                };
+                refused = Some(DecodeOutcome::Refused {
+                    reason_code: error.code(),
+                    reason,
+                });
+                break;
+            }
+        }
+        match refused {
+            Some(refused) => {
+                reads.clear();
+                refused
+            }
+            None => DecodeOutcome::Reads,
+        }
+    }
+
+    /// Decode, normalize and match one message; `now` is the ingest time.
+    pub fn prepare(&self, payload: &[u8], source: SourcePosition, now: Timestamp) -> Prepared {
+        let mut reads = Vec::with_capacity(1);
+        match self.decode_into(payload, &source.topic, now, &mut reads) {
+            DecodeOutcome::Refused {
+                reason_code,
+                reason,
+            } => Prepared::DeadLetter(DeadLetter {
+                source,
+                reason_code,
+                reason,
+                payload: payload.to_vec(),
+                dead_lettered_at: now,
+            }),
+            DecodeOutcome::NotARead => Prepared::NotARead,
+            DecodeOutcome::Reads => Prepared::Reads(
+                reads
+                    .into_iter()
+                    .map(|mut read| {
+                        read.source = Some(source.clone());
+                        let mut matches = Vec::new();
+                        self.matcher.match_read(&read, now, &mut matches);
+                        MatchedRead { read, matches }
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+pub struct Pipeline {
+    preparer: Preparer,
     alert_policy: Option<Arc<AlertPolicy>>,
     decoded: Vec<PlateRead>,
     matches: Vec<Match>,
@@ -125,9 +235,11 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(decoder: Arc<dyn ReadDecoder>, matcher: Arc<dyn Matcher>) -> Self {
         Self {
-            decoder,
-            topic_decoders: HashMap::new(),
-            matcher,
+            preparer: Preparer {
+                decoder,
+                topic_decoders: HashMap::new(),
+                matcher,
+            },
             alert_policy: None,
             decoded: Vec::new(),
             matches: Vec::new(),
@@ -142,7 +254,7 @@ impl Pipeline {
         topic: impl Into<String>,
         decoder: Arc<dyn ReadDecoder>,
     ) -> Self {
-        self.topic_decoders.insert(topic.into(), decoder);
+        self.preparer.topic_decoders.insert(topic.into(), decoder);
         self
     }
 
@@ -197,7 +309,12 @@ impl Pipeline {
     }
 
     pub fn matcher(&self) -> &Arc<dyn Matcher> {
-        &self.matcher
+        &self.preparer.matcher
+    }
+
+    /// The stateless half, for other threads: their [`Prepared`] messages go to [`Self::finish`].
+    pub fn preparer(&self) -> Preparer {
+        self.preparer.clone()
     }
 
     /// Processes one message. `now` is the ingest time (for validation and alert times).
@@ -209,86 +326,118 @@ impl Pipeline {
         out: &mut Processed,
     ) -> MessageOutcome {
         self.counts.messages += 1;
-        self.decoded.clear();
-        let dead_letter =
-            |reason_code: &'static str, reason: String, source: SourcePosition| DeadLetter {
-                source,
+        // The buffers are reused from message to message: the per-message path allocates little.
+        let mut decoded = std::mem::take(&mut self.decoded);
+        let outcome = match self
+            .preparer
+            .decode_into(payload, &source.topic, now, &mut decoded)
+        {
+            DecodeOutcome::Refused {
                 reason_code,
                 reason,
-                payload: payload.to_vec(),
-                dead_lettered_at: now,
-            };
-        let decoder = self
-            .topic_decoders
-            .get(&source.topic)
-            .unwrap_or(&self.decoder);
-        match decoder.decode(payload, &mut self.decoded) {
-            Err(error) => {
+            } => {
                 self.counts.dead_lettered += 1;
-                out.dead_letters
-                    .push(dead_letter(error.code(), error.to_string(), source));
-                return MessageOutcome::DeadLettered;
+                out.dead_letters.push(DeadLetter {
+                    source,
+                    reason_code,
+                    reason,
+                    payload: payload.to_vec(),
+                    dead_lettered_at: now,
+                });
+                MessageOutcome::DeadLettered
             }
-            Ok(Decoded::NotARead { .. }) => {
+            DecodeOutcome::NotARead => {
                 self.counts.not_reads += 1;
-                return MessageOutcome::NotARead;
+                MessageOutcome::NotARead
             }
-            Ok(Decoded::Reads(_)) => {}
-        }
-        let read_count = self.decoded.len();
-        for (index, read) in self.decoded.iter_mut().enumerate() {
-            if let Err(error) = normalize_read(read, now) {
-                // One bad read spoils its message: the dead letter keeps the message whole, so
-                // archiving its other reads too would archive them twice on a fix-and-resend.
-                let reason = if read_count > 1 {
-                    format!("read {} of {read_count}: {error}", index + 1)
-                } else {
-                    error.to_string()
-                };
+            DecodeOutcome::Reads => {
+                let read_count = decoded.len();
+                self.counts.messages_with_reads += 1;
+                self.counts.reads += read_count as u64;
+                let mut matches = std::mem::take(&mut self.matches);
+                for mut read in decoded.drain(..) {
+                    read.source = Some(source.clone());
+                    matches.clear();
+                    self.preparer.matcher.match_read(&read, now, &mut matches);
+                    self.alert_and_fold(read, &matches, now, out);
+                }
+                self.matches = matches;
+                MessageOutcome::Reads(read_count)
+            }
+        };
+        self.decoded = decoded;
+        outcome
+    }
+
+    /// The stateful half of [`Self::process`] for a message prepared elsewhere; call it in
+    /// message order.
+    pub fn finish(
+        &mut self,
+        prepared: Prepared,
+        now: Timestamp,
+        out: &mut Processed,
+    ) -> MessageOutcome {
+        self.counts.messages += 1;
+        match prepared {
+            Prepared::DeadLetter(dead_letter) => {
                 self.counts.dead_lettered += 1;
-                out.dead_letters
-                    .push(dead_letter(error.code(), reason, source));
-                return MessageOutcome::DeadLettered;
+                out.dead_letters.push(dead_letter);
+                MessageOutcome::DeadLettered
+            }
+            Prepared::NotARead => {
+                self.counts.not_reads += 1;
+                MessageOutcome::NotARead
+            }
+            Prepared::Reads(reads) => {
+                let read_count = reads.len();
+                self.counts.messages_with_reads += 1;
+                self.counts.reads += read_count as u64;
+                for MatchedRead { read, matches } in reads {
+                    self.alert_and_fold(read, &matches, now, out);
+                }
+                MessageOutcome::Reads(read_count)
             }
         }
-        self.counts.messages_with_reads += 1;
-        self.counts.reads += read_count as u64;
-        for mut read in self.decoded.drain(..) {
-            read.source = Some(source.clone());
-            // Every report is matched at once, folded or not: a later frame may read the plate's
-            // state that the first frame missed, and officers must not wait for a pass to end.
-            self.matches.clear();
-            self.matcher.match_read(&read, now, &mut self.matches);
-            let first_alert = out.alerts.len();
-            for hit in &self.matches {
-                let mut alert = Alert::new(&read, hit, now);
-                if let Some(policy) = &self.alert_policy {
-                    let window = hit.policy.as_ref().and_then(|p| p.suppression_window_secs);
-                    policy.apply(&read, window, &mut alert);
-                }
-                out.alerts.push(alert);
+    }
+
+    /// Raises the read's alerts (suppressing repeats) and hands the read to duplicate folding.
+    fn alert_and_fold(
+        &mut self,
+        read: PlateRead,
+        matches: &[Match],
+        now: Timestamp,
+        out: &mut Processed,
+    ) {
+        // Every report is matched at once, folded or not: a later frame may read the plate's
+        // state that the first frame missed, and officers must not wait for a pass to end.
+        let first_alert = out.alerts.len();
+        for hit in matches {
+            let mut alert = Alert::new(&read, hit, now);
+            if let Some(policy) = &self.alert_policy {
+                let window = hit.policy.as_ref().and_then(|p| p.suppression_window_secs);
+                policy.apply(&read, window, &mut alert);
             }
-            self.counts.alerts += self.matches.len() as u64;
-            let Some(dedupe) = &mut self.dedupe else {
-                out.reads.push(read);
-                continue;
-            };
-            if let Offered::Folded {
-                pass_read_id,
-                duplicate,
-            } = dedupe.offer(read, now, &mut out.reads)
-            {
-                self.counts.duplicates_suppressed += 1;
-                // The archive holds the pass's read, not this report's: point the alerts there.
-                for alert in &mut out.alerts[first_alert..] {
-                    alert.read_id.clone_from(&pass_read_id);
-                }
-                if let Some(duplicate) = duplicate {
-                    out.reads.push(*duplicate);
-                }
+            out.alerts.push(alert);
+        }
+        self.counts.alerts += matches.len() as u64;
+        let Some(dedupe) = &mut self.dedupe else {
+            out.reads.push(read);
+            return;
+        };
+        if let Offered::Folded {
+            pass_read_id,
+            duplicate,
+        } = dedupe.offer(read, now, &mut out.reads)
+        {
+            self.counts.duplicates_suppressed += 1;
+            // The archive holds the pass's read, not this report's: point the alerts there.
+            for alert in &mut out.alerts[first_alert..] {
+                alert.read_id.clone_from(&pass_read_id);
+            }
+            if let Some(duplicate) = duplicate {
+                out.reads.push(*duplicate);
             }
         }
-        MessageOutcome::Reads(read_count)
     }
 }
 
@@ -372,5 +521,45 @@ mod tests {
             counts.messages,
             counts.messages_with_reads + counts.not_reads + counts.dead_lettered
         );
+    }
+
+    #[test]
+    fn preparing_on_another_thread_then_finishing_in_order_is_the_same_as_processing() {
+        let now = Timestamp::parse_rfc3339("2026-11-24T17:00:05Z").unwrap();
+        let messages: Vec<&[u8]> = vec![
+            br#"{"vendor":"v","reader_id":"r1","observed_at":"2026-11-24T17:00:00Z","plate":"abc-123","jurisdiction":"dc","confidence":0.9}"#,
+            br#"{"vendor":"v","reader_id":"r1","observed_at":"2026-11-24T17:00:01Z","plate":"ABC123","jurisdiction":"dc","confidence":0.9}"#,
+            br#"{"vendor":"v","reader_id":"r2","observed_at":1795539600000,"plate":"XYZ999","confidence":0.9}"#,
+            b"{not json",
+        ];
+        let mut inline = pipeline().with_dedupe(DedupeConfig::default());
+        let mut inline_out = Processed::default();
+        for (offset, message) in messages.iter().enumerate() {
+            inline.process(message, position(offset as i64), now, &mut inline_out);
+        }
+        inline.flush_all(&mut inline_out);
+
+        let mut split = pipeline().with_dedupe(DedupeConfig::default());
+        let preparer = split.preparer();
+        let prepared: Vec<Prepared> = std::thread::spawn(move || {
+            messages
+                .iter()
+                .enumerate()
+                .map(|(offset, message)| preparer.prepare(message, position(offset as i64), now))
+                .collect()
+        })
+        .join()
+        .unwrap();
+        let mut split_out = Processed::default();
+        for message in prepared {
+            split.finish(message, now, &mut split_out);
+        }
+        split.flush_all(&mut split_out);
+
+        assert_eq!(split.counts, inline.counts);
+        assert_eq!(inline.counts.duplicates_suppressed, 1);
+        assert_eq!(split_out.reads, inline_out.reads);
+        assert_eq!(split_out.alerts, inline_out.alerts);
+        assert_eq!(split_out.dead_letters, inline_out.dead_letters);
     }
 }

@@ -98,6 +98,9 @@ pub struct StreamSummary {
     /// The next offset to read, per (topic, partition), as committed by this run.
     pub committed: BTreeMap<(String, i32), i64>,
     pub elapsed: Duration,
+    /// From the first message to the last one processed: the consuming time without the group
+    /// join before it or the idle wait after it (what throughput is measured over).
+    pub active: Duration,
 }
 
 #[derive(Default)]
@@ -261,6 +264,7 @@ impl RunState<'_> {
     ) -> Result<(), KafkaError> {
         let started = Instant::now();
         let stop = self.engine.options.stop.clone();
+        let mut first_message_at: Option<Instant> = None;
         let mut last_message_at: Option<Instant> = None;
         let mut processed_messages: u64 = 0;
         loop {
@@ -293,7 +297,9 @@ impl RunState<'_> {
                     continue;
                 }
                 Some(Ok(message)) => {
-                    last_message_at = Some(Instant::now());
+                    let now = Instant::now();
+                    first_message_at.get_or_insert(now);
+                    last_message_at = Some(now);
                     let source = SourcePosition {
                         topic: message.topic().to_owned(),
                         partition: message.partition(),
@@ -311,6 +317,9 @@ impl RunState<'_> {
         }
         self.stop(pipeline, observer)?;
         self.summary.elapsed = started.elapsed();
+        if let (Some(first), Some(last)) = (first_message_at, last_message_at) {
+            self.summary.active = last.duration_since(first);
+        }
         Ok(())
     }
 

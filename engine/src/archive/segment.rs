@@ -32,6 +32,10 @@ pub struct ArchiveConfig {
     pub batch_rows: usize,
     pub row_group_rows: usize,
     pub zstd_level: i32,
+    /// Fault injection: sleep this long per 1,000 rows appended, as a slow disk would stall the
+    /// writer. Benchmarks and tests use it to show that the engine then consumes more slowly
+    /// instead of buffering without limit.
+    pub slow_sink: Option<Duration>,
 }
 
 impl ArchiveConfig {
@@ -41,6 +45,7 @@ impl ArchiveConfig {
             batch_rows: 65_536,
             row_group_rows: 262_144,
             zstd_level: 3,
+            slow_sink: None,
         }
     }
 
@@ -276,7 +281,7 @@ impl SegmentWriter {
             temp_prefix: (&self.topic, self.partition, self.offsets),
         };
         append_row(&mut self.reads, &target, read.observed_at.millis(), read)?;
-        self.rows += 1;
+        self.count_row();
         Ok(())
     }
 
@@ -288,8 +293,17 @@ impl SegmentWriter {
             temp_prefix: (&self.topic, self.partition, self.offsets),
         };
         append_row(&mut self.alerts, &target, alert.observed_at.millis(), alert)?;
-        self.rows += 1;
+        self.count_row();
         Ok(())
+    }
+
+    fn count_row(&mut self) {
+        self.rows += 1;
+        if let Some(delay) = self.config.slow_sink {
+            if self.rows % 1_000 == 0 {
+                std::thread::sleep(delay);
+            }
+        }
     }
 
     /// Rows (reads and alerts) appended so far.
