@@ -2,12 +2,15 @@
 //! same code paths users do.
 
 pub mod archive_stats;
+pub mod bench_queries;
 pub mod broker;
+pub mod compact_cmd;
 pub mod config;
 pub mod demo;
 pub mod evaluate;
 pub mod hotlist_sources;
 pub mod hotlists;
+pub mod query;
 pub mod readers;
 pub mod replay;
 pub mod run;

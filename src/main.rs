@@ -111,10 +111,38 @@ enum Command {
         /// Write each line's ground truth (NDJSON) here.
         #[arg(long)]
         truth_out: Option<PathBuf>,
+        /// Write the simulated readers and nearby cameras as a registry CSV here
+        /// (schemas/registry.md), for `platestream query incident --registry FILE`.
+        #[arg(long)]
+        registry_out: Option<PathBuf>,
     },
     /// Measure matching against the simulator's ground truth: per matching mode and list size,
     /// the share of hotlisted vehicle passes caught and the false alerts per 100k reads.
     Evaluate(EvaluateOptions),
+    /// Build an archive of simulated reads and time the investigative queries beside full scans.
+    #[command(hide = true)]
+    BenchQueries(platestream::bench_queries::BenchQueriesOptions),
+    /// Investigate over the Parquet archive: incident, plate, stakeout, convoy, frequency, or any SQL.
+    Query(platestream::query::QueryArgs),
+    /// Merge the many small files of closed hours into few large ones, without losing or
+    /// duplicating a row (checked before any input is deleted).
+    Compact {
+        /// The archive directory; default: [archive] dir of --config, else ./platestream-data.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Compact only hours that ended at or before this time (RFC 3339); default: an hour ago,
+        /// so late reads of the last hour still find their files.
+        #[arg(long)]
+        before: Option<String>,
+        /// Rows per compacted file at most.
+        #[arg(long, default_value_t = 4_000_000)]
+        max_rows: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Run decode → normalize → match → archive over NDJSON files without Kafka: the Parquet
     /// archive under OUT, alerts in OUT/alerts.ndjson, refused lines in OUT/dead-letter.ndjson.
     Replay {
@@ -235,6 +263,7 @@ async fn main() -> Result<()> {
             vendor_mix,
             hotlist_out,
             truth_out,
+            registry_out,
         } => {
             let start = Timestamp::parse_rfc3339(&start)
                 .with_context(|| format!("--start {start:?} is not an RFC 3339 time"))?;
@@ -286,6 +315,7 @@ async fn main() -> Result<()> {
                 config,
                 hotlist_out,
                 truth_out,
+                registry_out,
             };
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
@@ -298,6 +328,25 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::BenchQueries(options) => {
+            tokio::task::block_in_place(|| platestream::bench_queries::bench_queries(&options))
+        }
+        Command::Query(args) => platestream::query::run_query(args).await,
+        Command::Compact {
+            archive,
+            config,
+            before,
+            max_rows,
+            quiet,
+        } => tokio::task::block_in_place(|| {
+            platestream::compact_cmd::run_compact(
+                archive.as_deref(),
+                config.as_deref(),
+                before.as_deref(),
+                max_rows,
+                quiet,
+            )
+        }),
         Command::Evaluate(options) => {
             let rows = tokio::task::block_in_place(|| evaluate(&options))?;
             println!(
