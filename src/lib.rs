@@ -2,7 +2,6 @@
 //! same code paths users do.
 
 pub mod archive_stats;
-pub mod bench_queries;
 pub mod broker;
 pub mod compact_cmd;
 pub mod config;
