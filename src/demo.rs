@@ -106,6 +106,13 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
     });
     let hotlist_path = data_dir.join("sample-hotlist.csv");
     simulator.write_hotlist_csv(std::fs::File::create(&hotlist_path)?)?;
+    let registry_path = data_dir.join("registry.csv");
+    platestream_engine::registry::write_csv(
+        &platestream_engine::registry::simulated_registry(simulator.readers()),
+        std::fs::File::create(&registry_path)
+            .with_context(|| format!("creating {}", registry_path.display()))?,
+    )
+    .with_context(|| format!("writing {}", registry_path.display()))?;
     let entries = load_hotlist_files(std::slice::from_ref(&hotlist_path))?;
     println!(
         "sample hotlist: {} entries ({}), {} readers around Washington DC",

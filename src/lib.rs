@@ -4,11 +4,13 @@
 pub mod archive_stats;
 pub mod bench;
 pub mod broker;
+pub mod compact_cmd;
 pub mod config;
 pub mod demo;
 pub mod evaluate;
 pub mod hotlist_sources;
 pub mod hotlists;
+pub mod query;
 pub mod readers;
 pub mod replay;
 pub mod run;

@@ -107,6 +107,10 @@ enum Command {
         /// Write each line's ground truth (NDJSON) here.
         #[arg(long)]
         truth_out: Option<PathBuf>,
+        /// Write the simulated readers and nearby cameras as a registry CSV here
+        /// (schemas/registry.md), for `platestream query incident --registry FILE`.
+        #[arg(long)]
+        registry_out: Option<PathBuf>,
     },
     /// Benchmark end to end on this machine, each figure beside a baseline measured in the same
     /// run: broker drain ceiling vs `run`, a serde_json+Parquet floor vs `replay`, alert latency,
@@ -115,6 +119,25 @@ enum Command {
     /// Measure matching against the simulator's ground truth: per matching mode and list size,
     /// the share of hotlisted vehicle passes caught and the false alerts per 100k reads.
     Evaluate(EvaluateOptions),
+    /// Merge the many small files of closed hours into few large ones, without losing or
+    /// duplicating a row (checked before any input is deleted).
+    Compact {
+        /// The archive directory; default: [archive] dir of --config, else ./platestream-data.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Compact only hours that ended at or before this time (RFC 3339); default: an hour ago,
+        /// so late reads of the last hour still find their files.
+        #[arg(long)]
+        before: Option<String>,
+        /// Rows per compacted file at most.
+        #[arg(long, default_value_t = 4_000_000)]
+        max_rows: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Run decode → normalize → match → archive over NDJSON files without Kafka: the Parquet
     /// archive under OUT, alerts in OUT/alerts.ndjson, refused lines in OUT/dead-letter.ndjson.
     Replay {
@@ -239,6 +262,7 @@ async fn main() -> Result<()> {
             vendor_mix,
             hotlist_out,
             truth_out,
+            registry_out,
         } => {
             let start = Timestamp::parse_rfc3339(&start)
                 .with_context(|| format!("--start {start:?} is not an RFC 3339 time"))?;
@@ -290,6 +314,7 @@ async fn main() -> Result<()> {
                 config,
                 hotlist_out,
                 truth_out,
+                registry_out,
             };
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
@@ -310,6 +335,21 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Compact {
+            archive,
+            config,
+            before,
+            max_rows,
+            quiet,
+        } => tokio::task::block_in_place(|| {
+            platestream::compact_cmd::run_compact(
+                archive.as_deref(),
+                config.as_deref(),
+                before.as_deref(),
+                max_rows,
+                quiet,
+            )
+        }),
         Command::Evaluate(options) => {
             let rows = tokio::task::block_in_place(|| evaluate(&options))?;
             println!(

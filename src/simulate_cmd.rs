@@ -15,6 +15,8 @@ pub struct SimulateOptions {
     pub config: SimulatorConfig,
     pub hotlist_out: Option<PathBuf>,
     pub truth_out: Option<PathBuf>,
+    /// Where to write the simulated readers and nearby cameras as a registry CSV.
+    pub registry_out: Option<PathBuf>,
 }
 
 /// Writes `count` messages, one per line, observed at a simulated clock that starts at `start`
@@ -24,6 +26,14 @@ pub fn simulate_to_writer(options: &SimulateOptions, out: &mut dyn Write) -> Res
     if let Some(path) = &options.hotlist_out {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         simulator.write_hotlist_csv(file)?;
+    }
+    if let Some(path) = &options.registry_out {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        platestream_engine::registry::write_csv(
+            &platestream_engine::registry::simulated_registry(simulator.readers()),
+            file,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
     }
     let mut truth_out = match &options.truth_out {
         Some(path) => Some(BufWriter::new(

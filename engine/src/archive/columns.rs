@@ -12,6 +12,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use crate::alert::Alert;
+use crate::geo::{geohash, ARCHIVE_GEOHASH_PRECISION};
 use crate::read::{Attribute, Motion, PlateRead, SourcePosition, Timestamp};
 
 fn utc_millis() -> DataType {
@@ -55,6 +56,7 @@ pub static READS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("frames", DataType::Int32, false),
         Field::new("last_observed_at", utc_millis(), true),
         Field::new("duplicate_of", DataType::Utf8, true),
+        Field::new("geohash", DataType::Utf8, true),
     ]))
 });
 
@@ -91,6 +93,7 @@ pub static ALERTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("source_offset", DataType::Int64, true),
         Field::new("route", DataType::Utf8, false),
         Field::new("suppressed", DataType::Boolean, false),
+        Field::new("geohash", DataType::Utf8, true),
     ]))
 });
 
@@ -105,6 +108,11 @@ pub trait TableColumns: Default {
     }
     /// Encodes and resets the builders.
     fn finish(&mut self) -> Result<RecordBatch, ArrowError>;
+}
+
+/// The spatial key radius queries prune on; null without a (valid) position.
+fn position_geohash(lat: Option<f64>, lon: Option<f64>) -> Option<String> {
+    geohash(lat?, lon?, ARCHIVE_GEOHASH_PRECISION)
 }
 
 fn timestamps() -> TimestampMillisecondBuilder {
@@ -183,6 +191,7 @@ pub struct ReadColumns {
     frames: Int32Builder,
     last_observed_at: TimestampMillisecondBuilder,
     duplicate_of: StringBuilder,
+    geohash: StringBuilder,
     rows: usize,
 }
 
@@ -214,6 +223,7 @@ impl Default for ReadColumns {
             frames: Int32Builder::new(),
             last_observed_at: timestamps(),
             duplicate_of: StringBuilder::new(),
+            geohash: StringBuilder::new(),
             rows: 0,
         }
     }
@@ -265,6 +275,8 @@ impl TableColumns for ReadColumns {
             .append_option(read.last_observed_at.map(Timestamp::millis));
         self.duplicate_of
             .append_option(read.duplicate_of.as_deref());
+        self.geohash
+            .append_option(position_geohash(read.lat, read.lon));
         self.rows += 1;
     }
 
@@ -305,6 +317,7 @@ impl TableColumns for ReadColumns {
         columns.push(Arc::new(self.frames.finish()));
         columns.push(Arc::new(self.last_observed_at.finish()));
         columns.push(Arc::new(self.duplicate_of.finish()));
+        columns.push(Arc::new(self.geohash.finish()));
         self.rows = 0;
         RecordBatch::try_new(Self::schema(), columns)
     }
@@ -340,6 +353,7 @@ pub struct AlertColumns {
     source: SourceColumns,
     route: StringBuilder,
     suppressed: BooleanBuilder,
+    geohash: StringBuilder,
     rows: usize,
 }
 
@@ -375,6 +389,7 @@ impl Default for AlertColumns {
             source: SourceColumns::default(),
             route: StringBuilder::new(),
             suppressed: BooleanBuilder::new(),
+            geohash: StringBuilder::new(),
             rows: 0,
         }
     }
@@ -424,6 +439,8 @@ impl TableColumns for AlertColumns {
         self.source.push(alert.source.as_ref());
         self.route.append_value(alert.route.as_str());
         self.suppressed.append_value(alert.suppressed);
+        self.geohash
+            .append_option(position_geohash(alert.lat, alert.lon));
         self.rows += 1;
     }
 
@@ -463,6 +480,7 @@ impl TableColumns for AlertColumns {
         columns.extend(self.source.finish());
         columns.push(Arc::new(self.route.finish()));
         columns.push(Arc::new(self.suppressed.finish()));
+        columns.push(Arc::new(self.geohash.finish()));
         self.rows = 0;
         RecordBatch::try_new(Self::schema(), columns)
     }

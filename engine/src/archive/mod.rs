@@ -12,6 +12,7 @@
 //! a crash may replay reads, never lose or duplicate them in the archive.
 
 mod columns;
+mod compact;
 mod segment;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use columns::{AlertColumns, ReadColumns, TableColumns, ALERTS_SCHEMA, READS_SCHEMA};
+pub use compact::{compact, CompactOptions, CompactReport};
 pub use segment::{ArchiveConfig, SegmentReport, SegmentWriter, WrittenFile};
 
 pub const READS_TABLE: &str = "reads";
@@ -37,6 +39,8 @@ pub mod metadata_keys {
     pub const LAST_OFFSET: &str = "platestream.source.last_offset";
     pub const SEGMENT_FILES: &str = "platestream.segment.files";
     pub const WRITER_VERSION: &str = "platestream.version";
+    /// On a compacted file: the names of the files merged into it, comma-separated.
+    pub const COMPACTED_FROM: &str = "platestream.compacted.from";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +100,52 @@ impl SegmentName {
     }
 }
 
+/// A file `platestream compact` merged from the complete files of one source partition in one
+/// table and hour: `{topic}-p{partition}-{first}-{last}-c{inputs}.parquet`. Its offset range covers
+/// the segments it absorbed, which recovery counts as archived.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CompactedName {
+    pub topic: String,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// How many files were merged into it.
+    pub inputs: usize,
+}
+
+impl CompactedName {
+    pub fn file_name(&self) -> String {
+        format!(
+            "{}-p{}-{}-{}-c{}{PARQUET_SUFFIX}",
+            self.topic, self.partition, self.first_offset, self.last_offset, self.inputs
+        )
+    }
+
+    pub fn parse(file_name: &str) -> Option<Self> {
+        let stem = file_name.strip_suffix(PARQUET_SUFFIX)?;
+        let mut parts = stem.rsplitn(5, '-');
+        let inputs = parts.next()?.strip_prefix('c')?.parse().ok()?;
+        let last_offset = parts.next()?.parse().ok()?;
+        let first_offset = parts.next()?.parse().ok()?;
+        let partition = parts.next()?.strip_prefix('p')?.parse().ok()?;
+        let topic = parts.next()?.to_owned();
+        Some(Self {
+            topic,
+            partition,
+            first_offset,
+            last_offset,
+            inputs,
+        })
+    }
+
+    fn covers(&self, segment: &SegmentName) -> bool {
+        self.topic == segment.topic
+            && self.partition == segment.partition
+            && self.first_offset <= segment.first_offset
+            && segment.last_offset <= self.last_offset
+    }
+}
+
 /// `date=YYYY-MM-DD/hour=HH` of a time in epoch milliseconds (UTC).
 pub fn hour_partition(observed_at_ms: i64) -> String {
     match chrono::DateTime::from_timestamp_millis(observed_at_ms) {
@@ -105,7 +155,10 @@ pub fn hour_partition(observed_at_ms: i64) -> String {
 }
 
 /// Every archive file below `root/table`, as (directory, file name).
-fn archive_files(root: &Path, table: &str) -> Result<Vec<(PathBuf, String)>, ArchiveError> {
+pub(crate) fn archive_files(
+    root: &Path,
+    table: &str,
+) -> Result<Vec<(PathBuf, String)>, ArchiveError> {
     let mut found = Vec::new();
     let table_dir = root.join(table);
     for date_dir in sub_directories(&table_dir)? {
@@ -157,7 +210,8 @@ pub fn recover_partition(
     partition: i32,
 ) -> Result<PartitionRecovery, ArchiveError> {
     let in_progress_prefix = format!(".{topic}-p{partition}-");
-    let mut segments: BTreeMap<SegmentName, Vec<PathBuf>> = BTreeMap::new();
+    let mut segments: BTreeMap<SegmentName, Vec<(PathBuf, String)>> = BTreeMap::new();
+    let mut compacted: Vec<(PathBuf, CompactedName)> = Vec::new();
     let mut removed_incomplete = Vec::new();
     for table in TABLES {
         for (dir, name) in archive_files(root, table)? {
@@ -166,20 +220,41 @@ pub fn recover_partition(
                 fs::remove_file(&path).map_err(io_error(&path))?;
                 continue;
             }
+            if let Some(merged) = CompactedName::parse(&name) {
+                if merged.topic == topic && merged.partition == partition {
+                    compacted.push((dir, merged));
+                }
+                continue;
+            }
             let Some(segment) = SegmentName::parse(&name) else {
                 continue;
             };
             if segment.topic == topic && segment.partition == partition {
-                segments.entry(segment).or_default().push(dir.join(name));
+                segments.entry(segment).or_default().push((dir, name));
             }
         }
     }
-    let mut archived_through = None;
-    for (segment, paths) in segments {
-        if paths.len() >= segment.files {
+    let mut archived_through = compacted.iter().map(|(_, merged)| merged.last_offset).max();
+    for (segment, files) in segments {
+        // Compaction merges only complete segments, so one a compacted file covers was complete
+        // even if some of its files are now inside that compacted file.
+        let compacted_covers = compacted.iter().any(|(_, merged)| merged.covers(&segment));
+        if files.len() >= segment.files || compacted_covers {
             archived_through = archived_through.max(Some(segment.last_offset));
+            for (dir, name) in files {
+                // A file beside a compacted file that covers it was merged into it by a compaction
+                // interrupted before it deleted its inputs: the rows are in the compacted file.
+                let merged_beside = compacted
+                    .iter()
+                    .any(|(merged_dir, merged)| *merged_dir == dir && merged.covers(&segment));
+                if merged_beside {
+                    let path = dir.join(name);
+                    fs::remove_file(&path).map_err(io_error(&path))?;
+                }
+            }
         } else {
-            for path in paths {
+            for (dir, name) in files {
+                let path = dir.join(name);
                 fs::remove_file(&path).map_err(io_error(&path))?;
                 removed_incomplete.push(path);
             }

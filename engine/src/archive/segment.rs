@@ -49,7 +49,7 @@ impl ArchiveConfig {
         }
     }
 
-    fn writer_properties(&self) -> Result<WriterProperties, ArchiveError> {
+    pub(crate) fn writer_properties(&self) -> Result<WriterProperties, ArchiveError> {
         let level =
             ZstdLevel::try_new(self.zstd_level).map_err(|source| ArchiveError::Parquet {
                 path: self.root.clone(),

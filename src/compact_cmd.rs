@@ -1,0 +1,78 @@
+//! `platestream compact`: merges the small files of closed hours (see
+//! `platestream_engine::archive::compact`).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use platestream_engine::archive::{compact, ArchiveConfig, CompactOptions, READS_TABLE};
+
+use crate::query::archive_dir;
+use crate::query::args::{parse_time, rfc3339};
+
+pub fn run_compact(
+    archive: Option<&Path>,
+    config: Option<&Path>,
+    before: Option<&str>,
+    max_rows: usize,
+    quiet: bool,
+) -> Result<()> {
+    let root = archive_dir(archive, config)?;
+    if !root.join(READS_TABLE).is_dir() {
+        bail!(
+            "{} is not a platestream archive (no {READS_TABLE}/ directory); give --archive DIR",
+            root.display()
+        );
+    }
+    if max_rows == 0 {
+        bail!("--max-rows must be at least 1");
+    }
+    let before_ms = match before {
+        Some(text) => parse_time("--before", text)?,
+        None => chrono::Utc::now().timestamp_millis() - 3_600_000,
+    };
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} hour files merged {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    };
+    let report = compact(
+        &ArchiveConfig::new(&root),
+        &CompactOptions {
+            before_ms,
+            max_rows,
+        },
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )
+    .with_context(|| format!("compacting {}", root.display()))?;
+    bar.finish_and_clear();
+    println!(
+        "compacted hours ending by {}: {} files merged into {} ({} rows; {:.1} MiB -> {:.1} MiB)",
+        rfc3339(before_ms),
+        report.input_files,
+        report.output_files,
+        report.rows,
+        report.bytes_before as f64 / 1_048_576.0,
+        report.bytes_after as f64 / 1_048_576.0
+    );
+    if report.leftovers_removed > 0 {
+        println!(
+            "removed {} files an interrupted compaction had already merged",
+            report.leftovers_removed
+        );
+    }
+    for (topic, partition) in &report.partitions_skipped {
+        println!(
+            "skipped {topic} partition {partition}: a crash left a segment incomplete; run the engine (its recovery) first"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Parsing of the values investigators type: times, windows, distances and places.
+
+use anyhow::{bail, Context, Result};
+use platestream_engine::geo::valid_position;
+use platestream_engine::Timestamp;
+
+/// A half-open time range `[from, to)` in epoch milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl TimeRange {
+    pub fn new(from_ms: i64, to_ms: i64) -> Result<Self> {
+        if from_ms >= to_ms {
+            bail!(
+                "the time range {} .. {} is empty: --from must be before --to",
+                rfc3339(from_ms),
+                rfc3339(to_ms)
+            );
+        }
+        Ok(Self { from_ms, to_ms })
+    }
+
+    /// The intersection with another range; an error when they do not overlap.
+    pub fn within(self, other: Option<TimeRange>) -> Result<Self> {
+        match other {
+            None => Ok(self),
+            Some(other) => Self::new(self.from_ms.max(other.from_ms), self.to_ms.min(other.to_ms)),
+        }
+    }
+}
+
+pub fn parse_time(flag: &str, text: &str) -> Result<i64> {
+    Timestamp::parse_rfc3339(text)
+        .map(Timestamp::millis)
+        .with_context(|| {
+            format!("{flag} {text:?} is not an RFC 3339 time (e.g. 2026-11-24T17:30:00Z)")
+        })
+}
+
+pub fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|time| time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| millis.to_string())
+}
+
+/// `--from`/`--to`, or `--at` ± `--window`; `None` when none is given.
+pub fn time_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    at: Option<&str>,
+    window: Option<&str>,
+) -> Result<Option<TimeRange>> {
+    if let Some(at) = at {
+        if from.is_some() || to.is_some() {
+            bail!("give either --at (with --window) or --from/--to, not both");
+        }
+        let at = parse_time("--at", at)?;
+        let window = parse_duration_ms("--window", window.unwrap_or("30m"))?;
+        return TimeRange::new(at - window, at + window).map(Some);
+    }
+    if window.is_some() {
+        bail!("--window needs --at");
+    }
+    match (from, to) {
+        (None, None) => Ok(None),
+        (from, to) => {
+            let from = from.map(|text| parse_time("--from", text)).transpose()?;
+            let to = to.map(|text| parse_time("--to", text)).transpose()?;
+            TimeRange::new(from.unwrap_or(i64::MIN / 4), to.unwrap_or(i64::MAX / 4)).map(Some)
+        }
+    }
+}
+
+/// `90s`, `2m`, `30m`, `1h`, `1d`, or plain seconds.
+pub fn parse_duration_ms(flag: &str, text: &str) -> Result<i64> {
+    let trimmed = text.trim();
+    let (number, unit_ms) = if let Some(n) = trimmed.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = trimmed.strip_suffix('s') {
+        (n, 1_000.0)
+    } else if let Some(n) = trimmed.strip_suffix("min") {
+        (n, 60_000.0)
+    } else if let Some(n) = trimmed.strip_suffix('m') {
+        (n, 60_000.0)
+    } else if let Some(n) = trimmed.strip_suffix('h') {
+        (n, 3_600_000.0)
+    } else if let Some(n) = trimmed.strip_suffix('d') {
+        (n, 86_400_000.0)
+    } else {
+        (trimmed, 1_000.0)
+    };
+    match number.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok((value * unit_ms).round() as i64),
+        _ => bail!("{flag} {text:?} is not a duration (e.g. 90s, 2m, 30m, 1h)"),
+    }
+}
+
+/// `500m`, `1.5km`, `500` (metres).
+pub fn parse_distance_m(flag: &str, text: &str) -> Result<f64> {
+    let trimmed = text.trim();
+    let (number, unit) = if let Some(n) = trimmed.strip_suffix("km") {
+        (n, 1_000.0)
+    } else if let Some(n) = trimmed.strip_suffix('m') {
+        (n, 1.0)
+    } else {
+        (trimmed, 1.0)
+    };
+    match number.trim().parse::<f64>() {
+        // Beyond 100 km a "radius" is a region, and the covering cells stop helping.
+        Ok(value) if value.is_finite() && value > 0.0 && value * unit <= 100_000.0 => {
+            Ok(value * unit)
+        }
+        _ => bail!("{flag} {text:?} is not a distance of up to 100 km (e.g. 500m, 1.5km)"),
+    }
+}
+
+pub fn check_position(lat: f64, lon: f64) -> Result<()> {
+    if !valid_position(lat, lon) {
+        bail!("--lat {lat} --lon {lon} is not a position: latitude must be -90..90 and longitude -180..180");
+    }
+    Ok(())
+}
+
+/// One stakeout place: `LAT,LON,RADIUS,FROM,TO`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+    pub range: TimeRange,
+}
+
+pub fn parse_place(text: &str) -> Result<Place> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [lat, lon, radius, from, to] = parts.as_slice() else {
+        bail!("--place {text:?} is not LAT,LON,RADIUS,FROM,TO (e.g. 38.9171,-77.0319,300m,2026-11-24T01:00:00Z,2026-11-24T03:00:00Z)");
+    };
+    let number = |name: &str, value: &str| -> Result<f64> {
+        value
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .with_context(|| format!("--place {text:?}: {name} {value:?} is not a number"))
+    };
+    let (lat, lon) = (number("latitude", lat)?, number("longitude", lon)?);
+    check_position(lat, lon).with_context(|| format!("--place {text:?}"))?;
+    Ok(Place {
+        lat,
+        lon,
+        radius_m: parse_distance_m("--place radius", radius)?,
+        range: TimeRange::new(
+            parse_time("--place from", from)?,
+            parse_time("--place to", to)?,
+        )
+        .with_context(|| format!("--place {text:?}"))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_distances_and_places() {
+        assert_eq!(parse_duration_ms("--window", "30m").unwrap(), 1_800_000);
+        assert_eq!(parse_duration_ms("--window", "90s").unwrap(), 90_000);
+        assert_eq!(parse_duration_ms("--window", "1h").unwrap(), 3_600_000);
+        assert!(parse_duration_ms("--window", "-3m").is_err());
+        assert!(parse_duration_ms("--window", "soon").is_err());
+        assert_eq!(parse_distance_m("--radius", "500m").unwrap(), 500.0);
+        assert_eq!(parse_distance_m("--radius", "1.5km").unwrap(), 1_500.0);
+        assert!(parse_distance_m("--radius", "0").is_err());
+        let place =
+            parse_place("38.9,-77.0,300m,2026-11-24T01:00:00Z,2026-11-24T02:00:00Z").unwrap();
+        assert_eq!(place.radius_m, 300.0);
+        assert_eq!(place.range.to_ms - place.range.from_ms, 3_600_000);
+        assert!(parse_place("98.9,-77.0,300m,2026-11-24T01:00:00Z,2026-11-24T02:00:00Z").is_err());
+        assert!(parse_place("38.9,-77.0,300m,2026-11-24T02:00:00Z,2026-11-24T01:00:00Z").is_err());
+    }
+
+    #[test]
+    fn ranges_from_flags() {
+        let range = time_range(None, None, Some("2026-11-24T17:00:00Z"), Some("30m"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(range.to_ms - range.from_ms, 3_600_000);
+        let error = time_range(
+            Some("2026-11-24T18:00:00Z"),
+            Some("2026-11-24T17:00:00Z"),
+            None,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("empty"), "{error}");
+        assert!(time_range(Some("yesterday"), None, None, None).is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! The archive as analysts' tools see it: `platestream compact` keeps every read exactly once and
+//! leaves fewer files; an independent reader (DuckDB from PyPI) opens the archive, hive partitions
+//! and spatial key included, and agrees with platestream's own read-back.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn platestream(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_platestream"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn succeed(args: &[&str], dir: &Path) -> String {
+    let output = platestream(args, dir);
+    assert!(
+        output.status.success(),
+        "platestream {args:?} failed: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// 20,000 reads at 2 reads/s (about 2.8 hours, so several hour partitions), archived by `replay`
+/// in small segments so that compaction has work.
+fn archive(dir: &Path) {
+    succeed(
+        &[
+            "simulate",
+            "--out",
+            "reads.ndjson",
+            "--count",
+            "20000",
+            "--rate",
+            "2",
+            "--seed",
+            "11",
+            "--vehicles",
+            "2000",
+            "--misread-rate",
+            "0",
+            "--registry-out",
+            "registry.csv",
+        ],
+        dir,
+    );
+    succeed(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--out",
+            "archive",
+            "--segment-rows",
+            "2500",
+            "--dedupe-window-ms",
+            "0",
+            "--quiet",
+        ],
+        dir,
+    );
+}
+
+fn count_files(dir: &Path) -> usize {
+    platestream::archive_stats::parquet_files(dir)
+        .unwrap()
+        .len()
+}
+
+fn sorted_ids(dir: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = common::archived_reads(dir)
+        .into_iter()
+        .map(|read| read.read_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn compaction_merges_closed_hours_without_losing_or_duplicating_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    archive(dir);
+    let archive = dir.join("archive");
+    let ids_before = sorted_ids(&archive);
+    assert_eq!(ids_before.len(), 20_000);
+    let files_before = count_files(&archive.join("reads"));
+
+    let report = succeed(
+        &[
+            "compact",
+            "--archive",
+            "archive",
+            "--before",
+            "2030-01-01T00:00:00Z",
+            "--quiet",
+        ],
+        dir,
+    );
+    assert!(report.contains("files merged into"), "{report}");
+    let files_after = count_files(&archive.join("reads"));
+    assert!(
+        files_after < files_before,
+        "{files_before} -> {files_after} files"
+    );
+    assert_eq!(sorted_ids(&archive), ids_before);
+    for path in platestream::archive_stats::parquet_files(&archive.join("reads")).unwrap() {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.ends_with(".parquet") && name.starts_with("file.reads-p0-"),
+            "{name}"
+        );
+    }
+
+    // Nothing left to merge: a second run changes nothing.
+    succeed(
+        &[
+            "compact",
+            "--archive",
+            "archive",
+            "--before",
+            "2030-01-01T00:00:00Z",
+            "--quiet",
+        ],
+        dir,
+    );
+    assert_eq!(count_files(&archive.join("reads")), files_after);
+    assert_eq!(sorted_ids(&archive), ids_before);
+
+    // The registry of the simulated city loads: every reader, and cameras of every kind.
+    let registry = platestream_engine::registry::load(&dir.join("registry.csv")).unwrap();
+    assert_eq!(
+        registry
+            .iter()
+            .filter(|entry| entry.kind.is_reader())
+            .count(),
+        44
+    );
+    for kind in [
+        "public-camera",
+        "private-registered-camera",
+        "live-access-camera",
+    ] {
+        assert!(
+            registry.iter().any(|entry| entry.kind.as_str() == kind),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn compact_refuses_bad_input_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = platestream(&["compact", "--archive", "nowhere"], dir.path());
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("not a platestream archive"),
+        "{}",
+        text(&output.stderr)
+    );
+    std::fs::create_dir_all(dir.path().join("archive/reads")).unwrap();
+    let output = platestream(
+        &["compact", "--archive", "archive", "--before", "soon"],
+        dir.path(),
+    );
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("not an RFC 3339 time"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+/// The interpreter of a Python with DuckDB: `PLATESTREAM_PYTHON` (set by `scripts/test`), else the
+/// one `scripts/ensure-python-tools` installs.
+fn python_with_duckdb() -> String {
+    if let Ok(python) = std::env::var("PLATESTREAM_PYTHON") {
+        return python;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-python-tools");
+    let output = Command::new(script).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn duckdb_reads_the_archive_and_agrees_with_platestream() {
+    let python = python_with_duckdb();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    archive(dir);
+    let ours = common::archived_reads(&dir.join("archive"));
+    let plate = ours[ours.len() / 2].plate_norm.clone();
+    let mut ours_plate_ids: Vec<String> = ours
+        .iter()
+        .filter(|read| read.plate_norm == plate)
+        .map(|read| read.read_id.clone())
+        .collect();
+    ours_plate_ids.sort();
+    let mut ours_per_reader = std::collections::BTreeMap::<String, i64>::new();
+    for read in &ours {
+        *ours_per_reader.entry(read.reader_id.clone()).or_default() += 1;
+    }
+
+    let script = format!(
+        r#"
+import duckdb, json
+reads = "read_parquet('archive/reads/**/*.parquet', hive_partitioning = true)"
+total = duckdb.sql(f"SELECT count(*) FROM {{reads}}").fetchone()[0]
+per_reader = duckdb.sql(f"SELECT reader_id, count(*) FROM {{reads}} GROUP BY reader_id ORDER BY reader_id").fetchall()
+ids = duckdb.sql(f"SELECT read_id FROM {{reads}} WHERE plate_norm = '{plate}' ORDER BY read_id").fetchall()
+bad_geohash = duckdb.sql(f"SELECT count(*) FROM {{reads}} WHERE geohash IS NULL OR length(geohash) <> 7").fetchone()[0]
+hours = duckdb.sql(f"SELECT count(DISTINCT (date, hour)) FROM {{reads}}").fetchone()[0]
+print(json.dumps({{"total": total, "per_reader": [[r, c] for r, c in per_reader], "ids": [i for (i,) in ids], "bad_geohash": bad_geohash, "hours": hours}}))
+"#
+    );
+    let output = Command::new(&python)
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "duckdb: {}", text(&output.stderr));
+    let theirs: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(theirs["total"], ours.len() as i64);
+    assert!(
+        theirs["hours"].as_i64().unwrap() >= 2,
+        "hive partitions seen"
+    );
+    assert_eq!(theirs["bad_geohash"], 0);
+    let theirs_per_reader: std::collections::BTreeMap<String, i64> = theirs["per_reader"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap().to_owned(),
+                pair[1].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ours_per_reader, theirs_per_reader);
+    let theirs_ids: Vec<String> = theirs["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!theirs_ids.is_empty());
+    assert_eq!(ours_plate_ids, theirs_ids);
+}
