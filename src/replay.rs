@@ -378,18 +378,19 @@ fn prepare_batches(
             Err(_) => return,
         };
         let now = Timestamp::now();
+        let lines = batch.lines.iter().map(|(line_number, range)| {
+            let source = SourcePosition {
+                topic: topic.to_owned(),
+                partition,
+                offset: *line_number,
+            };
+            (batch.text.get(range.clone()).unwrap_or_default(), source)
+        });
         let messages = batch
             .lines
             .iter()
-            .map(|(line_number, range)| {
-                let source = SourcePosition {
-                    topic: topic.to_owned(),
-                    partition,
-                    offset: *line_number,
-                };
-                let payload = batch.text.get(range.clone()).unwrap_or_default();
-                (*line_number, preparer.prepare(payload, source, now))
-            })
+            .map(|(line_number, _)| *line_number)
+            .zip(preparer.prepare_batch(lines, now))
             .collect();
         let done = PreparedBatch {
             sequence: batch.sequence,
