@@ -11,5 +11,6 @@ pub mod hotlists;
 pub mod readers;
 pub mod replay;
 pub mod run;
+pub mod search;
 pub mod serve;
 pub mod simulate_cmd;

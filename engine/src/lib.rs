@@ -4,8 +4,10 @@
 pub mod alert;
 pub mod alert_policy;
 pub mod archive;
+pub mod appearance;
 pub mod decode;
 pub mod dedupe;
+pub mod description;
 pub mod hotlist;
 pub mod images;
 pub mod jurisdiction;

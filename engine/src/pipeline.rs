@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::alert::Alert;
 use crate::alert_policy::AlertPolicy;
+use crate::appearance::{AppearanceQuery, RecentAppearanceIndex};
 use crate::decode::{Decoded, ReadDecoder};
 use crate::dedupe::{DedupeConfig, DuplicateSuppressor, Offered};
-use crate::matcher::{Match, Matcher};
+use crate::matcher::{JurisdictionAgreement, Match, MatchKind, Matcher};
 use crate::normalize::normalize_read;
 use crate::read::{PlateRead, SourcePosition, Timestamp};
 
@@ -96,6 +97,11 @@ pub struct PipelineCounts {
     pub alerts: u64,
     /// Reports folded into another read of the same vehicle pass.
     pub duplicates_suppressed: u64,
+    /// Embeddings removed from reads because their length is not the configured dimension (the
+    /// read itself is kept).
+    pub embeddings_dropped: u64,
+    /// Of `alerts`: hits found in recent reads when a BOLO with reference vectors arrived.
+    pub retro_alerts: u64,
 }
 
 impl PipelineCounts {
@@ -107,6 +113,8 @@ impl PipelineCounts {
         self.dead_lettered += other.dead_lettered;
         self.alerts += other.alerts;
         self.duplicates_suppressed += other.duplicates_suppressed;
+        self.embeddings_dropped += other.embeddings_dropped;
+        self.retro_alerts += other.retro_alerts;
     }
 }
 
@@ -119,8 +127,13 @@ pub struct Pipeline {
     decoded: Vec<PlateRead>,
     matches: Vec<Match>,
     dedupe: Option<DuplicateSuppressor>,
+    embedding_dim: Option<usize>,
+    appearance_index: Option<Arc<RecentAppearanceIndex>>,
     pub counts: PipelineCounts,
 }
+
+/// Reads a retro search reports per reference vector of a new BOLO at most.
+pub const RETRO_SEARCH_K: usize = 50;
 
 impl Pipeline {
     pub fn new(decoder: Arc<dyn ReadDecoder>, matcher: Arc<dyn Matcher>) -> Self {
@@ -132,7 +145,102 @@ impl Pipeline {
             decoded: Vec::new(),
             matches: Vec::new(),
             dedupe: None,
+            embedding_dim: None,
+            appearance_index: None,
             counts: PipelineCounts::default(),
+        }
+    }
+
+    /// Embeddings of any other length are removed from their read (which is kept) and counted
+    /// (`platestream_embeddings_dropped_total`): a reader sending another model's vectors must
+    /// not poison appearance matching, nor lose its plate reads.
+    pub fn with_embedding_dim(mut self, dim: usize) -> Self {
+        self.embedding_dim = Some(dim);
+        self
+    }
+
+    /// Indexes every read's embedding for retro search, and searches it when a BOLO with
+    /// reference vectors arrives (alerts of kind `appearance_retro`). Share one index between
+    /// pipelines.
+    pub fn with_appearance_index(mut self, index: Arc<RecentAppearanceIndex>) -> Self {
+        self.appearance_index = Some(index);
+        self
+    }
+
+    /// Searches recent reads for BOLOs with reference vectors that arrived since the last call;
+    /// their hits become `appearance_retro` alerts raised at `now`.
+    pub fn search_new_appearance_bolos(&mut self, now: Timestamp, out: &mut Processed) {
+        // Taken even without an index, so the queue does not grow in engines that never search.
+        let new_bolos = self.matcher.take_new_appearance_bolos();
+        let Some(index) = &self.appearance_index else {
+            return;
+        };
+        for (entry, policy) in new_bolos {
+            let Some(description) = entry.vehicle.as_deref() else {
+                continue;
+            };
+            let threshold = policy
+                .as_ref()
+                .map_or(crate::alert_policy::DEFAULT_APPEARANCE_THRESHOLD, |policy| {
+                    policy.appearance_threshold()
+                });
+            let mut best: Vec<crate::appearance::AppearanceHit> = Vec::new();
+            for vector in &description.reference_vectors {
+                let hits = index.search(&AppearanceQuery {
+                    vector,
+                    k: RETRO_SEARCH_K,
+                    from: description.active_from,
+                    to: description.active_to,
+                    near: description.area,
+                    min_similarity: Some(threshold),
+                });
+                for hit in hits {
+                    match best
+                        .iter_mut()
+                        .find(|seen| seen.read.read_id == hit.read.read_id)
+                    {
+                        Some(seen) => seen.similarity = seen.similarity.max(hit.similarity),
+                        None => best.push(hit),
+                    }
+                }
+            }
+            best.sort_by_key(|hit| hit.read.observed_at);
+            let started = out.alerts.len();
+            for hit in best {
+                let agreement = JurisdictionAgreement::between(
+                    hit.read.jurisdiction.as_deref(),
+                    entry.jurisdiction.as_deref(),
+                );
+                if agreement == JurisdictionAgreement::Differs
+                    || entry.is_expired_at(hit.read.observed_at)
+                {
+                    continue;
+                }
+                let found = Match {
+                    entry: Arc::clone(&entry),
+                    kind: MatchKind::AppearanceRetro,
+                    score: hit.similarity.clamp(0.0, 1.0),
+                    jurisdiction: agreement,
+                    explanation: format!(
+                        "seen before the BOLO was entered: appearance resembles its reference picture (cosine {:.3}) at {} on {}; confirm on the overview image",
+                        hit.similarity, hit.read.reader_id, hit.read.observed_at
+                    ),
+                    differences: Vec::new(),
+                    policy: policy.clone(),
+                    attributes: description
+                        .score_attributes(&hit.read)
+                        .map(|(_, attributes)| attributes)
+                        .unwrap_or_default(),
+                    appearance_similarity: Some(hit.similarity),
+                };
+                out.alerts.push(Alert::new(&hit.read, &found, now));
+            }
+            let raised = (out.alerts.len() - started) as u64;
+            self.counts.alerts += raised;
+            self.counts.retro_alerts += raised;
+            if raised > 0 {
+                tracing::info!(list = %entry.list, entry = %entry.id, hits = raised, "retro appearance search found earlier sightings");
+            }
         }
     }
 
@@ -253,8 +361,23 @@ impl Pipeline {
         }
         self.counts.messages_with_reads += 1;
         self.counts.reads += read_count as u64;
+        self.search_new_appearance_bolos(now, out);
         for mut read in self.decoded.drain(..) {
             read.source = Some(source.clone());
+            if let (Some(dim), Some(embedding)) = (self.embedding_dim, &read.embedding) {
+                if embedding.len() != dim {
+                    read.embedding = None;
+                    self.counts.embeddings_dropped += 1;
+                    metrics::counter!("platestream_embeddings_dropped_total", "reason" => "wrong_dimension").increment(1);
+                }
+            }
+            if let Some(index) = &self.appearance_index {
+                if read.embedding.is_some() {
+                    // Wrong lengths were dropped above when a dimension is configured; without
+                    // one the index refuses them itself.
+                    let _ = index.insert(&read);
+                }
+            }
             // Every report is matched at once, folded or not: a later frame may read the plate's
             // state that the first frame missed, and officers must not wait for a pass to end.
             self.matches.clear();

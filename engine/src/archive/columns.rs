@@ -91,6 +91,8 @@ pub static ALERTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("source_offset", DataType::Int64, true),
         Field::new("route", DataType::Utf8, false),
         Field::new("suppressed", DataType::Boolean, false),
+        Field::new("attribute_matches", DataType::Utf8, true),
+        Field::new("appearance_similarity", DataType::Float32, true),
     ]))
 });
 
@@ -340,6 +342,8 @@ pub struct AlertColumns {
     source: SourceColumns,
     route: StringBuilder,
     suppressed: BooleanBuilder,
+    attribute_matches: StringBuilder,
+    appearance_similarity: Float32Builder,
     rows: usize,
 }
 
@@ -375,6 +379,8 @@ impl Default for AlertColumns {
             source: SourceColumns::default(),
             route: StringBuilder::new(),
             suppressed: BooleanBuilder::new(),
+            attribute_matches: StringBuilder::new(),
+            appearance_similarity: Float32Builder::new(),
             rows: 0,
         }
     }
@@ -424,6 +430,13 @@ impl TableColumns for AlertColumns {
         self.source.push(alert.source.as_ref());
         self.route.append_value(alert.route.as_str());
         self.suppressed.append_value(alert.suppressed);
+        self.attribute_matches.append_option(
+            (!alert.attribute_matches.is_empty())
+                .then(|| serde_json::to_string(&alert.attribute_matches).ok())
+                .flatten(),
+        );
+        self.appearance_similarity
+            .append_option(alert.appearance_similarity);
         self.rows += 1;
     }
 
@@ -463,6 +476,8 @@ impl TableColumns for AlertColumns {
         columns.extend(self.source.finish());
         columns.push(Arc::new(self.route.finish()));
         columns.push(Arc::new(self.suppressed.finish()));
+        columns.push(Arc::new(self.attribute_matches.finish()));
+        columns.push(Arc::new(self.appearance_similarity.finish()));
         self.rows = 0;
         RecordBatch::try_new(Self::schema(), columns)
     }

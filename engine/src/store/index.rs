@@ -284,6 +284,8 @@ pub(crate) struct IndexedList {
     pub patterns_by_gram: StaticMultiMap,
     /// Indexes into `patterns` that have no two adjacent known characters.
     pub unindexed_patterns: Vec<u32>,
+    /// BOLOs: vehicle descriptions and reference vectors.
+    pub bolos: super::bolo::BoloIndex,
 }
 
 pub(crate) fn id_key(id: &str) -> u64 {
@@ -334,7 +336,8 @@ impl IndexedList {
 
         let by_class_key = StaticMultiMap::build(|emit| {
             for (position, entry) in entries.iter().enumerate() {
-                if !entry.partial {
+                // Plate-less BOLOs are found through `bolos` only.
+                if !entry.partial && !entry.plate_norm.is_empty() {
                     emit(
                         pack(class_key_bytes(entry.plate_norm.as_bytes())),
                         position as u32,
@@ -346,7 +349,7 @@ impl IndexedList {
             let mut class_bytes = Vec::new();
             let mut deletions = Vec::new();
             for (position, entry) in entries.iter().enumerate() {
-                if entry.partial || entry.misreads == Some(false) {
+                if entry.partial || entry.plate_norm.is_empty() || entry.misreads == Some(false) {
                     continue;
                 }
                 class_bytes.clear();
@@ -381,7 +384,9 @@ impl IndexedList {
                 emit(gram_key(gram, width), index as u32);
             }
         });
+        let bolos = super::bolo::BoloIndex::build(&entries);
         let list = Self {
+            bolos,
             entries,
             plates,
             by_class_key,
@@ -457,6 +462,7 @@ impl IndexedList {
             + self.patterns_by_gram.heap_bytes()
             + self.patterns.capacity() * std::mem::size_of::<(u32, PlatePattern)>()
             + self.unindexed_patterns.capacity() * 4
+            + self.bolos.heap_bytes()
     }
 }
 
