@@ -44,7 +44,13 @@ fn resident_bytes() -> Option<usize> {
     Some(pages * 4096)
 }
 
-fn simulated_reads(count: usize, dim: usize, vehicles: usize, start_ms: i64, span_ms: i64) -> (Vec<PlateRead>, Simulator) {
+fn simulated_reads(
+    count: usize,
+    dim: usize,
+    vehicles: usize,
+    start_ms: i64,
+    span_ms: i64,
+) -> (Vec<PlateRead>, Simulator) {
     let mut simulator = Simulator::new(SimulatorConfig {
         vehicles,
         embedding_dim: dim,
@@ -52,7 +58,11 @@ fn simulated_reads(count: usize, dim: usize, vehicles: usize, start_ms: i64, spa
     });
     let step = (span_ms / count.max(1) as i64).max(1);
     let reads = (0..count)
-        .map(|index| simulator.next_read(Timestamp(start_ms + index as i64 * step)).0)
+        .map(|index| {
+            simulator
+                .next_read(Timestamp(start_ms + index as i64 * step))
+                .0
+        })
         .collect();
     (reads, simulator)
 }
@@ -68,7 +78,8 @@ fn hnsw_against_brute_force() {
     println!("== HNSW vs brute force: {points} vectors of dim {dim}, {queries} queries, k={k}, M={max_connections}, ef_construction={ef_construction}, ef_search={ef}");
     let start_ms = 1_795_539_600_000;
     let generated = Instant::now();
-    let (reads, simulator) = simulated_reads(points, dim, (points / 20).max(1000), start_ms, 3_600_000);
+    let (reads, simulator) =
+        simulated_reads(points, dim, (points / 20).max(1000), start_ms, 3_600_000);
     println!("generated in {:.1} s", generated.elapsed().as_secs_f64());
 
     let index = RecentAppearanceIndex::new(AppearanceIndexConfig {
@@ -84,9 +95,14 @@ fn hnsw_against_brute_force() {
     let before = resident_bytes();
     let started = Instant::now();
     for (done, read) in reads.iter().enumerate() {
-        index.insert(read).expect("simulated embeddings have the configured dimension");
+        index
+            .insert(read)
+            .expect("simulated embeddings have the configured dimension");
         if done > 0 && done % 100_000 == 0 {
-            eprintln!("  inserted {done} ({:.0}/s)", done as f64 / started.elapsed().as_secs_f64());
+            eprintln!(
+                "  inserted {done} ({:.0}/s)",
+                done as f64 / started.elapsed().as_secs_f64()
+            );
         }
     }
     let insert_seconds = started.elapsed().as_secs_f64();
@@ -150,10 +166,15 @@ fn hnsw_against_brute_force() {
     let mut found = 0usize;
     for (exact, approximate) in exact.iter().zip(&approximate) {
         let kth = exact.last().map_or(f32::MIN, |(_, similarity)| *similarity);
-        let exact_ids: Vec<&str> = exact.iter().map(|(i, _)| reads[*i].read_id.as_str()).collect();
+        let exact_ids: Vec<&str> = exact
+            .iter()
+            .map(|(i, _)| reads[*i].read_id.as_str())
+            .collect();
         found += approximate
             .iter()
-            .filter(|(id, similarity)| exact_ids.contains(&id.as_str()) || *similarity >= kth - 1e-6)
+            .filter(|(id, similarity)| {
+                exact_ids.contains(&id.as_str()) || *similarity >= kth - 1e-6
+            })
             .count()
             .min(k);
     }
@@ -167,15 +188,48 @@ fn hnsw_against_brute_force() {
 
 fn bolo_matching() {
     println!("== Attribute BOLO matching, one core");
-    let (mut reads, _) = simulated_reads(20_000, 0, 200_000, Timestamp::now().millis() - 3_600_000, 3_000_000);
+    let (mut reads, _) = simulated_reads(
+        20_000,
+        0,
+        200_000,
+        Timestamp::now().millis() - 3_600_000,
+        3_000_000,
+    );
     for read in &mut reads {
         normalize_read(read, Timestamp::now()).expect("simulated reads are valid");
     }
     let makes = [
-        "toyota", "honda", "ford", "chevrolet", "nissan", "hyundai", "kia", "subaru", "jeep",
-        "tesla", "bmw", "mercedes-benz", "volkswagen", "mazda", "dodge", "ram", "gmc", "lexus",
+        "toyota",
+        "honda",
+        "ford",
+        "chevrolet",
+        "nissan",
+        "hyundai",
+        "kia",
+        "subaru",
+        "jeep",
+        "tesla",
+        "bmw",
+        "mercedes-benz",
+        "volkswagen",
+        "mazda",
+        "dodge",
+        "ram",
+        "gmc",
+        "lexus",
     ];
-    let models = ["camry", "civic", "f-150", "silverado", "altima", "rav4", "cr-v", "accord", "model-3", "outback"];
+    let models = [
+        "camry",
+        "civic",
+        "f-150",
+        "silverado",
+        "altima",
+        "rav4",
+        "cr-v",
+        "accord",
+        "model-3",
+        "outback",
+    ];
     let bolos_of = |count: usize| -> Vec<Arc<HotlistEntry>> {
         let mut rng = ChaCha8Rng::seed_from_u64(count as u64);
         (0..count)
@@ -191,7 +245,10 @@ fn bolo_matching() {
                 }
                 fields.set("color", COLORS[rng.random_range(0..COLORS.len())]);
                 if rng.random_bool(0.5) {
-                    fields.set("body_type", BODY_TYPES[rng.random_range(0..BODY_TYPES.len())]);
+                    fields.set(
+                        "body_type",
+                        BODY_TYPES[rng.random_range(0..BODY_TYPES.len())],
+                    );
                 }
                 Arc::new(entry_from_fields(fields).expect("valid BOLO"))
             })
@@ -232,7 +289,13 @@ fn retro_search() {
     let dim = env_usize("APPEARANCE_DIM", 128);
     println!("== Retro search over a 24-hour horizon in hourly slices: {points} reads (1,000 reads/s for 24 h would be 86.4M)");
     let start_ms = 1_795_539_600_000;
-    let (reads, simulator) = simulated_reads(points, dim, (points / 20).max(1000), start_ms, 24 * 3_600_000);
+    let (reads, simulator) = simulated_reads(
+        points,
+        dim,
+        (points / 20).max(1000),
+        start_ms,
+        24 * 3_600_000,
+    );
     let index = RecentAppearanceIndex::new(AppearanceIndexConfig {
         dim,
         expected_points_per_slice: points / 24 + 1,

@@ -64,7 +64,11 @@ pub async fn run_engine(
             dim: config.readers.embedding_dim.unwrap_or(appearance.dim),
             ..appearance.clone()
         };
-        tracing::info!(dim = appearance.dim, horizon_secs = appearance.horizon_secs, "appearance index of recent reads");
+        tracing::info!(
+            dim = appearance.dim,
+            horizon_secs = appearance.horizon_secs,
+            "appearance index of recent reads"
+        );
         pipeline = pipeline.with_appearance_index(std::sync::Arc::new(
             platestream_engine::appearance::RecentAppearanceIndex::new(appearance),
         ));

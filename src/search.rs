@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{Array, AsArray};
-use arrow::record_batch::RecordBatch;
 use arrow::datatypes::{Float32Type, Float64Type, TimestampMillisecondType};
+use arrow::record_batch::RecordBatch;
 use indicatif::{ProgressBar, ProgressStyle};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -54,8 +54,14 @@ pub fn parse_point(text: &str) -> Result<(f64, f64)> {
     let (lat, lon) = text
         .split_once(',')
         .with_context(|| format!("--near {text:?}: give LAT,LON"))?;
-    let lat: f64 = lat.trim().parse().with_context(|| format!("--near {text:?}: bad latitude"))?;
-    let lon: f64 = lon.trim().parse().with_context(|| format!("--near {text:?}: bad longitude"))?;
+    let lat: f64 = lat
+        .trim()
+        .parse()
+        .with_context(|| format!("--near {text:?}: bad latitude"))?;
+    let lon: f64 = lon
+        .trim()
+        .parse()
+        .with_context(|| format!("--near {text:?}: bad longitude"))?;
     if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
         bail!("--near {text:?}: latitude must be in -90..90 and longitude in -180..180");
     }
@@ -197,7 +203,9 @@ fn reads_of_batch(batch: &RecordBatch, out: &mut Vec<ArchivedRead>) -> Result<()
 fn load_reads(options: &SearchOptions) -> Result<Vec<ArchivedRead>> {
     let files: Vec<PathBuf> = parquet_files(&options.archive.join(READS_TABLE))?
         .into_iter()
-        .filter(|path| options.read_id.is_some() || hour_may_overlap(path, options.from, options.to))
+        .filter(|path| {
+            options.read_id.is_some() || hour_may_overlap(path, options.from, options.to)
+        })
         .collect();
     if files.is_empty() {
         bail!(
@@ -265,7 +273,9 @@ fn query_vectors(options: &SearchOptions, reads: &[ArchivedRead]) -> Result<Vec<
             let found = reads
                 .iter()
                 .find(|archived| &archived.read.read_id == read_id)
-                .with_context(|| format!("--read-id {read_id}: no archived read with an embedding has this id"))?;
+                .with_context(|| {
+                    format!("--read-id {read_id}: no archived read with an embedding has this id")
+                })?;
             Ok(vec![found.embedding.clone()])
         }
         _ => bail!("give exactly one of --vector FILE and --read-id ID"),
@@ -325,8 +335,10 @@ pub fn search_archive(options: &SearchOptions) -> Result<Vec<SearchHit>> {
         let progress = if options.show_progress {
             let bar = ProgressBar::new(reads.len() as u64);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} indexing {pos}/{len} reads {wide_bar} {per_sec} {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} indexing {pos}/{len} reads {wide_bar} {per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar
         } else {
@@ -343,7 +355,11 @@ pub fn search_archive(options: &SearchOptions) -> Result<Vec<SearchHit>> {
         }
         progress.finish_and_clear();
         if skipped > 0 {
-            tracing::warn!(skipped, dim, "archived embeddings of another dimension (or all zeros) were left out");
+            tracing::warn!(
+                skipped,
+                dim,
+                "archived embeddings of another dimension (or all zeros) were left out"
+            );
         }
         for query in &queries {
             let found = index.search(&AppearanceQuery {

@@ -437,12 +437,14 @@ fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() 
         dir.path(),
     );
     assert!(replay.status.success(), "{}", text(&replay.stderr));
-    let alerts: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("out/alerts.ndjson"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    let line_of = |alert: &serde_json::Value| alert["source"]["offset"].as_u64().unwrap() as usize - 1;
+    let alerts: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("out/alerts.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    let line_of =
+        |alert: &serde_json::Value| alert["source"]["offset"].as_u64().unwrap() as usize - 1;
     let vehicle_of_entry = |alert: &serde_json::Value| -> u64 {
         alert["entry_id"]
             .as_str()
@@ -457,7 +459,9 @@ fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() 
         let expected = reads_of(vehicle);
         let alerted: Vec<usize> = alerts
             .iter()
-            .filter(|alert| alert["list"] == "appearance_bolo" && vehicle_of_entry(alert) == vehicle)
+            .filter(|alert| {
+                alert["list"] == "appearance_bolo" && vehicle_of_entry(alert) == vehicle
+            })
             .map(|alert| {
                 assert_eq!(alert["match_kind"], "appearance");
                 assert!(alert["appearance_similarity"].as_f64().unwrap() >= 0.85);
@@ -465,7 +469,10 @@ fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() 
             })
             .collect();
         for line in &alerted {
-            assert_eq!(truths[*line]["vehicle_id"], vehicle, "appearance alert on another vehicle");
+            assert_eq!(
+                truths[*line]["vehicle_id"], vehicle,
+                "appearance alert on another vehicle"
+            );
         }
         assert!(
             alerted.len() as f64 >= 0.95 * expected.len() as f64,
@@ -485,17 +492,24 @@ fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() 
         assert_eq!(alert["match_kind"], "attribute");
         let row = rows
             .iter()
-            .find(|row| &row[0] == "description_bolo" && row[4] == *alert["entry_id"].as_str().unwrap())
+            .find(|row| {
+                &row[0] == "description_bolo" && row[4] == *alert["entry_id"].as_str().unwrap()
+            })
             .unwrap();
         let truth = &truths[line_of(alert)];
         assert_eq!(truth["make"], row[5].to_owned());
         assert_eq!(truth["model"], row[6].to_owned());
         let matched = alert["attribute_matches"].as_array().unwrap();
-        assert!(matched.iter().any(|m| m["attribute"] == "make" && m["agreement"] == "agrees"));
+        assert!(matched
+            .iter()
+            .any(|m| m["attribute"] == "make" && m["agreement"] == "agrees"));
     }
     let planted_described = described
         .iter()
-        .filter(|alert| planted.contains(&vehicle_of_entry(alert)) && truths[line_of(alert)]["vehicle_id"] == vehicle_of_entry(alert))
+        .filter(|alert| {
+            planted.contains(&vehicle_of_entry(alert))
+                && truths[line_of(alert)]["vehicle_id"] == vehicle_of_entry(alert)
+        })
         .count();
     let planted_reads: usize = planted.iter().map(|v| reads_of(*v).len()).sum();
     assert!(
@@ -515,7 +529,17 @@ fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() 
     let k = reads_of(vehicle).len().min(10);
     let search = |exact: bool| -> Vec<String> {
         let k = k.to_string();
-        let mut args = vec!["search", "--archive", "out", "--vector", "reference.json", "-k", &k, "--json", "--quiet"];
+        let mut args = vec![
+            "search",
+            "--archive",
+            "out",
+            "--vector",
+            "reference.json",
+            "-k",
+            &k,
+            "--json",
+            "--quiet",
+        ];
         if exact {
             args.push("--exact");
         }
@@ -539,13 +563,26 @@ fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() 
     let mut sorted_exact = exact.clone();
     sorted_exact.sort();
     assert_eq!(sorted_approximate, sorted_exact);
-    let vehicle_reads: Vec<&String> = reads_of(vehicle).iter().map(|line| &read_ids[*line]).collect();
+    let vehicle_reads: Vec<&String> = reads_of(vehicle)
+        .iter()
+        .map(|line| &read_ids[*line])
+        .collect();
     for read_id in &approximate {
-        assert!(vehicle_reads.contains(&read_id), "{read_id} is not a read of vehicle {vehicle}");
+        assert!(
+            vehicle_reads.contains(&read_id),
+            "{read_id} is not a read of vehicle {vehicle}"
+        );
     }
 
     // Bad input is a clear error, not a crash.
-    let bad = platestream(&["search", "--archive", "out", "--vector", "bolos.csv"], dir.path());
+    let bad = platestream(
+        &["search", "--archive", "out", "--vector", "bolos.csv"],
+        dir.path(),
+    );
     assert!(!bad.status.success());
-    assert!(text(&bad.stderr).contains("reference_vectors") || text(&bad.stderr).contains("JSON"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("reference_vectors") || text(&bad.stderr).contains("JSON"),
+        "{}",
+        text(&bad.stderr)
+    );
 }

@@ -8,8 +8,8 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::alert_policy::AlertRoute;
 use crate::description::AttributeMatch;
-use crate::matcher::{CharacterDifference, JurisdictionAgreement, Match, MatchKind};
 use crate::hotlist::HotlistEntry;
+use crate::matcher::{CharacterDifference, JurisdictionAgreement, Match, MatchKind};
 use crate::read::{ImageRefs, PlateRead, SourcePosition, Timestamp, VehicleAttributes};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -146,7 +146,8 @@ fn read_guard<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 
 fn write_guard<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Time and area limits of one slice's search, checked on each point during the graph walk.
@@ -477,7 +478,7 @@ mod tests {
         found.sort();
         expected.sort();
         assert_eq!(found, expected);
-        assert!(found.iter().all(|id| id.ends_with("07")), "{found:?}");
+        assert!(found.iter().all(|id| id.ends_with('7')), "{found:?}");
         assert!(hits.iter().all(|hit| hit.read.embedding.is_none()));
 
         // A time range keeps the search to its slices, exactly.
@@ -491,7 +492,10 @@ mod tests {
         assert!(ranged
             .iter()
             .all(|hit| hit.read.observed_at >= from && hit.read.observed_at < to));
-        let mut top: Vec<&str> = ranged[..2].iter().map(|hit| hit.read.read_id.as_str()).collect();
+        let mut top: Vec<&str> = ranged[..2]
+            .iter()
+            .map(|hit| hit.read.read_id.as_str())
+            .collect();
         top.sort_unstable();
         assert_eq!(top, vec!["read-1007", "read-1507"]);
         assert!(ranged[1].similarity > 0.95);
@@ -509,7 +513,12 @@ mod tests {
         });
         for second in 0..1000 {
             index
-                .insert(&read(second as usize, second, 38.9, random_unit(&mut rng, dim)))
+                .insert(&read(
+                    second as usize,
+                    second,
+                    38.9,
+                    random_unit(&mut rng, dim),
+                ))
                 .unwrap();
         }
         // Slices ending after 999 - 300 survive: [600,700) .. [900,1000).
@@ -530,7 +539,12 @@ mod tests {
         });
         for second in 0..500 {
             capped
-                .insert(&read(second as usize, second, 38.9, random_unit(&mut rng, dim)))
+                .insert(&read(
+                    second as usize,
+                    second,
+                    38.9,
+                    random_unit(&mut rng, dim),
+                ))
                 .unwrap();
         }
         capped.expire();

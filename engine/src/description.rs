@@ -228,7 +228,10 @@ pub fn parse_reference_vectors(raw: &str) -> Result<Vec<Vec<f32>>, InvalidDescri
     if vectors.is_empty() {
         return Err(invalid("no vectors".to_owned()));
     }
-    if vectors.iter().any(|vector| vector.len() != vectors[0].len()) {
+    if vectors
+        .iter()
+        .any(|vector| vector.len() != vectors[0].len())
+    {
         return Err(invalid("vectors of different dimensions".to_owned()));
     }
     Ok(vectors)
@@ -377,9 +380,7 @@ impl VehicleDescription {
             reference_vectors,
             min_score,
         };
-        if !description.has_attributes()
-            && description.reference_vectors.is_empty()
-            && !has_pattern
+        if !description.has_attributes() && description.reference_vectors.is_empty() && !has_pattern
         {
             return Err(InvalidDescription::YearsOnly);
         }
@@ -388,7 +389,10 @@ impl VehicleDescription {
 
     /// Names at least one attribute a read's classifier reports.
     pub fn has_attributes(&self) -> bool {
-        self.make.is_some() || self.model.is_some() || self.color.is_some() || self.body_type.is_some()
+        self.make.is_some()
+            || self.model.is_some()
+            || self.color.is_some()
+            || self.body_type.is_some()
     }
 
     /// Whether the BOLO applies to a read observed then and there (time window and area).
@@ -414,9 +418,24 @@ impl VehicleDescription {
         let mut score = 0.0;
         let vehicle = &read.vehicle;
         let checks: [(AttributeName, Option<&String>, Option<&Attribute>, f32); 4] = [
-            (AttributeName::Make, self.make.as_ref(), vehicle.make.as_ref(), MAKE_WEIGHT),
-            (AttributeName::Model, self.model.as_ref(), vehicle.model.as_ref(), MODEL_WEIGHT),
-            (AttributeName::Color, self.color.as_ref(), vehicle.color.as_ref(), COLOR_WEIGHT),
+            (
+                AttributeName::Make,
+                self.make.as_ref(),
+                vehicle.make.as_ref(),
+                MAKE_WEIGHT,
+            ),
+            (
+                AttributeName::Model,
+                self.model.as_ref(),
+                vehicle.model.as_ref(),
+                MODEL_WEIGHT,
+            ),
+            (
+                AttributeName::Color,
+                self.color.as_ref(),
+                vehicle.color.as_ref(),
+                COLOR_WEIGHT,
+            ),
             (
                 AttributeName::BodyType,
                 self.body_type.as_ref(),

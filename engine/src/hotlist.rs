@@ -119,7 +119,10 @@ impl HotlistEntry {
 
     /// A BOLO without any plate: matched on its description alone. The id is a placeholder
     /// until set (`entry_from_fields` derives one from the description).
-    pub fn without_plate(list: &str, description: VehicleDescription) -> Result<Self, InvalidEntry> {
+    pub fn without_plate(
+        list: &str,
+        description: VehicleDescription,
+    ) -> Result<Self, InvalidEntry> {
         if list.trim().is_empty() {
             return Err(InvalidEntry::EmptyList);
         }
@@ -718,15 +721,25 @@ mod entry_fields_tests {
         assert_eq!(description.make.as_deref(), Some("honda"));
         assert_eq!(description.model.as_deref(), Some("civic"));
         assert_eq!(description.color.as_deref(), Some("silver"));
-        assert_eq!((description.year_min, description.year_max), (Some(2016), Some(2020)));
+        assert_eq!(
+            (description.year_min, description.year_max),
+            (Some(2016), Some(2020))
+        );
         assert_eq!(description.area.unwrap().radius_m, 500.0);
         // The agency's words stay on the alert as before.
         assert_eq!(civic.attributes["make"], "Honda");
         let witness = &loaded.entries[1];
         assert!(witness.partial);
-        assert_eq!(witness.vehicle.as_deref().unwrap().color.as_deref(), Some("blue"));
         assert_eq!(
-            loaded.entries[2].vehicle.as_deref().unwrap().reference_vectors,
+            witness.vehicle.as_deref().unwrap().color.as_deref(),
+            Some("blue")
+        );
+        assert_eq!(
+            loaded.entries[2]
+                .vehicle
+                .as_deref()
+                .unwrap()
+                .reference_vectors,
             vec![vec![0.6, 0.8]]
         );
         let reasons: Vec<(u64, &str)> = loaded
@@ -737,8 +750,14 @@ mod entry_fields_tests {
         assert_eq!(reasons.len(), 6, "{reasons:?}");
         assert!(reasons[0].1.contains("describes no vehicle"), "{reasons:?}");
         assert!(reasons[1].1.contains("plaid"), "{reasons:?}");
-        assert!(reasons[2].1.contains("reads carry no model year"), "{reasons:?}");
-        assert!(reasons[3].1.contains("lat, lon and radius_m"), "{reasons:?}");
+        assert!(
+            reasons[2].1.contains("reads carry no model year"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[3].1.contains("lat, lon and radius_m"),
+            "{reasons:?}"
+        );
         assert!(reasons[4].1.contains("BOLO rows only"), "{reasons:?}");
         assert!(reasons[5].1.contains("zeros"), "{reasons:?}");
     }

@@ -3,8 +3,8 @@
 
 pub mod alert;
 pub mod alert_policy;
-pub mod archive;
 pub mod appearance;
+pub mod archive;
 pub mod decode;
 pub mod dedupe;
 pub mod description;

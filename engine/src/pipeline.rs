@@ -179,11 +179,10 @@ impl Pipeline {
             let Some(description) = entry.vehicle.as_deref() else {
                 continue;
             };
-            let threshold = policy
-                .as_ref()
-                .map_or(crate::alert_policy::DEFAULT_APPEARANCE_THRESHOLD, |policy| {
-                    policy.appearance_threshold()
-                });
+            let threshold = policy.as_ref().map_or(
+                crate::alert_policy::DEFAULT_APPEARANCE_THRESHOLD,
+                |policy| policy.appearance_threshold(),
+            );
             let mut best: Vec<crate::appearance::AppearanceHit> = Vec::new();
             for vector in &description.reference_vectors {
                 let hits = index.search(&AppearanceQuery {

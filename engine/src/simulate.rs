@@ -957,7 +957,9 @@ impl Simulator {
     pub fn identity_vector(&self, vehicle_id: u32) -> Option<&[f32]> {
         let dim = self.config.embedding_dim;
         let start = (vehicle_id as usize).checked_mul(dim)?;
-        (dim > 0).then(|| self.identities.get(start..start + dim)).flatten()
+        (dim > 0)
+            .then(|| self.identities.get(start..start + dim))
+            .flatten()
     }
 
     /// What a vehicle truly looks like.
@@ -1660,7 +1662,11 @@ fn jitter_position(lat: f64, lon: f64, radius_m: f64, rng: &mut ChaCha8Rng) -> (
 }
 
 fn noisy_embedding(identity: &[f32], noise: f64, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let noise = if noise.is_finite() { noise.max(0.0) } else { 0.0 };
+    let noise = if noise.is_finite() {
+        noise.max(0.0)
+    } else {
+        0.0
+    };
     let sigma = noise / (identity.len() as f64).sqrt();
     let mut noisy = vec![0.0; identity.len()];
     fill_standard_normal(&mut noisy, rng);

@@ -29,7 +29,10 @@ fn value_hash(value: &str) -> u64 {
 fn shape_key(shape: u8, make: u64, color: u64, body: u64, model: u64) -> u64 {
     let mut bytes = [0u8; 33];
     bytes[0] = shape;
-    for (chunk, value) in bytes[1..].chunks_exact_mut(8).zip([make, color, body, model]) {
+    for (chunk, value) in bytes[1..]
+        .chunks_exact_mut(8)
+        .zip([make, color, body, model])
+    {
         chunk.copy_from_slice(&value.to_le_bytes());
     }
     xxh3_64(&bytes)
@@ -67,9 +70,10 @@ impl ReadAttributeKeys {
             .make
             .as_ref()
             .and_then(|make| canonical_make(&make.value));
-        let model = vehicle.model.as_ref().and_then(|model| {
-            AttributeName::Model.canonical(&model.value, vehicle.make.as_ref())
-        });
+        let model = vehicle
+            .model
+            .as_ref()
+            .and_then(|model| AttributeName::Model.canonical(&model.value, vehicle.make.as_ref()));
         let colors = vehicle
             .color
             .as_ref()

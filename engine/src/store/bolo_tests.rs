@@ -72,7 +72,11 @@ fn a_described_vehicle_alerts_with_each_attribute_and_its_confidence() {
     assert_eq!(make.attribute.as_str(), "make");
     assert_eq!(make.agreement, AttributeAgreement::Agrees);
     assert_eq!(make.read_confidence, Some(0.95));
-    assert!(hit.explanation.contains("make honda agrees (0.95)"), "{}", hit.explanation);
+    assert!(
+        hit.explanation.contains("make honda agrees (0.95)"),
+        "{}",
+        hit.explanation
+    );
 }
 
 #[test]
@@ -100,7 +104,10 @@ fn a_list_can_ask_for_lone_descriptions_and_a_low_confidence_lookalike_color_cou
     );
     assert!(matches_for(&store, &sure_silver)[0].score > found[0].score);
     // A red car is not a silver one, however unsure the reader.
-    let red = read("KLM123", &[("color", "red", 0.3), ("body_type", "sedan", 0.9)]);
+    let red = read(
+        "KLM123",
+        &[("color", "red", 0.3), ("body_type", "sedan", 0.9)],
+    );
     assert!(matches_for(&store, &red).is_empty());
 }
 
@@ -115,7 +122,12 @@ fn plate_pattern_and_description_agreeing_score_highest() {
     assert_eq!(both[0].kind, MatchKind::Partial);
     assert!(!both[0].differences.is_empty());
     assert_eq!(plate_only.len(), 1);
-    assert!(both[0].score > plate_only[0].score, "{} {}", both[0].score, plate_only[0].score);
+    assert!(
+        both[0].score > plate_only[0].score,
+        "{} {}",
+        both[0].score,
+        plate_only[0].score
+    );
     // The description alone on a plate that contradicts the witness: below the threshold.
     assert!(description_only.is_empty(), "{description_only:#?}");
     // The description contradicting the plate's fit lowers it below the threshold too.
@@ -156,7 +168,11 @@ fn area_and_time_window_limit_a_bolo_and_upserts_and_deletes_apply_at_once() {
     store.upsert(Arc::new(crate::hotlist::entry_from_fields(fields).unwrap()));
     let ford = read(
         "XYZ999",
-        &[("make", "ford", 0.9), ("model", "f-150", 0.9), ("color", "white", 0.9)],
+        &[
+            ("make", "ford", 0.9),
+            ("model", "f-150", 0.9),
+            ("color", "white", 0.9),
+        ],
     );
     assert_eq!(matches_for(&store, &ford)[0].entry.id, "ford");
     assert!(store.delete("local_bolo", "ford"));
@@ -178,7 +194,10 @@ fn a_read_whose_appearance_resembles_a_reference_vector_alerts_once_with_its_sim
     assert_eq!(found[0].kind, MatchKind::Appearance);
     assert_eq!(found[0].entry.id, "photo");
     let similarity = found[0].appearance_similarity.unwrap();
-    assert!((similarity - 2.0 / (4.09f32).sqrt()).abs() < 1e-4, "{similarity}");
+    assert!(
+        (similarity - 2.0 / (4.09f32).sqrt()).abs() < 1e-4,
+        "{similarity}"
+    );
     let mut unlike = similar.clone();
     unlike.embedding = Some(vec![1.0, 1.0, 1.0, 0.0]);
     assert!(matches_for(&store, &unlike).is_empty());

@@ -31,8 +31,8 @@ use crate::matcher::{
 use crate::misread::misread_difference;
 use crate::read::{PlateRead, Timestamp};
 
-pub use index::MAX_UNINDEXED_PATTERNS;
 use bolo::ReadAttributeKeys;
+pub use index::MAX_UNINDEXED_PATTERNS;
 use index::{IndexedList, PositionSet, ReadKeys};
 
 /// Which kinds of match the store looks for (per list, the list policy can turn kinds off too).
