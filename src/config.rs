@@ -31,6 +31,11 @@ pub struct Config {
     /// How alerts reach the webhooks list policies name.
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    /// The in-memory index of recent reads' appearance embeddings, searched when a BOLO with
+    /// reference vectors arrives; absent: no retro search. `dim` is `readers.embedding_dim` when
+    /// that is set.
+    #[serde(default)]
+    pub appearance: Option<platestream_engine::appearance::AppearanceIndexConfig>,
 }
 
 /// How reads from readers are interpreted before matching.
@@ -48,6 +53,9 @@ pub struct ReaderSettings {
     pub keep_duplicates: bool,
     /// Column mapping for topics whose format is `generic` (`schemas/examples/generic/`).
     pub generic: Option<platestream_engine::vendor::GenericMapping>,
+    /// Length of the readers' appearance embeddings; an embedding of another length is removed
+    /// from its read (the read is kept) and counted in `platestream_embeddings_dropped_total`.
+    pub embedding_dim: Option<usize>,
 }
 
 impl Default for ReaderSettings {
@@ -58,6 +66,7 @@ impl Default for ReaderSettings {
             dedupe_window_ms: 3_000,
             keep_duplicates: false,
             generic: None,
+            embedding_dim: None,
         }
     }
 }

@@ -14,5 +14,6 @@ pub mod query;
 pub mod readers;
 pub mod replay;
 pub mod run;
+pub mod search;
 pub mod serve;
 pub mod simulate_cmd;

@@ -12,9 +12,11 @@ use platestream::demo::{produce_simulated, run_demo, DemoOptions};
 use platestream::evaluate::{evaluate, markdown_table, EvaluateOptions};
 use platestream::replay::{replay, replay_pipeline, ALERTS_FILE, DEAD_LETTER_FILE};
 use platestream::run::run_engine;
+use platestream::search::{parse_point, parse_radius, print_hits, search_archive, SearchOptions};
 use platestream::serve::{ctrl_c_or_sigterm, serve, shutdown_signal};
 use platestream::simulate_cmd::{simulate_to_writer, SimulateOptions, DEFAULT_START};
 use platestream_connectors::kafka::{ensure_topics, KafkaSettings};
+use platestream_engine::description::Area;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;
 
@@ -111,6 +113,57 @@ enum Command {
         /// (schemas/registry.md), for `platestream query incident --registry FILE`.
         #[arg(long)]
         registry_out: Option<PathBuf>,
+        /// Give every read an appearance embedding of this length (0: none): a noisy copy of its
+        /// vehicle's identity vector.
+        #[arg(long, default_value_t = 0)]
+        embedding_dim: usize,
+        /// Norm of the per-read noise on the identity vector (0.35: same-vehicle cosine ≈ 0.94).
+        #[arg(long, default_value_t = platestream_engine::simulate::DEFAULT_EMBEDDING_NOISE)]
+        embedding_noise: f64,
+        /// Write BOLOs (CSV) for some hotlisted vehicles here: descriptions, and with
+        /// --embedding-dim their identity vectors as reference vectors.
+        #[arg(long)]
+        bolo_out: Option<PathBuf>,
+        /// Vehicles --bolo-out describes.
+        #[arg(long, default_value_t = 5)]
+        bolo_count: usize,
+    },
+    /// Find the archived reads whose appearance embedding is nearest a vector or another read,
+    /// within a time range and area.
+    Search {
+        /// The archive written by run, demo or replay (its reads/ table).
+        #[arg(long)]
+        archive: PathBuf,
+        /// JSON file holding the query vector ([0.1, ...] or [[0.1, ...], ...]).
+        #[arg(long, conflicts_with = "read_id", required_unless_present = "read_id")]
+        vector: Option<PathBuf>,
+        /// Use this archived read's embedding as the query (the read itself is left out).
+        #[arg(long)]
+        read_id: Option<String>,
+        /// Earliest observation time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Latest observation time, exclusive (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Centre of the area, LAT,LON.
+        #[arg(long, requires = "radius")]
+        near: Option<String>,
+        /// Radius around --near: 500m, 2km.
+        #[arg(long, requires = "near")]
+        radius: Option<String>,
+        /// Reads to print.
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Compare with every read instead of the HNSW index (exact, slower).
+        #[arg(long)]
+        exact: bool,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Benchmark end to end on this machine, each figure beside a baseline measured in the same
     /// run: broker drain ceiling vs `run`, a serde_json+Parquet floor vs `replay`, alert latency,
@@ -172,6 +225,10 @@ enum Command {
         /// Archive folded reports too, marked with duplicate_of.
         #[arg(long)]
         keep_duplicates: bool,
+        /// Length of appearance embeddings; reads' embeddings of another length are removed (the
+        /// read is kept) and counted.
+        #[arg(long)]
+        embedding_dim: Option<usize>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -263,6 +320,10 @@ async fn main() -> Result<()> {
             hotlist_out,
             truth_out,
             registry_out,
+            embedding_dim,
+            embedding_noise,
+            bolo_out,
+            bolo_count,
         } => {
             let start = Timestamp::parse_rfc3339(&start)
                 .with_context(|| format!("--start {start:?} is not an RFC 3339 time"))?;
@@ -274,6 +335,8 @@ async fn main() -> Result<()> {
                 malformed_rate,
                 repeat_frame_rate,
                 vendor_mix,
+                embedding_dim,
+                embedding_noise,
                 ..SimulatorConfig::default()
             };
             if let Some(brokers) = brokers {
@@ -288,6 +351,9 @@ async fn main() -> Result<()> {
                 let simulator = Simulator::new(config);
                 if let Some(path) = &hotlist_out {
                     simulator.write_hotlist_csv(std::fs::File::create(path)?)?;
+                }
+                if let Some(path) = &bolo_out {
+                    simulator.write_bolo_csv(std::fs::File::create(path)?, bolo_count)?;
                 }
                 let produced = AtomicU64::new(0);
                 let never = AtomicBool::new(false);
@@ -315,6 +381,8 @@ async fn main() -> Result<()> {
                 hotlist_out,
                 truth_out,
                 registry_out,
+                bolo_out,
+                bolo_count,
             };
             let file = std::fs::File::create(&out)
                 .with_context(|| format!("creating {}", out.display()))?;
@@ -350,6 +418,51 @@ async fn main() -> Result<()> {
                 quiet,
             )
         }),
+        Command::Search {
+            archive,
+            vector,
+            read_id,
+            from,
+            to,
+            near,
+            radius,
+            k,
+            exact,
+            json,
+            quiet,
+        } => {
+            let time = |flag: &str, text: Option<String>| -> Result<Option<Timestamp>> {
+                text.map(|text| {
+                    Timestamp::parse_rfc3339(&text)
+                        .with_context(|| format!("{flag} {text:?} is not an RFC 3339 time"))
+                })
+                .transpose()
+            };
+            let near = match (near, radius) {
+                (Some(near), Some(radius)) => {
+                    let (lat, lon) = parse_point(&near)?;
+                    Some(Area {
+                        lat,
+                        lon,
+                        radius_m: parse_radius(&radius)?,
+                    })
+                }
+                _ => None,
+            };
+            let options = SearchOptions {
+                archive,
+                vector_file: vector,
+                read_id,
+                from: time("--from", from)?,
+                to: time("--to", to)?,
+                near,
+                k,
+                exact,
+                show_progress: !quiet,
+            };
+            let hits = tokio::task::block_in_place(|| search_archive(&options))?;
+            print_hits(&hits, json)
+        }
         Command::Evaluate(options) => {
             let rows = tokio::task::block_in_place(|| evaluate(&options))?;
             println!(
@@ -376,6 +489,7 @@ async fn main() -> Result<()> {
             dedupe_window_ms,
             keep_duplicates,
             threads,
+            embedding_dim,
         } => {
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
@@ -391,8 +505,12 @@ async fn main() -> Result<()> {
                 dedupe_window_ms,
                 keep_duplicates,
                 generic: None,
+                embedding_dim,
             };
             let mut pipeline = replay_pipeline(&hotlist, &ncic, &format, &readers)?;
+            if let Some(dim) = embedding_dim {
+                pipeline = pipeline.with_embedding_dim(dim);
+            }
             let summary = replay(&input, &out, &mut pipeline, segment_rows, threads, !quiet)?;
             let counts = summary.counts;
             let seconds = summary.elapsed.as_secs_f64().max(1e-9);
@@ -416,6 +534,12 @@ async fn main() -> Result<()> {
                 counts.alerts,
                 out.join(ALERTS_FILE).display()
             );
+            if counts.embeddings_dropped > 0 {
+                println!(
+                    "embeddings dropped  {} (not --embedding-dim long; the reads were kept)",
+                    counts.embeddings_dropped
+                );
+            }
             println!(
                 "archive files       {} ({:.1} MiB) under {}",
                 summary.files_written,

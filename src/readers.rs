@@ -55,5 +55,8 @@ pub fn pipeline_for(
     if let Some(dedupe) = dedupe_config(readers) {
         pipeline = pipeline.with_dedupe(dedupe);
     }
+    if let Some(dim) = readers.embedding_dim {
+        pipeline = pipeline.with_embedding_dim(dim);
+    }
     Ok(pipeline)
 }

@@ -59,6 +59,20 @@ pub async fn run_engine(
     check_webhook_urls(&config)?;
     let mut pipeline = pipeline_for(&config.kafka, &config.readers, store.clone())?
         .with_alert_policy(alert_policy);
+    if let Some(appearance) = &config.appearance {
+        let appearance = platestream_engine::appearance::AppearanceIndexConfig {
+            dim: config.readers.embedding_dim.unwrap_or(appearance.dim),
+            ..appearance.clone()
+        };
+        tracing::info!(
+            dim = appearance.dim,
+            horizon_secs = appearance.horizon_secs,
+            "appearance index of recent reads"
+        );
+        pipeline = pipeline.with_appearance_index(std::sync::Arc::new(
+            platestream_engine::appearance::RecentAppearanceIndex::new(appearance),
+        ));
+    }
     if create_topics {
         let mut topics: Vec<(&str, i32)> = config
             .kafka

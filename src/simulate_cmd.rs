@@ -17,6 +17,9 @@ pub struct SimulateOptions {
     pub truth_out: Option<PathBuf>,
     /// Where to write the simulated readers and nearby cameras as a registry CSV.
     pub registry_out: Option<PathBuf>,
+    /// BOLO hotlist (CSV) for the first `bolo_count` hotlisted vehicles.
+    pub bolo_out: Option<PathBuf>,
+    pub bolo_count: usize,
 }
 
 /// Writes `count` messages, one per line, observed at a simulated clock that starts at `start`
@@ -35,6 +38,10 @@ pub fn simulate_to_writer(options: &SimulateOptions, out: &mut dyn Write) -> Res
         )
         .with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(path) = &options.bolo_out {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        simulator.write_bolo_csv(file, options.bolo_count)?;
+    }
     let mut truth_out = match &options.truth_out {
         Some(path) => Some(BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -51,6 +58,7 @@ pub fn simulate_to_writer(options: &SimulateOptions, out: &mut dyn Write) -> Res
         if let Some(truth) = &message.truth {
             hotlisted += u64::from(truth.hotlisted);
             if let Some(truth_out) = truth_out.as_mut() {
+                let looks = simulator.vehicle_looks(truth.vehicle_id);
                 writeln!(
                     truth_out,
                     "{}",
@@ -61,6 +69,10 @@ pub fn simulate_to_writer(options: &SimulateOptions, out: &mut dyn Write) -> Res
                         "true_jurisdiction": truth.true_jurisdiction,
                         "hotlisted": truth.hotlisted,
                         "misread": truth.misread,
+                        "make": looks.map(|looks| looks.make),
+                        "model": looks.map(|looks| looks.model),
+                        "color": looks.map(|looks| looks.color),
+                        "body_type": looks.map(|looks| looks.body_type),
                     })
                 )?;
             }

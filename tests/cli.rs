@@ -352,3 +352,244 @@ fn serve_refuses_to_start_with_a_guessable_vendor_token() {
     let stderr = text(&serve.stderr);
     assert!(stderr.contains("ingest.vendors.rekor.token"), "{stderr}");
 }
+
+/// `simulate --embedding-dim --bolo-out` → `replay` with those BOLOs: every appearance alert is a
+/// read of the BOLO's vehicle and nearly all its reads alert; every description alert is a read
+/// of a vehicle that looks like the description. Then `search` finds the vehicle's reads in the
+/// archive, as exact brute force does.
+#[test]
+fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() {
+    let dir = tempfile::tempdir().unwrap();
+    let simulate = platestream(
+        &[
+            "simulate",
+            "--out",
+            "reads.ndjson",
+            "--count",
+            "20000",
+            "--seed",
+            "11",
+            "--vehicles",
+            "5000",
+            "--embedding-dim",
+            "48",
+            "--bolo-out",
+            "bolos.csv",
+            "--bolo-count",
+            "3",
+            "--truth-out",
+            "truth.ndjson",
+        ],
+        dir.path(),
+    );
+    assert!(simulate.status.success(), "{}", text(&simulate.stderr));
+    let truths: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("truth.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let read_ids: Vec<String> = std::fs::read_to_string(dir.path().join("reads.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["read_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut bolos = csv::Reader::from_path(dir.path().join("bolos.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = bolos.records().map(Result::unwrap).collect();
+    let planted: Vec<u64> = rows
+        .iter()
+        .filter(|row| &row[0] == "appearance_bolo")
+        .map(|row| row[4].trim_start_matches("sim-").parse().unwrap())
+        .collect();
+    assert_eq!(planted.len(), 3);
+    let reads_of = |vehicle: u64| -> Vec<usize> {
+        truths
+            .iter()
+            .enumerate()
+            .filter(|(_, truth)| truth["vehicle_id"] == vehicle)
+            .map(|(index, _)| index)
+            .collect()
+    };
+    assert!(
+        planted.iter().map(|v| reads_of(*v).len()).sum::<usize>() >= 10,
+        "the BOLO vehicles pass the readers"
+    );
+
+    let replay = platestream(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--hotlist",
+            "bolos.csv",
+            "--out",
+            "out",
+            "--quiet",
+            "--dedupe-window-ms",
+            "0",
+            "--embedding-dim",
+            "48",
+        ],
+        dir.path(),
+    );
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    let alerts: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("out/alerts.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    let line_of =
+        |alert: &serde_json::Value| alert["source"]["offset"].as_u64().unwrap() as usize - 1;
+    let vehicle_of_entry = |alert: &serde_json::Value| -> u64 {
+        alert["entry_id"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sim-")
+            .parse()
+            .unwrap()
+    };
+
+    // Appearance: precise and (nearly) complete against the ground truth.
+    for &vehicle in &planted {
+        let expected = reads_of(vehicle);
+        let alerted: Vec<usize> = alerts
+            .iter()
+            .filter(|alert| {
+                alert["list"] == "appearance_bolo" && vehicle_of_entry(alert) == vehicle
+            })
+            .map(|alert| {
+                assert_eq!(alert["match_kind"], "appearance");
+                assert!(alert["appearance_similarity"].as_f64().unwrap() >= 0.85);
+                line_of(alert)
+            })
+            .collect();
+        for line in &alerted {
+            assert_eq!(
+                truths[*line]["vehicle_id"], vehicle,
+                "appearance alert on another vehicle"
+            );
+        }
+        assert!(
+            alerted.len() as f64 >= 0.95 * expected.len() as f64,
+            "vehicle {vehicle}: {} of {} reads alerted",
+            alerted.len(),
+            expected.len()
+        );
+    }
+
+    // Descriptions: every alert is a vehicle of that make and model, of the color or a look-alike.
+    let described: Vec<&serde_json::Value> = alerts
+        .iter()
+        .filter(|alert| alert["list"] == "description_bolo")
+        .collect();
+    assert!(!described.is_empty());
+    for alert in &described {
+        assert_eq!(alert["match_kind"], "attribute");
+        let row = rows
+            .iter()
+            .find(|row| {
+                &row[0] == "description_bolo" && row[4] == *alert["entry_id"].as_str().unwrap()
+            })
+            .unwrap();
+        let truth = &truths[line_of(alert)];
+        assert_eq!(truth["make"], row[5].to_owned());
+        let matched = alert["attribute_matches"].as_array().unwrap();
+        assert!(matched
+            .iter()
+            .any(|m| m["attribute"] == "make" && m["agreement"] == "agrees"));
+        // A reader that could not classify the model still fits the description; one that did
+        // saw the BOLO's model.
+        let model = matched.iter().find(|m| m["attribute"] == "model").unwrap();
+        if model["agreement"] == "agrees" {
+            assert_eq!(truth["model"], row[6].to_owned());
+        } else {
+            assert_eq!(model["agreement"], "read_unknown");
+        }
+    }
+    let planted_described = described
+        .iter()
+        .filter(|alert| {
+            planted.contains(&vehicle_of_entry(alert))
+                && truths[line_of(alert)]["vehicle_id"] == vehicle_of_entry(alert)
+        })
+        .count();
+    let planted_reads: usize = planted.iter().map(|v| reads_of(*v).len()).sum();
+    assert!(
+        planted_described as f64 >= 0.6 * planted_reads as f64,
+        "{planted_described} of {planted_reads} reads of the described vehicles alerted"
+    );
+
+    // Search: the reference vector of the first planted vehicle, HNSW and exact agree, and the
+    // nearest reads are that vehicle's.
+    let vehicle = planted[0];
+    let reference = rows
+        .iter()
+        .find(|row| &row[0] == "appearance_bolo" && row[4] == format!("sim-{vehicle}"))
+        .unwrap()[9]
+        .to_owned();
+    std::fs::write(dir.path().join("reference.json"), reference).unwrap();
+    let k = reads_of(vehicle).len().min(10);
+    let search = |exact: bool| -> Vec<String> {
+        let k = k.to_string();
+        let mut args = vec![
+            "search",
+            "--archive",
+            "out",
+            "--vector",
+            "reference.json",
+            "-k",
+            &k,
+            "--json",
+            "--quiet",
+        ];
+        if exact {
+            args.push("--exact");
+        }
+        let output = platestream(&args, dir.path());
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["read_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let approximate = search(false);
+    let exact = search(true);
+    assert_eq!(approximate.len(), k);
+    let mut sorted_approximate = approximate.clone();
+    sorted_approximate.sort();
+    let mut sorted_exact = exact.clone();
+    sorted_exact.sort();
+    assert_eq!(sorted_approximate, sorted_exact);
+    let vehicle_reads: Vec<&String> = reads_of(vehicle)
+        .iter()
+        .map(|line| &read_ids[*line])
+        .collect();
+    for read_id in &approximate {
+        assert!(
+            vehicle_reads.contains(&read_id),
+            "{read_id} is not a read of vehicle {vehicle}"
+        );
+    }
+
+    // Bad input is a clear error, not a crash.
+    let bad = platestream(
+        &["search", "--archive", "out", "--vector", "bolos.csv"],
+        dir.path(),
+    );
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("reference_vectors") || text(&bad.stderr).contains("JSON"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::alert_policy::AlertRoute;
+use crate::description::AttributeMatch;
+use crate::hotlist::HotlistEntry;
 use crate::matcher::{CharacterDifference, JurisdictionAgreement, Match, MatchKind};
 use crate::read::{ImageRefs, PlateRead, SourcePosition, Timestamp, VehicleAttributes};
 
@@ -77,6 +79,13 @@ pub struct Alert {
     /// Where read and entry differ, character by character (empty for exact matches).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub differences: Vec<CharacterDifference>,
+    /// BOLO hits: each attribute the BOLO describes beside what the reader saw and how sure it was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_matches: Vec<AttributeMatch>,
+    /// BOLO appearance hits: cosine similarity of the read's embedding to the closest reference
+    /// vector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appearance_similarity: Option<f32>,
 }
 
 pub fn alert_id(read_id: &str, list: &str, entry_plate_norm: &str) -> String {
@@ -84,11 +93,25 @@ pub fn alert_id(read_id: &str, list: &str, entry_plate_norm: &str) -> String {
     format!("{:032x}", xxh3_128(key.as_bytes()))
 }
 
+/// The alert id of a hit on `entry`: plate entries keep [`alert_id`] of their plate; BOLOs,
+/// which share plates (none, or a pattern), are told apart by their id; retro hits by their kind,
+/// so a retro alert and a live one about the same read never share an id.
+pub fn entry_alert_id(read_id: &str, entry: &HotlistEntry, kind: MatchKind) -> String {
+    if !entry.is_bolo() {
+        return alert_id(read_id, &entry.list, &entry.plate_norm);
+    }
+    let mut key = format!("{}/{}", entry.plate_norm, entry.id);
+    if kind == MatchKind::AppearanceRetro {
+        key.push_str("/retro");
+    }
+    alert_id(read_id, &entry.list, &key)
+}
+
 impl Alert {
     pub fn new(read: &PlateRead, hit: &Match, raised_at: Timestamp) -> Self {
         let entry = &hit.entry;
         Self {
-            alert_id: alert_id(&read.read_id, &entry.list, &entry.plate_norm),
+            alert_id: entry_alert_id(&read.read_id, entry, hit.kind),
             raised_at,
             read_id: read.read_id.clone(),
             list: entry.list.clone(),
@@ -126,6 +149,8 @@ impl Alert {
             entry_plate_type: entry.plate_type.clone(),
             ncic_number: entry.ncic_number.clone(),
             differences: hit.differences.clone(),
+            attribute_matches: hit.attributes.clone(),
+            appearance_similarity: hit.appearance_similarity,
         }
     }
 

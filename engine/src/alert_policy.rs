@@ -38,7 +38,16 @@ impl AlertRoute {
 }
 
 /// How one hotlist is matched and how its hits are delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Least BOLO score that raises an alert unless the list or the entry says otherwise: a full
+/// description (make, model, color) read with ordinary confidence passes, a lone "silver sedan"
+/// (at most 0.3) or "silver Honda" (at most 0.45) does not.
+pub const DEFAULT_MIN_ATTRIBUTE_SCORE: f32 = 0.5;
+
+/// Least cosine similarity between a read's appearance embedding and a BOLO's reference vector
+/// that is a hit, unless the list says otherwise.
+pub const DEFAULT_APPEARANCE_THRESHOLD: f32 = 0.85;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ListPolicy {
     /// The list name entries carry in `list`.
@@ -57,6 +66,11 @@ pub struct ListPolicy {
     /// Seconds during which the same plate hitting the same entry is recorded but not paged
     /// again; `None` takes the default (600), 0 pages every hit.
     pub suppression_window_secs: Option<u64>,
+    /// Least score (0..1) a BOLO hit needs to become an alert; `None` takes
+    /// [`DEFAULT_MIN_ATTRIBUTE_SCORE`]. A BOLO row's `min_score` overrides it.
+    pub min_attribute_score: Option<f32>,
+    /// Least cosine similarity of appearance hits; `None` takes [`DEFAULT_APPEARANCE_THRESHOLD`].
+    pub appearance_threshold: Option<f32>,
 }
 
 impl Default for ListPolicy {
@@ -70,6 +84,8 @@ impl Default for ListPolicy {
             route: AlertRoute::Field,
             webhooks: Vec::new(),
             suppression_window_secs: None,
+            min_attribute_score: None,
+            appearance_threshold: None,
         }
     }
 }
@@ -81,6 +97,16 @@ impl ListPolicy {
             name: name.to_owned(),
             ..Self::default()
         }
+    }
+
+    pub fn min_attribute_score(&self) -> f32 {
+        self.min_attribute_score
+            .unwrap_or(DEFAULT_MIN_ATTRIBUTE_SCORE)
+    }
+
+    pub fn appearance_threshold(&self) -> f32 {
+        self.appearance_threshold
+            .unwrap_or(DEFAULT_APPEARANCE_THRESHOLD)
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::description::{DescriptionFields, InvalidDescription, VehicleDescription};
 use crate::jurisdiction::normalize_jurisdiction;
 use crate::normalize::normalize_plate;
 use crate::pattern::{is_pattern, PatternError, PlatePattern};
@@ -53,6 +54,11 @@ pub struct HotlistEntry {
     /// `Some(false)` keeps this entry to exact matches whatever its list's policy says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misreads: Option<bool>,
+    /// Set on a BOLO: the vehicle description (attributes, area, time window, reference
+    /// vectors) matched against reads' classified attributes and appearance embeddings. A BOLO's
+    /// `plate` is empty or a partial-plate pattern.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vehicle: Option<Box<VehicleDescription>>,
 }
 
 /// Why an entry cannot be made from what an agency gave.
@@ -60,7 +66,7 @@ pub struct HotlistEntry {
 pub enum InvalidEntry {
     #[error("`list` is empty")]
     EmptyList,
-    #[error("`plate` is empty")]
+    #[error("`plate` is empty and the row describes no vehicle (make, model, color, body_type, year_min, year_max or reference_vectors)")]
     EmptyPlate,
     #[error(transparent)]
     Plate(#[from] crate::normalize::InvalidRead),
@@ -107,7 +113,44 @@ impl HotlistEntry {
             entered_by: None,
             entered_at: None,
             misreads: None,
+            vehicle: None,
         })
+    }
+
+    /// A BOLO without any plate: matched on its description alone. The id is a placeholder
+    /// until set (`entry_from_fields` derives one from the description).
+    pub fn without_plate(
+        list: &str,
+        description: VehicleDescription,
+    ) -> Result<Self, InvalidEntry> {
+        if list.trim().is_empty() {
+            return Err(InvalidEntry::EmptyList);
+        }
+        Ok(Self {
+            list: list.trim().to_owned(),
+            plate: String::new(),
+            plate_norm: String::new(),
+            jurisdiction: None,
+            reason: None,
+            priority: DEFAULT_PRIORITY,
+            case_number: None,
+            description: None,
+            vehicle: Some(Box::new(description)),
+            expires_at: None,
+            attributes: BTreeMap::new(),
+            id: "BOLO".to_owned(),
+            partial: false,
+            plate_type: None,
+            ncic_number: None,
+            entered_by: None,
+            entered_at: None,
+            misreads: None,
+        })
+    }
+
+    /// A BOLO: the entry carries a vehicle description.
+    pub fn is_bolo(&self) -> bool {
+        self.vehicle.is_some()
     }
 
     pub fn is_expired_at(&self, now: Timestamp) -> bool {
@@ -163,6 +206,15 @@ const KNOWN_COLUMNS: &[&str] = &[
     "entered_by",
     "entered_at",
     "misreads",
+    "year_min",
+    "year_max",
+    "lat",
+    "lon",
+    "radius_m",
+    "active_from",
+    "active_to",
+    "reference_vectors",
+    "min_score",
 ];
 
 /// Loads hotlist entries from CSV with a header row. `source_name` (a file name) goes into errors.
@@ -206,6 +258,15 @@ pub fn load_hotlist_csv<R: Read>(
         entered_by: column("entered_by"),
         entered_at: column("entered_at"),
         misreads: column("misreads"),
+        year_min: column("year_min"),
+        year_max: column("year_max"),
+        lat: column("lat"),
+        lon: column("lon"),
+        radius_m: column("radius_m"),
+        active_from: column("active_from"),
+        active_to: column("active_to"),
+        reference_vectors: column("reference_vectors"),
+        min_score: column("min_score"),
     };
 
     let mut loaded = LoadedHotlist::default();
@@ -233,6 +294,15 @@ pub fn load_hotlist_csv<R: Read>(
             entered_by: field(optional_columns.entered_by),
             entered_at: field(optional_columns.entered_at),
             misreads: field(optional_columns.misreads),
+            year_min: field(optional_columns.year_min),
+            year_max: field(optional_columns.year_max),
+            lat: field(optional_columns.lat),
+            lon: field(optional_columns.lon),
+            radius_m: field(optional_columns.radius_m),
+            active_from: field(optional_columns.active_from),
+            active_to: field(optional_columns.active_to),
+            reference_vectors: field(optional_columns.reference_vectors),
+            min_score: field(optional_columns.min_score),
             attributes: header
                 .iter()
                 .zip(record.iter())
@@ -266,6 +336,15 @@ struct OptionalColumns {
     entered_by: Option<usize>,
     entered_at: Option<usize>,
     misreads: Option<usize>,
+    year_min: Option<usize>,
+    year_max: Option<usize>,
+    lat: Option<usize>,
+    lon: Option<usize>,
+    radius_m: Option<usize>,
+    active_from: Option<usize>,
+    active_to: Option<usize>,
+    reference_vectors: Option<usize>,
+    min_score: Option<usize>,
 }
 
 /// One entry as an agency states it: the hotlist columns (`schemas/hotlist.md`) as text, before
@@ -287,6 +366,15 @@ pub struct EntryFields {
     pub entered_by: Option<String>,
     pub entered_at: Option<String>,
     pub misreads: Option<String>,
+    pub year_min: Option<String>,
+    pub year_max: Option<String>,
+    pub lat: Option<String>,
+    pub lon: Option<String>,
+    pub radius_m: Option<String>,
+    pub active_from: Option<String>,
+    pub active_to: Option<String>,
+    pub reference_vectors: Option<String>,
+    pub min_score: Option<String>,
     /// Columns the format does not define (`make`, `model`, `color`...), by lowercase name.
     pub attributes: BTreeMap<String, String>,
 }
@@ -316,6 +404,15 @@ impl EntryFields {
             "entered_by" => &mut self.entered_by,
             "entered_at" => &mut self.entered_at,
             "misreads" => &mut self.misreads,
+            "year_min" => &mut self.year_min,
+            "year_max" => &mut self.year_max,
+            "lat" => &mut self.lat,
+            "lon" => &mut self.lon,
+            "radius_m" => &mut self.radius_m,
+            "active_from" => &mut self.active_from,
+            "active_to" => &mut self.active_to,
+            "reference_vectors" => &mut self.reference_vectors,
+            "min_score" => &mut self.min_score,
             _ => {
                 self.attributes.insert(name, value);
                 return;
@@ -338,6 +435,10 @@ pub enum InvalidFields {
     Time { column: &'static str, raw: String },
     #[error("misreads must be true or false")]
     Misreads,
+    #[error(transparent)]
+    Description(#[from] InvalidDescription),
+    #[error("{0} applies to BOLO rows only (an empty plate or a partial-plate pattern)")]
+    BoloColumnOnPlate(&'static str),
 }
 
 fn parse_time(column: &'static str, raw: String) -> Result<Timestamp, InvalidFields> {
@@ -348,9 +449,30 @@ fn parse_time(column: &'static str, raw: String) -> Result<Timestamp, InvalidFie
 /// pattern), the jurisdiction recognized, priority and times parsed, and the id defaulted to the
 /// NCIC number, else `PLATE/JURISDICTION`.
 pub fn entry_from_fields(fields: EntryFields) -> Result<HotlistEntry, InvalidFields> {
-    let list = fields.list.ok_or(InvalidEntry::EmptyList)?;
-    let plate = fields.plate.ok_or(InvalidEntry::EmptyPlate)?;
-    let mut entry = HotlistEntry::new(&list, &plate)?;
+    let list = fields.list.clone().ok_or(InvalidEntry::EmptyList)?;
+    let description_fields = fields.description_fields();
+    let mut entry = match fields.plate.as_deref() {
+        Some(plate) if !is_pattern(plate) => {
+            if let Some(column) = fields.bolo_only_column() {
+                return Err(InvalidFields::BoloColumnOnPlate(column));
+            }
+            HotlistEntry::new(&list, plate)?
+        }
+        Some(pattern) => {
+            let mut entry = HotlistEntry::new(&list, pattern)?;
+            entry.vehicle =
+                VehicleDescription::from_fields(&description_fields, true)?.map(Box::new);
+            if entry.vehicle.is_none() && description_fields.has_constraints() {
+                return Err(InvalidDescription::YearsOnly.into());
+            }
+            entry
+        }
+        None => {
+            let description = VehicleDescription::from_fields(&description_fields, false)?
+                .ok_or(InvalidEntry::EmptyPlate)?;
+            HotlistEntry::without_plate(&list, description)?
+        }
+    };
     if let Some(raw) = fields.jurisdiction {
         entry.jurisdiction = Some(
             normalize_jurisdiction(&raw).ok_or_else(|| InvalidFields::Jurisdiction(raw.clone()))?,
@@ -392,8 +514,65 @@ pub fn entry_from_fields(fields: EntryFields) -> Result<HotlistEntry, InvalidFie
     entry.id = fields
         .id
         .or_else(|| entry.ncic_number.clone())
-        .unwrap_or_else(|| default_entry_id(&entry.plate_norm, entry.jurisdiction.as_deref()));
+        .unwrap_or_else(|| match &entry.vehicle {
+            Some(description) if entry.plate_norm.is_empty() => {
+                default_bolo_id(description, entry.case_number.as_deref())
+            }
+            _ => default_entry_id(&entry.plate_norm, entry.jurisdiction.as_deref()),
+        });
     Ok(entry)
+}
+
+/// The id of a plate-less BOLO that was given none: its case number, else a hash of what it
+/// describes, so the same row loaded twice is the same entry.
+pub fn default_bolo_id(description: &VehicleDescription, case_number: Option<&str>) -> String {
+    if let Some(case_number) = case_number {
+        return format!("BOLO/{case_number}");
+    }
+    let described = serde_json::to_string(description).unwrap_or_default();
+    format!(
+        "BOLO/{:016x}",
+        xxhash_rust::xxh3::xxh3_64(described.as_bytes())
+    )
+}
+
+impl EntryFields {
+    fn description_fields(&self) -> DescriptionFields {
+        let attribute = |name: &str| self.attributes.get(name).cloned();
+        DescriptionFields {
+            make: attribute("make"),
+            model: attribute("model"),
+            color: attribute("color"),
+            body_type: attribute("body_type"),
+            year_min: self.year_min.clone(),
+            year_max: self.year_max.clone(),
+            lat: self.lat.clone(),
+            lon: self.lon.clone(),
+            radius_m: self.radius_m.clone(),
+            active_from: self.active_from.clone(),
+            active_to: self.active_to.clone(),
+            reference_vectors: self.reference_vectors.clone(),
+            min_score: self.min_score.clone(),
+        }
+    }
+
+    /// The first filled column that only BOLOs use.
+    fn bolo_only_column(&self) -> Option<&'static str> {
+        [
+            ("year_min", &self.year_min),
+            ("year_max", &self.year_max),
+            ("lat", &self.lat),
+            ("lon", &self.lon),
+            ("radius_m", &self.radius_m),
+            ("active_from", &self.active_from),
+            ("active_to", &self.active_to),
+            ("reference_vectors", &self.reference_vectors),
+            ("min_score", &self.min_score),
+        ]
+        .into_iter()
+        .find(|(_, value)| value.is_some())
+        .map(|(name, _)| name)
+    }
 }
 
 #[cfg(test)]
@@ -519,5 +698,67 @@ mod entry_fields_tests {
         );
         let error = entry_from_fields(EntryFields::default()).unwrap_err();
         assert_eq!(error.to_string(), "`list` is empty");
+    }
+
+    #[test]
+    fn bolo_rows_need_a_description_and_are_refused_with_a_reason() {
+        let csv = "list,plate,id,case_number,make,model,color,body_type,year_min,year_max,lat,lon,radius_m,reference_vectors\n\
+                   local_bolo,,,DC-1,Honda,Civic,Silver,sedan,2016,2020,38.9,-77.03,500,\n\
+                   local_bolo,7X?2*,w,,Toyota,,dark blue,,,,,,,\n\
+                   photo_bolo,,p,,,,,,,,,,,\"[[0.6,0.8]]\"\n\
+                   local_bolo,,,,,,,,,,,,,\n\
+                   local_bolo,,,,,,plaid,,,,,,,\n\
+                   local_bolo,,,,,,,,2015,,,,,\n\
+                   local_bolo,,,,Ford,,,,,,38.9,,,\n\
+                   stolen_vehicles,ABC123,,,,,,,2015,,,,,\n\
+                   photo_bolo,,,,,,,,,,,,,\"[[0,0]]\"\n";
+        let loaded = load_hotlist_csv("bolo.csv", csv.as_bytes()).unwrap();
+        assert_eq!(loaded.entries.len(), 3, "{:?}", loaded.rejected);
+        let civic = &loaded.entries[0];
+        assert_eq!(civic.id, "BOLO/DC-1");
+        assert_eq!(civic.plate, "");
+        let description = civic.vehicle.as_deref().unwrap();
+        assert_eq!(description.make.as_deref(), Some("honda"));
+        assert_eq!(description.model.as_deref(), Some("civic"));
+        assert_eq!(description.color.as_deref(), Some("silver"));
+        assert_eq!(
+            (description.year_min, description.year_max),
+            (Some(2016), Some(2020))
+        );
+        assert_eq!(description.area.unwrap().radius_m, 500.0);
+        // The agency's words stay on the alert as before.
+        assert_eq!(civic.attributes["make"], "Honda");
+        let witness = &loaded.entries[1];
+        assert!(witness.partial);
+        assert_eq!(
+            witness.vehicle.as_deref().unwrap().color.as_deref(),
+            Some("blue")
+        );
+        assert_eq!(
+            loaded.entries[2]
+                .vehicle
+                .as_deref()
+                .unwrap()
+                .reference_vectors,
+            vec![vec![0.6, 0.8]]
+        );
+        let reasons: Vec<(u64, &str)> = loaded
+            .rejected
+            .iter()
+            .map(|row| (row.line, row.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 6, "{reasons:?}");
+        assert!(reasons[0].1.contains("describes no vehicle"), "{reasons:?}");
+        assert!(reasons[1].1.contains("plaid"), "{reasons:?}");
+        assert!(
+            reasons[2].1.contains("reads carry no model year"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[3].1.contains("lat, lon and radius_m"),
+            "{reasons:?}"
+        );
+        assert!(reasons[4].1.contains("BOLO rows only"), "{reasons:?}");
+        assert!(reasons[5].1.contains("zeros"), "{reasons:?}");
     }
 }

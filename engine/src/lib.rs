@@ -3,9 +3,11 @@
 
 pub mod alert;
 pub mod alert_policy;
+pub mod appearance;
 pub mod archive;
 pub mod decode;
 pub mod dedupe;
+pub mod description;
 pub mod geo;
 pub mod hotlist;
 pub mod images;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::alert_policy::ListPolicy;
+use crate::description::AttributeMatch;
 use crate::hotlist::HotlistEntry;
 use crate::read::{PlateRead, Timestamp};
 
@@ -18,6 +19,9 @@ pub enum MatchKind {
     Partial,
     Attribute,
     Appearance,
+    /// Found by searching recent reads' appearance embeddings when a BOLO with reference
+    /// vectors was created: the read is from the past, the alert is raised now.
+    AppearanceRetro,
 }
 
 impl MatchKind {
@@ -28,6 +32,7 @@ impl MatchKind {
             Self::Partial => "partial",
             Self::Attribute => "attribute",
             Self::Appearance => "appearance",
+            Self::AppearanceRetro => "appearance_retro",
         }
     }
 }
@@ -107,6 +112,10 @@ pub struct Match {
     pub differences: Vec<CharacterDifference>,
     /// The entry's list policy (route, suppression window); `None` means the defaults.
     pub policy: Option<Arc<ListPolicy>>,
+    /// For BOLOs: each described attribute beside what the reader saw.
+    pub attributes: Vec<AttributeMatch>,
+    /// For BOLOs with reference vectors: the best cosine similarity of the read's embedding.
+    pub appearance_similarity: Option<f32>,
 }
 
 pub trait Matcher: Send + Sync {
@@ -129,6 +138,12 @@ pub trait Matcher: Send + Sync {
             self.match_read(read, now, matches);
             ends.push(matches.len());
         }
+    }
+
+    /// BOLOs with reference vectors created or replaced since the last call, for a search of
+    /// recent reads (`crate::appearance`). Matchers without BOLOs have none.
+    fn take_new_appearance_bolos(&self) -> Vec<(Arc<HotlistEntry>, Option<Arc<ListPolicy>>)> {
+        Vec::new()
     }
 
     /// Entries the matcher holds.
@@ -197,6 +212,8 @@ impl Matcher for ExactMatcher {
                 explanation,
                 differences: Vec::new(),
                 policy: None,
+                attributes: Vec::new(),
+                appearance_similarity: None,
             });
         }
     }

@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::alert::Alert;
 use crate::alert_policy::AlertPolicy;
+use crate::appearance::{AppearanceQuery, RecentAppearanceIndex};
 use crate::decode::{Decoded, ReadDecoder};
 use crate::dedupe::{DedupeConfig, DuplicateSuppressor, Offered};
-use crate::matcher::{Match, Matcher};
+use crate::matcher::{JurisdictionAgreement, Match, MatchKind, Matcher};
 use crate::normalize::normalize_read;
 use crate::read::{PlateRead, SourcePosition, Timestamp};
 
@@ -96,6 +97,11 @@ pub struct PipelineCounts {
     pub alerts: u64,
     /// Reports folded into another read of the same vehicle pass.
     pub duplicates_suppressed: u64,
+    /// Embeddings removed from reads because their length is not the configured dimension (the
+    /// read itself is kept).
+    pub embeddings_dropped: u64,
+    /// Of `alerts`: hits found in recent reads when a BOLO with reference vectors arrived.
+    pub retro_alerts: u64,
 }
 
 impl PipelineCounts {
@@ -107,6 +113,8 @@ impl PipelineCounts {
         self.dead_lettered += other.dead_lettered;
         self.alerts += other.alerts;
         self.duplicates_suppressed += other.duplicates_suppressed;
+        self.embeddings_dropped += other.embeddings_dropped;
+        self.retro_alerts += other.retro_alerts;
     }
 }
 
@@ -119,6 +127,8 @@ pub struct Preparer {
     /// Topics whose format differs from `decoder`'s.
     topic_decoders: HashMap<String, Arc<dyn ReadDecoder>>,
     matcher: Arc<dyn Matcher>,
+    /// Appearance embeddings of any other length are removed before matching.
+    embedding_dim: Option<usize>,
 }
 
 /// A read with the hotlist entries it matched.
@@ -126,6 +136,8 @@ pub struct Preparer {
 pub struct MatchedRead {
     pub read: PlateRead,
     pub matches: Vec<Match>,
+    /// The read came with an embedding of the wrong dimension, which was removed.
+    pub embedding_dropped: bool,
 }
 
 /// One message after [`Preparer::prepare`].
@@ -193,6 +205,21 @@ impl Preparer {
         }
     }
 
+    /// Removes an embedding whose length is not the configured dimension (the read is kept);
+    /// `true` when it did.
+    fn drop_wrong_embedding(&self, read: &mut PlateRead) -> bool {
+        let (Some(dim), Some(embedding)) = (self.embedding_dim, &read.embedding) else {
+            return false;
+        };
+        if embedding.len() == dim {
+            return false;
+        }
+        read.embedding = None;
+        metrics::counter!("platestream_embeddings_dropped_total", "reason" => "wrong_dimension")
+            .increment(1);
+        true
+    }
+
     /// [`Self::prepare`] for several messages, with all their reads matched in one
     /// [`Matcher::match_batch`] call (which overlaps the index lookups' cache misses across
     /// reads). The same results, in the same order, as preparing each message alone.
@@ -205,6 +232,7 @@ impl Preparer {
         // (index into `prepared`, reads of that message) for the messages with reads.
         let mut read_counts: Vec<(usize, usize)> = Vec::new();
         let mut batch_reads: Vec<PlateRead> = Vec::new();
+        let mut dropped: Vec<bool> = Vec::new();
         let mut reads = Vec::with_capacity(1);
         for (payload, source) in messages {
             match self.decode_into(payload, &source.topic, now, &mut reads) {
@@ -221,10 +249,11 @@ impl Preparer {
                 DecodeOutcome::NotARead => prepared.push(Prepared::NotARead),
                 DecodeOutcome::Reads => {
                     read_counts.push((prepared.len(), reads.len()));
-                    batch_reads.extend(reads.drain(..).map(|mut read| {
+                    for mut read in reads.drain(..) {
                         read.source = Some(source.clone());
-                        read
-                    }));
+                        dropped.push(self.drop_wrong_embedding(&mut read));
+                        batch_reads.push(read);
+                    }
                     prepared.push(Prepared::Reads(Vec::new()));
                 }
             }
@@ -233,17 +262,18 @@ impl Preparer {
         self.matcher
             .match_batch(&batch_reads, now, &mut matches, &mut ends);
         let mut matches = matches.into_iter();
-        let mut read_matches = batch_reads
-            .into_iter()
-            .zip(ends)
-            .scan(0, |start, (read, end)| {
+        let mut read_matches = batch_reads.into_iter().zip(ends).zip(dropped).scan(
+            0,
+            |start, ((read, end), embedding_dropped)| {
                 let taken: Vec<Match> = matches.by_ref().take(end - *start).collect();
                 *start = end;
                 Some(MatchedRead {
                     read,
                     matches: taken,
+                    embedding_dropped,
                 })
-            });
+            },
+        );
         for (index, count) in read_counts {
             if let Some(Prepared::Reads(slot)) = prepared.get_mut(index) {
                 slot.extend(read_matches.by_ref().take(count));
@@ -272,9 +302,14 @@ impl Preparer {
                     .into_iter()
                     .map(|mut read| {
                         read.source = Some(source.clone());
+                        let embedding_dropped = self.drop_wrong_embedding(&mut read);
                         let mut matches = Vec::new();
                         self.matcher.match_read(&read, now, &mut matches);
-                        MatchedRead { read, matches }
+                        MatchedRead {
+                            read,
+                            matches,
+                            embedding_dropped,
+                        }
                     })
                     .collect(),
             ),
@@ -288,8 +323,12 @@ pub struct Pipeline {
     decoded: Vec<PlateRead>,
     matches: Vec<Match>,
     dedupe: Option<DuplicateSuppressor>,
+    appearance_index: Option<Arc<RecentAppearanceIndex>>,
     pub counts: PipelineCounts,
 }
+
+/// Reads a retro search reports per reference vector of a new BOLO at most.
+pub const RETRO_SEARCH_K: usize = 50;
 
 impl Pipeline {
     pub fn new(decoder: Arc<dyn ReadDecoder>, matcher: Arc<dyn Matcher>) -> Self {
@@ -298,12 +337,106 @@ impl Pipeline {
                 decoder,
                 topic_decoders: HashMap::new(),
                 matcher,
+                embedding_dim: None,
             },
             alert_policy: None,
             decoded: Vec::new(),
             matches: Vec::new(),
             dedupe: None,
+            appearance_index: None,
             counts: PipelineCounts::default(),
+        }
+    }
+
+    /// Embeddings of any other length are removed from their read (which is kept) and counted
+    /// (`platestream_embeddings_dropped_total`): a reader sending another model's vectors must
+    /// not poison appearance matching, nor lose its plate reads.
+    pub fn with_embedding_dim(mut self, dim: usize) -> Self {
+        self.preparer.embedding_dim = Some(dim);
+        self
+    }
+
+    /// Indexes every read's embedding for retro search, and searches it when a BOLO with
+    /// reference vectors arrives (alerts of kind `appearance_retro`). Share one index between
+    /// pipelines.
+    pub fn with_appearance_index(mut self, index: Arc<RecentAppearanceIndex>) -> Self {
+        self.appearance_index = Some(index);
+        self
+    }
+
+    /// Searches recent reads for BOLOs with reference vectors that arrived since the last call;
+    /// their hits become `appearance_retro` alerts raised at `now`.
+    pub fn search_new_appearance_bolos(&mut self, now: Timestamp, out: &mut Processed) {
+        // Taken even without an index, so the queue does not grow in engines that never search.
+        let new_bolos = self.preparer.matcher.take_new_appearance_bolos();
+        let Some(index) = &self.appearance_index else {
+            return;
+        };
+        for (entry, policy) in new_bolos {
+            let Some(description) = entry.vehicle.as_deref() else {
+                continue;
+            };
+            let threshold = policy.as_ref().map_or(
+                crate::alert_policy::DEFAULT_APPEARANCE_THRESHOLD,
+                |policy| policy.appearance_threshold(),
+            );
+            let mut best: Vec<crate::appearance::AppearanceHit> = Vec::new();
+            for vector in &description.reference_vectors {
+                let hits = index.search(&AppearanceQuery {
+                    vector,
+                    k: RETRO_SEARCH_K,
+                    from: description.active_from,
+                    to: description.active_to,
+                    near: description.area,
+                    min_similarity: Some(threshold),
+                });
+                for hit in hits {
+                    match best
+                        .iter_mut()
+                        .find(|seen| seen.read.read_id == hit.read.read_id)
+                    {
+                        Some(seen) => seen.similarity = seen.similarity.max(hit.similarity),
+                        None => best.push(hit),
+                    }
+                }
+            }
+            best.sort_by_key(|hit| hit.read.observed_at);
+            let started = out.alerts.len();
+            for hit in best {
+                let agreement = JurisdictionAgreement::between(
+                    hit.read.jurisdiction.as_deref(),
+                    entry.jurisdiction.as_deref(),
+                );
+                if agreement == JurisdictionAgreement::Differs
+                    || entry.is_expired_at(hit.read.observed_at)
+                {
+                    continue;
+                }
+                let found = Match {
+                    entry: Arc::clone(&entry),
+                    kind: MatchKind::AppearanceRetro,
+                    score: hit.similarity.clamp(0.0, 1.0),
+                    jurisdiction: agreement,
+                    explanation: format!(
+                        "seen before the BOLO was entered: appearance resembles its reference picture (cosine {:.3}) at {} on {}; confirm on the overview image",
+                        hit.similarity, hit.read.reader_id, hit.read.observed_at
+                    ),
+                    differences: Vec::new(),
+                    policy: policy.clone(),
+                    attributes: description
+                        .score_attributes(&hit.read)
+                        .map(|(_, attributes)| attributes)
+                        .unwrap_or_default(),
+                    appearance_similarity: Some(hit.similarity),
+                };
+                out.alerts.push(Alert::new(&hit.read, &found, now));
+            }
+            let raised = (out.alerts.len() - started) as u64;
+            self.counts.alerts += raised;
+            self.counts.retro_alerts += raised;
+            if raised > 0 {
+                tracing::info!(list = %entry.list, entry = %entry.id, hits = raised, "retro appearance search found earlier sightings");
+            }
         }
     }
 
@@ -413,9 +546,12 @@ impl Pipeline {
                 let read_count = decoded.len();
                 self.counts.messages_with_reads += 1;
                 self.counts.reads += read_count as u64;
+                self.search_new_appearance_bolos(now, out);
                 let mut matches = std::mem::take(&mut self.matches);
                 for mut read in decoded.drain(..) {
                     read.source = Some(source.clone());
+                    let embedding_dropped = self.preparer.drop_wrong_embedding(&mut read);
+                    self.remember_appearance(&read, embedding_dropped);
                     matches.clear();
                     self.preparer.matcher.match_read(&read, now, &mut matches);
                     self.alert_and_fold(read, &matches, now, out);
@@ -451,10 +587,31 @@ impl Pipeline {
                 let read_count = reads.len();
                 self.counts.messages_with_reads += 1;
                 self.counts.reads += read_count as u64;
-                for MatchedRead { read, matches } in reads {
+                self.search_new_appearance_bolos(now, out);
+                for MatchedRead {
+                    read,
+                    matches,
+                    embedding_dropped,
+                } in reads
+                {
+                    self.remember_appearance(&read, embedding_dropped);
                     self.alert_and_fold(read, &matches, now, out);
                 }
                 MessageOutcome::Reads(read_count)
+            }
+        }
+    }
+
+    /// Counts a dropped embedding; indexes a kept one for retro search.
+    fn remember_appearance(&mut self, read: &PlateRead, embedding_dropped: bool) {
+        if embedding_dropped {
+            self.counts.embeddings_dropped += 1;
+        }
+        if let Some(index) = &self.appearance_index {
+            if read.embedding.is_some() {
+                // Wrong lengths were dropped when a dimension is configured; without one the
+                // index refuses them itself.
+                let _ = index.insert(read);
             }
         }
     }

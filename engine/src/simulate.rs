@@ -40,6 +40,29 @@ pub const HOTLIST_CSV_HEADER: [&str; 10] = [
     "color",
 ];
 
+/// The header of [`Simulator::write_bolo_csv`], in column order.
+pub const BOLO_CSV_HEADER: [&str; 10] = [
+    "list",
+    "plate",
+    "reason",
+    "priority",
+    "id",
+    "make",
+    "model",
+    "color",
+    "body_type",
+    "reference_vectors",
+];
+
+/// A simulated vehicle's true make, model, color and body type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VehicleLooks {
+    pub make: &'static str,
+    pub model: &'static str,
+    pub color: &'static str,
+    pub body_type: &'static str,
+}
+
 const IMAGE_BASE_URL: &str = "https://images.platestream.example";
 
 // Independent random streams, so that turning one feature on (embeddings, malformed messages) or
@@ -74,7 +97,7 @@ const IDENTITY_UNIQUE_WEIGHT: f64 = 0.75;
 const IDENTITY_MODEL_WEIGHT: f64 = 0.55;
 const IDENTITY_COLOR_WEIGHT: f64 = 0.35;
 /// Norm of the per-read noise added to a unit identity vector: same-vehicle cosine ≈ 0.94.
-const EMBEDDING_NOISE_NORM: f64 = 0.35;
+pub const DEFAULT_EMBEDDING_NOISE: f64 = 0.35;
 /// Route stops are stored as `u16` and neighbor search is quadratic in the reader count.
 const MAX_FIXED_READERS: usize = 10_000;
 const METERS_PER_DEGREE_LAT: f64 = 111_320.0;
@@ -99,6 +122,9 @@ pub struct SimulatorConfig {
     pub malformed_rate: f64,
     /// 0 for no appearance embeddings; otherwise the length of each read's embedding.
     pub embedding_dim: usize,
+    /// Norm of the noise added to a vehicle's unit identity vector in each read (0.35: the same
+    /// vehicle's reads have a cosine similarity near 0.94).
+    pub embedding_noise: f64,
     /// Share of messages from [`Simulator::next_message`] that report the previous vehicle pass
     /// again a few hundred milliseconds later, as readers do once per frame while a vehicle is in
     /// view. Duplicate suppression folds them.
@@ -118,6 +144,7 @@ impl Default for SimulatorConfig {
             misread_rate: 0.03,
             malformed_rate: 0.0,
             embedding_dim: 0,
+            embedding_noise: DEFAULT_EMBEDDING_NOISE,
             repeat_frame_rate: 0.0,
             vendor_mix: false,
         }
@@ -925,6 +952,74 @@ impl Simulator {
         writer.flush()
     }
 
+    /// A vehicle's unit identity vector (its appearance without per-read noise), when the
+    /// simulator makes embeddings.
+    pub fn identity_vector(&self, vehicle_id: u32) -> Option<&[f32]> {
+        let dim = self.config.embedding_dim;
+        let start = (vehicle_id as usize).checked_mul(dim)?;
+        (dim > 0)
+            .then(|| self.identities.get(start..start + dim))
+            .flatten()
+    }
+
+    /// What a vehicle truly looks like.
+    pub fn vehicle_looks(&self, vehicle_id: u32) -> Option<VehicleLooks> {
+        let vehicle = self.vehicles.get(vehicle_id as usize)?;
+        let model = &VEHICLE_MODELS[usize::from(vehicle.model)];
+        Some(VehicleLooks {
+            make: model.make,
+            model: model.model,
+            color: VEHICLE_COLORS[usize::from(vehicle.color)].name,
+            body_type: model.body,
+        })
+    }
+
+    /// BOLOs for the first `count` vehicles of the sample hotlist, two rows each (plate left
+    /// empty, `id` `sim-<vehicle id>`): one in list `description_bolo` with the vehicle's make,
+    /// model, color and body type, and, when the simulator makes embeddings, one in list
+    /// `appearance_bolo` with the vehicle's identity vector as its reference vector.
+    pub fn write_bolo_csv<W: io::Write>(&self, out: W, count: usize) -> io::Result<()> {
+        let mut writer = csv::Writer::from_writer(out);
+        writer.write_record(BOLO_CSV_HEADER)?;
+        for entry in self.hotlist.iter().take(count) {
+            let Some(looks) = self.vehicle_looks(entry.vehicle_id) else {
+                continue;
+            };
+            let id = format!("sim-{}", entry.vehicle_id);
+            writer.write_record([
+                "description_bolo",
+                "",
+                &format!(
+                    "BOLO: {} {} {} seen leaving a robbery",
+                    looks.color, looks.make, looks.model
+                ),
+                "3",
+                &id,
+                looks.make,
+                looks.model,
+                looks.color,
+                looks.body_type,
+                "",
+            ])?;
+            if let Some(identity) = self.identity_vector(entry.vehicle_id) {
+                let vectors = serde_json::to_string(&[identity]).map_err(io::Error::other)?;
+                writer.write_record([
+                    "appearance_bolo",
+                    "",
+                    "BOLO: vehicle in a private camera's photo of a hit and run",
+                    "2",
+                    &id,
+                    "",
+                    "",
+                    "",
+                    "",
+                    &vectors,
+                ])?;
+            }
+        }
+        writer.flush()
+    }
+
     /// The next read, observed at the given time (callers pass "now" for live streams, or a
     /// simulated clock for files).
     pub fn next_read(&mut self, observed_at: Timestamp) -> (PlateRead, GroundTruth) {
@@ -985,7 +1080,11 @@ impl Simulator {
         let embedding = (self.config.embedding_dim > 0).then(|| {
             let dim = self.config.embedding_dim;
             let identity = &self.identities[vehicle_index * dim..(vehicle_index + 1) * dim];
-            noisy_embedding(identity, &mut self.embedding_noise_rng)
+            noisy_embedding(
+                identity,
+                self.config.embedding_noise,
+                &mut self.embedding_noise_rng,
+            )
         });
 
         let read_id = derive_read_id(SIMULATOR_VENDOR, &reader.reader_id, observed_at, &plate);
@@ -1562,8 +1661,13 @@ fn jitter_position(lat: f64, lon: f64, radius_m: f64, rng: &mut ChaCha8Rng) -> (
     )
 }
 
-fn noisy_embedding(identity: &[f32], rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let sigma = EMBEDDING_NOISE_NORM / (identity.len() as f64).sqrt();
+fn noisy_embedding(identity: &[f32], noise: f64, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    let noise = if noise.is_finite() {
+        noise.max(0.0)
+    } else {
+        0.0
+    };
+    let sigma = noise / (identity.len() as f64).sqrt();
     let mut noisy = vec![0.0; identity.len()];
     fill_standard_normal(&mut noisy, rng);
     for (value, &base) in noisy.iter_mut().zip(identity) {

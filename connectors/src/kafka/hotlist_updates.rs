@@ -108,6 +108,10 @@ pub fn decode_update(
             serde_json::Value::String(text) => text.clone(),
             serde_json::Value::Number(number) => number.to_string(),
             serde_json::Value::Bool(flag) => flag.to_string(),
+            // Reference vectors are the one column whose value is a JSON array (as in the CSV).
+            serde_json::Value::Array(_) if name.eq_ignore_ascii_case("reference_vectors") => {
+                value.to_string()
+            }
             serde_json::Value::Array(_) | serde_json::Value::Object(_) => {
                 return Err(InvalidUpdate::FieldType(name.clone()))
             }

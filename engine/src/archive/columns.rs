@@ -94,6 +94,8 @@ pub static ALERTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("route", DataType::Utf8, false),
         Field::new("suppressed", DataType::Boolean, false),
         Field::new("geohash", DataType::Utf8, true),
+        Field::new("attribute_matches", DataType::Utf8, true),
+        Field::new("appearance_similarity", DataType::Float32, true),
     ]))
 });
 
@@ -354,6 +356,8 @@ pub struct AlertColumns {
     route: StringBuilder,
     suppressed: BooleanBuilder,
     geohash: StringBuilder,
+    attribute_matches: StringBuilder,
+    appearance_similarity: Float32Builder,
     rows: usize,
 }
 
@@ -390,6 +394,8 @@ impl Default for AlertColumns {
             route: StringBuilder::new(),
             suppressed: BooleanBuilder::new(),
             geohash: StringBuilder::new(),
+            attribute_matches: StringBuilder::new(),
+            appearance_similarity: Float32Builder::new(),
             rows: 0,
         }
     }
@@ -441,6 +447,13 @@ impl TableColumns for AlertColumns {
         self.suppressed.append_value(alert.suppressed);
         self.geohash
             .append_option(position_geohash(alert.lat, alert.lon));
+        self.attribute_matches.append_option(
+            (!alert.attribute_matches.is_empty())
+                .then(|| serde_json::to_string(&alert.attribute_matches).ok())
+                .flatten(),
+        );
+        self.appearance_similarity
+            .append_option(alert.appearance_similarity);
         self.rows += 1;
     }
 
@@ -481,6 +494,8 @@ impl TableColumns for AlertColumns {
         columns.push(Arc::new(self.route.finish()));
         columns.push(Arc::new(self.suppressed.finish()));
         columns.push(Arc::new(self.geohash.finish()));
+        columns.push(Arc::new(self.attribute_matches.finish()));
+        columns.push(Arc::new(self.appearance_similarity.finish()));
         self.rows = 0;
         RecordBatch::try_new(Self::schema(), columns)
     }

@@ -8,6 +8,7 @@
 //! fields, string headers and allocator slack; packed, it costs about a tenth of that.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::hotlist::{default_entry_id, HotlistEntry};
 use crate::read::Timestamp;
@@ -30,6 +31,9 @@ const MISREADS_OFF: u8 = 2;
 const MISREADS_ON: u8 = 4;
 /// `plate_norm` is stored in the arena: a pattern, or a plate the packed key cannot spell.
 const PLATE_NORM_STORED: u8 = 8;
+/// A vehicle description (BOLO), kept whole in `whole`: they are few, and their reference
+/// vectors and areas are read by their own index anyway.
+const KEPT_WHOLE: u8 = 16;
 
 /// How an optional string field is written: a varint code, then the bytes of an inline string.
 const CODE_NONE: u64 = 0;
@@ -72,6 +76,8 @@ pub(crate) struct CompactEntries {
     cold_starts: Vec<u32>,
     arena: Vec<u8>,
     shared: SharedStrings,
+    /// (position, entry) of the entries kept whole, by position.
+    whole: Vec<(u32, Arc<HotlistEntry>)>,
 }
 
 fn write_varint(out: &mut Vec<u8>, mut value: u64) {
@@ -123,6 +129,7 @@ impl CompactEntries {
             cold_starts,
             arena: Vec::with_capacity(entries * 24),
             shared: SharedStrings::default(),
+            whole: Vec::new(),
         }
     }
 
@@ -155,7 +162,7 @@ impl CompactEntries {
     }
 
     /// Appends `entry`; `packed_plate` is the entry's packed `plate_norm` (0 for a pattern).
-    pub(crate) fn push(&mut self, entry: &HotlistEntry, packed_plate: u64) {
+    pub(crate) fn push(&mut self, whole_entry: &Arc<HotlistEntry>, packed_plate: u64) {
         // Destructured without `..` so that a new field cannot be forgotten here.
         let HotlistEntry {
             list: _,
@@ -175,8 +182,14 @@ impl CompactEntries {
             entered_by,
             entered_at,
             misreads,
-        } = entry;
+            vehicle,
+        } = &**whole_entry;
         let mut flags = 0;
+        if vehicle.is_some() {
+            flags |= KEPT_WHOLE;
+            self.whole
+                .push((self.hot.len() as u32, Arc::clone(whole_entry)));
+        }
         if *partial {
             flags |= PARTIAL;
         }
@@ -244,6 +257,11 @@ impl CompactEntries {
         self.cold_starts.shrink_to_fit();
         self.arena.shrink_to_fit();
         self.shared.strings.shrink_to_fit();
+        self.whole.shrink_to_fit();
+    }
+
+    pub(crate) fn whole_entries(&self) -> impl Iterator<Item = &Arc<HotlistEntry>> + '_ {
+        self.whole.iter().map(|(_, entry)| entry)
     }
 
     /// A value read from the entry's fixed-size fields, to pull them into the cache early.
@@ -300,7 +318,19 @@ impl CompactEntries {
     }
 
     /// The whole entry, as it was pushed.
-    pub(crate) fn entry(&self, position: u32, packed_plate: u64) -> HotlistEntry {
+    pub(crate) fn entry(&self, position: u32, packed_plate: u64) -> Arc<HotlistEntry> {
+        if self.hot[position as usize].flags & KEPT_WHOLE != 0 {
+            if let Ok(found) = self
+                .whole
+                .binary_search_by_key(&position, |(kept, _)| *kept)
+            {
+                return Arc::clone(&self.whole[found].1);
+            }
+        }
+        Arc::new(self.decode(position, packed_plate))
+    }
+
+    fn decode(&self, position: u32, packed_plate: u64) -> HotlistEntry {
         let hot = self.hot[position as usize];
         let mut record = self.record(position);
         let plate_norm = match self.stored_plate_norm(&mut record, position) {
@@ -361,6 +391,8 @@ impl CompactEntries {
             } else {
                 None
             },
+            // Entries with a description are kept whole (see `KEPT_WHOLE`).
+            vehicle: None,
         }
     }
 
@@ -375,6 +407,7 @@ impl CompactEntries {
                 .map(|text| text.len() + 16)
                 .sum::<usize>()
             + self.list.capacity()
+            + self.whole.capacity() * 16
     }
 }
 
@@ -416,7 +449,7 @@ mod tests {
         pattern.misreads = Some(true);
         pattern.ncic_number = Some("N1".to_owned());
 
-        let entries = [full, minimal, pattern];
+        let entries = [full, minimal, pattern].map(Arc::new);
         let mut compact = CompactEntries::with_capacity("stolen_vehicles", entries.len());
         for entry in &entries {
             compact.push(entry, packed(entry));

@@ -342,6 +342,8 @@ pub(crate) struct IndexedList {
     pub patterns_by_gram: StaticMultiMap,
     /// Indexes into `patterns` that have no two adjacent known characters.
     pub unindexed_patterns: Vec<u32>,
+    /// BOLOs: vehicle descriptions and reference vectors.
+    pub bolos: super::bolo::BoloIndex,
 }
 
 pub(crate) fn id_key(id: &str) -> u64 {
@@ -393,7 +395,8 @@ impl IndexedList {
 
         let by_class_key = StaticMultiMap::build(|emit| {
             for (position, entry) in entries.iter().enumerate() {
-                if !entry.partial {
+                // Plate-less BOLOs are found through `bolos` only.
+                if !entry.partial && !entry.plate_norm.is_empty() {
                     emit(
                         pack(class_key_bytes(entry.plate_norm.as_bytes())),
                         position as u32,
@@ -405,7 +408,7 @@ impl IndexedList {
             let mut class_bytes = Vec::new();
             let mut deletions = Vec::new();
             for (position, entry) in entries.iter().enumerate() {
-                if entry.partial || entry.misreads == Some(false) {
+                if entry.partial || entry.plate_norm.is_empty() || entry.misreads == Some(false) {
                     continue;
                 }
                 class_bytes.clear();
@@ -446,7 +449,9 @@ impl IndexedList {
             compact.push(entry, packed);
         }
         compact.finish();
+        let bolos = super::bolo::BoloIndex::build(&entries);
         let list = Self {
+            bolos,
             entries: compact,
             plates,
             by_class_key,
@@ -479,7 +484,12 @@ impl IndexedList {
 
     /// The entry at `position`, decoded.
     pub(crate) fn entry(&self, position: u32) -> Arc<HotlistEntry> {
-        Arc::new(self.entries.entry(position, self.plates[position as usize]))
+        self.entries.entry(position, self.plates[position as usize])
+    }
+
+    /// The entries kept whole: those with a vehicle description.
+    pub(crate) fn whole_entries(&self) -> impl Iterator<Item = &Arc<HotlistEntry>> + '_ {
+        self.entries.whole_entries()
     }
 
     /// Every entry, decoded, in position order.
@@ -579,6 +589,7 @@ impl IndexedList {
             + self.patterns_by_gram.heap_bytes()
             + self.patterns.capacity() * std::mem::size_of::<(u32, PlatePattern)>()
             + self.unindexed_patterns.capacity() * 4
+            + self.bolos.heap_bytes()
     }
 
     /// Bytes the entries and the indexes hold together.

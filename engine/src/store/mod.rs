@@ -12,6 +12,7 @@
 //!   the overlay outgrows its limit it is folded into a new snapshot.
 //! - Expired entries stop matching by themselves (`expires_at` is checked at match time).
 
+mod bolo;
 mod compact;
 mod index;
 
@@ -21,6 +22,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::alert_policy::ListPolicy;
+use crate::description::{
+    normalize_vector, AttributeAgreement, AttributeMatch, PATTERN_CONTRADICTED_FACTOR,
+};
 use crate::hotlist::HotlistEntry;
 use crate::matcher::{
     CharacterDifference, DifferenceKind, JurisdictionAgreement, Match, MatchKind, Matcher,
@@ -28,6 +32,7 @@ use crate::matcher::{
 use crate::misread::misread_difference;
 use crate::read::{PlateRead, Timestamp};
 
+use bolo::ReadAttributeKeys;
 pub use index::MAX_UNINDEXED_PATTERNS;
 use index::{IndexedList, PositionSet, ReadKeys};
 
@@ -131,6 +136,9 @@ pub struct HotlistStore {
     /// Serializes writers; readers never take it.
     writer: Mutex<()>,
     modes: MatchModes,
+    /// BOLOs with reference vectors added or changed since [`Matcher::take_new_appearance_bolos`].
+    new_appearance_bolos: Mutex<AppearanceBolos>,
+    has_new_appearance_bolos: std::sync::atomic::AtomicBool,
 }
 
 impl Default for HotlistStore {
@@ -166,19 +174,43 @@ struct ReadToMatch<'a> {
     read: &'a PlateRead,
     keys: &'a ReadKeys<'a>,
     now: Timestamp,
+    /// Present when some list holds BOLOs.
+    attribute_keys: Option<&'a ReadAttributeKeys>,
+    /// The read's embedding scaled to unit length, when it has one and some list holds BOLOs.
+    unit_embedding: Option<&'a [f32]>,
+}
+
+/// A BOLO the read may match, gathered from the pattern, attribute and appearance indexes before
+/// it is scored once.
+struct BoloCandidate {
+    position: u32,
+    /// The partial-plate pattern fits: (plate score, what the unknowns stood for, explanation).
+    plate: Option<(f32, Vec<CharacterDifference>, String)>,
+    appearance: Option<f32>,
 }
 
 /// Scratch buffers reused across the lists of one read.
 struct Scratch {
     candidates: Vec<u32>,
+    bolos: Vec<BoloCandidate>,
+    appearance: Vec<(u32, f32)>,
+    unit_embedding: Vec<f32>,
 }
 
 thread_local! {
     /// Candidate positions, reused from read to read on each matching thread.
     static SCRATCH: std::cell::RefCell<Scratch> = const {
-        std::cell::RefCell::new(Scratch { candidates: Vec::new() })
+        std::cell::RefCell::new(Scratch {
+            candidates: Vec::new(),
+            bolos: Vec::new(),
+            appearance: Vec::new(),
+            unit_embedding: Vec::new(),
+        })
     };
 }
+
+/// BOLOs with reference vectors waiting for a search of recent reads.
+type AppearanceBolos = Vec<(Arc<HotlistEntry>, Option<Arc<ListPolicy>>)>;
 
 impl HotlistStore {
     pub fn new(modes: MatchModes) -> Self {
@@ -186,7 +218,53 @@ impl HotlistStore {
             state: ArcSwap::from_pointee(StoreState::default()),
             writer: Mutex::new(()),
             modes,
+            new_appearance_bolos: Mutex::new(Vec::new()),
+            has_new_appearance_bolos: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Queues BOLOs whose reference vectors are new (not held with the same description before)
+    /// for a search of recent reads.
+    fn note_appearance_bolos<'a>(
+        &self,
+        before: Option<&ListState>,
+        entries: impl Iterator<Item = &'a Arc<HotlistEntry>>,
+    ) {
+        let policy = before.map(|state| Arc::clone(&state.policy));
+        let mut fresh = Vec::new();
+        let mut positions = Vec::new();
+        for entry in entries {
+            let Some(description) = entry.vehicle.as_deref() else {
+                continue;
+            };
+            if description.reference_vectors.is_empty() {
+                continue;
+            }
+            let held_before = before.is_some_and(|state| {
+                let same = |candidate: &Arc<HotlistEntry>| {
+                    candidate.id == entry.id && candidate.vehicle == entry.vehicle
+                };
+                if state.overlay.whole_entries().any(same) {
+                    return true;
+                }
+                state.snapshot.positions_of(&entry.id, &mut positions);
+                positions.iter().any(|&position| {
+                    !state.tombstones.contains(&position) && same(&state.snapshot.entry(position))
+                })
+            });
+            if !held_before {
+                fresh.push((Arc::clone(entry), policy.clone()));
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        self.new_appearance_bolos
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(fresh);
+        self.has_new_appearance_bolos
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// A store holding `entries`, each list under the default policy or the one given for it.
@@ -281,8 +359,10 @@ impl HotlistStore {
             refused: refused.iter().map(|entry| entry.id.clone()).collect(),
         };
         let _writer = self.lock_writer();
-        let policy = self
-            .current_list(list)
+        let before = self.current_list(list);
+        // Only entries with a vehicle description can carry reference vectors.
+        self.note_appearance_bolos(before.as_deref(), snapshot.whole_entries());
+        let policy = before
             .map(|state| Arc::clone(&state.policy))
             .unwrap_or_else(|| Arc::new(ListPolicy::named(list)));
         self.publish(ListState {
@@ -326,6 +406,14 @@ impl HotlistStore {
         let existing = self
             .current_list(list)
             .unwrap_or_else(|| Arc::new(ListState::empty(Arc::new(ListPolicy::named(list)))));
+        let upserted: Vec<Arc<HotlistEntry>> = updates
+            .iter()
+            .filter_map(|update| match update {
+                Update::Upsert(entry) if entry.list == list => Some(Arc::clone(entry)),
+                _ => None,
+            })
+            .collect();
+        self.note_appearance_bolos(Some(existing.as_ref()), upserted.iter());
         let mut tombstones = (*existing.tombstones).clone();
         let mut overlay: Vec<Arc<HotlistEntry>> = existing.overlay.all_entries().collect();
         let mut positions = Vec::new();
@@ -427,10 +515,13 @@ impl HotlistStore {
         scratch: &mut Scratch,
         matches: &mut Vec<Match>,
     ) {
-        let ReadToMatch { read, keys, now } = *subject;
+        let ReadToMatch {
+            read, keys, now, ..
+        } = *subject;
         if indexed.len() == 0 {
             return;
         }
+        scratch.bolos.clear();
         let misreads = self.modes.misreads && list.policy.misreads;
         let candidates = &mut scratch.candidates;
         candidates.clear();
@@ -480,6 +571,8 @@ impl HotlistStore {
                     explanation,
                     differences: Vec::new(),
                     policy: Some(Arc::clone(&list.policy)),
+                    attributes: Vec::new(),
+                    appearance_similarity: None,
                 }
             } else {
                 let entry_plate = index::unpack(indexed.plates[position as usize]);
@@ -532,14 +625,33 @@ impl HotlistStore {
                     explanation,
                     differences,
                     policy: Some(Arc::clone(&list.policy)),
+                    attributes: Vec::new(),
+                    appearance_similarity: None,
                 }
             };
             matches.push(hit);
         }
 
-        if !(self.modes.partials && list.policy.partials && indexed.has_patterns()) {
-            return;
+        if self.modes.partials && list.policy.partials && indexed.has_patterns() {
+            Self::match_patterns(list, indexed, tombstones, subject, scratch, matches);
         }
+        if !indexed.bolos.is_empty() {
+            Self::match_bolos(list, indexed, tombstones, subject, scratch, matches);
+        }
+    }
+
+    fn match_patterns(
+        list: &ListState,
+        indexed: &IndexedList,
+        tombstones: Option<&PositionSet>,
+        subject: &ReadToMatch<'_>,
+        scratch: &mut Scratch,
+        matches: &mut Vec<Match>,
+    ) {
+        let ReadToMatch {
+            read, keys, now, ..
+        } = *subject;
+        let candidates = &mut scratch.candidates;
         candidates.clear();
         indexed.pattern_candidates(keys, candidates);
         if candidates.len() > 1 {
@@ -591,22 +703,231 @@ impl HotlistStore {
                 .join(", ");
             let factor = jurisdiction_factor(agreement);
             let known_share = pattern.known_count() as f32 / keys.plate.len().max(1) as f32;
+            let plate_score = (0.3 + 0.5 * known_share.min(1.0)) * factor;
+            let unknowns = if unknowns.is_empty() {
+                "none".to_owned()
+            } else {
+                unknowns
+            };
+            if entry.is_bolo() {
+                // Scored with its description in `match_bolos`.
+                scratch.bolos.push(BoloCandidate {
+                    position,
+                    plate: Some((
+                        plate_score,
+                        differences,
+                        format!("fits partial plate {pattern} (unknown: {unknowns})"),
+                    )),
+                    appearance: None,
+                });
+                continue;
+            }
             let explanation = format!(
-                "fits partial plate {pattern} (unknown: {}); {}; a partial plate fits many vehicles: confirm the vehicle description",
-                if unknowns.is_empty() { "none".to_owned() } else { unknowns },
+                "fits partial plate {pattern} (unknown: {unknowns}); {}; a partial plate fits many vehicles: confirm the vehicle description",
                 jurisdiction_note(agreement, &entry)
             );
             matches.push(Match {
                 entry,
                 kind: MatchKind::Partial,
-                score: (0.3 + 0.5 * known_share.min(1.0)) * factor,
+                score: plate_score,
                 jurisdiction: agreement,
                 explanation,
                 differences,
                 policy: Some(Arc::clone(&list.policy)),
+                attributes: Vec::new(),
+                appearance_similarity: None,
             });
         }
     }
+
+    /// Scores the BOLOs the read may match: those whose pattern fits (gathered by
+    /// `match_patterns`), whose indexed attributes equal the read's, and whose reference vectors
+    /// resemble the read's embedding. One match per BOLO at most.
+    fn match_bolos(
+        list: &ListState,
+        indexed: &IndexedList,
+        tombstones: Option<&PositionSet>,
+        subject: &ReadToMatch<'_>,
+        scratch: &mut Scratch,
+        matches: &mut Vec<Match>,
+    ) {
+        let ReadToMatch { read, now, .. } = *subject;
+        let policy = &list.policy;
+        if let Some(unit_embedding) = subject.unit_embedding {
+            scratch.appearance.clear();
+            indexed.bolos.appearance_hits(
+                unit_embedding,
+                policy.appearance_threshold(),
+                &mut scratch.appearance,
+            );
+            for &(position, similarity) in &scratch.appearance {
+                match scratch
+                    .bolos
+                    .iter_mut()
+                    .find(|candidate| candidate.position == position)
+                {
+                    Some(candidate) => candidate.appearance = Some(similarity),
+                    None => scratch.bolos.push(BoloCandidate {
+                        position,
+                        plate: None,
+                        appearance: Some(similarity),
+                    }),
+                }
+            }
+        }
+        if let Some(attribute_keys) = subject.attribute_keys {
+            scratch.candidates.clear();
+            indexed
+                .bolos
+                .attribute_candidates(attribute_keys, &mut scratch.candidates);
+            for &position in &scratch.candidates {
+                if !scratch
+                    .bolos
+                    .iter()
+                    .any(|candidate| candidate.position == position)
+                {
+                    scratch.bolos.push(BoloCandidate {
+                        position,
+                        plate: None,
+                        appearance: None,
+                    });
+                }
+            }
+        }
+        for candidate in scratch.bolos.drain(..) {
+            if tombstones.is_some_and(|dead| dead.contains(&candidate.position)) {
+                continue;
+            }
+            let entry = indexed.entry(candidate.position);
+            let Some(description) = entry.vehicle.as_deref() else {
+                continue;
+            };
+            if entry.is_expired_at(now) || !description.applies_to(read) {
+                continue;
+            }
+            let agreement = JurisdictionAgreement::between(
+                read.jurisdiction.as_deref(),
+                entry.jurisdiction.as_deref(),
+            );
+            if agreement == JurisdictionAgreement::Differs {
+                continue;
+            }
+            let described = if description.has_attributes() {
+                description.score_attributes(read)
+            } else {
+                Some((0.0, Vec::new()))
+            };
+            let (attribute_score, attributes) = match &described {
+                Some((score, attributes)) => (*score, attributes.clone()),
+                None => (0.0, Vec::new()),
+            };
+            let attributes_agree = described.is_some()
+                && description.has_attributes()
+                && attributes
+                    .iter()
+                    .any(|attribute| attribute.agreement != AttributeAgreement::ReadUnknown);
+            let factor = jurisdiction_factor(agreement);
+            let (mut score, mut kind, differences, plate_note) = match candidate.plate {
+                Some((plate_score, differences, note)) => {
+                    let score = if described.is_none() {
+                        plate_score * PATTERN_CONTRADICTED_FACTOR
+                    } else {
+                        1.0 - (1.0 - plate_score) * (1.0 - attribute_score * factor)
+                    };
+                    (score, MatchKind::Partial, differences, Some(note))
+                }
+                None if attributes_agree => {
+                    let score = if entry.partial {
+                        attribute_score * PATTERN_CONTRADICTED_FACTOR
+                    } else {
+                        attribute_score
+                    };
+                    let note = entry.partial.then(|| {
+                        format!(
+                            "the plate does not fit the BOLO's partial plate {}",
+                            entry.plate_norm
+                        )
+                    });
+                    (score * factor, MatchKind::Attribute, Vec::new(), note)
+                }
+                None => (0.0, MatchKind::Attribute, Vec::new(), None),
+            };
+            let min_score = description
+                .min_score
+                .unwrap_or_else(|| policy.min_attribute_score());
+            if let Some(similarity) = candidate.appearance {
+                score = 1.0 - (1.0 - score) * (1.0 - similarity.clamp(0.0, 1.0) * factor);
+                kind = MatchKind::Appearance;
+            } else if score < min_score || score <= 0.0 {
+                continue;
+            }
+            let mut notes = Vec::new();
+            if let Some(similarity) = candidate.appearance {
+                notes.push(format!(
+                    "appearance resembles the BOLO's reference picture (cosine {similarity:.3})"
+                ));
+            }
+            if let Some(note) = plate_note {
+                notes.push(note);
+            }
+            if described.is_none() {
+                notes.push("the vehicle description does not fit".to_owned());
+            } else if !attributes.is_empty() {
+                notes.push(format!(
+                    "vehicle description: {}",
+                    describe_attributes(&attributes)
+                ));
+            }
+            notes.push(jurisdiction_note(agreement, &entry));
+            notes.push(
+                "a description fits many vehicles: confirm the vehicle and its plate before acting"
+                    .to_owned(),
+            );
+            matches.push(Match {
+                entry: Arc::clone(&entry),
+                kind,
+                score: score.clamp(0.0, 1.0),
+                jurisdiction: agreement,
+                explanation: notes.join("; "),
+                differences,
+                policy: Some(Arc::clone(policy)),
+                attributes,
+                appearance_similarity: candidate.appearance,
+            });
+        }
+    }
+}
+
+/// `make honda agrees (0.91), color gray ~ silver (0.55), model civic: not read`.
+fn describe_attributes(attributes: &[AttributeMatch]) -> String {
+    attributes
+        .iter()
+        .map(|attribute| {
+            let confidence = attribute
+                .read_confidence
+                .map(|confidence| format!(" ({confidence:.2})"))
+                .unwrap_or_default();
+            match attribute.agreement {
+                AttributeAgreement::Agrees => format!(
+                    "{} {} agrees{confidence}",
+                    attribute.attribute.as_str(),
+                    attribute.entry
+                ),
+                AttributeAgreement::Similar => format!(
+                    "{} read {} for {}{confidence}",
+                    attribute.attribute.as_str(),
+                    attribute.read.as_deref().unwrap_or("?"),
+                    attribute.entry
+                ),
+                AttributeAgreement::ReadUnknown => format!(
+                    "{} {}: not read",
+                    attribute.attribute.as_str(),
+                    attribute.entry
+                ),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One change to a list.
@@ -637,19 +958,48 @@ impl HotlistStore {
                 .any(|list| list.snapshot.has_patterns() || list.overlay.has_patterns())
     }
 
+    fn any_bolos(state: &StoreState) -> bool {
+        state
+            .lists
+            .iter()
+            .any(|list| !list.snapshot.bolos.is_empty() || !list.overlay.bolos.is_empty())
+    }
+
+    /// Matches one read whose plate keys are computed; its matches end up most urgent first.
+    #[allow(clippy::too_many_arguments)]
     fn match_keys(
         &self,
         state: &StoreState,
-        subject: &ReadToMatch<'_>,
+        read: &PlateRead,
+        keys: &ReadKeys<'_>,
+        now: Timestamp,
+        any_bolos: bool,
         scratch: &mut Scratch,
         matches: &mut Vec<Match>,
     ) {
+        let attribute_keys = any_bolos.then(|| ReadAttributeKeys::new(read));
         let first_new = matches.len();
+        let mut unit_embedding = std::mem::take(&mut scratch.unit_embedding);
+        unit_embedding.clear();
+        if let (true, Some(embedding)) = (any_bolos, &read.embedding) {
+            unit_embedding.extend_from_slice(embedding);
+            if !normalize_vector(&mut unit_embedding) {
+                unit_embedding.clear();
+            }
+        }
+        let subject = ReadToMatch {
+            read,
+            keys,
+            now,
+            attribute_keys: attribute_keys.as_ref(),
+            unit_embedding: (!unit_embedding.is_empty()).then_some(unit_embedding.as_slice()),
+        };
         for list in &state.lists {
             let tombstones = (!list.tombstones.is_empty()).then_some(&*list.tombstones);
-            self.match_list(list, &list.snapshot, tombstones, subject, scratch, matches);
-            self.match_list(list, &list.overlay, None, subject, scratch, matches);
+            self.match_list(list, &list.snapshot, tombstones, &subject, scratch, matches);
+            self.match_list(list, &list.overlay, None, &subject, scratch, matches);
         }
+        scratch.unit_embedding = unit_embedding;
         matches[first_new..].sort_by(by_urgency);
     }
 }
@@ -665,12 +1015,10 @@ impl Matcher for HotlistStore {
             self.modes.misreads,
             self.wants_grams(&state),
         );
-        let subject = ReadToMatch {
-            read,
-            keys: &keys,
-            now,
-        };
-        SCRATCH.with_borrow_mut(|scratch| self.match_keys(&state, &subject, scratch, matches));
+        let any_bolos = Self::any_bolos(&state);
+        SCRATCH.with_borrow_mut(|scratch| {
+            self.match_keys(&state, read, &keys, now, any_bolos, scratch, matches)
+        });
     }
 
     /// Loads every read's first index slots, for a few dozen reads at a time, before matching any
@@ -690,6 +1038,7 @@ impl Matcher for HotlistStore {
             return;
         }
         let grams = self.wants_grams(&state);
+        let any_bolos = Self::any_bolos(&state);
         let mut keys = Vec::with_capacity(BATCH_READS.min(reads.len()));
         SCRATCH.with_borrow_mut(|scratch| {
             for chunk in reads.chunks(BATCH_READS) {
@@ -709,17 +1058,34 @@ impl Matcher for HotlistStore {
                 std::hint::black_box(warmed);
                 for (read, read_keys) in chunk.iter().zip(&keys) {
                     if !read.plate_norm.is_empty() {
-                        let subject = ReadToMatch {
-                            read,
-                            keys: read_keys,
-                            now,
-                        };
-                        self.match_keys(&state, &subject, scratch, matches);
+                        self.match_keys(&state, read, read_keys, now, any_bolos, scratch, matches);
                     }
                     ends.push(matches.len());
                 }
             }
         });
+    }
+
+    fn take_new_appearance_bolos(&self) -> Vec<(Arc<HotlistEntry>, Option<Arc<ListPolicy>>)> {
+        if !self
+            .has_new_appearance_bolos
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Vec::new();
+        }
+        let taken = std::mem::take(
+            &mut *self
+                .new_appearance_bolos
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        taken
+            .into_iter()
+            .map(|(entry, _)| {
+                let policy = self.policy(&entry.list);
+                (entry, policy)
+            })
+            .collect()
     }
 
     fn entry_count(&self) -> usize {
@@ -734,3 +1100,6 @@ impl Matcher for HotlistStore {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bolo_tests;
