@@ -486,7 +486,7 @@ mod tests {
             assert_eq!(error.code(), code, "{error}");
         }
         let error = decode_update(Some(b"l/1"), Some(br#"{"plate":""}"#)).unwrap_err();
-        assert_eq!(error.to_string(), "`plate` is empty");
+        assert!(error.to_string().starts_with("`plate` is empty"), "{error}");
     }
 
     #[test]
