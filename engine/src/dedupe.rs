@@ -193,17 +193,18 @@ impl DuplicateSuppressor {
                 })
                 .map(|(key, _)| *key)
                 .collect();
-        for key in keys {
-            if let Some(held) = self.held.remove(&key) {
-                released.push(held.read);
-            }
-        }
+        let passes: Vec<HeldRead> = keys
+            .iter()
+            .filter_map(|key| self.held.remove(key))
+            .collect();
+        release_in_order(passes, released);
     }
 
     /// Releases every held pass (end of input).
     pub fn flush_all(&mut self, released: &mut Vec<PlateRead>) {
         self.began.clear();
-        released.extend(self.held.drain().map(|(_, held)| held.read));
+        let passes: Vec<HeldRead> = self.held.drain().map(|(_, held)| held).collect();
+        release_in_order(passes, released);
     }
 
     /// Drops the passes of a partition this engine no longer owns: the next owner replays them from
@@ -219,6 +220,17 @@ impl DuplicateSuppressor {
         });
         before - self.held.len()
     }
+}
+
+/// Flushed passes leave in the order they began (then by read id), not the hash map's order, so
+/// that the archive's row order is the same from run to run.
+fn release_in_order(mut passes: Vec<HeldRead>, released: &mut Vec<PlateRead>) {
+    passes.sort_by(|a, b| {
+        a.held_since
+            .cmp(&b.held_since)
+            .then_with(|| a.read.read_id.cmp(&b.read.read_id))
+    });
+    released.extend(passes.into_iter().map(|held| held.read));
 }
 
 /// Passes held at once before the oldest is released early: bounds memory when a reader floods
