@@ -83,13 +83,8 @@ impl SegmentName {
 
     /// Parses `{topic}-p{partition}-{first}-{last}-n{files}.parquet`; topics may contain `-`.
     pub fn parse(file_name: &str) -> Option<Self> {
-        let stem = file_name.strip_suffix(PARQUET_SUFFIX)?;
-        let mut parts = stem.rsplitn(5, '-');
-        let files = parts.next()?.strip_prefix('n')?.parse().ok()?;
-        let last_offset = parts.next()?.parse().ok()?;
-        let first_offset = parts.next()?.parse().ok()?;
-        let partition = parts.next()?.strip_prefix('p')?.parse().ok()?;
-        let topic = parts.next()?.to_owned();
+        let (topic, partition, first_offset, last_offset, files) =
+            parse_offset_range_name(file_name, 'n')?;
         Some(Self {
             topic,
             partition,
@@ -98,6 +93,22 @@ impl SegmentName {
             files,
         })
     }
+}
+
+/// Splits `{topic}-p{partition}-{first}-{last}-{marker}{count}.parquet`, the shape both segment
+/// and compacted file names share; topics may contain `-`.
+fn parse_offset_range_name(
+    file_name: &str,
+    marker: char,
+) -> Option<(String, i32, i64, i64, usize)> {
+    let stem = file_name.strip_suffix(PARQUET_SUFFIX)?;
+    let mut parts = stem.rsplitn(5, '-');
+    let count = parts.next()?.strip_prefix(marker)?.parse().ok()?;
+    let last_offset = parts.next()?.parse().ok()?;
+    let first_offset = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.strip_prefix('p')?.parse().ok()?;
+    let topic = parts.next()?.to_owned();
+    Some((topic, partition, first_offset, last_offset, count))
 }
 
 /// A file `platestream compact` merged from the complete files of one source partition in one
@@ -122,13 +133,8 @@ impl CompactedName {
     }
 
     pub fn parse(file_name: &str) -> Option<Self> {
-        let stem = file_name.strip_suffix(PARQUET_SUFFIX)?;
-        let mut parts = stem.rsplitn(5, '-');
-        let inputs = parts.next()?.strip_prefix('c')?.parse().ok()?;
-        let last_offset = parts.next()?.parse().ok()?;
-        let first_offset = parts.next()?.parse().ok()?;
-        let partition = parts.next()?.strip_prefix('p')?.parse().ok()?;
-        let topic = parts.next()?.to_owned();
+        let (topic, partition, first_offset, last_offset, inputs) =
+            parse_offset_range_name(file_name, 'c')?;
         Some(Self {
             topic,
             partition,
