@@ -1,6 +1,10 @@
 //! Alert latency: reads produced at a steady rate, hotlisted plates among them; for every alert,
 //! the time from the producer handing its read to Kafka to the alert arriving on the alerts topic
 //! (read by a consumer here: the alert is acknowledged and readable by then).
+//!
+//! The baseline in the same run: a plain consumer of the reads topic times every read from the
+//! same hand-over to its arrival, which is what the broker alone costs before any engine sees
+//! the read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +16,7 @@ use platestream_connectors::kafka::KafkaSettings;
 use platestream_engine::simulate::Simulator;
 use platestream_engine::Timestamp;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -31,11 +35,47 @@ pub struct LatencyOutcome {
     pub rate: u64,
     pub seconds: u64,
     pub reads_measured: u64,
-    pub alerts_measured: u64,
+    /// Read handed to the producer → its alert read from the alerts topic.
+    pub alerts: Percentiles,
+    /// Read handed to the producer → the read itself read from the reads topic by a plain
+    /// consumer: the broker's share.
+    pub broker: Percentiles,
+    pub engine: EngineOutcome,
+}
+
+/// A read's (partition, offset) and when it, or its alert, arrived (µs since the epoch).
+type Arrival = ((i32, i64), u64);
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Percentiles {
+    pub count: u64,
     pub p50: Duration,
     pub p99: Duration,
     pub max: Duration,
-    pub engine: EngineOutcome,
+}
+
+impl Percentiles {
+    /// Of the arrivals whose send time is known, in microseconds.
+    fn of(sent: &HashMap<(i32, i64), u64>, arrivals: &[Arrival]) -> Self {
+        let mut latencies: Vec<u64> = arrivals
+            .iter()
+            .filter_map(|(position, arrived)| Some(arrived.saturating_sub(*sent.get(position)?)))
+            .collect();
+        latencies.sort_unstable();
+        let Some(&max) = latencies.last() else {
+            return Self::default();
+        };
+        let at = |share: f64| {
+            let index = ((latencies.len() as f64 * share) as usize).min(latencies.len() - 1);
+            Duration::from_micros(latencies[index])
+        };
+        Self {
+            count: latencies.len() as u64,
+            p50: at(0.50),
+            p99: at(0.99),
+            max: Duration::from_micros(max),
+        }
+    }
 }
 
 fn micros_now() -> u64 {
@@ -85,16 +125,26 @@ pub fn run(
     };
     let mut engine = EngineProcess::start(&config, work_dir, "latency")?;
 
-    let stop_alerts = Arc::new(AtomicBool::new(false));
-    let alert_thread = {
+    let stop_receiving = Arc::new(AtomicBool::new(false));
+    let receive = |topic: &'static str,
+                   partitions: i32,
+                   position: fn(&BorrowedMessage<'_>) -> Option<(i32, i64)>| {
         let settings = settings.clone();
-        let stop = Arc::clone(&stop_alerts);
-        std::thread::spawn(move || receive_alerts(&settings, &stop))
+        let stop = Arc::clone(&stop_receiving);
+        std::thread::spawn(move || receive_positions(&settings, topic, partitions, position, &stop))
     };
+    let alert_thread = receive(ALERTS_TOPIC, 1, alert_source);
+    let read_thread = receive(LATENCY_TOPIC, options.partitions, |message| {
+        Some((message.partition(), message.offset()))
+    });
 
+    // librdkafka's own defaults (`linger.ms` 5), as a reader vendor's producer has them. With
+    // `linger.ms` 0 every read is a batch of its own, and tansu 0.6 then answers fetches
+    // seconds late once a few thousand batches a second arrive; the broker row shows what the
+    // chosen setting costs.
     let producer: ThreadedProducer<SendTimes> = settings
         .producer_config()
-        .set("linger.ms", "0")
+        .remove("linger.ms")
         .create_with_context(SendTimes::default())
         .context("creating the latency producer")?;
     let mut simulator = Simulator::new(workload.simulator_config.clone());
@@ -158,10 +208,14 @@ pub fn run(
         .flush(Duration::from_secs(30))
         .context("flushing the latency reads")?;
     std::thread::sleep(DRAIN);
-    stop_alerts.store(true, Ordering::Relaxed);
-    let received = alert_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the alert consumer panicked"))??;
+    stop_receiving.store(true, Ordering::Relaxed);
+    let join = |thread: std::thread::JoinHandle<Result<Vec<Arrival>>>| {
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a latency consumer panicked"))?
+    };
+    let alerts_received = join(alert_thread)?;
+    let reads_received = join(read_thread)?;
     let engine_outcome = engine.stop()?;
 
     let sent = producer
@@ -170,76 +224,60 @@ pub fn run(
         .lock()
         .map_err(|_| anyhow::anyhow!("send times poisoned"))?
         .clone();
-    let mut latencies: Vec<u64> = received
-        .iter()
-        .filter_map(|(position, received_micros)| {
-            let sent_micros = sent.get(position)?;
-            Some(received_micros.saturating_sub(*sent_micros))
-        })
-        .collect();
-    latencies.sort_unstable();
-    let percentile = |share: f64| -> Duration {
-        if latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let index = ((latencies.len() as f64 * share) as usize).min(latencies.len() - 1);
-        Duration::from_micros(latencies[index])
-    };
     Ok(LatencyOutcome {
         rate,
         seconds: options.latency_seconds,
         reads_measured,
-        alerts_measured: latencies.len() as u64,
-        p50: percentile(0.50),
-        p99: percentile(0.99),
-        max: latencies
-            .last()
-            .map_or(Duration::ZERO, |max| Duration::from_micros(*max)),
+        alerts: Percentiles::of(&sent, &alerts_received),
+        broker: Percentiles::of(&sent, &reads_received),
         engine: engine_outcome,
     })
 }
 
-/// Every alert's source read position and when the alert arrived here.
-fn receive_alerts(settings: &KafkaSettings, stop: &AtomicBool) -> Result<Vec<((i32, i64), u64)>> {
+/// The alerted read's position, from the alert's `source`.
+fn alert_source(message: &BorrowedMessage<'_>) -> Option<(i32, i64)> {
+    let alert: serde_json::Value = serde_json::from_slice(message.payload()?).ok()?;
+    let source = &alert["source"];
+    Some((
+        i32::try_from(source["partition"].as_i64()?).ok()?,
+        source["offset"].as_i64()?,
+    ))
+}
+
+/// When each message of `topic` arrived here, by the read position `position` finds in it.
+fn receive_positions(
+    settings: &KafkaSettings,
+    topic: &str,
+    partitions: i32,
+    position: fn(&BorrowedMessage<'_>) -> Option<(i32, i64)>,
+    stop: &AtomicBool,
+) -> Result<Vec<Arrival>> {
     let consumer: BaseConsumer = settings
         .consumer_config()
-        .set("group.id", "bench-latency-alerts-reader")
-        // Answer as soon as one alert is there.
+        .set("group.id", format!("bench-latency-{topic}"))
+        // Answer as soon as one message is there.
         .set("fetch.wait.max.ms", "1")
         .set("fetch.min.bytes", "1")
         .create()
-        .context("creating the alert consumer")?;
+        .with_context(|| format!("creating the consumer of {topic}"))?;
     let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(ALERTS_TOPIC, 0, Offset::Beginning)
-        .context("alert assignment")?;
+    for partition in 0..partitions {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .with_context(|| format!("assigning {topic}"))?;
+    }
     consumer
         .assign(&assignment)
-        .context("assigning the alerts topic")?;
+        .with_context(|| format!("assigning {topic}"))?;
     let mut received = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let Some(polled) = consumer.poll(Duration::from_millis(50)) else {
             continue;
         };
         let arrived = micros_now();
-        let message = match polled {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(%error, "alert consumer error");
-                continue;
-            }
-        };
-        let Some(alert) = message
-            .payload()
-            .and_then(|payload| serde_json::from_slice::<serde_json::Value>(payload).ok())
-        else {
-            continue;
-        };
-        let source = &alert["source"];
-        if let (Some(partition), Some(offset)) =
-            (source["partition"].as_i64(), source["offset"].as_i64())
-        {
-            received.push(((partition as i32, offset), arrived));
+        match polled {
+            Ok(message) => received.extend(position(&message).map(|at| (at, arrived))),
+            Err(error) => tracing::warn!(%error, topic, "latency consumer error"),
         }
     }
     Ok(received)

@@ -107,10 +107,12 @@ impl KafkaSettings {
             // Bounds prefetch memory per partition (librdkafka's default is 64 MiB).
             .set("queued.max.messages.kbytes", "65536")
             // How long the broker may hold a fetch while a partition has nothing new (librdkafka's
-            // default is 500 ms). On a loaded 2-core machine the drain ceiling measured by
-            // `platestream bench --quick` was 36k msgs/s before this and 184k after; alert latency
-            // did not improve with it (see BENCHMARKS.md). An idle consumer asks 100 times a second.
-            .set("fetch.wait.max.ms", "10");
+            // default is 500 ms). Apache Kafka answers as soon as data arrives, whatever this is;
+            // tansu 0.6 holds every fetch this long even when it has data, so it is added to every
+            // read's latency, and at 500 ms it also capped the drain rate (36k msgs/s against 184k
+            // at 10 ms, `platestream bench --quick`). Against Apache Kafka, raise it under
+            // `[kafka.consumer]` to cut an idle engine's requests (1,000 a second at 1 ms).
+            .set("fetch.wait.max.ms", "1");
         for (key, value) in &self.consumer {
             config.set(librdkafka_key(key), value);
         }

@@ -171,6 +171,15 @@ impl ProducerContext for DeliveryTracker {
     }
 }
 
+/// A consumed message, as the loop hands it on.
+struct Incoming<'a> {
+    source: SourcePosition,
+    payload: &'a [u8],
+    key: Option<&'a [u8]>,
+    /// The message's timestamp (the producer's create time, unless the topic says otherwise).
+    produced_at_ms: Option<i64>,
+}
+
 struct PartitionState {
     /// Offsets up to this one are in the archive already (from a run that did not commit them).
     archived_through: Option<i64>,
@@ -306,7 +315,13 @@ impl RunState<'_> {
                         offset: message.offset(),
                     };
                     let payload = message.payload().unwrap_or_default();
-                    if self.handle_message(pipeline, observer, source, payload, message.key())? {
+                    let incoming = Incoming {
+                        source,
+                        payload,
+                        key: message.key(),
+                        produced_at_ms: message.timestamp().to_millis(),
+                    };
+                    if self.handle_message(pipeline, observer, incoming)? {
                         processed_messages += 1;
                     }
                     if processed_messages % HOUSEKEEPING_EVERY == 0 {
@@ -378,10 +393,14 @@ impl RunState<'_> {
         &mut self,
         pipeline: &mut Pipeline,
         observer: &mut dyn StreamObserver,
-        source: SourcePosition,
-        payload: &[u8],
-        key: Option<&[u8]>,
+        incoming: Incoming<'_>,
     ) -> Result<bool, KafkaError> {
+        let Incoming {
+            source,
+            payload,
+            key,
+            produced_at_ms,
+        } = incoming;
         let archive = Arc::clone(&self.engine.archive);
         // Taken out for the call so that the partition's state can be borrowed beside it.
         let mut processed = std::mem::take(&mut self.processed);
@@ -465,6 +484,11 @@ impl RunState<'_> {
                     .key(alert.read_plate_norm.as_bytes())
                     .payload(json.as_slice()),
             )?;
+            if let Some(produced_at_ms) = produced_at_ms {
+                // From the reader's producer to the alert's: what an operator watches for.
+                let millis = (Timestamp::now().millis() - produced_at_ms).max(0);
+                histogram!("platestream_alert_latency_seconds").record(millis as f64 / 1_000.0);
+            }
             observer.on_alert(alert);
         }
         for dead_letter in &processed.dead_letters {

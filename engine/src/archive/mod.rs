@@ -54,6 +54,8 @@ pub enum ArchiveError {
     },
     #[error("archive: arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    #[error("archive file {path}: its encoding thread {what}")]
+    Encoder { path: PathBuf, what: &'static str },
 }
 
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {

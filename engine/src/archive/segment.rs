@@ -7,7 +7,9 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arrow::compute::{sort_to_indices, take_record_batch};
@@ -32,8 +34,8 @@ pub struct ArchiveConfig {
     pub batch_rows: usize,
     pub row_group_rows: usize,
     pub zstd_level: i32,
-    /// Fault injection: sleep this long per 1,000 rows appended, as a slow disk would stall the
-    /// writer. Benchmarks and tests use it to show that the engine then consumes more slowly
+    /// Fault injection: the encoding thread sleeps this long per 1,000 rows, as a slow disk would
+    /// stall the writer. Benchmarks and tests use it to show that the engine then consumes more slowly
     /// instead of buffering without limit.
     pub slow_sink: Option<Duration>,
 }
@@ -103,7 +105,7 @@ static IN_PROGRESS_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 struct OpenFile<C: TableColumns> {
     directory: PathBuf,
     temp_path: PathBuf,
-    writer: ArrowWriter<BufWriter<File>>,
+    encoder: BatchEncoder,
     pending: C,
     rows: usize,
 }
@@ -133,10 +135,11 @@ impl<C: TableColumns> OpenFile<C> {
             path: temp_path.clone(),
             source,
         })?;
+        let encoder = BatchEncoder::spawn(writer, temp_path.clone(), config.slow_sink)?;
         Ok(Self {
             directory,
             temp_path,
-            writer,
+            encoder,
             pending: C::default(),
             rows: 0,
         })
@@ -146,42 +149,119 @@ impl<C: TableColumns> OpenFile<C> {
         self.pending.push(row);
         self.rows += 1;
         if self.pending.len() >= batch_rows {
-            self.encode_pending()?;
+            self.hand_over_pending()?;
         }
         Ok(())
     }
 
-    /// Sorting each batch by observation time lets queries prune row groups and pages by time.
-    fn encode_pending(&mut self) -> Result<(), ArchiveError> {
+    fn hand_over_pending(&mut self) -> Result<(), ArchiveError> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let batch = self.pending.finish()?;
-        let batch = sort_by_observed_at(batch)?;
-        self.writer
-            .write(&batch)
-            .map_err(|source| ArchiveError::Parquet {
-                path: self.temp_path.clone(),
-                source,
-            })
+        self.encoder.encode(batch)
     }
 
     /// Writes the footer and makes the temporary file durable; returns its size.
     fn finish(&mut self, metadata: &[KeyValue]) -> Result<u64, ArchiveError> {
-        self.encode_pending()?;
+        self.hand_over_pending()?;
+        let mut writer = self.encoder.finish()?;
         for entry in metadata {
-            self.writer.append_key_value_metadata(entry.clone());
+            writer.append_key_value_metadata(entry.clone());
         }
         let parquet_error = |source| ArchiveError::Parquet {
             path: self.temp_path.clone(),
             source,
         };
-        self.writer.finish().map_err(parquet_error)?;
-        let buffered = self.writer.inner_mut();
+        writer.finish().map_err(parquet_error)?;
+        let buffered = writer.inner_mut();
         buffered.flush().map_err(io_error(&self.temp_path))?;
         let file = buffered.get_ref();
         file.sync_all().map_err(io_error(&self.temp_path))?;
         Ok(file.metadata().map_err(io_error(&self.temp_path))?.len())
+    }
+}
+
+type FileWriter = ArrowWriter<BufWriter<File>>;
+
+/// Sorts, encodes and compresses a file's batches on a thread of its own. The thread that
+/// consumes reads then only fills columns: alerts are not held up behind zstd, and a second core
+/// does the archive's heaviest work. One batch may wait while one is encoded; a slower encoder
+/// then makes `encode` wait, so a slow disk slows consumption instead of filling memory.
+struct BatchEncoder {
+    path: PathBuf,
+    batches: Option<SyncSender<RecordBatch>>,
+    thread: Option<JoinHandle<Result<FileWriter, ArchiveError>>>,
+}
+
+impl BatchEncoder {
+    fn spawn(
+        mut writer: FileWriter,
+        path: PathBuf,
+        slow_sink: Option<Duration>,
+    ) -> Result<Self, ArchiveError> {
+        let (batches, incoming) = sync_channel::<RecordBatch>(1);
+        let thread_path = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("archive-encoder".to_owned())
+            .spawn(move || {
+                for batch in incoming {
+                    if let Some(delay) = slow_sink {
+                        std::thread::sleep(delay * (batch.num_rows() / 1_000) as u32);
+                    }
+                    let batch = sort_by_observed_at(batch)?;
+                    writer
+                        .write(&batch)
+                        .map_err(|source| ArchiveError::Parquet {
+                            path: thread_path.clone(),
+                            source,
+                        })?;
+                }
+                Ok(writer)
+            })
+            .map_err(io_error(&path))?;
+        Ok(Self {
+            path,
+            batches: Some(batches),
+            thread: Some(thread),
+        })
+    }
+
+    fn encode(&mut self, batch: RecordBatch) -> Result<(), ArchiveError> {
+        let sent = match &self.batches {
+            Some(batches) => batches.send(batch).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            // The thread stopped early: its error says why.
+            self.finish().map(drop)
+        }
+    }
+
+    /// Waits for every batch handed over to be written and takes the writer back.
+    fn finish(&mut self) -> Result<FileWriter, ArchiveError> {
+        self.batches = None;
+        let thread = self.thread.take().ok_or_else(|| ArchiveError::Encoder {
+            path: self.path.clone(),
+            what: "was already finished",
+        })?;
+        thread.join().map_err(|_| ArchiveError::Encoder {
+            path: self.path.clone(),
+            what: "panicked",
+        })?
+    }
+}
+
+impl Drop for BatchEncoder {
+    fn drop(&mut self) {
+        // An abandoned file: let the thread see the end of its batches and stop before the file
+        // is removed.
+        self.batches = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -281,7 +361,7 @@ impl SegmentWriter {
             temp_prefix: (&self.topic, self.partition, self.offsets),
         };
         append_row(&mut self.reads, &target, read.observed_at.millis(), read)?;
-        self.count_row();
+        self.rows += 1;
         Ok(())
     }
 
@@ -293,17 +373,8 @@ impl SegmentWriter {
             temp_prefix: (&self.topic, self.partition, self.offsets),
         };
         append_row(&mut self.alerts, &target, alert.observed_at.millis(), alert)?;
-        self.count_row();
-        Ok(())
-    }
-
-    fn count_row(&mut self) {
         self.rows += 1;
-        if let Some(delay) = self.config.slow_sink {
-            if self.rows % 1_000 == 0 {
-                std::thread::sleep(delay);
-            }
-        }
+        Ok(())
     }
 
     /// Rows (reads and alerts) appended so far.

@@ -190,30 +190,103 @@ impl SniffingDecoder {
 
     /// The decoder a message's content points to, if any.
     pub fn sniff(&self, payload: &[u8]) -> Option<&dyn ReadDecoder> {
-        let has = |marker: &[u8]| payload.windows(marker.len()).any(|window| window == marker);
-        if has(b"\"data_type\"") || has(b"\"openalpr_webhook\"") {
+        let keys = MarkerKeys::scan(payload);
+        let has = |marker: MarkerKey| keys.contains(marker);
+        use MarkerKey::*;
+        if has(DataType) || has(OpenalprWebhook) {
             Some(&self.rekor)
-        } else if has(b"\"results\"") && (has(b"\"dscore\"") || has(b"\"processing_time\""))
+        } else if has(Results) && (has(Dscore) || has(ProcessingTime))
             // A Stream webhook that is no recognition (a heartbeat) has no results.
-            || (has(b"\"hook\"") && has(b"\"data\""))
+            || (has(Hook) && has(Data))
         {
             Some(&self.plate_recognizer)
-        } else if has(b"\"plateUTF8\"")
-            || has(b"\"plateASCII\"")
-            || has(b"\"plateText\"")
-            || has(b"\"plateUnicode\"")
-        {
+        } else if has(PlateUtf8) || has(PlateAscii) || has(PlateText) || has(PlateUnicode) {
             Some(&self.axis)
-        } else if (has(b"\"Plate\"")
-            && (has(b"\"DateUtc\"") || has(b"\"UTCDate\"") || has(b"\"CameraName\"")))
-            || (has(b"\"PlateRead\"") && has(b"\"PlateAnalytics\""))
+        } else if (has(Plate) && (has(DateUtc) || has(UtcDate) || has(CameraName)))
+            || (has(PlateRead) && has(PlateAnalytics))
         {
             Some(&self.genetec)
-        } else if has(b"\"observed_at\"") {
+        } else if has(ObservedAt) {
             Some(&self.canonical)
         } else {
             None
         }
+    }
+}
+
+/// The quoted strings that tell vendors' formats apart.
+#[derive(Debug, Clone, Copy)]
+enum MarkerKey {
+    DataType,
+    OpenalprWebhook,
+    Results,
+    Dscore,
+    ProcessingTime,
+    Hook,
+    Data,
+    PlateUtf8,
+    PlateAscii,
+    PlateText,
+    PlateUnicode,
+    Plate,
+    DateUtc,
+    UtcDate,
+    CameraName,
+    PlateRead,
+    PlateAnalytics,
+    ObservedAt,
+}
+
+/// Which marker strings occur in a payload, each as a whole quoted string.
+#[derive(Debug, Clone, Copy, Default)]
+struct MarkerKeys(u32);
+
+impl MarkerKeys {
+    /// One pass over the payload's quotes: every quote may open a marker, so a marker is found
+    /// wherever it stands, as a key or inside a value, exactly as a substring search would.
+    fn scan(payload: &[u8]) -> Self {
+        let mut keys = Self::default();
+        let mut quotes = memchr::memchr_iter(b'"', payload).peekable();
+        while let Some(open) = quotes.next() {
+            let Some(&close) = quotes.peek() else {
+                break;
+            };
+            if let Some(marker) = MarkerKey::from_quoted(&payload[open + 1..close]) {
+                keys.0 |= 1 << marker as u32;
+            }
+        }
+        keys
+    }
+
+    fn contains(self, marker: MarkerKey) -> bool {
+        self.0 & (1 << marker as u32) != 0
+    }
+}
+
+impl MarkerKey {
+    fn from_quoted(text: &[u8]) -> Option<Self> {
+        use MarkerKey::*;
+        Some(match text {
+            b"data_type" => DataType,
+            b"openalpr_webhook" => OpenalprWebhook,
+            b"results" => Results,
+            b"dscore" => Dscore,
+            b"processing_time" => ProcessingTime,
+            b"hook" => Hook,
+            b"data" => Data,
+            b"plateUTF8" => PlateUtf8,
+            b"plateASCII" => PlateAscii,
+            b"plateText" => PlateText,
+            b"plateUnicode" => PlateUnicode,
+            b"Plate" => Plate,
+            b"DateUtc" => DateUtc,
+            b"UTCDate" => UtcDate,
+            b"CameraName" => CameraName,
+            b"PlateRead" => PlateRead,
+            b"PlateAnalytics" => PlateAnalytics,
+            b"observed_at" => ObservedAt,
+            _ => return None,
+        })
     }
 }
 
