@@ -13,14 +13,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram};
 use platestream_engine::alert::Alert;
 use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::archive::{
-    recover_partition, ArchiveConfig, SegmentReport, SegmentWriter, ALERTS_TABLE, READS_TABLE,
+    recover_partition, ArchiveConfig, ArchiveError, SegmentReport, SegmentWriter, ALERTS_TABLE,
+    READS_TABLE,
 };
 use platestream_engine::pipeline::{DeadLetter, Pipeline, PipelineCounts, Processed};
 use platestream_engine::{SourcePosition, Timestamp};
@@ -240,6 +243,7 @@ impl StreamEngine {
             engine: self,
             consumer: &consumer,
             producer: &producer,
+            checkpoints: Checkpointer::spawn()?,
             partitions: HashMap::new(),
             summary: StreamSummary::default(),
             processed: Processed::default(),
@@ -256,6 +260,7 @@ struct RunState<'a> {
     engine: &'a StreamEngine,
     consumer: &'a BaseConsumer<EngineConsumerContext>,
     producer: &'a ThreadedProducer<DeliveryTracker>,
+    checkpoints: Checkpointer,
     partitions: HashMap<String, HashMap<i32, PartitionState>>,
     summary: StreamSummary,
     processed: Processed,
@@ -294,7 +299,7 @@ impl RunState<'_> {
             // A copy of the reference: the message borrows the consumer, not `self`.
             let consumer = self.consumer;
             let polled = consumer.poll(Duration::from_millis(100));
-            self.handle_rebalance(pipeline);
+            self.handle_rebalance(pipeline, observer)?;
             match polled {
                 None => {
                     self.housekeeping(pipeline, observer, false)?;
@@ -338,11 +343,22 @@ impl RunState<'_> {
         Ok(())
     }
 
-    fn handle_rebalance(&mut self, pipeline: &mut Pipeline) {
+    fn handle_rebalance(
+        &mut self,
+        pipeline: &mut Pipeline,
+        observer: &mut dyn StreamObserver,
+    ) -> Result<(), KafkaError> {
         let changed: Vec<(String, i32)> = match self.consumer.context().rebalanced.lock() {
             Ok(mut rebalanced) => rebalanced.drain(..).collect(),
-            Err(_) => return,
+            Err(_) => return Ok(()),
         };
+        if changed.is_empty() {
+            return Ok(());
+        }
+        // Checkpoints under way finish first: a partition's next owner recovers from what is
+        // durable, so its files must not still be being renamed. Their offsets may no longer be
+        // ours to commit; the archive already holds the reads, and recovery skips them.
+        self.finish_checkpoints(observer, Waiting::ForAll, Committing::IfStillAssigned)?;
         for (topic, partition) in changed {
             pipeline.forget_partition(&topic, partition);
             let state = self
@@ -360,6 +376,7 @@ impl RunState<'_> {
                 segment.abandon();
             }
         }
+        Ok(())
     }
 
     fn partition_state(
@@ -553,6 +570,7 @@ impl RunState<'_> {
         everything: bool,
     ) -> Result<(), KafkaError> {
         self.release_due_passes(pipeline)?;
+        self.finish_checkpoints(observer, Waiting::No, Committing::Yes)?;
         let options = &self.engine.options;
         let due: Vec<(String, i32)> = self
             .partitions
@@ -568,7 +586,7 @@ impl RunState<'_> {
             })
             .collect();
         if !due.is_empty() {
-            self.commit_segments(pipeline, &due, observer, true)?;
+            self.commit_segments(pipeline, &due)?;
         }
         self.publish_counts(pipeline);
         Ok(())
@@ -589,13 +607,13 @@ impl RunState<'_> {
         self.reported_counts = now;
     }
 
-    /// The checkpoint: acknowledgements first, then durable files, then the Kafka commit.
+    /// The checkpoint: acknowledgements first, then durable files, then the Kafka commit. The
+    /// files are finished and fsynced by the checkpoint thread while consumption goes on; their
+    /// offsets are committed once it reports them durable (`finish_checkpoints`).
     fn commit_segments(
         &mut self,
         pipeline: &mut Pipeline,
         due: &[(String, i32)],
-        observer: &mut dyn StreamObserver,
-        commit_offsets: bool,
     ) -> Result<(), KafkaError> {
         let started = Instant::now();
         // A pass still held when its partition's archive becomes durable would be skipped by the
@@ -621,50 +639,85 @@ impl RunState<'_> {
                 .unwrap_or_default();
             return Err(KafkaError::DeliveryFailed(last));
         }
-        let mut offsets = TopicPartitionList::new();
-        for (topic, partition) in due {
-            let Some(state) = self
-                .partitions
-                .get_mut(topic)
-                .and_then(|partitions| partitions.get_mut(partition))
-            else {
-                continue;
-            };
-            let Some(segment) = state.segment.take() else {
-                continue;
-            };
-            let report = segment.commit()?;
-            let Some((_, last)) = report.offsets else {
-                continue;
-            };
-            state.archived_through = Some(last);
-            self.summary.reads_archived += report.rows(READS_TABLE) as u64;
-            self.summary.alerts_archived += report.rows(ALERTS_TABLE) as u64;
-            self.summary.files_written += report.files.len() as u64;
-            self.summary.bytes_written += report.bytes();
-            counter!("platestream_archive_rows_total", "table" => READS_TABLE)
-                .increment(report.rows(READS_TABLE) as u64);
-            counter!("platestream_archive_rows_total", "table" => ALERTS_TABLE)
-                .increment(report.rows(ALERTS_TABLE) as u64);
-            counter!("platestream_archive_files_total").increment(report.files.len() as u64);
-            counter!("platestream_archive_bytes_total").increment(report.bytes());
-            observer.on_segment(&report);
-            offsets
-                .add_partition_offset(topic, *partition, Offset::Offset(last + 1))
-                .map_err(KafkaError::client("offset list"))?;
-            self.summary
-                .committed
-                .insert((topic.clone(), *partition), last + 1);
+        let segments: Vec<DueSegment> = due
+            .iter()
+            .filter_map(|(topic, partition)| {
+                let state = self.partitions.get_mut(topic)?.get_mut(partition)?;
+                Some(DueSegment {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    segment: state.segment.take()?,
+                })
+            })
+            .collect();
+        if !segments.is_empty() {
+            self.checkpoints.submit(Checkpoint { started, segments })?;
         }
-        if commit_offsets && offsets.count() > 0 {
-            self.consumer
-                .commit(&offsets, CommitMode::Sync)
-                .map_err(KafkaError::client("committing offsets"))?;
+        Ok(())
+    }
+
+    /// Takes the reports of checkpoints made durable, records them and commits their offsets.
+    fn finish_checkpoints(
+        &mut self,
+        observer: &mut dyn StreamObserver,
+        waiting: Waiting,
+        committing: Committing,
+    ) -> Result<(), KafkaError> {
+        while let Some(finished) = self.checkpoints.next_finished(waiting)? {
+            let mut offsets = TopicPartitionList::new();
+            for CommittedSegment {
+                topic,
+                partition,
+                report,
+            } in finished.segments
+            {
+                let Some((_, last)) = report.offsets else {
+                    continue;
+                };
+                let state = self
+                    .partitions
+                    .get_mut(&topic)
+                    .and_then(|partitions| partitions.get_mut(&partition));
+                let still_assigned = state.is_some();
+                if let Some(state) = state {
+                    state.archived_through = Some(last);
+                }
+                self.summary.reads_archived += report.rows(READS_TABLE) as u64;
+                self.summary.alerts_archived += report.rows(ALERTS_TABLE) as u64;
+                self.summary.files_written += report.files.len() as u64;
+                self.summary.bytes_written += report.bytes();
+                counter!("platestream_archive_rows_total", "table" => READS_TABLE)
+                    .increment(report.rows(READS_TABLE) as u64);
+                counter!("platestream_archive_rows_total", "table" => ALERTS_TABLE)
+                    .increment(report.rows(ALERTS_TABLE) as u64);
+                counter!("platestream_archive_files_total").increment(report.files.len() as u64);
+                counter!("platestream_archive_bytes_total").increment(report.bytes());
+                observer.on_segment(&report);
+                let commit = match committing {
+                    Committing::Yes => true,
+                    Committing::IfStillAssigned => still_assigned,
+                    Committing::No => false,
+                };
+                if commit {
+                    offsets
+                        .add_partition_offset(&topic, partition, Offset::Offset(last + 1))
+                        .map_err(KafkaError::client("offset list"))?;
+                    self.summary.committed.insert((topic, partition), last + 1);
+                }
+            }
+            if offsets.count() > 0 {
+                let committed = self.consumer.commit(&offsets, CommitMode::Sync);
+                match (committed, committing) {
+                    (Ok(()), _) => {}
+                    (Err(error), Committing::IfStillAssigned) => {
+                        tracing::warn!(%error, "offsets of a checkpoint finished during a rebalance not committed; the archive holds their reads");
+                    }
+                    (Err(error), _) => return Err(KafkaError::client("committing offsets")(error)),
+                }
+            }
+            histogram!("platestream_checkpoint_seconds")
+                .record(finished.started.elapsed().as_secs_f64());
         }
-        if !commit_offsets {
-            self.summary.committed.clear();
-        }
-        histogram!("platestream_checkpoint_seconds").record(started.elapsed().as_secs_f64());
         Ok(())
     }
 
@@ -673,15 +726,22 @@ impl RunState<'_> {
         pipeline: &mut Pipeline,
         observer: &mut dyn StreamObserver,
     ) -> Result<(), KafkaError> {
+        // Checkpoints begun before the stop are committed as they would have been.
+        self.finish_checkpoints(observer, Waiting::ForAll, Committing::Yes)?;
         match self.engine.options.on_stop {
-            OnStop::CommitAll => self.housekeeping(pipeline, observer, true)?,
+            OnStop::CommitAll => {
+                self.housekeeping(pipeline, observer, true)?;
+                self.finish_checkpoints(observer, Waiting::ForAll, Committing::Yes)?;
+            }
             OnStop::ArchiveWithoutCommit => {
                 let all: Vec<(String, i32)> = self
                     .partitions
                     .iter()
                     .flat_map(|(topic, partitions)| partitions.keys().map(|p| (topic.clone(), *p)))
                     .collect();
-                self.commit_segments(pipeline, &all, observer, false)?;
+                self.commit_segments(pipeline, &all)?;
+                self.finish_checkpoints(observer, Waiting::ForAll, Committing::No)?;
+                self.summary.committed.clear();
             }
             OnStop::AbandonAll => {
                 for (topic, partitions) in &mut self.partitions {
@@ -697,6 +757,143 @@ impl RunState<'_> {
         }
         self.publish_counts(pipeline);
         Ok(())
+    }
+}
+
+/// Whether `finish_checkpoints` waits for checkpoints still under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    No,
+    ForAll,
+}
+
+/// Whether `finish_checkpoints` commits the offsets that became durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Committing {
+    Yes,
+    /// Only for partitions this member still owns (during a rebalance); a failed commit is logged.
+    IfStillAssigned,
+    /// A simulated crash between durable files and the commit.
+    No,
+}
+
+struct DueSegment {
+    topic: String,
+    partition: i32,
+    segment: SegmentWriter,
+}
+
+struct Checkpoint {
+    started: Instant,
+    segments: Vec<DueSegment>,
+}
+
+struct CommittedSegment {
+    topic: String,
+    partition: i32,
+    report: SegmentReport,
+}
+
+struct FinishedCheckpoint {
+    started: Instant,
+    segments: Vec<CommittedSegment>,
+}
+
+/// Finishes and fsyncs due segments on a thread of its own, in the order they were handed over,
+/// so a checkpoint does not stop the consuming thread (and the alerts behind it) for the
+/// hundreds of milliseconds the files take. One checkpoint may wait while one is written;
+/// a slower disk then makes `submit` wait, so it slows consumption instead of filling memory.
+struct Checkpointer {
+    requests: Option<SyncSender<Checkpoint>>,
+    finished: Receiver<Result<FinishedCheckpoint, ArchiveError>>,
+    in_flight: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn spawn() -> Result<Self, KafkaError> {
+        let (requests, incoming) = sync_channel::<Checkpoint>(1);
+        let (report, finished) = channel();
+        let thread = std::thread::Builder::new()
+            .name("archive-checkpoint".to_owned())
+            .spawn(move || {
+                for checkpoint in incoming {
+                    let result = checkpoint
+                        .segments
+                        .into_iter()
+                        .map(|due| {
+                            Ok(CommittedSegment {
+                                report: due.segment.commit()?,
+                                topic: due.topic,
+                                partition: due.partition,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, ArchiveError>>()
+                        .map(|segments| FinishedCheckpoint {
+                            started: checkpoint.started,
+                            segments,
+                        });
+                    if report.send(result).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|error| KafkaError::Internal(format!("checkpoint thread: {error}")))?;
+        Ok(Self {
+            requests: Some(requests),
+            finished,
+            in_flight: 0,
+            thread: Some(thread),
+        })
+    }
+
+    fn submit(&mut self, checkpoint: Checkpoint) -> Result<(), KafkaError> {
+        let sent = self
+            .requests
+            .as_ref()
+            .is_some_and(|requests| requests.send(checkpoint).is_ok());
+        if !sent {
+            return Err(KafkaError::Internal(
+                "the checkpoint thread has stopped".to_owned(),
+            ));
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// The next checkpoint made durable, if one is (or, when waiting, once one is).
+    fn next_finished(
+        &mut self,
+        waiting: Waiting,
+    ) -> Result<Option<FinishedCheckpoint>, KafkaError> {
+        if self.in_flight == 0 {
+            return Ok(None);
+        }
+        let next = match waiting {
+            Waiting::No => match self.finished.try_recv() {
+                Ok(next) => next,
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Disconnected) => return Err(Self::stopped()),
+            },
+            Waiting::ForAll => self.finished.recv().map_err(|_| Self::stopped())?,
+        };
+        self.in_flight -= 1;
+        Ok(Some(next?))
+    }
+
+    fn stopped() -> KafkaError {
+        KafkaError::Internal("the checkpoint thread stopped unexpectedly".to_owned())
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Segments still queued are committed (their files durable) but not their offsets: the
+        // next run's recovery skips their reads.
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
