@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,9 @@ impl SegmentReport {
         self.files.iter().map(|file| file.bytes).sum()
     }
 }
+
+/// The disk the slow-sink fault injection simulates.
+static SLOW_DISK: Mutex<()> = Mutex::new(());
 
 /// Names in-progress files uniquely even when a segment restarts at the same offset in one process.
 static IN_PROGRESS_SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -207,6 +210,8 @@ impl BatchEncoder {
             .spawn(move || {
                 for batch in incoming {
                     if let Some(delay) = slow_sink {
+                        // One slow disk under every open file: their stalls queue up.
+                        let _disk = SLOW_DISK.lock();
                         std::thread::sleep(delay * (batch.num_rows() / 1_000) as u32);
                     }
                     let batch = sort_by_observed_at(batch)?;
