@@ -159,6 +159,29 @@ fn jurisdiction_note(agreement: JurisdictionAgreement, entry: &HotlistEntry) -> 
     }
 }
 
+/// How a candidate entry's jurisdiction agrees with the read's, if the entry may match at all:
+/// `None` when it was deleted, has expired, or is from another state. Same characters from
+/// another state are another vehicle (the Aurora, CO stop of 2020 was a Colorado SUV hit on a
+/// Montana motorcycle's plate number).
+fn live_agreement(
+    indexed: &IndexedList,
+    tombstones: Option<&PositionSet>,
+    position: u32,
+    read: &PlateRead,
+    now: Timestamp,
+) -> Option<JurisdictionAgreement> {
+    if tombstones.is_some_and(|dead| dead.contains(&position))
+        || indexed.entries.is_expired_at(position, now)
+    {
+        return None;
+    }
+    let agreement = JurisdictionAgreement::between(
+        read.jurisdiction.as_deref(),
+        indexed.entries.jurisdiction(position),
+    );
+    (agreement != JurisdictionAgreement::Differs).then_some(agreement)
+}
+
 fn jurisdiction_factor(agreement: JurisdictionAgreement) -> f32 {
     match agreement {
         JurisdictionAgreement::Agrees => 1.0,
@@ -532,30 +555,14 @@ impl HotlistStore {
         }
         indexed.touch_candidates(candidates);
         for &position in candidates.iter() {
-            if tombstones.is_some_and(|dead| dead.contains(&position)) {
-                continue;
-            }
             // The packed plate decides most candidates without touching the entry.
             let exact = indexed.plates[position as usize] == keys.packed_plate;
-            if !exact && !misreads {
+            if !exact && (!misreads || indexed.entries.misreads_off(position)) {
                 continue;
             }
-            let entries = &indexed.entries;
-            if !exact && entries.misreads_off(position) {
+            let Some(agreement) = live_agreement(indexed, tombstones, position, read, now) else {
                 continue;
-            }
-            if entries.is_expired_at(position, now) {
-                continue;
-            }
-            let agreement = JurisdictionAgreement::between(
-                read.jurisdiction.as_deref(),
-                entries.jurisdiction(position),
-            );
-            // Same characters from another state are another vehicle (the Aurora, CO stop of
-            // 2020 was a Colorado SUV hit on a Montana motorcycle's plate number).
-            if agreement == JurisdictionAgreement::Differs {
-                continue;
-            }
+            };
             let factor = jurisdiction_factor(agreement);
             let hit = if exact {
                 let entry = indexed.entry(position);
@@ -660,26 +667,16 @@ impl HotlistStore {
         }
         for &pattern_index in candidates.iter() {
             let (position, pattern) = &indexed.patterns[pattern_index as usize];
-            if tombstones.is_some_and(|dead| dead.contains(position)) {
-                continue;
-            }
             let position = *position;
-            if indexed.entries.is_expired_at(position, now) {
-                continue;
-            }
             if !pattern.matches(keys.plate) {
                 continue;
             }
             let Some(filled) = pattern.match_plate(keys.plate) else {
                 continue;
             };
-            let agreement = JurisdictionAgreement::between(
-                read.jurisdiction.as_deref(),
-                indexed.entries.jurisdiction(position),
-            );
-            if agreement == JurisdictionAgreement::Differs {
+            let Some(agreement) = live_agreement(indexed, tombstones, position, read, now) else {
                 continue;
-            }
+            };
             let entry = indexed.entry(position);
             let differences: Vec<CharacterDifference> = filled
                 .iter()
