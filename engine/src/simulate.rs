@@ -934,6 +934,16 @@ impl Simulator {
     pub fn write_hotlist_csv<W: io::Write>(&self, out: W) -> io::Result<()> {
         let mut writer = csv::Writer::from_writer(out);
         writer.write_record(HOTLIST_CSV_HEADER)?;
+        self.write_hotlist_rows(&mut writer)?;
+        writer.flush()
+    }
+
+    /// The sample hotlist's rows under a `HOTLIST_CSV_HEADER` the caller wrote, for callers that
+    /// add rows of their own. Returns how many were written.
+    pub fn write_hotlist_rows<W: io::Write>(
+        &self,
+        writer: &mut csv::Writer<W>,
+    ) -> csv::Result<usize> {
         for entry in &self.hotlist {
             let priority = entry.priority.to_string();
             writer.write_record([
@@ -949,7 +959,7 @@ impl Simulator {
                 &entry.color,
             ])?;
         }
-        writer.flush()
+        Ok(self.hotlist.len())
     }
 
     /// A vehicle's unit identity vector (its appearance without per-read noise), when the

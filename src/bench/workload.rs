@@ -117,23 +117,7 @@ fn write_hotlist(
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut writer = csv::Writer::from_writer(BufWriter::new(file));
     writer.write_record(HOTLIST_CSV_HEADER)?;
-    let mut written = 0;
-    for entry in simulator.hotlist() {
-        let priority = entry.priority.to_string();
-        writer.write_record([
-            entry.list.as_str(),
-            &entry.plate,
-            &entry.jurisdiction,
-            &entry.reason,
-            &priority,
-            &entry.case_number,
-            &entry.description,
-            &entry.make,
-            &entry.model,
-            &entry.color,
-        ])?;
-        written += 1;
-    }
+    let mut written = simulator.write_hotlist_rows(&mut writer)?;
     let city = written;
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x0068_6f74_6c69_7374);
     let mut seen = HashSet::with_capacity(options.hotlist_size);
