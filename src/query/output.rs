@@ -1,0 +1,157 @@
+//! Query results for people (a table) and for tools (CSV, JSON, Parquet).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::dataframe::DataFrame;
+use datafusion::parquet::arrow::ArrowWriter;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A readable table.
+    Table,
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// Parquet (needs --out).
+    Parquet,
+}
+
+/// Runs a query, showing a spinner with the rows found so far while it scans.
+pub async fn collect(frame: DataFrame, what: &str, quiet: bool) -> Result<Vec<RecordBatch>> {
+    let spinner = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    };
+    spinner.set_message(format!("scanning the archive for {what}"));
+    let mut stream = frame
+        .execute_stream()
+        .await
+        .with_context(|| format!("planning {what}"))?;
+    let mut batches = Vec::new();
+    let mut rows = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.with_context(|| format!("scanning the archive for {what}"))?;
+        rows += batch.num_rows();
+        spinner.set_message(format!("scanning the archive for {what}: {rows} rows"));
+        if batch.num_rows() > 0 {
+            batches.push(batch);
+        }
+    }
+    spinner.finish_and_clear();
+    Ok(batches)
+}
+
+pub fn row_count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+/// Writes the batches in `format` to `out` (a file) or stdout.
+pub fn emit(batches: &[RecordBatch], format: OutputFormat, out: Option<&Path>) -> Result<()> {
+    match format {
+        OutputFormat::Parquet => {
+            let Some(path) = out else {
+                bail!("--format parquet needs --out FILE");
+            };
+            let Some(first) = batches.first() else {
+                bail!("no rows to write to {}", path.display());
+            };
+            let file =
+                File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let mut writer = ArrowWriter::try_new(BufWriter::new(file), first.schema(), None)?;
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer
+                .close()
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(())
+        }
+        _ => match out {
+            Some(path) => {
+                let file =
+                    File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                let mut writer = BufWriter::new(file);
+                write_text(batches, format, &mut writer)?;
+                writer
+                    .flush()
+                    .with_context(|| format!("writing {}", path.display()))
+            }
+            None => {
+                let stdout = std::io::stdout();
+                let mut lock = stdout.lock();
+                write_text(batches, format, &mut lock)?;
+                lock.flush().context("writing to stdout")
+            }
+        },
+    }
+}
+
+/// A readable table, or `(no rows)`.
+pub fn write_table<W: Write>(batches: &[RecordBatch], out: &mut W) -> Result<()> {
+    if batches.is_empty() {
+        writeln!(out, "(no rows)")?;
+    } else {
+        writeln!(out, "{}", pretty_format_batches(batches)?)?;
+        writeln!(out, "{} rows", row_count(batches))?;
+    }
+    Ok(())
+}
+
+/// The batches as one JSON array of objects.
+pub fn json_array(batches: &[RecordBatch]) -> Result<String> {
+    let mut buffer = Vec::new();
+    let mut writer = datafusion::arrow::json::ArrayWriter::new(&mut buffer);
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    writer.write_batches(&refs)?;
+    writer.finish()?;
+    drop(writer);
+    Ok(String::from_utf8(buffer)?)
+}
+
+/// Text to `out` (a file) or stdout.
+pub fn write_string(text: &str, out: Option<&Path>) -> Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            lock.write_all(text.as_bytes())?;
+            lock.flush().context("writing to stdout")
+        }
+    }
+}
+
+fn write_text<W: Write>(batches: &[RecordBatch], format: OutputFormat, out: &mut W) -> Result<()> {
+    match format {
+        OutputFormat::Table => write_table(batches, out)?,
+        OutputFormat::Csv => {
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
+            for batch in batches {
+                writer.write(batch)?;
+            }
+        }
+        OutputFormat::Json => writeln!(out, "{}", json_array(batches)?)?,
+        OutputFormat::Parquet => bail!("--format parquet needs --out FILE"),
+    }
+    Ok(())
+}
