@@ -457,7 +457,10 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
     assert_eq!(counts[0]["reads"], truths.len() as i64);
     assert_eq!(counts[0]["ids"], truths.len() as i64);
     let full_scan = json(&[&args[..], &["--full-scan"]].concat(), dir);
-    assert_eq!(plates_of(&full_scan, "plate_norm"), plates_of(&stakeout, "plate_norm"));
+    assert_eq!(
+        plates_of(&full_scan, "plate_norm"),
+        plates_of(&stakeout, "plate_norm")
+    );
 
     // Compaction: far fewer files, the same rows, the same answers.
     let files_before = count_files(&dir.join("archive/reads"));
