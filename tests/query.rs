@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output};
 
+use platestream_engine::misread::misread_difference;
 use serde_json::Value;
 
 fn platestream(args: &[&str], dir: &Path) -> Output {
@@ -319,6 +320,51 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
         plates
     };
     assert_eq!(plates_of(&wildcard, "plate_norm"), expected);
+
+    // --misreads: the plate and every plate one OCR slip away from it (look-alike swap, one
+    // character more or less). The plate with the most such neighbours in the traffic, so the
+    // check is not only the exact reads again.
+    let distinct: Vec<&str> = reads_per_plate.keys().copied().collect();
+    let neighbours = |plate: &str| {
+        distinct
+            .iter()
+            .filter(|other| **other != plate && misread_difference(plate, other).is_some())
+            .count()
+    };
+    let misread_plate = distinct
+        .iter()
+        .copied()
+        .max_by_key(|plate| (neighbours(plate), std::cmp::Reverse(*plate)))
+        .unwrap()
+        .to_owned();
+    let misreads = json(
+        &[
+            "query",
+            "plate",
+            &misread_plate,
+            "--misreads",
+            "--archive",
+            "archive",
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ],
+        dir,
+    );
+    let expected: Vec<String> = {
+        let mut plates: Vec<String> = truths
+            .iter()
+            .filter(in_range)
+            .filter(|t| {
+                t.plate == misread_plate || misread_difference(&misread_plate, &t.plate).is_some()
+            })
+            .map(|t| t.plate.clone())
+            .collect();
+        plates.sort();
+        plates
+    };
+    assert_eq!(plates_of(&misreads, "plate_norm"), expected);
 
     // Stakeout: three readers, 150 m, whole traffic; plates at 2 of 3.
     let mut sites: Vec<Truth> = Vec::new();

@@ -17,7 +17,7 @@ use platestream_engine::registry::{self, RegistryEntry};
 use self::args::{
     check_position, parse_distance_m, parse_duration_ms, parse_place, time_range, TimeRange,
 };
-use self::output::{collect, emit, row_count, OutputFormat};
+use self::output::{collect, emit, OutputFormat, QueryResult};
 use self::session::{ArchiveSession, Pruning};
 use self::sql::{area_filter, attribute_filter, distance, quote, read_columns, time_filter};
 use crate::config::Config;
@@ -228,8 +228,8 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
     match &args.command {
         QueryCommand::Sql { query } => {
             let frame = session.context.sql(query).await.context("in the SQL")?;
-            let batches = collect(frame, "the query", args.quiet).await?;
-            emit(&batches, args.format, out)
+            let result = collect(frame, "the query", args.quiet).await?;
+            emit(&result, args.format, out)
         }
         QueryCommand::Incident(incident) => {
             run_incident(&session, incident, range, args.format, out, args.quiet).await
@@ -357,16 +357,16 @@ async fn run_sql(
     out: Option<&Path>,
     quiet: bool,
 ) -> Result<()> {
-    let batches = query_batches(session, text, what, quiet).await?;
-    emit(&batches, format, out)
+    let result = query_result(session, text, what, quiet).await?;
+    emit(&result, format, out)
 }
 
-pub async fn query_batches(
+pub async fn query_result(
     session: &ArchiveSession,
     text: &str,
     what: &str,
     quiet: bool,
-) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
+) -> Result<QueryResult> {
     tracing::debug!(sql = text, "query");
     let frame = session
         .context
@@ -391,16 +391,17 @@ async fn misread_filter(
         length - 1,
         length + 1
     );
-    let batches = query_batches(session, &candidates, "plates that may be misreads", quiet).await?;
+    let candidates =
+        query_result(session, &candidates, "plates that may be misreads", quiet).await?;
     let mut plates = vec![quote(&plate)];
-    for batch in &batches {
-        let column = datafusion::arrow::compute::cast(
+    for batch in &candidates.batches {
+        let column = arrow::compute::cast(
             batch.column(0),
-            &datafusion::arrow::datatypes::DataType::Utf8,
+            &arrow::datatypes::DataType::Utf8,
         )?;
         let strings = column
             .as_any()
-            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .downcast_ref::<arrow::array::StringArray>()
             .context("plate_norm is not text")?;
         for candidate in strings.iter().flatten() {
             if candidate != plate && misread_difference(&plate, candidate).is_some() {
@@ -454,8 +455,8 @@ async fn run_incident(
          WHERE {d} <= {radius_m} ORDER BY distance_m, id",
         d = distance("", lat, lon)
     );
-    let reads = query_batches(session, &reads_sql, "reads near the incident", quiet).await?;
-    let sources = query_batches(session, &sources_sql, "readers and cameras", true).await?;
+    let reads = query_result(session, &reads_sql, "reads near the incident", quiet).await?;
+    let sources = query_result(session, &sources_sql, "readers and cameras", true).await?;
     match format {
         OutputFormat::Table => {
             let mut text = Vec::new();
@@ -467,9 +468,9 @@ async fn run_incident(
                  Readers and cameras within {radius_m} m: {}\n{}",
                 args::rfc3339(range.from_ms),
                 args::rfc3339(range.to_ms),
-                row_count(&reads),
+                reads.rows(),
                 String::from_utf8_lossy(&text),
-                row_count(&sources),
+                sources.rows(),
                 String::from_utf8_lossy(&sources_text)
             );
             output::write_string(&report, out)

@@ -3,14 +3,16 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::util::pretty::pretty_format_batches;
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::util::pretty::pretty_format_batches;
 use datafusion::dataframe::DataFrame;
-use datafusion::parquet::arrow::ArrowWriter;
+use parquet::arrow::ArrowWriter;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -25,8 +27,21 @@ pub enum OutputFormat {
     Parquet,
 }
 
+/// A query's rows, and their columns even when there are no rows (a CSV header, an empty Parquet
+/// file with the schema: tools reading the output should not have to special-case "nothing found").
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
 /// Runs a query, showing a spinner with the rows found so far while it scans.
-pub async fn collect(frame: DataFrame, what: &str, quiet: bool) -> Result<Vec<RecordBatch>> {
+pub async fn collect(frame: DataFrame, what: &str, quiet: bool) -> Result<QueryResult> {
     let spinner = if quiet {
         ProgressBar::hidden()
     } else {
@@ -43,6 +58,7 @@ pub async fn collect(frame: DataFrame, what: &str, quiet: bool) -> Result<Vec<Re
         .execute_stream()
         .await
         .with_context(|| format!("planning {what}"))?;
+    let schema = stream.schema();
     let mut batches = Vec::new();
     let mut rows = 0usize;
     while let Some(batch) = stream.next().await {
@@ -54,27 +70,21 @@ pub async fn collect(frame: DataFrame, what: &str, quiet: bool) -> Result<Vec<Re
         }
     }
     spinner.finish_and_clear();
-    Ok(batches)
+    Ok(QueryResult { schema, batches })
 }
 
-pub fn row_count(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(RecordBatch::num_rows).sum()
-}
-
-/// Writes the batches in `format` to `out` (a file) or stdout.
-pub fn emit(batches: &[RecordBatch], format: OutputFormat, out: Option<&Path>) -> Result<()> {
+/// Writes the result in `format` to `out` (a file) or stdout.
+pub fn emit(result: &QueryResult, format: OutputFormat, out: Option<&Path>) -> Result<()> {
     match format {
         OutputFormat::Parquet => {
             let Some(path) = out else {
                 bail!("--format parquet needs --out FILE");
             };
-            let Some(first) = batches.first() else {
-                bail!("no rows to write to {}", path.display());
-            };
             let file =
                 File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            let mut writer = ArrowWriter::try_new(BufWriter::new(file), first.schema(), None)?;
-            for batch in batches {
+            let mut writer =
+                ArrowWriter::try_new(BufWriter::new(file), Arc::clone(&result.schema), None)?;
+            for batch in &result.batches {
                 writer.write(batch)?;
             }
             writer
@@ -87,7 +97,7 @@ pub fn emit(batches: &[RecordBatch], format: OutputFormat, out: Option<&Path>) -
                 let file =
                     File::create(path).with_context(|| format!("creating {}", path.display()))?;
                 let mut writer = BufWriter::new(file);
-                write_text(batches, format, &mut writer)?;
+                write_text(result, format, &mut writer)?;
                 writer
                     .flush()
                     .with_context(|| format!("writing {}", path.display()))
@@ -95,7 +105,7 @@ pub fn emit(batches: &[RecordBatch], format: OutputFormat, out: Option<&Path>) -
             None => {
                 let stdout = std::io::stdout();
                 let mut lock = stdout.lock();
-                write_text(batches, format, &mut lock)?;
+                write_text(result, format, &mut lock)?;
                 lock.flush().context("writing to stdout")
             }
         },
@@ -103,21 +113,21 @@ pub fn emit(batches: &[RecordBatch], format: OutputFormat, out: Option<&Path>) -
 }
 
 /// A readable table, or `(no rows)`.
-pub fn write_table<W: Write>(batches: &[RecordBatch], out: &mut W) -> Result<()> {
-    if batches.is_empty() {
+pub fn write_table<W: Write>(result: &QueryResult, out: &mut W) -> Result<()> {
+    if result.batches.is_empty() {
         writeln!(out, "(no rows)")?;
     } else {
-        writeln!(out, "{}", pretty_format_batches(batches)?)?;
-        writeln!(out, "{} rows", row_count(batches))?;
+        writeln!(out, "{}", pretty_format_batches(&result.batches)?)?;
+        writeln!(out, "{} rows", result.rows())?;
     }
     Ok(())
 }
 
-/// The batches as one JSON array of objects.
-pub fn json_array(batches: &[RecordBatch]) -> Result<String> {
+/// The rows as one JSON array of objects (`[]` when there are none).
+pub fn json_array(result: &QueryResult) -> Result<String> {
     let mut buffer = Vec::new();
-    let mut writer = datafusion::arrow::json::ArrayWriter::new(&mut buffer);
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    let mut writer = arrow::json::ArrayWriter::new(&mut buffer);
+    let refs: Vec<&RecordBatch> = result.batches.iter().collect();
     writer.write_batches(&refs)?;
     writer.finish()?;
     drop(writer);
@@ -139,18 +149,22 @@ pub fn write_string(text: &str, out: Option<&Path>) -> Result<()> {
     }
 }
 
-fn write_text<W: Write>(batches: &[RecordBatch], format: OutputFormat, out: &mut W) -> Result<()> {
+fn write_text<W: Write>(result: &QueryResult, format: OutputFormat, out: &mut W) -> Result<()> {
     match format {
-        OutputFormat::Table => write_table(batches, out)?,
+        OutputFormat::Table => write_table(result, out)?,
         OutputFormat::Csv => {
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+            let mut writer = arrow::csv::WriterBuilder::new()
                 .with_header(true)
                 .build(&mut *out);
-            for batch in batches {
+            if result.batches.is_empty() {
+                // The header alone says which columns were asked for.
+                writer.write(&RecordBatch::new_empty(Arc::clone(&result.schema)))?;
+            }
+            for batch in &result.batches {
                 writer.write(batch)?;
             }
         }
-        OutputFormat::Json => writeln!(out, "{}", json_array(batches)?)?,
+        OutputFormat::Json => writeln!(out, "{}", json_array(result)?)?,
         OutputFormat::Parquet => bail!("--format parquet needs --out FILE"),
     }
     Ok(())
