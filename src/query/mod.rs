@@ -395,10 +395,7 @@ async fn misread_filter(
         query_result(session, &candidates, "plates that may be misreads", quiet).await?;
     let mut plates = vec![quote(&plate)];
     for batch in &candidates.batches {
-        let column = arrow::compute::cast(
-            batch.column(0),
-            &arrow::datatypes::DataType::Utf8,
-        )?;
+        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
         let strings = column
             .as_any()
             .downcast_ref::<arrow::array::StringArray>()

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::util::pretty::pretty_format_batches;
+use clap::ValueEnum;
 use datafusion::dataframe::DataFrame;
-use parquet::arrow::ArrowWriter;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use parquet::arrow::ArrowWriter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
