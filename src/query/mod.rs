@@ -17,7 +17,7 @@ use platestream_engine::registry::{self, RegistryEntry};
 use self::args::{
     check_position, parse_distance_m, parse_duration_ms, parse_place, time_range, TimeRange,
 };
-use self::output::{collect, emit, OutputFormat, QueryResult};
+use self::output::{collect, emit, innermost, OutputFormat, QueryResult};
 use self::session::{ArchiveSession, Pruning};
 use self::sql::{area_filter, attribute_filter, distance, quote, read_columns, time_filter};
 use crate::config::Config;
@@ -227,7 +227,12 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
     let out = args.out.as_deref();
     match &args.command {
         QueryCommand::Sql { query } => {
-            let frame = session.context.sql(query).await.context("in the SQL")?;
+            let frame = session
+                .context
+                .sql(query)
+                .await
+                .map_err(innermost)
+                .context("in the SQL")?;
             let result = collect(frame, "the query", args.quiet).await?;
             emit(&result, args.format, out)
         }
@@ -272,15 +277,21 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                     n = index + 1
                 ));
             }
+            // The places a plate was seen at, in --place order: DataFusion allows one ordering
+            // among a query's ordered aggregates, and the readers' list takes it.
+            let places_seen: Vec<String> = (1..=places.len())
+                .map(|n| format!("CASE WHEN bool_or(place = {n}) THEN '{n}' END"))
+                .collect();
             let text = format!(
                 "WITH hits AS ({}) \
                  SELECT plate_norm, count(DISTINCT place) AS places_hit, \
-                        string_agg(DISTINCT CAST(place AS VARCHAR), ',') AS places, count(*) AS reads, \
+                        concat_ws(',', {}) AS places, count(*) AS reads, \
                         min(observed_at) AS first_seen, max(observed_at) AS last_seen, \
-                        string_agg(DISTINCT reader_id, ',') AS readers \
+                        string_agg(DISTINCT reader_id, ',' ORDER BY reader_id) AS readers \
                  FROM hits GROUP BY plate_norm HAVING count(DISTINCT place) >= {min_hits} \
                  ORDER BY places_hit DESC, reads DESC, plate_norm",
-                selects.join(" UNION ALL ")
+                selects.join(" UNION ALL "),
+                places_seen.join(", ")
             );
             run_sql(&session, &text, "the places", args.format, out, args.quiet).await
         }
@@ -299,7 +310,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                                  WHERE plate_norm = {p} AND {target_time}) \
                  SELECT r.plate_norm, count(DISTINCT r.reader_id) AS readers_together, \
                         count(*) AS passes_together, min(r.observed_at) AS first_together, \
-                        max(r.observed_at) AS last_together, string_agg(DISTINCT r.reader_id, ',') AS readers \
+                        max(r.observed_at) AS last_together, string_agg(DISTINCT r.reader_id, ',' ORDER BY r.reader_id) AS readers \
                  FROM reads r JOIN target t ON r.reader_id = t.target_reader \
                  WHERE {near_time} AND r.plate_norm <> {p} \
                    AND r.observed_at >= t.target_at - INTERVAL '{window_ms} milliseconds' \
@@ -372,6 +383,7 @@ pub async fn query_result(
         .context
         .sql(text)
         .await
+        .map_err(innermost)
         .with_context(|| format!("planning the query for {what}"))?;
     collect(frame, what, quiet).await
 }

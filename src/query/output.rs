@@ -12,6 +12,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::util::pretty::pretty_format_batches;
 use clap::ValueEnum;
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use parquet::arrow::ArrowWriter;
@@ -40,6 +41,12 @@ impl QueryResult {
     }
 }
 
+/// DataFusion wraps an error in layers (diagnostics, contexts) whose messages each repeat the one
+/// inside: the innermost says it once, e.g. "No field named x. Valid fields are ...".
+pub fn innermost(error: DataFusionError) -> anyhow::Error {
+    anyhow::anyhow!("{}", error.find_root())
+}
+
 /// Runs a query, showing a spinner with the rows found so far while it scans.
 pub async fn collect(frame: DataFrame, what: &str, quiet: bool) -> Result<QueryResult> {
     let spinner = if quiet {
@@ -57,12 +64,15 @@ pub async fn collect(frame: DataFrame, what: &str, quiet: bool) -> Result<QueryR
     let mut stream = frame
         .execute_stream()
         .await
+        .map_err(innermost)
         .with_context(|| format!("planning {what}"))?;
     let schema = stream.schema();
     let mut batches = Vec::new();
     let mut rows = 0usize;
     while let Some(batch) = stream.next().await {
-        let batch = batch.with_context(|| format!("scanning the archive for {what}"))?;
+        let batch = batch
+            .map_err(innermost)
+            .with_context(|| format!("scanning the archive for {what}"))?;
         rows += batch.num_rows();
         spinner.set_message(format!("scanning the archive for {what}: {rows} rows"));
         if batch.num_rows() > 0 {
