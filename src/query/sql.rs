@@ -106,6 +106,8 @@ pub fn area_filter(
             bounds.min_lon, bounds.max_lon
         ),
     ];
+    // A file written before the column existed reads as null there: its rows are kept for the
+    // box and the exact distance to decide.
     if session.has_geohash {
         let cells = covering_cells(lat, lon, radius_m);
         if cells
@@ -113,13 +115,19 @@ pub fn area_filter(
             .all(|cell| cell.len() == ARCHIVE_GEOHASH_PRECISION)
         {
             let list: Vec<String> = cells.iter().map(|cell| quote(cell)).collect();
-            clauses.push(format!("{table}geohash IN ({})", list.join(", ")));
+            clauses.push(format!(
+                "({table}geohash IS NULL OR {table}geohash IN ({}))",
+                list.join(", ")
+            ));
         } else {
             let prefixes: Vec<String> = cells
                 .iter()
                 .map(|cell| format!("{table}geohash LIKE {}", quote(&format!("{cell}%"))))
                 .collect();
-            clauses.push(format!("({})", prefixes.join(" OR ")));
+            clauses.push(format!(
+                "({table}geohash IS NULL OR {})",
+                prefixes.join(" OR ")
+            ));
         }
     }
     clauses.push(format!("{} <= {radius_m}", distance(table, lat, lon)));
