@@ -38,6 +38,9 @@ fn session_config(pruning: Pruning) -> SessionConfig {
         // Filters evaluated while decoding skip whole pages of the other columns.
         .set_bool("datafusion.execution.parquet.pushdown_filters", on)
         .set_bool("datafusion.execution.parquet.reorder_filters", on)
+        // Footer statistics gathered when the table is listed let whole files be skipped by
+        // their time range, apart from the partition directories.
+        .set_bool("datafusion.execution.collect_statistics", on)
 }
 
 pub async fn open(
@@ -61,7 +64,12 @@ pub async fn open(
             }
             continue;
         }
-        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        // The table's format carries its own Parquet options; a bare ParquetFormat::default()
+        // would prune and read bloom filters whatever the session says, and --full-scan would
+        // measure nothing.
+        let parquet_options = context.state().default_table_options().parquet;
+        let format = ParquetFormat::default().with_options(parquet_options);
+        let options = ListingOptions::new(Arc::new(format))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![
                 ("date".to_owned(), DataType::Utf8),
