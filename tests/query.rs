@@ -508,6 +508,46 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
         plates_of(&stakeout, "plate_norm")
     );
 
+    // The bloom filters skip row groups for a plate read once, and --full-scan really reads them
+    // all (DataFusion's scan metrics, e.g. "row_groups_pruned_bloom_filter=24 total → 1 matched").
+    let (rare_plate, _) = reads_per_plate
+        .iter()
+        .find(|(_, count)| **count == 1)
+        .unwrap();
+    let explain =
+        format!("EXPLAIN ANALYZE SELECT read_id FROM reads WHERE plate_norm = '{rare_plate}'");
+    let pruned = bloom_filter_row_groups(&succeed(
+        &[
+            "query",
+            "sql",
+            &explain,
+            "--archive",
+            "archive",
+            "--format",
+            "csv",
+        ],
+        dir,
+    ));
+    assert!(
+        pruned.1 < pruned.0,
+        "row groups (total, matched): {pruned:?}"
+    );
+    let full = bloom_filter_row_groups(&succeed(
+        &[
+            "query",
+            "sql",
+            &explain,
+            "--archive",
+            "archive",
+            "--format",
+            "csv",
+            "--full-scan",
+        ],
+        dir,
+    ));
+    assert_eq!(full.1, full.0, "row groups (total, matched): {full:?}");
+    assert_eq!(full.0, pruned.0);
+
     // Compaction: far fewer files, the same rows, the same answers.
     let files_before = count_files(&dir.join("archive/reads"));
     let ids_before = json(
@@ -551,6 +591,21 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
     let args = incident_args(&at_text);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(json(&args, dir)["reads"], *reads);
+}
+
+/// (row groups, row groups left by the bloom filters) from an EXPLAIN ANALYZE of the reads scan.
+fn bloom_filter_row_groups(plan: &str) -> (u64, u64) {
+    let key = "row_groups_pruned_bloom_filter=";
+    let start = plan
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in {plan}"))
+        + key.len();
+    let numbers: Vec<u64> = plan[start..]
+        .split_whitespace()
+        .take(4)
+        .filter_map(|word| word.trim_end_matches(',').parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
 }
 
 fn count_files(dir: &Path) -> usize {
