@@ -3,6 +3,7 @@
 
 pub mod archive_stats;
 pub mod bench;
+pub mod bench_queries;
 pub mod broker;
 pub mod compact_cmd;
 pub mod config;

@@ -172,6 +172,11 @@ enum Command {
     /// Measure matching against the simulator's ground truth: per matching mode and list size,
     /// the share of hotlisted vehicle passes caught and the false alerts per 100k reads.
     Evaluate(EvaluateOptions),
+    /// Build an archive of simulated reads and time the investigative queries beside full scans.
+    #[command(hide = true)]
+    BenchQueries(platestream::bench_queries::BenchQueriesOptions),
+    /// Investigate over the Parquet archive: incident, plate, stakeout, convoy, frequency, or any SQL.
+    Query(platestream::query::QueryArgs),
     /// Merge the many small files of closed hours into few large ones, without losing or
     /// duplicating a row (checked before any input is deleted).
     Compact {
@@ -403,6 +408,10 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::BenchQueries(options) => {
+            tokio::task::block_in_place(|| platestream::bench_queries::bench_queries(&options))
+        }
+        Command::Query(args) => platestream::query::run_query(args).await,
         Command::Compact {
             archive,
             config,

@@ -1,18 +1,157 @@
-//! Investigations over the Parquet archive: where the archive is, and the values investigators
-//! type (times, windows, distances, places). The DataFusion query commands build on this.
+//! `platestream query ...`: investigative queries over the Parquet archive on DataFusion.
 
 pub mod args;
+pub mod output;
+pub mod session;
+pub mod sql;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use platestream_engine::misread::misread_difference;
+use platestream_engine::normalize::normalize_plate;
+use platestream_engine::pattern::{is_pattern, PatternToken, PlatePattern};
+use platestream_engine::registry::{self, RegistryEntry};
 
+use self::args::{
+    check_position, parse_distance_m, parse_duration_ms, parse_place, time_range, TimeRange,
+};
+use self::output::{collect, emit, innermost, OutputFormat, QueryResult};
+use self::session::{ArchiveSession, Pruning};
+use self::sql::{area_filter, attribute_filter, distance, quote, read_columns, time_filter};
 use crate::config::Config;
 
-/// Where `compact` (and the queries) find the archive when neither --archive nor --config says.
+/// Where `query` and `compact` find the archive when neither --archive nor --config says.
 pub const DEFAULT_ARCHIVE_DIR: &str = "platestream-data";
+/// Registry files `query` loads from the archive directory when no --registry is given.
+pub const ARCHIVE_REGISTRY_FILES: [&str; 2] = ["registry.csv", "registry.geojson"];
 
-/// The archive directory: --archive, else `[archive] dir` of --config, else ./platestream-data.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The archive directory (holding reads/ and alerts/); default: [archive] dir of --config,
+    /// else ./platestream-data.
+    #[arg(long, global = true)]
+    pub archive: Option<PathBuf>,
+    /// Take the archive location from this config file (platestream.toml).
+    #[arg(long, short, global = true)]
+    pub config: Option<PathBuf>,
+    /// Reader and camera registry, CSV or GeoJSON (repeatable); default: registry.csv or
+    /// registry.geojson in the archive directory, if present.
+    #[arg(long, global = true)]
+    pub registry: Vec<PathBuf>,
+    /// Start of the time range (RFC 3339, inclusive).
+    #[arg(long, global = true)]
+    pub from: Option<String>,
+    /// End of the time range (RFC 3339, exclusive).
+    #[arg(long, global = true)]
+    pub to: Option<String>,
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Write the result to this file instead of stdout (required for --format parquet).
+    #[arg(long, global = true)]
+    pub out: Option<PathBuf>,
+    /// No progress spinner.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// Read every file, row group and page and filter in memory: what the query costs without the
+    /// archive's partitions, statistics, bloom filter and spatial key (for benchmarks).
+    #[arg(long, global = true)]
+    pub full_scan: bool,
+    #[command(subcommand)]
+    pub command: QueryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueryCommand {
+    /// Any SQL over the tables reads, alerts (partitioned by date and hour), readers and cameras.
+    Sql {
+        /// The query, e.g. "SELECT reader_id, count(*) FROM reads WHERE date = '2026-11-24' GROUP BY 1".
+        query: String,
+    },
+    /// Reads near a place around a time, nearest first, and the readers and cameras there.
+    Incident(IncidentArgs),
+    /// Every read of a plate: exact, a pattern (`?`/`_` one character, `*`/`%` any run) or, with
+    /// --misreads, also the reads OCR may have garbled (one look-alike swap, one character more
+    /// or less).
+    Plate {
+        pattern: String,
+        #[arg(long)]
+        misreads: bool,
+    },
+    /// Plates seen at at least --min-hits of several places, each with its own radius and window.
+    Stakeout {
+        /// LAT,LON,RADIUS,FROM,TO (repeatable), e.g. 38.9171,-77.0319,300m,2026-11-24T01:00:00Z,2026-11-24T03:00:00Z.
+        #[arg(long = "place", required = true)]
+        places: Vec<String>,
+        /// Places a plate must be seen at (default: all of them).
+        #[arg(long)]
+        min_hits: Option<usize>,
+    },
+    /// Vehicles that pass the same readers as the target plate within --window of it, at at least
+    /// --min-readers different readers (co-travel).
+    Convoy {
+        #[arg(long)]
+        plate: String,
+        #[arg(long, default_value = "2m")]
+        window: String,
+        #[arg(long, default_value_t = 2)]
+        min_readers: usize,
+    },
+    /// How often and when a plate is read, or a reader reads.
+    Frequency {
+        #[arg(long, required_unless_present = "reader", conflicts_with = "reader")]
+        plate: Option<String>,
+        #[arg(long)]
+        reader: Option<String>,
+        #[arg(long, value_enum, default_value_t = Bucket::HourOfDay)]
+        by: Bucket,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentArgs {
+    #[arg(long, allow_negative_numbers = true)]
+    pub lat: f64,
+    #[arg(long, allow_negative_numbers = true)]
+    pub lon: f64,
+    /// e.g. 500m, 1.5km.
+    #[arg(long, default_value = "500m")]
+    pub radius: String,
+    /// The incident's time (RFC 3339); the range is --at ± --window (instead of --from/--to).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// e.g. 30m, 1h.
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Only plates matching this plate or pattern.
+    #[arg(long)]
+    pub plate: Option<String>,
+    #[arg(long)]
+    pub make: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub color: Option<String>,
+    /// Also write the readers and cameras inside the radius to this file (CSV, JSON or Parquet
+    /// like --format); with --format table or json they are part of the output.
+    #[arg(long)]
+    pub sources_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Bucket {
+    /// 0..23, over all days.
+    HourOfDay,
+    /// Sunday = 0 .. Saturday = 6, over all weeks.
+    Weekday,
+    /// Each calendar day (UTC).
+    Day,
+    /// Each clock hour.
+    Hour,
+}
+
+/// The archive directory a query or compaction uses.
 pub fn archive_dir(archive: Option<&Path>, config: Option<&Path>) -> Result<PathBuf> {
     if let Some(dir) = archive {
         return Ok(dir.to_owned());
@@ -21,4 +160,344 @@ pub fn archive_dir(archive: Option<&Path>, config: Option<&Path>) -> Result<Path
         return Ok(Config::load(config)?.archive.dir);
     }
     Ok(PathBuf::from(DEFAULT_ARCHIVE_DIR))
+}
+
+fn load_registry(explicit: &[PathBuf], archive: &Path) -> Result<Vec<RegistryEntry>> {
+    let paths: Vec<PathBuf> = if explicit.is_empty() {
+        ARCHIVE_REGISTRY_FILES
+            .iter()
+            .map(|name| archive.join(name))
+            .filter(|path| path.is_file())
+            .collect()
+    } else {
+        explicit.to_vec()
+    };
+    let mut entries = Vec::new();
+    for path in paths {
+        entries.extend(registry::load(&path)?);
+    }
+    Ok(entries)
+}
+
+/// A plate or partial-plate argument as a `plate_norm` predicate.
+fn plate_filter(column: &str, text: &str) -> Result<String> {
+    if is_pattern(text) {
+        let pattern =
+            PlatePattern::parse(text).with_context(|| format!("plate pattern {text:?}"))?;
+        let like: String = pattern
+            .tokens()
+            .iter()
+            .map(|token| match token {
+                PatternToken::Known(character) => char::from(*character),
+                PatternToken::AnyOne => '_',
+                PatternToken::AnyRun => '%',
+            })
+            .collect();
+        Ok(format!("{column} LIKE {}", quote(&like)))
+    } else {
+        Ok(format!("{column} = {}", quote(&exact_plate(text)?)))
+    }
+}
+
+fn exact_plate(text: &str) -> Result<String> {
+    if is_pattern(text) {
+        bail!("{text:?} is a pattern; this query needs a whole plate");
+    }
+    normalize_plate(text).map_err(|error| anyhow::anyhow!("plate {text:?} is not a plate: {error}"))
+}
+
+pub async fn run_query(args: QueryArgs) -> Result<()> {
+    let archive = archive_dir(args.archive.as_deref(), args.config.as_deref())?;
+    let registry = load_registry(&args.registry, &archive)?;
+    let pruning = if args.full_scan {
+        Pruning::FullScan
+    } else {
+        Pruning::On
+    };
+    let session = session::open(&archive, &registry, pruning).await?;
+    let range = match &args.command {
+        QueryCommand::Incident(incident) => time_range(
+            args.from.as_deref(),
+            args.to.as_deref(),
+            incident.at.as_deref(),
+            incident.window.as_deref(),
+        )?,
+        _ => time_range(args.from.as_deref(), args.to.as_deref(), None, None)?,
+    };
+    let out = args.out.as_deref();
+    match &args.command {
+        QueryCommand::Sql { query } => {
+            let frame = session
+                .context
+                .sql(query)
+                .await
+                .map_err(innermost)
+                .context("in the SQL")?;
+            let result = collect(frame, "the query", args.quiet).await?;
+            emit(&result, args.format, out)
+        }
+        QueryCommand::Incident(incident) => {
+            run_incident(&session, incident, range, args.format, out, args.quiet).await
+        }
+        QueryCommand::Plate { pattern, misreads } => {
+            let filter = if *misreads {
+                misread_filter(&session, pattern, range, args.quiet).await?
+            } else {
+                plate_filter("plate_norm", pattern)?
+            };
+            let text = format!(
+                "SELECT {} FROM reads WHERE {} AND {filter} ORDER BY observed_at, read_id",
+                read_columns(""),
+                time_filter(&session, "", range, 0)
+            );
+            run_sql(&session, &text, "the plate", args.format, out, args.quiet).await
+        }
+        QueryCommand::Stakeout { places, min_hits } => {
+            let places = places
+                .iter()
+                .map(|text| parse_place(text))
+                .collect::<Result<Vec<_>>>()?;
+            let min_hits = min_hits.unwrap_or(places.len());
+            if min_hits == 0 || min_hits > places.len() {
+                bail!(
+                    "--min-hits {min_hits} must be 1..{} (the number of --place)",
+                    places.len()
+                );
+            }
+            let mut selects = Vec::new();
+            for (index, place) in places.iter().enumerate() {
+                let window = place
+                    .range
+                    .within(range)
+                    .with_context(|| format!("--place {} lies outside --from/--to", index + 1))?;
+                selects.push(format!(
+                    "SELECT {n} AS place, plate_norm, reader_id, observed_at FROM reads WHERE {} AND {}",
+                    time_filter(&session, "", Some(window), 0),
+                    area_filter(&session, "", place.lat, place.lon, place.radius_m),
+                    n = index + 1
+                ));
+            }
+            // The places a plate was seen at, in --place order: DataFusion allows one ordering
+            // among a query's ordered aggregates, and the readers' list takes it.
+            let places_seen: Vec<String> = (1..=places.len())
+                .map(|n| format!("CASE WHEN bool_or(place = {n}) THEN '{n}' END"))
+                .collect();
+            let text = format!(
+                "WITH hits AS ({}) \
+                 SELECT plate_norm, count(DISTINCT place) AS places_hit, \
+                        concat_ws(',', {}) AS places, count(*) AS reads, \
+                        min(observed_at) AS first_seen, max(observed_at) AS last_seen, \
+                        string_agg(DISTINCT reader_id, ',' ORDER BY reader_id) AS readers \
+                 FROM hits GROUP BY plate_norm HAVING count(DISTINCT place) >= {min_hits} \
+                 ORDER BY places_hit DESC, reads DESC, plate_norm",
+                selects.join(" UNION ALL "),
+                places_seen.join(", ")
+            );
+            run_sql(&session, &text, "the places", args.format, out, args.quiet).await
+        }
+        QueryCommand::Convoy {
+            plate,
+            window,
+            min_readers,
+        } => {
+            let plate = exact_plate(plate)?;
+            let window_ms = parse_duration_ms("--window", window)?;
+            if *min_readers == 0 {
+                bail!("--min-readers must be at least 1");
+            }
+            let text = format!(
+                "WITH target AS (SELECT reader_id AS target_reader, observed_at AS target_at FROM reads \
+                                 WHERE plate_norm = {p} AND {target_time}) \
+                 SELECT r.plate_norm, count(DISTINCT r.reader_id) AS readers_together, \
+                        count(*) AS passes_together, min(r.observed_at) AS first_together, \
+                        max(r.observed_at) AS last_together, string_agg(DISTINCT r.reader_id, ',' ORDER BY r.reader_id) AS readers \
+                 FROM reads r JOIN target t ON r.reader_id = t.target_reader \
+                 WHERE {near_time} AND r.plate_norm <> {p} \
+                   AND r.observed_at >= t.target_at - INTERVAL '{window_ms} milliseconds' \
+                   AND r.observed_at <= t.target_at + INTERVAL '{window_ms} milliseconds' \
+                 GROUP BY r.plate_norm HAVING count(DISTINCT r.reader_id) >= {min_readers} \
+                 ORDER BY readers_together DESC, passes_together DESC, r.plate_norm",
+                p = quote(&plate),
+                target_time = time_filter(&session, "", range, 0),
+                near_time = time_filter(&session, "r.", range, window_ms),
+            );
+            run_sql(
+                &session,
+                &text,
+                "co-travelling vehicles",
+                args.format,
+                out,
+                args.quiet,
+            )
+            .await
+        }
+        QueryCommand::Frequency { plate, reader, by } => {
+            let (filter, other) = match (plate, reader) {
+                (Some(plate), _) => (
+                    format!("plate_norm = {}", quote(&exact_plate(plate)?)),
+                    "count(DISTINCT reader_id) AS readers",
+                ),
+                (None, Some(reader)) => (
+                    format!("reader_id = {}", quote(reader)),
+                    "count(DISTINCT plate_norm) AS plates",
+                ),
+                (None, None) => bail!("give --plate or --reader"),
+            };
+            let bucket = match by {
+                Bucket::HourOfDay => "CAST(date_part('hour', observed_at) AS INT) AS hour_of_day",
+                Bucket::Weekday => "CAST(date_part('dow', observed_at) AS INT) AS weekday",
+                Bucket::Day => "CAST(observed_at AS DATE) AS day",
+                Bucket::Hour => "date_trunc('hour', observed_at) AS hour",
+            };
+            let text = format!(
+                "SELECT {bucket}, count(*) AS reads, {other}, min(observed_at) AS first_seen, \
+                        max(observed_at) AS last_seen \
+                 FROM reads WHERE {} AND {filter} GROUP BY 1 ORDER BY 1",
+                time_filter(&session, "", range, 0)
+            );
+            run_sql(&session, &text, "the reads", args.format, out, args.quiet).await
+        }
+    }
+}
+
+async fn run_sql(
+    session: &ArchiveSession,
+    text: &str,
+    what: &str,
+    format: OutputFormat,
+    out: Option<&Path>,
+    quiet: bool,
+) -> Result<()> {
+    let result = query_result(session, text, what, quiet).await?;
+    emit(&result, format, out)
+}
+
+pub async fn query_result(
+    session: &ArchiveSession,
+    text: &str,
+    what: &str,
+    quiet: bool,
+) -> Result<QueryResult> {
+    tracing::debug!(sql = text, "query");
+    let frame = session
+        .context
+        .sql(text)
+        .await
+        .map_err(innermost)
+        .with_context(|| format!("planning the query for {what}"))?;
+    collect(frame, what, quiet).await
+}
+
+/// `plate_norm IN (...)` of every plate in the range that is the plate or one OCR misread of it.
+async fn misread_filter(
+    session: &ArchiveSession,
+    text: &str,
+    range: Option<TimeRange>,
+    quiet: bool,
+) -> Result<String> {
+    let plate = exact_plate(text).context("--misreads")?;
+    let length = plate.len() as i64;
+    let candidates = format!(
+        "SELECT DISTINCT plate_norm FROM reads WHERE {} AND length(plate_norm) BETWEEN {} AND {}",
+        time_filter(session, "", range, 0),
+        length - 1,
+        length + 1
+    );
+    let candidates =
+        query_result(session, &candidates, "plates that may be misreads", quiet).await?;
+    let mut plates = vec![quote(&plate)];
+    for batch in &candidates.batches {
+        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
+        let strings = column
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .context("plate_norm is not text")?;
+        for candidate in strings.iter().flatten() {
+            if candidate != plate && misread_difference(&plate, candidate).is_some() {
+                plates.push(quote(candidate));
+            }
+        }
+    }
+    Ok(format!("plate_norm IN ({})", plates.join(", ")))
+}
+
+async fn run_incident(
+    session: &ArchiveSession,
+    incident: &IncidentArgs,
+    range: Option<TimeRange>,
+    format: OutputFormat,
+    out: Option<&Path>,
+    quiet: bool,
+) -> Result<()> {
+    check_position(incident.lat, incident.lon)?;
+    let Some(range) = range else {
+        bail!("give the incident's time: --at T [--window 30m], or --from and --to");
+    };
+    let radius_m = parse_distance_m("--radius", &incident.radius)?;
+    let (lat, lon) = (incident.lat, incident.lon);
+    let mut filters = vec![
+        time_filter(session, "", Some(range), 0),
+        area_filter(session, "", lat, lon, radius_m),
+    ];
+    if let Some(plate) = &incident.plate {
+        filters.push(plate_filter("plate_norm", plate)?);
+    }
+    for (column, value) in [
+        ("make", &incident.make),
+        ("model", &incident.model),
+        ("color", &incident.color),
+    ] {
+        if let Some(value) = value {
+            filters.push(attribute_filter(column, value));
+        }
+    }
+    let reads_sql = format!(
+        "SELECT round({d}, 1) AS distance_m, {columns} FROM reads WHERE {filters} \
+         ORDER BY distance_m, observed_at, read_id",
+        d = distance("", lat, lon),
+        columns = read_columns(""),
+        filters = filters.join(" AND ")
+    );
+    let sources_sql = format!(
+        "SELECT round({d}, 1) AS distance_m, id, kind, name, fov_direction, owner, contact, access_terms, footage \
+         FROM (SELECT * FROM readers UNION ALL SELECT * FROM cameras) \
+         WHERE {d} <= {radius_m} ORDER BY distance_m, id",
+        d = distance("", lat, lon)
+    );
+    let reads = query_result(session, &reads_sql, "reads near the incident", quiet).await?;
+    let sources = query_result(session, &sources_sql, "readers and cameras", true).await?;
+    match format {
+        OutputFormat::Table => {
+            let mut text = Vec::new();
+            output::write_table(&reads, &mut text)?;
+            let mut sources_text = Vec::new();
+            output::write_table(&sources, &mut sources_text)?;
+            let report = format!(
+                "Reads within {radius_m} m of ({lat}, {lon}) from {} to {}, nearest first: {} reads\n{}\n\
+                 Readers and cameras within {radius_m} m: {}\n{}",
+                args::rfc3339(range.from_ms),
+                args::rfc3339(range.to_ms),
+                reads.rows(),
+                String::from_utf8_lossy(&text),
+                sources.rows(),
+                String::from_utf8_lossy(&sources_text)
+            );
+            output::write_string(&report, out)
+        }
+        OutputFormat::Json => {
+            let document = format!(
+                "{{\"reads\":{},\"sources\":{}}}\n",
+                output::json_array(&reads)?,
+                output::json_array(&sources)?
+            );
+            output::write_string(&document, out)
+        }
+        OutputFormat::Csv | OutputFormat::Parquet => {
+            emit(&reads, format, out)?;
+            if let Some(path) = &incident.sources_out {
+                emit(&sources, format, Some(path))?;
+            }
+            Ok(())
+        }
+    }
 }

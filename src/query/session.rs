@@ -1,0 +1,156 @@
+//! A DataFusion session over one archive: the `reads` and `alerts` tables (hive partitions
+//! `date`/`hour`) and the registry's `readers` and `cameras`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use arrow::array::{Float64Builder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use platestream_engine::archive::{ALERTS_TABLE, READS_TABLE};
+use platestream_engine::registry::RegistryEntry;
+
+/// Whether the archive's layout is used to skip data; off only to measure what it saves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruning {
+    On,
+    /// Every file, row group and page is read and filtered in memory.
+    FullScan,
+}
+
+pub struct ArchiveSession {
+    pub context: SessionContext,
+    pub pruning: Pruning,
+    /// The reads table has the `geohash` spatial key (archives written before it lack it).
+    pub has_geohash: bool,
+}
+
+fn session_config(pruning: Pruning) -> SessionConfig {
+    let on = pruning == Pruning::On;
+    SessionConfig::new()
+        .set_bool("datafusion.execution.parquet.pruning", on)
+        .set_bool("datafusion.execution.parquet.bloom_filter_on_read", on)
+        .set_bool("datafusion.execution.parquet.enable_page_index", on)
+        // Filters evaluated while decoding skip whole pages of the other columns.
+        .set_bool("datafusion.execution.parquet.pushdown_filters", on)
+        .set_bool("datafusion.execution.parquet.reorder_filters", on)
+        // Footer statistics gathered when the table is listed let whole files be skipped by
+        // their time range, apart from the partition directories.
+        .set_bool("datafusion.execution.collect_statistics", on)
+}
+
+pub async fn open(
+    archive: &Path,
+    registry: &[RegistryEntry],
+    pruning: Pruning,
+) -> Result<ArchiveSession> {
+    let reads_dir = archive.join(READS_TABLE);
+    if !reads_dir.is_dir() {
+        bail!(
+            "{} is not a platestream archive (no {READS_TABLE}/ directory); give --archive DIR",
+            archive.display()
+        );
+    }
+    let context = SessionContext::new_with_config(session_config(pruning));
+    for table in [READS_TABLE, ALERTS_TABLE] {
+        let dir = archive.join(table);
+        if !dir.is_dir() || crate::archive_stats::parquet_files(&dir)?.is_empty() {
+            if table == READS_TABLE {
+                bail!("the archive {} holds no reads yet", archive.display());
+            }
+            continue;
+        }
+        // The table's format carries its own Parquet options; a bare ParquetFormat::default()
+        // would prune and read bloom filters whatever the session says, and --full-scan would
+        // measure nothing.
+        let parquet_options = context.state().default_table_options().parquet;
+        let format = ParquetFormat::default().with_options(parquet_options);
+        let options = ListingOptions::new(Arc::new(format))
+            .with_file_extension(".parquet")
+            .with_table_partition_cols(vec![
+                ("date".to_owned(), DataType::Utf8),
+                ("hour".to_owned(), DataType::Utf8),
+            ]);
+        let url = format!(
+            "{}/",
+            dir.canonicalize()
+                .with_context(|| format!("opening {}", dir.display()))?
+                .display()
+        );
+        context
+            .register_listing_table(table, &url, options, None, None)
+            .await
+            .with_context(|| format!("opening the {table} table under {}", dir.display()))?;
+    }
+    let readers: Vec<&RegistryEntry> = registry.iter().filter(|e| e.kind.is_reader()).collect();
+    let cameras: Vec<&RegistryEntry> = registry.iter().filter(|e| !e.kind.is_reader()).collect();
+    context.register_table("readers", Arc::new(registry_table(&readers)?))?;
+    context.register_table("cameras", Arc::new(registry_table(&cameras)?))?;
+    let has_geohash = context
+        .table(READS_TABLE)
+        .await?
+        .schema()
+        .has_column_with_unqualified_name("geohash");
+    Ok(ArchiveSession {
+        context,
+        pruning,
+        has_geohash,
+    })
+}
+
+fn registry_table(entries: &[&RegistryEntry]) -> Result<MemTable> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("lat", DataType::Float64, false),
+        Field::new("lon", DataType::Float64, false),
+        Field::new("fov_direction", DataType::Float64, true),
+        Field::new("owner", DataType::Utf8, true),
+        Field::new("contact", DataType::Utf8, true),
+        Field::new("access_terms", DataType::Utf8, true),
+        Field::new("footage", DataType::Utf8, false),
+    ]));
+    let mut id = StringBuilder::new();
+    let mut kind = StringBuilder::new();
+    let mut name = StringBuilder::new();
+    let mut lat = Float64Builder::new();
+    let mut lon = Float64Builder::new();
+    let mut fov = Float64Builder::new();
+    let mut owner = StringBuilder::new();
+    let mut contact = StringBuilder::new();
+    let mut access = StringBuilder::new();
+    let mut footage = StringBuilder::new();
+    for entry in entries {
+        id.append_value(&entry.id);
+        kind.append_value(entry.kind.as_str());
+        name.append_option(entry.name.as_deref());
+        lat.append_value(entry.lat);
+        lon.append_value(entry.lon);
+        fov.append_option(entry.fov_direction);
+        owner.append_option(entry.owner.as_deref());
+        contact.append_option(entry.contact.as_deref());
+        access.append_option(entry.access_terms.as_deref());
+        footage.append_value(entry.kind.footage());
+    }
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(id.finish()),
+            Arc::new(kind.finish()),
+            Arc::new(name.finish()),
+            Arc::new(lat.finish()),
+            Arc::new(lon.finish()),
+            Arc::new(fov.finish()),
+            Arc::new(owner.finish()),
+            Arc::new(contact.finish()),
+            Arc::new(access.finish()),
+            Arc::new(footage.finish()),
+        ],
+    )?;
+    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+}

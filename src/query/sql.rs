@@ -1,0 +1,169 @@
+//! SQL text for the investigative queries. Every predicate is written so DataFusion can prune with
+//! it: the time range as `date`/`hour` partition bounds plus `observed_at` bounds (row-group and
+//! page statistics), a radius as a lat/lon box plus the covering `geohash` cells, an exact plate
+//! as `plate_norm` equality (bloom filter).
+
+use chrono::{DateTime, Timelike};
+use platestream_engine::geo::{bounding_box, covering_cells, ARCHIVE_GEOHASH_PRECISION};
+
+use super::args::{rfc3339, TimeRange};
+use super::session::{ArchiveSession, Pruning};
+
+/// A SQL string literal.
+pub fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Bounds far outside any real archive mean "open" and are not written.
+fn is_open_bound(millis: i64) -> bool {
+    !(-(1i64 << 50)..(1i64 << 50)).contains(&millis)
+}
+
+fn partition_of(millis: i64) -> Option<(String, String)> {
+    let time = DateTime::from_timestamp_millis(millis)?;
+    Some((
+        time.format("%Y-%m-%d").to_string(),
+        format!("{:02}", time.hour()),
+    ))
+}
+
+/// `observed_at` within the range, and (with pruning) the `date`/`hour` partitions that hold it.
+/// `table` qualifies the columns (`r.`) in joins; `widen_ms` extends both ends.
+pub fn time_filter(
+    session: &ArchiveSession,
+    table: &str,
+    range: Option<TimeRange>,
+    widen_ms: i64,
+) -> String {
+    let Some(range) = range else {
+        return "TRUE".to_owned();
+    };
+    let mut clauses = Vec::new();
+    let (from, to) = (
+        range.from_ms.saturating_sub(widen_ms),
+        range.to_ms.saturating_add(widen_ms),
+    );
+    if !is_open_bound(range.from_ms) {
+        clauses.push(format!("{table}observed_at >= {}", quote(&rfc3339(from))));
+    }
+    if !is_open_bound(range.to_ms) {
+        clauses.push(format!("{table}observed_at < {}", quote(&rfc3339(to))));
+    }
+    if session.pruning == Pruning::On {
+        if let Some((date, hour)) = (!is_open_bound(range.from_ms))
+            .then(|| partition_of(from))
+            .flatten()
+        {
+            let (date, hour) = (quote(&date), quote(&hour));
+            clauses.push(format!("{table}\"date\" >= {date}"));
+            clauses.push(format!(
+                "({table}\"date\" > {date} OR {table}\"hour\" >= {hour})"
+            ));
+        }
+        // The last millisecond inside the range names the last partition.
+        if let Some((date, hour)) = (!is_open_bound(range.to_ms))
+            .then(|| partition_of(to - 1))
+            .flatten()
+        {
+            let (date, hour) = (quote(&date), quote(&hour));
+            clauses.push(format!("{table}\"date\" <= {date}"));
+            clauses.push(format!(
+                "({table}\"date\" < {date} OR {table}\"hour\" <= {hour})"
+            ));
+        }
+    }
+    if clauses.is_empty() {
+        "TRUE".to_owned()
+    } else {
+        clauses.join(" AND ")
+    }
+}
+
+/// Great-circle distance in metres from a point to the row's `lat`/`lon` (haversine).
+pub fn distance(table: &str, lat: f64, lon: f64) -> String {
+    format!(
+        "(2 * 6371008.8 * asin(least(1.0, sqrt(power(sin(radians({table}lat - ({lat})) / 2), 2) + \
+         cos(radians({lat})) * cos(radians({table}lat)) * power(sin(radians({table}lon - ({lon})) / 2), 2)))))"
+    )
+}
+
+/// Rows within `radius_m` of the point: the exact distance, and what lets DataFusion prune first.
+pub fn area_filter(
+    session: &ArchiveSession,
+    table: &str,
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+) -> String {
+    let bounds = bounding_box(lat, lon, radius_m);
+    let mut clauses = vec![
+        format!(
+            "{table}lat BETWEEN {} AND {}",
+            bounds.min_lat, bounds.max_lat
+        ),
+        format!(
+            "{table}lon BETWEEN {} AND {}",
+            bounds.min_lon, bounds.max_lon
+        ),
+    ];
+    // A file written before the column existed reads as null there: its rows are kept for the
+    // box and the exact distance to decide.
+    if session.has_geohash {
+        let cells = covering_cells(lat, lon, radius_m);
+        if cells
+            .iter()
+            .all(|cell| cell.len() == ARCHIVE_GEOHASH_PRECISION)
+        {
+            let list: Vec<String> = cells.iter().map(|cell| quote(cell)).collect();
+            clauses.push(format!(
+                "({table}geohash IS NULL OR {table}geohash IN ({}))",
+                list.join(", ")
+            ));
+        } else {
+            let prefixes: Vec<String> = cells
+                .iter()
+                .map(|cell| format!("{table}geohash LIKE {}", quote(&format!("{cell}%"))))
+                .collect();
+            clauses.push(format!(
+                "({table}geohash IS NULL OR {})",
+                prefixes.join(" OR ")
+            ));
+        }
+    }
+    clauses.push(format!("{} <= {radius_m}", distance(table, lat, lon)));
+    clauses.join(" AND ")
+}
+
+/// The compass point (N, NE, ...) of the direction of travel in `heading`.
+pub fn direction(table: &str) -> String {
+    format!(
+        "CASE CAST(floor((((CAST({table}heading AS DOUBLE) + 22.5) % 360) + 360) % 360 / 45) AS INT) \
+         WHEN 0 THEN 'N' WHEN 1 THEN 'NE' WHEN 2 THEN 'E' WHEN 3 THEN 'SE' \
+         WHEN 4 THEN 'S' WHEN 5 THEN 'SW' WHEN 6 THEN 'W' WHEN 7 THEN 'NW' END"
+    )
+}
+
+/// The columns a read is shown with.
+pub fn read_columns(table: &str) -> String {
+    format!(
+        "{table}observed_at, {table}plate, {table}plate_norm, {table}jurisdiction, {table}reader_id, \
+         {table}camera_id, {dir} AS direction, {table}motion, {table}heading, {table}make, {table}model, \
+         {table}color, {table}confidence, {table}lat, {table}lon, {table}read_id",
+        dir = direction(table)
+    )
+}
+
+/// Case-insensitive equality on a vehicle attribute.
+pub fn attribute_filter(column: &str, value: &str) -> String {
+    format!("lower({column}) = lower({})", quote(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_doubled() {
+        assert_eq!(quote("O'Brien"), "'O''Brien'");
+    }
+}

@@ -1,0 +1,796 @@
+//! `platestream query` and `platestream compact` as investigators run them: an archive made by
+//! `replay` of simulated reads, each answer checked against one computed here from the
+//! simulator's own NDJSON.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use platestream_engine::misread::misread_difference;
+use serde_json::Value;
+
+fn platestream(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_platestream"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn succeed(args: &[&str], dir: &Path) -> String {
+    let output = platestream(args, dir);
+    assert!(
+        output.status.success(),
+        "platestream {args:?} failed: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+fn json(args: &[&str], dir: &Path) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json", "--quiet"]);
+    serde_json::from_str(&succeed(&all, dir)).unwrap()
+}
+
+/// One simulated read as the simulator wrote it, with its true plate.
+#[derive(Debug, Clone)]
+struct Truth {
+    plate: String,
+    reader_id: String,
+    lat: f64,
+    lon: f64,
+    observed_ms: i64,
+}
+
+fn millis(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .timestamp_millis()
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let a = ((lat2 - lat1).to_radians() / 2.0).sin().powi(2)
+        + p1.cos() * p2.cos() * ((lon2 - lon1).to_radians() / 2.0).sin().powi(2);
+    2.0 * 6_371_008.8 * a.sqrt().min(1.0).asin()
+}
+
+/// `?` one character, `*` any run: the glob the test checks the archive's answer against.
+fn glob(pattern: &[u8], plate: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => plate.is_empty(),
+        Some((b'?', rest)) => !plate.is_empty() && glob(rest, &plate[1..]),
+        Some((b'*', rest)) => (0..=plate.len()).any(|skip| glob(rest, &plate[skip..])),
+        Some((c, rest)) => plate.first() == Some(c) && glob(rest, &plate[1..]),
+    }
+}
+
+struct Archive {
+    dir: tempfile::TempDir,
+    truths: Vec<Truth>,
+}
+
+/// 20,000 reads at 2 reads/s (about 2.8 hours, so several hour partitions), no OCR noise, archived
+/// in small segments so compaction has work.
+fn archive() -> Archive {
+    let dir = tempfile::tempdir().unwrap();
+    succeed(
+        &[
+            "simulate",
+            "--out",
+            "reads.ndjson",
+            "--count",
+            "20000",
+            "--rate",
+            "2",
+            "--seed",
+            "11",
+            "--vehicles",
+            "2000",
+            "--misread-rate",
+            "0",
+            "--truth-out",
+            "truth.ndjson",
+            "--registry-out",
+            "registry.csv",
+        ],
+        dir.path(),
+    );
+    succeed(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--out",
+            "archive",
+            "--segment-rows",
+            "2500",
+            "--dedupe-window-ms",
+            "0",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    let reads = std::fs::read_to_string(dir.path().join("reads.ndjson")).unwrap();
+    let truth = std::fs::read_to_string(dir.path().join("truth.ndjson")).unwrap();
+    let truths = reads
+        .lines()
+        .zip(truth.lines())
+        .map(|(read, truth)| {
+            let read: Value = serde_json::from_str(read).unwrap();
+            let truth: Value = serde_json::from_str(truth).unwrap();
+            Truth {
+                plate: truth["true_plate"].as_str().unwrap().to_owned(),
+                reader_id: read["reader_id"].as_str().unwrap().to_owned(),
+                lat: read["lat"].as_f64().unwrap(),
+                lon: read["lon"].as_f64().unwrap(),
+                observed_ms: millis(read["observed_at"].as_str().unwrap()),
+            }
+        })
+        .collect();
+    Archive { dir, truths }
+}
+
+fn plates_of(rows: &Value, column: &str) -> Vec<String> {
+    let mut plates: Vec<String> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row[column].as_str().unwrap().to_owned())
+        .collect();
+    plates.sort();
+    plates
+}
+
+#[test]
+fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction() {
+    let Archive { dir, truths } = archive();
+    let dir = dir.path();
+    let start = truths.iter().map(|t| t.observed_ms).min().unwrap();
+    let end = truths.iter().map(|t| t.observed_ms).max().unwrap();
+
+    // Incident: 500 m around the busiest reader, ±30 min around the middle of the traffic.
+    let mut by_reader: BTreeMap<&str, usize> = BTreeMap::new();
+    for truth in &truths {
+        *by_reader.entry(truth.reader_id.as_str()).or_default() += 1;
+    }
+    let busiest = by_reader
+        .iter()
+        .max_by_key(|(_, count)| **count)
+        .unwrap()
+        .0
+        .to_string();
+    let site = truths
+        .iter()
+        .find(|t| t.reader_id == busiest)
+        .unwrap()
+        .clone();
+    let at = (start + end) / 2;
+    let window = 30 * 60_000;
+    let expected: Vec<String> = {
+        let mut plates: Vec<String> = truths
+            .iter()
+            .filter(|t| {
+                t.observed_ms >= at - window
+                    && t.observed_ms < at + window
+                    && haversine_m(site.lat, site.lon, t.lat, t.lon) <= 500.0
+            })
+            .map(|t| t.plate.clone())
+            .collect();
+        plates.sort();
+        plates
+    };
+    assert!(expected.len() > 10, "the test needs traffic near {busiest}");
+    let (lat, lon) = (site.lat.to_string(), site.lon.to_string());
+    let incident_args = |at: &str| {
+        vec![
+            "query",
+            "incident",
+            "--archive",
+            "archive",
+            "--lat",
+            lat.as_str(),
+            "--lon",
+            lon.as_str(),
+            "--radius",
+            "500m",
+            "--at",
+            at,
+            "--window",
+            "30m",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<String>>()
+    };
+    let at_text = rfc3339(at);
+    let args = incident_args(&at_text);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let incident = json(&args, dir);
+    let reads = &incident["reads"];
+    assert_eq!(plates_of(reads, "plate_norm"), expected);
+    let distances: Vec<f64> = reads
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["distance_m"].as_f64().unwrap())
+        .collect();
+    assert!(
+        distances.windows(2).all(|pair| pair[0] <= pair[1]),
+        "nearest first"
+    );
+    assert!(reads[0]["direction"].is_string() && reads[0]["reader_id"].is_string());
+    // Without --registry, only a registry file inside the archive directory is used: none here.
+    assert_eq!(incident["sources"].as_array().unwrap().len(), 0);
+    let mut with_registry = args.clone();
+    with_registry.extend(["--registry", "registry.csv"]);
+    let incident = json(&with_registry, dir);
+    let sources = incident["sources"].as_array().unwrap();
+    assert!(
+        sources.iter().any(|s| s["id"] == busiest.as_str()),
+        "{sources:?}"
+    );
+    assert!(sources
+        .iter()
+        .any(|s| s["kind"].as_str().unwrap().ends_with("camera")));
+    assert!(sources
+        .iter()
+        .all(|s| s["distance_m"].as_f64().unwrap() <= 500.0));
+    let table = succeed(&[&with_registry[..], &["--quiet"]].concat(), dir);
+    assert!(
+        table.contains("Readers and cameras within 500 m"),
+        "{table}"
+    );
+
+    // Plate, exact and wildcard, over a time range.
+    let mut reads_per_plate: BTreeMap<&str, usize> = BTreeMap::new();
+    for truth in &truths {
+        *reads_per_plate.entry(truth.plate.as_str()).or_default() += 1;
+    }
+    let (plate, _) = reads_per_plate
+        .iter()
+        .max_by_key(|(_, count)| **count)
+        .unwrap();
+    let plate = plate.to_string();
+    let (from, to) = (rfc3339(start + 600_000), rfc3339(end - 600_000));
+    let in_range = |t: &&Truth| t.observed_ms >= start + 600_000 && t.observed_ms < end - 600_000;
+    let exact = json(
+        &[
+            "query",
+            "plate",
+            &plate,
+            "--archive",
+            "archive",
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ],
+        dir,
+    );
+    let expected = truths
+        .iter()
+        .filter(in_range)
+        .filter(|t| t.plate == plate)
+        .count();
+    assert!(expected > 1);
+    assert_eq!(exact.as_array().unwrap().len(), expected);
+    let pattern: String = plate
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i == 1 || i == 4 { '?' } else { c })
+        .collect();
+    let wildcard = json(
+        &[
+            "query",
+            "plate",
+            &pattern,
+            "--archive",
+            "archive",
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ],
+        dir,
+    );
+    let expected: Vec<String> = {
+        let mut plates: Vec<String> = truths
+            .iter()
+            .filter(in_range)
+            .filter(|t| glob(pattern.as_bytes(), t.plate.as_bytes()))
+            .map(|t| t.plate.clone())
+            .collect();
+        plates.sort();
+        plates
+    };
+    assert_eq!(plates_of(&wildcard, "plate_norm"), expected);
+
+    // --misreads: the plate and every plate one OCR slip away from it (look-alike swap, one
+    // character more or less). The plate with the most such neighbours in the traffic, so the
+    // check is not only the exact reads again.
+    let distinct: Vec<&str> = reads_per_plate.keys().copied().collect();
+    let neighbours = |plate: &str| {
+        distinct
+            .iter()
+            .filter(|other| **other != plate && misread_difference(plate, other).is_some())
+            .count()
+    };
+    let misread_plate = distinct
+        .iter()
+        .copied()
+        .max_by_key(|plate| (neighbours(plate), std::cmp::Reverse(*plate)))
+        .unwrap()
+        .to_owned();
+    let misreads = json(
+        &[
+            "query",
+            "plate",
+            &misread_plate,
+            "--misreads",
+            "--archive",
+            "archive",
+            "--from",
+            &from,
+            "--to",
+            &to,
+        ],
+        dir,
+    );
+    let expected: Vec<String> = {
+        let mut plates: Vec<String> = truths
+            .iter()
+            .filter(in_range)
+            .filter(|t| {
+                t.plate == misread_plate || misread_difference(&misread_plate, &t.plate).is_some()
+            })
+            .map(|t| t.plate.clone())
+            .collect();
+        plates.sort();
+        plates
+    };
+    assert_eq!(plates_of(&misreads, "plate_norm"), expected);
+
+    // Stakeout: three readers, 150 m, whole traffic; plates at 2 of 3.
+    let mut sites: Vec<Truth> = Vec::new();
+    for reader in by_reader
+        .keys()
+        .filter(|id| id.starts_with("dc-r-"))
+        .take(3)
+    {
+        sites.push(
+            truths
+                .iter()
+                .find(|t| t.reader_id == *reader)
+                .unwrap()
+                .clone(),
+        );
+    }
+    let places: Vec<String> = sites
+        .iter()
+        .map(|s| {
+            format!(
+                "{},{},150m,{},{}",
+                s.lat,
+                s.lon,
+                rfc3339(start),
+                rfc3339(end + 1)
+            )
+        })
+        .collect();
+    let mut args = vec![
+        "query",
+        "stakeout",
+        "--archive",
+        "archive",
+        "--min-hits",
+        "2",
+    ];
+    for place in &places {
+        args.extend(["--place", place.as_str()]);
+    }
+    let stakeout = json(&args, dir);
+    let mut places_per_plate: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    for truth in &truths {
+        for (index, site) in sites.iter().enumerate() {
+            if haversine_m(site.lat, site.lon, truth.lat, truth.lon) <= 150.0 {
+                places_per_plate
+                    .entry(&truth.plate)
+                    .or_default()
+                    .insert(index);
+            }
+        }
+    }
+    let expected: Vec<String> = places_per_plate
+        .iter()
+        .filter(|(_, places)| places.len() >= 2)
+        .map(|(plate, _)| plate.to_string())
+        .collect();
+    assert!(
+        !expected.is_empty(),
+        "the test needs plates seen at two places"
+    );
+    assert_eq!(plates_of(&stakeout, "plate_norm"), expected);
+
+    // Convoy: plates at the target's readers within 2 minutes of it, at 2+ readers.
+    let target_reads: Vec<&Truth> = truths.iter().filter(|t| t.plate == plate).collect();
+    let mut together: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for truth in &truths {
+        if truth.plate == plate {
+            continue;
+        }
+        if target_reads.iter().any(|target| {
+            target.reader_id == truth.reader_id
+                && (target.observed_ms - truth.observed_ms).abs() <= 120_000
+        }) {
+            together
+                .entry(&truth.plate)
+                .or_default()
+                .insert(&truth.reader_id);
+        }
+    }
+    let expected: Vec<String> = together
+        .iter()
+        .filter(|(_, readers)| readers.len() >= 2)
+        .map(|(plate, _)| plate.to_string())
+        .collect();
+    let convoy = json(
+        &[
+            "query",
+            "convoy",
+            "--plate",
+            &plate,
+            "--window",
+            "2m",
+            "--min-readers",
+            "2",
+            "--archive",
+            "archive",
+        ],
+        dir,
+    );
+    assert_eq!(plates_of(&convoy, "plate_norm"), expected);
+
+    // Frequency by hour of day.
+    let frequency = json(
+        &[
+            "query",
+            "frequency",
+            "--plate",
+            &plate,
+            "--archive",
+            "archive",
+        ],
+        dir,
+    );
+    let mut expected: BTreeMap<i64, i64> = BTreeMap::new();
+    for truth in target_reads {
+        *expected
+            .entry((truth.observed_ms / 3_600_000) % 24)
+            .or_default() += 1;
+    }
+    let found: BTreeMap<i64, i64> = frequency
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["hour_of_day"].as_i64().unwrap(),
+                row["reads"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(found, expected);
+
+    // SQL with partition columns; the full scan gives the same answer as the pruned query.
+    let count_sql = "SELECT count(*) AS reads, count(DISTINCT read_id) AS ids FROM reads";
+    let counts = json(&["query", "sql", count_sql, "--archive", "archive"], dir);
+    assert_eq!(counts[0]["reads"], truths.len() as i64);
+    assert_eq!(counts[0]["ids"], truths.len() as i64);
+    let full_scan = json(&[&args[..], &["--full-scan"]].concat(), dir);
+    assert_eq!(
+        plates_of(&full_scan, "plate_norm"),
+        plates_of(&stakeout, "plate_norm")
+    );
+
+    // The bloom filters skip row groups for a plate read once, and --full-scan really reads them
+    // all (DataFusion's scan metrics, e.g. "row_groups_pruned_bloom_filter=24 total → 1 matched").
+    let (rare_plate, _) = reads_per_plate
+        .iter()
+        .find(|(_, count)| **count == 1)
+        .unwrap();
+    let explain =
+        format!("EXPLAIN ANALYZE SELECT read_id FROM reads WHERE plate_norm = '{rare_plate}'");
+    let pruned = bloom_filter_row_groups(&succeed(
+        &[
+            "query",
+            "sql",
+            &explain,
+            "--archive",
+            "archive",
+            "--format",
+            "csv",
+        ],
+        dir,
+    ));
+    assert!(
+        pruned.1 < pruned.0,
+        "row groups (total, matched): {pruned:?}"
+    );
+    let full = bloom_filter_row_groups(&succeed(
+        &[
+            "query",
+            "sql",
+            &explain,
+            "--archive",
+            "archive",
+            "--format",
+            "csv",
+            "--full-scan",
+        ],
+        dir,
+    ));
+    assert_eq!(full.1, full.0, "row groups (total, matched): {full:?}");
+    assert_eq!(full.0, pruned.0);
+
+    // Compaction: far fewer files, the same rows, the same answers.
+    let files_before = count_files(&dir.join("archive/reads"));
+    let ids_before = json(
+        &[
+            "query",
+            "sql",
+            "SELECT read_id FROM reads ORDER BY read_id",
+            "--archive",
+            "archive",
+        ],
+        dir,
+    );
+    let compacted = succeed(
+        &[
+            "compact",
+            "--archive",
+            "archive",
+            "--before",
+            &rfc3339(end + 3_600_000 * 2),
+            "--quiet",
+        ],
+        dir,
+    );
+    assert!(compacted.contains("files merged into"), "{compacted}");
+    let files_after = count_files(&dir.join("archive/reads"));
+    assert!(
+        files_after < files_before,
+        "{files_before} -> {files_after}"
+    );
+    let ids_after = json(
+        &[
+            "query",
+            "sql",
+            "SELECT read_id FROM reads ORDER BY read_id",
+            "--archive",
+            "archive",
+        ],
+        dir,
+    );
+    assert_eq!(ids_after, ids_before);
+    let args = incident_args(&at_text);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(json(&args, dir)["reads"], *reads);
+}
+
+/// (row groups, row groups left by the bloom filters) from an EXPLAIN ANALYZE of the reads scan.
+fn bloom_filter_row_groups(plan: &str) -> (u64, u64) {
+    let key = "row_groups_pruned_bloom_filter=";
+    let start = plan
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key} in {plan}"))
+        + key.len();
+    let numbers: Vec<u64> = plan[start..]
+        .split_whitespace()
+        .take(4)
+        .filter_map(|word| word.trim_end_matches(',').parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+fn count_files(dir: &Path) -> usize {
+    let mut count = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "parquet") {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let Archive { dir, .. } = archive();
+    let dir = dir.path();
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["query", "plate", "A*", "--archive", "archive"],
+            "at least 2 are needed",
+        ),
+        (
+            &["query", "plate", "AB#12", "--archive", "archive"],
+            "no plate has",
+        ),
+        (
+            &[
+                "query",
+                "incident",
+                "--archive",
+                "archive",
+                "--lat",
+                "123",
+                "--lon",
+                "-77",
+                "--at",
+                "2026-11-24T00:00:00Z",
+            ],
+            "not a position",
+        ),
+        (
+            &[
+                "query",
+                "plate",
+                "ABC123",
+                "--archive",
+                "archive",
+                "--from",
+                "2026-11-24T02:00:00Z",
+                "--to",
+                "2026-11-24T01:00:00Z",
+            ],
+            "is empty",
+        ),
+        (
+            &[
+                "query",
+                "plate",
+                "ABC123",
+                "--archive",
+                "archive",
+                "--from",
+                "yesterday",
+            ],
+            "not an RFC 3339 time",
+        ),
+        (
+            &["query", "plate", "ABC123", "--archive", "nowhere"],
+            "not a platestream archive",
+        ),
+        (
+            &[
+                "query",
+                "sql",
+                "SELECT nonsense FROM reads",
+                "--archive",
+                "archive",
+            ],
+            "nonsense",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = platestream(args, dir);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+/// The interpreter of a Python with DuckDB: `PLATESTREAM_PYTHON` (set by `scripts/test`), else the
+/// one `scripts/ensure-python-tools` installs.
+fn python_with_duckdb() -> String {
+    if let Ok(python) = std::env::var("PLATESTREAM_PYTHON") {
+        return python;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-python-tools");
+    let output = Command::new(script).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn duckdb_reads_the_archive_and_agrees_with_platestream() {
+    let python = python_with_duckdb();
+    let Archive { dir, truths } = archive();
+    let dir = dir.path();
+    let plate = truths[truths.len() / 2].plate.clone();
+
+    let ours_per_reader = json(
+        &[
+            "query",
+            "sql",
+            "SELECT reader_id, count(*) AS reads FROM reads GROUP BY reader_id ORDER BY reader_id",
+            "--archive",
+            "archive",
+        ],
+        dir,
+    );
+    let ours_plate = json(&["query", "plate", &plate, "--archive", "archive"], dir);
+    let ours_plate_ids: Vec<String> = {
+        let mut ids = plates_of(&ours_plate, "read_id");
+        ids.sort();
+        ids
+    };
+
+    let script = format!(
+        r#"
+import duckdb, json
+reads = "read_parquet('archive/reads/**/*.parquet', hive_partitioning = true)"
+total = duckdb.sql(f"SELECT count(*) FROM {{reads}}").fetchone()[0]
+per_reader = duckdb.sql(f"SELECT reader_id, count(*) FROM {{reads}} GROUP BY reader_id ORDER BY reader_id").fetchall()
+ids = duckdb.sql(f"SELECT read_id FROM {{reads}} WHERE plate_norm = '{plate}' ORDER BY read_id").fetchall()
+geohash = duckdb.sql(f"SELECT count(*) FROM {{reads}} WHERE geohash IS NULL OR length(geohash) <> 7").fetchone()[0]
+hours = duckdb.sql(f"SELECT count(DISTINCT (date, hour)) FROM {{reads}}").fetchone()[0]
+print(json.dumps({{"total": total, "per_reader": [[r, c] for r, c in per_reader], "ids": [i for (i,) in ids], "bad_geohash": geohash, "hours": hours}}))
+"#
+    );
+    let output = Command::new(&python)
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "duckdb: {}", text(&output.stderr));
+    let theirs: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(theirs["total"], truths.len() as i64);
+    assert!(
+        theirs["hours"].as_i64().unwrap() >= 2,
+        "hive partitions seen"
+    );
+    assert_eq!(theirs["bad_geohash"], 0);
+    let ours: Vec<(String, i64)> = ours_per_reader
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["reader_id"].as_str().unwrap().to_owned(),
+                row["reads"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let theirs_per_reader: Vec<(String, i64)> = theirs["per_reader"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            (
+                pair[0].as_str().unwrap().to_owned(),
+                pair[1].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ours, theirs_per_reader);
+    let theirs_ids: Vec<String> = theirs["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!theirs_ids.is_empty());
+    assert_eq!(ours_plate_ids, theirs_ids);
+}
