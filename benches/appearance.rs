@@ -437,7 +437,7 @@ fn retro_search() {
     let newest = reads
         .last()
         .map_or(start_ms, |read| read.observed_at.millis());
-    for round in 0..20 {
+    for (round, template) in reads.iter().take(20).enumerate() {
         let vehicle = rng.random_range(0..simulator.vehicle_count() as u32);
         let Some(reference) = simulator.identity_vector(vehicle) else {
             continue;
@@ -451,7 +451,7 @@ fn retro_search() {
         black_box(hits);
 
         // A read of that vehicle appended a moment ago: the search must already see it.
-        let mut fresh = reads[round].clone();
+        let mut fresh = template.clone();
         fresh.read_id = format!("fresh-{round}");
         fresh.observed_at = Timestamp(newest + 1 + round as i64);
         fresh.embedding = Some(reference.to_vec());
