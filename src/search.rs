@@ -354,6 +354,9 @@ pub fn search_archive(options: &SearchOptions) -> Result<Vec<SearchHit>> {
             progress.inc(1);
         }
         progress.finish_and_clear();
+        // Inserts only queue the reads for the index's builder threads; searching now would
+        // scan most of them exactly.
+        index.wait_until_indexed();
         if skipped > 0 {
             tracing::warn!(
                 skipped,
