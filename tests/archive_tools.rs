@@ -6,33 +6,12 @@
 
 mod common;
 
+use common::{platestream, succeed, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
-
-fn platestream(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_platestream"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn succeed(args: &[&str], dir: &Path) -> String {
-    let output = platestream(args, dir);
-    assert!(
-        output.status.success(),
-        "platestream {args:?} failed: {}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
 
 /// 20,000 reads at 2 reads/s (about 2.8 hours, so several hour partitions), archived by `replay`
 /// in small segments so that compaction has work.

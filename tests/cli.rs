@@ -4,21 +4,9 @@
 
 mod common;
 
+use common::{platestream, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn platestream(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_platestream"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 #[test]
 fn replay_archives_every_good_line_alerts_on_hotlisted_reads_and_dead_letters_the_rest() {

@@ -4,35 +4,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{platestream, succeed, text};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use platestream_engine::misread::misread_difference;
 use serde_json::Value;
-
-fn platestream(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_platestream"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn succeed(args: &[&str], dir: &Path) -> String {
-    let output = platestream(args, dir);
-    assert!(
-        output.status.success(),
-        "platestream {args:?} failed: {}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
 
 fn json(args: &[&str], dir: &Path) -> Value {
     let mut all = args.to_vec();

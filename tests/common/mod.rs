@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray};
@@ -15,6 +16,31 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The `platestream` binary run in `dir`, as a user would.
+pub fn platestream(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_platestream"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `platestream` and returns its standard output; fails the test if it fails.
+pub fn succeed(args: &[&str], dir: &Path) -> String {
+    let output = platestream(args, dir);
+    assert!(
+        output.status.success(),
+        "platestream {args:?} failed: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
 
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
