@@ -9,9 +9,6 @@ mod common;
 use common::{platestream, succeed, text};
 
 use std::path::Path;
-use std::process::Command;
-
-use serde_json::Value;
 
 /// 20,000 reads at 2 reads/s (about 2.8 hours, so several hour partitions), archived by `replay`
 /// in small segments so that compaction has work.
@@ -163,21 +160,9 @@ fn compact_refuses_bad_input_with_a_clear_error() {
     );
 }
 
-/// The interpreter of a Python with DuckDB: `PLATESTREAM_PYTHON` (set by `scripts/test`), else the
-/// one `scripts/ensure-python-tools` installs.
-fn python_with_duckdb() -> String {
-    if let Ok(python) = std::env::var("PLATESTREAM_PYTHON") {
-        return python;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-python-tools");
-    let output = Command::new(script).output().unwrap();
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    text(&output.stdout).trim().to_owned()
-}
-
 #[test]
 fn duckdb_reads_the_archive_and_agrees_with_platestream() {
-    let python = python_with_duckdb();
+    let python = common::python_with_duckdb();
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     archive(dir);
@@ -194,25 +179,7 @@ fn duckdb_reads_the_archive_and_agrees_with_platestream() {
         *ours_per_reader.entry(read.reader_id.clone()).or_default() += 1;
     }
 
-    let script = format!(
-        r#"
-import duckdb, json
-reads = "read_parquet('archive/reads/**/*.parquet', hive_partitioning = true)"
-total = duckdb.sql(f"SELECT count(*) FROM {{reads}}").fetchone()[0]
-per_reader = duckdb.sql(f"SELECT reader_id, count(*) FROM {{reads}} GROUP BY reader_id ORDER BY reader_id").fetchall()
-ids = duckdb.sql(f"SELECT read_id FROM {{reads}} WHERE plate_norm = '{plate}' ORDER BY read_id").fetchall()
-bad_geohash = duckdb.sql(f"SELECT count(*) FROM {{reads}} WHERE geohash IS NULL OR length(geohash) <> 7").fetchone()[0]
-hours = duckdb.sql(f"SELECT count(DISTINCT (date, hour)) FROM {{reads}}").fetchone()[0]
-print(json.dumps({{"total": total, "per_reader": [[r, c] for r, c in per_reader], "ids": [i for (i,) in ids], "bad_geohash": bad_geohash, "hours": hours}}))
-"#
-    );
-    let output = Command::new(&python)
-        .args(["-c", &script])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "duckdb: {}", text(&output.stderr));
-    let theirs: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let theirs = common::duckdb_summary(&python, dir, &plate);
     assert_eq!(theirs["total"], ours.len() as i64);
     assert!(
         theirs["hours"].as_i64().unwrap() >= 2,

@@ -42,6 +42,42 @@ pub fn succeed(args: &[&str], dir: &Path) -> String {
     text(&output.stdout)
 }
 
+/// The interpreter of a Python with DuckDB: `PLATESTREAM_PYTHON` (set by `scripts/test`), else the
+/// one `scripts/ensure-python-tools` installs.
+pub fn python_with_duckdb() -> String {
+    if let Ok(python) = std::env::var("PLATESTREAM_PYTHON") {
+        return python;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ensure-python-tools");
+    let output = Command::new(script).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().to_owned()
+}
+
+/// What DuckDB, an independent Parquet reader, sees in `dir/archive`: total reads, reads per
+/// reader, the read ids of `plate`, rows with a missing or malformed geohash, and hour partitions.
+pub fn duckdb_summary(python: &str, dir: &Path, plate: &str) -> serde_json::Value {
+    let script = format!(
+        r#"
+import duckdb, json
+reads = "read_parquet('archive/reads/**/*.parquet', hive_partitioning = true)"
+total = duckdb.sql(f"SELECT count(*) FROM {{reads}}").fetchone()[0]
+per_reader = duckdb.sql(f"SELECT reader_id, count(*) FROM {{reads}} GROUP BY reader_id ORDER BY reader_id").fetchall()
+ids = duckdb.sql(f"SELECT read_id FROM {{reads}} WHERE plate_norm = '{plate}' ORDER BY read_id").fetchall()
+bad_geohash = duckdb.sql(f"SELECT count(*) FROM {{reads}} WHERE geohash IS NULL OR length(geohash) <> 7").fetchone()[0]
+hours = duckdb.sql(f"SELECT count(DISTINCT (date, hour)) FROM {{reads}}").fetchone()[0]
+print(json.dumps({{"total": total, "per_reader": [[r, c] for r, c in per_reader], "ids": [i for (i,) in ids], "bad_geohash": bad_geohash, "hours": hours}}))
+"#
+    );
+    let output = Command::new(python)
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "duckdb: {}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
