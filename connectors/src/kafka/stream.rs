@@ -11,10 +11,10 @@
 //! archived but uncommitted, so the archive never holds a read twice. Alerts and dead letters are
 //! at-least-once on their topics; alert ids are stable, so their consumers can drop repeats.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -126,6 +126,13 @@ impl ClientContext for EngineConsumerContext {
 }
 
 impl ConsumerContext for EngineConsumerContext {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(error) = result {
+            counter!("platestream_offset_commit_failures_total").increment(1);
+            tracing::warn!(%error, "an offset commit failed; the next checkpoint's commit covers its reads");
+        }
+    }
+
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let partitions = match rebalance {
             Rebalance::Assign(list) | Rebalance::Revoke(list) => list,
@@ -151,26 +158,88 @@ impl ConsumerContext for EngineConsumerContext {
     }
 }
 
-/// Counts delivery failures so that offsets are never committed past an alert or dead letter
-/// the cluster did not take.
+/// Follows every alert and dead letter from hand-over to acknowledgement, so that a checkpoint
+/// waits for exactly the ones handed over before it, on the checkpoint thread: a producer flush
+/// on the consuming thread held every alert behind it for as long as the broker took to
+/// acknowledge the slowest one. Offsets are never committed past one the cluster did not take.
 #[derive(Default)]
 struct DeliveryTracker {
     failures: AtomicU64,
     last_failure: Mutex<Option<String>>,
+    /// Numbers of the records handed over and not yet acknowledged or failed.
+    unacknowledged: Mutex<BTreeSet<usize>>,
+    settled: Condvar,
+    next_number: AtomicUsize,
+}
+
+impl DeliveryTracker {
+    /// Numbers a record about to be handed to the producer.
+    fn begin(&self) -> usize {
+        let number = self.next_number.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut unacknowledged) = self.unacknowledged.lock() {
+            unacknowledged.insert(number);
+        }
+        number
+    }
+
+    fn settle(&self, number: usize) {
+        if let Ok(mut unacknowledged) = self.unacknowledged.lock() {
+            unacknowledged.remove(&number);
+        }
+        self.settled.notify_all();
+    }
+
+    /// Everything numbered before this has been handed over.
+    fn mark(&self) -> usize {
+        self.next_number.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every record numbered before `mark` is acknowledged; fails if any record was
+    /// refused (ever: a run stops at its first undelivered alert) or `timeout` passes.
+    fn wait_for(&self, mark: usize, timeout: Duration) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + timeout;
+        let poisoned = || KafkaError::Internal("delivery tracker lock poisoned".to_owned());
+        let mut unacknowledged = self.unacknowledged.lock().map_err(|_| poisoned())?;
+        while unacknowledged.first().is_some_and(|&oldest| oldest < mark) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(KafkaError::DeliveryFailed(format!(
+                    "alerts or dead letters not acknowledged within {timeout:?}"
+                )));
+            }
+            unacknowledged = self
+                .settled
+                .wait_timeout(unacknowledged, left)
+                .map_err(|_| poisoned())?
+                .0;
+        }
+        drop(unacknowledged);
+        if self.failures.load(Ordering::Relaxed) > 0 {
+            let last = self
+                .last_failure
+                .lock()
+                .ok()
+                .and_then(|last| last.clone())
+                .unwrap_or_default();
+            return Err(KafkaError::DeliveryFailed(last));
+        }
+        Ok(())
+    }
 }
 
 impl ClientContext for DeliveryTracker {}
 
 impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, number: usize) {
         if let Err((error, _)) = result {
             self.failures.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut last) = self.last_failure.lock() {
                 *last = Some(error.to_string());
             }
         }
+        self.settle(number);
     }
 }
 
@@ -243,11 +312,12 @@ impl StreamEngine {
             engine: self,
             consumer: &consumer,
             producer: &producer,
-            checkpoints: Checkpointer::spawn()?,
+            checkpoints: Checkpointer::spawn(Arc::clone(producer.context()))?,
             partitions: HashMap::new(),
             summary: StreamSummary::default(),
             processed: Processed::default(),
             reported_counts: PipelineCounts::default(),
+            committed_in_background: BTreeMap::new(),
         };
         let result = run.consume(pipeline, observer);
         let mut summary = run.summary;
@@ -265,7 +335,13 @@ struct RunState<'a> {
     summary: StreamSummary,
     processed: Processed,
     reported_counts: PipelineCounts,
+    /// The latest offset per partition committed without waiting (see `finish_checkpoints`).
+    committed_in_background: BTreeMap<(String, i32), i64>,
 }
+
+/// How long a checkpoint (or the stop) waits for the cluster to acknowledge alerts and dead
+/// letters before the run fails.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How often the loop looks at segment ages and publishes counters, in messages.
 const HOUSEKEEPING_EVERY: u64 = 1024;
@@ -497,7 +573,7 @@ impl RunState<'_> {
                 .map_err(|error| KafkaError::Internal(error.to_string()))?;
             send(
                 self.producer,
-                BaseRecord::to(topic)
+                BaseRecord::with_opaque_to(topic, self.producer.context().begin())
                     .key(alert.read_plate_norm.as_bytes())
                     .payload(json.as_slice()),
             )?;
@@ -509,9 +585,12 @@ impl RunState<'_> {
             observer.on_alert(alert);
         }
         for dead_letter in &processed.dead_letters {
-            let mut record = BaseRecord::to(&settings.dead_letter_topic)
-                .payload(dead_letter.payload.as_slice())
-                .headers(dead_letter_headers(dead_letter));
+            let mut record = BaseRecord::with_opaque_to(
+                &settings.dead_letter_topic,
+                self.producer.context().begin(),
+            )
+            .payload(dead_letter.payload.as_slice())
+            .headers(dead_letter_headers(dead_letter));
             if let Some(key) = key {
                 record = record.key(key);
             }
@@ -626,19 +705,8 @@ impl RunState<'_> {
         processed.clear();
         self.processed = processed;
         archived?;
-        self.producer
-            .flush(Duration::from_secs(60))
-            .map_err(KafkaError::client("flushing alerts and dead letters"))?;
-        let tracker = self.producer.context();
-        if tracker.failures.load(Ordering::Relaxed) > 0 {
-            let last = tracker
-                .last_failure
-                .lock()
-                .ok()
-                .and_then(|last| last.clone())
-                .unwrap_or_default();
-            return Err(KafkaError::DeliveryFailed(last));
-        }
+        // Alerts and dead letters handed over so far are waited for by the checkpoint thread.
+        let deliveries_before = self.producer.context().mark();
         let segments: Vec<DueSegment> = due
             .iter()
             .filter_map(|(topic, partition)| {
@@ -651,7 +719,11 @@ impl RunState<'_> {
             })
             .collect();
         if !segments.is_empty() {
-            self.checkpoints.submit(Checkpoint { started, segments })?;
+            self.checkpoints.submit(Checkpoint {
+                started,
+                deliveries_before,
+                segments,
+            })?;
         }
         Ok(())
     }
@@ -706,7 +778,25 @@ impl RunState<'_> {
                 }
             }
             if offsets.count() > 0 {
-                let committed = self.consumer.commit(&offsets, CommitMode::Sync);
+                // While consuming, the commit goes out in the background (a failure is logged by
+                // the consumer context, and the next checkpoint's commit covers it); a stop or a
+                // rebalance waits for it.
+                let mode = match waiting {
+                    Waiting::No => CommitMode::Async,
+                    Waiting::ForAll => CommitMode::Sync,
+                };
+                if matches!(waiting, Waiting::No) {
+                    self.committed_in_background
+                        .extend(offsets.elements().iter().filter_map(|element| {
+                            match element.offset() {
+                                Offset::Offset(next) => {
+                                    Some(((element.topic().to_owned(), element.partition()), next))
+                                }
+                                _ => None,
+                            }
+                        }));
+                }
+                let committed = self.consumer.commit(&offsets, mode);
                 match (committed, committing) {
                     (Ok(()), _) => {}
                     (Err(error), Committing::IfStillAssigned) => {
@@ -728,6 +818,7 @@ impl RunState<'_> {
     ) -> Result<(), KafkaError> {
         // Checkpoints begun before the stop are committed as they would have been.
         self.finish_checkpoints(observer, Waiting::ForAll, Committing::Yes)?;
+        self.settle_background_commits()?;
         match self.engine.options.on_stop {
             OnStop::CommitAll => {
                 self.housekeeping(pipeline, observer, true)?;
@@ -755,7 +846,33 @@ impl RunState<'_> {
                 self.summary.committed.clear();
             }
         }
+        // Alerts of reads whose segments were not due are on their topics before the run ends.
+        let producer = self.producer.context();
+        producer.wait_for(producer.mark(), DELIVERY_TIMEOUT)?;
         self.publish_counts(pipeline);
+        Ok(())
+    }
+
+    /// Commits again, and waits for, the offsets last committed in the background, so that a
+    /// stop never leaves a durable checkpoint uncommitted behind an unfinished request.
+    fn settle_background_commits(&mut self) -> Result<(), KafkaError> {
+        let mut offsets = TopicPartitionList::new();
+        for ((topic, partition), next) in std::mem::take(&mut self.committed_in_background) {
+            let still_assigned = self
+                .partitions
+                .get(&topic)
+                .is_some_and(|partitions| partitions.contains_key(&partition));
+            if still_assigned {
+                offsets
+                    .add_partition_offset(&topic, partition, Offset::Offset(next))
+                    .map_err(KafkaError::client("offset list"))?;
+            }
+        }
+        if offsets.count() > 0 {
+            self.consumer
+                .commit(&offsets, CommitMode::Sync)
+                .map_err(KafkaError::client("committing offsets"))?;
+        }
         Ok(())
     }
 }
@@ -785,6 +902,8 @@ struct DueSegment {
 
 struct Checkpoint {
     started: Instant,
+    /// Alerts and dead letters numbered before this must be acknowledged first.
+    deliveries_before: usize,
     segments: Vec<DueSegment>,
 }
 
@@ -805,34 +924,20 @@ struct FinishedCheckpoint {
 /// a slower disk then makes `submit` wait, so it slows consumption instead of filling memory.
 struct Checkpointer {
     requests: Option<SyncSender<Checkpoint>>,
-    finished: Receiver<Result<FinishedCheckpoint, ArchiveError>>,
+    finished: Receiver<Result<FinishedCheckpoint, KafkaError>>,
     in_flight: usize,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    fn spawn() -> Result<Self, KafkaError> {
+    fn spawn(deliveries: Arc<DeliveryTracker>) -> Result<Self, KafkaError> {
         let (requests, incoming) = sync_channel::<Checkpoint>(1);
         let (report, finished) = channel();
         let thread = std::thread::Builder::new()
             .name("archive-checkpoint".to_owned())
             .spawn(move || {
                 for checkpoint in incoming {
-                    let result = checkpoint
-                        .segments
-                        .into_iter()
-                        .map(|due| {
-                            Ok(CommittedSegment {
-                                report: due.segment.commit()?,
-                                topic: due.topic,
-                                partition: due.partition,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, ArchiveError>>()
-                        .map(|segments| FinishedCheckpoint {
-                            started: checkpoint.started,
-                            segments,
-                        });
+                    let result = Self::make_durable(&deliveries, checkpoint);
                     if report.send(result).is_err() {
                         return;
                     }
@@ -844,6 +949,30 @@ impl Checkpointer {
             finished,
             in_flight: 0,
             thread: Some(thread),
+        })
+    }
+
+    /// Acknowledgements first, then the files: a segment is committed only once every alert and
+    /// dead letter of its reads is on its topic.
+    fn make_durable(
+        deliveries: &DeliveryTracker,
+        checkpoint: Checkpoint,
+    ) -> Result<FinishedCheckpoint, KafkaError> {
+        deliveries.wait_for(checkpoint.deliveries_before, DELIVERY_TIMEOUT)?;
+        let segments = checkpoint
+            .segments
+            .into_iter()
+            .map(|due| {
+                Ok(CommittedSegment {
+                    report: due.segment.commit()?,
+                    topic: due.topic,
+                    partition: due.partition,
+                })
+            })
+            .collect::<Result<Vec<_>, ArchiveError>>()?;
+        Ok(FinishedCheckpoint {
+            started: checkpoint.started,
+            segments,
         })
     }
 
@@ -949,9 +1078,9 @@ fn dead_letter_headers(dead_letter: &DeadLetter) -> OwnedHeaders {
 }
 
 /// Sends, waiting while librdkafka's queue is full: backpressure instead of an error.
-fn send<C: ProducerContext<DeliveryOpaque = ()>>(
-    producer: &ThreadedProducer<C>,
-    mut record: BaseRecord<'_, [u8], [u8]>,
+fn send(
+    producer: &ThreadedProducer<DeliveryTracker>,
+    mut record: BaseRecord<'_, [u8], [u8], usize>,
 ) -> Result<(), KafkaError> {
     loop {
         match producer.send(record) {
@@ -960,7 +1089,58 @@ fn send<C: ProducerContext<DeliveryOpaque = ()>>(
                 record = returned;
                 std::thread::sleep(Duration::from_millis(1));
             }
-            Err((error, _)) => return Err(KafkaError::client("producing")(error)),
+            Err((error, refused)) => {
+                producer.context().settle(refused.delivery_opaque);
+                return Err(KafkaError::client("producing")(error));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_waits_for_the_deliveries_handed_over_before_it_and_no_others() {
+        let tracker = Arc::new(DeliveryTracker::default());
+        let before = [tracker.begin(), tracker.begin()];
+        let mark = tracker.mark();
+        let after = tracker.begin();
+        let settler = {
+            let tracker = Arc::clone(&tracker);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                for number in before {
+                    tracker.settle(number);
+                }
+            })
+        };
+        tracker
+            .wait_for(mark, Duration::from_secs(10))
+            .expect("the two records before the mark were acknowledged");
+        settler.join().expect("settler thread");
+        // The record handed over after the mark is still out: a later checkpoint waits for it.
+        let later = tracker.wait_for(tracker.mark(), Duration::from_millis(50));
+        assert!(matches!(later, Err(KafkaError::DeliveryFailed(_))));
+        tracker.settle(after);
+        tracker
+            .wait_for(tracker.mark(), Duration::from_millis(50))
+            .expect("everything acknowledged");
+    }
+
+    #[test]
+    fn a_refused_delivery_fails_every_later_checkpoint() {
+        let tracker = DeliveryTracker::default();
+        let number = tracker.begin();
+        tracker.failures.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = tracker.last_failure.lock() {
+            *last = Some("Message timed out".to_owned());
+        }
+        tracker.settle(number);
+        match tracker.wait_for(tracker.mark(), Duration::from_secs(1)) {
+            Err(KafkaError::DeliveryFailed(reason)) => assert!(reason.contains("timed out")),
+            other => panic!("expected a delivery failure, got {other:?}"),
         }
     }
 }
