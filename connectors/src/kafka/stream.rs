@@ -782,20 +782,21 @@ impl RunState<'_> {
                 // the consumer context, and the next checkpoint's commit covers it); a stop or a
                 // rebalance waits for it.
                 let mode = match waiting {
-                    Waiting::No => CommitMode::Async,
+                    Waiting::No => {
+                        self.committed_in_background
+                            .extend(offsets.elements().iter().filter_map(|element| {
+                                match element.offset() {
+                                    Offset::Offset(next) => Some((
+                                        (element.topic().to_owned(), element.partition()),
+                                        next,
+                                    )),
+                                    _ => None,
+                                }
+                            }));
+                        CommitMode::Async
+                    }
                     Waiting::ForAll => CommitMode::Sync,
                 };
-                if matches!(waiting, Waiting::No) {
-                    self.committed_in_background
-                        .extend(offsets.elements().iter().filter_map(|element| {
-                            match element.offset() {
-                                Offset::Offset(next) => {
-                                    Some(((element.topic().to_owned(), element.partition()), next))
-                                }
-                                _ => None,
-                            }
-                        }));
-                }
                 let committed = self.consumer.commit(&offsets, mode);
                 match (committed, committing) {
                     (Ok(()), _) => {}
