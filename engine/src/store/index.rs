@@ -100,96 +100,226 @@ pub(crate) fn mix(key: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// An immutable multimap from integer keys to entry positions, open-addressed with linear probing
-/// at a load of at most 0.7: a lookup is one random memory access (rarely two), where a bucket
-/// directory costs two dependent ones. Keys are not stored, only a 32-bit fingerprint, so a lookup
-/// can return a position whose key merely shares the fingerprint: callers verify every candidate.
+/// Slots per bucket: one 64-byte cache line of (fingerprint, position + 1) pairs.
+const BUCKET_SLOTS: usize = 8;
+
+/// One cache line of slots, aligned so that a bucket never straddles two lines.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Bucket([[u32; 2]; BUCKET_SLOTS]);
+
+/// One cache line of a [`KeyFilter`]: eight 64-bit words, one bit set in each per key.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct FilterBlock([u64; 8]);
+
+/// A split-block Bloom filter over a map's key hashes (the layout of Parquet's and Impala's
+/// filters, with 512-bit blocks): a key sets one bit in each word of one cache line, so asking
+/// costs one memory access and no branch per bit.
+///
+/// Why a filter at all: nearly every read matches nothing, and a table of 1M entries' keys
+/// (11 MB) or of their deletions (80 MB) spreads its lookups over more 4 KiB pages than the TLB
+/// holds, so each probe pays a page walk and a DRAM access. At 16 bits per key the filter of
+/// 1M keys is 2 MB and answers nearly every absent key from cache. Written here rather than taken
+/// from a crate because matching loads a probe's block well before asking it (see
+/// [`IndexedList::plate_candidates`]), which needs the block's address.
 #[derive(Debug, Default)]
-pub(crate) struct StaticMultiMap {
-    /// (fingerprint, position + 1); a position of 0 marks an empty slot.
-    slots: Vec<[u32; 2]>,
+struct KeyFilter {
+    blocks: Vec<FilterBlock>,
 }
 
-/// Where a key's probe sequence starts, and the fingerprint to look for along it.
+impl KeyFilter {
+    fn with_capacity(keys: usize, bits_per_key: usize) -> Self {
+        let blocks = (keys * bits_per_key).div_ceil(512).max(1);
+        Self {
+            blocks: vec![FilterBlock::default(); blocks],
+        }
+    }
+
+    /// The block from the hash's top bits; the bits from its low 48, six per word.
+    #[inline]
+    fn block_of(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.blocks.len() as u128) >> 64) as usize
+    }
+
+    #[inline]
+    fn bit(hash: u64, word: usize) -> u64 {
+        1 << ((hash >> (6 * word)) & 63)
+    }
+
+    fn insert(&mut self, hash: u64) {
+        let block = self.block_of(hash);
+        for (word, bits) in self.blocks[block].0.iter_mut().enumerate() {
+            *bits |= Self::bit(hash, word);
+        }
+    }
+
+    #[inline]
+    fn may_contain(&self, hash: u64) -> bool {
+        let block = &self.blocks[self.block_of(hash)].0;
+        block.iter().enumerate().fold(true, |found, (word, bits)| {
+            found & (bits & Self::bit(hash, word) != 0)
+        })
+    }
+
+    #[inline]
+    fn touch(&self, hash: u64) -> u32 {
+        self.blocks[self.block_of(hash)].0[0] as u32
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.blocks.capacity() * std::mem::size_of::<FilterBlock>()
+    }
+}
+
+/// An immutable multimap from integer keys to entry positions, open-addressed at a load of at most
+/// 0.7. A key's home is a whole cache-line bucket and its pairs fill the bucket's first free slots
+/// (spilling into the next bucket only when it is full), so a lookup is nearly always one random
+/// memory access: with linear probing from a slot anywhere in a line, seven lookups in eight read
+/// two lines. Keys are not stored, only a 32-bit fingerprint, so a lookup can return a position
+/// whose key merely shares the fingerprint: callers verify every candidate. A map probed for
+/// every read can have a [`KeyFilter`] in front, which answers most absent keys.
+#[derive(Debug, Default)]
+pub(crate) struct StaticMultiMap {
+    /// A position of 0 marks an empty slot.
+    buckets: Vec<Bucket>,
+    filter: Option<KeyFilter>,
+}
+
+/// A key's hash: where its probe sequence starts, the fingerprint to look for along it and its
+/// filter bits.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Located {
-    start: u32,
-    fingerprint: u32,
+    hash: u64,
+}
+
+impl Located {
+    /// Where `key` is in any map: a map's bucket, fingerprint and filter bits all come from the
+    /// key's hash alone, so a read's keys are hashed once for every list.
+    #[inline]
+    pub(crate) fn of(key: u64) -> Self {
+        Self { hash: mix(key) }
+    }
 }
 
 impl StaticMultiMap {
     /// `pairs` is called twice and must yield the same (key, position) pairs both times: once to
     /// size the table, once to fill it, so building needs no temporary list of pairs.
     pub(crate) fn build(pairs: impl Fn(&mut dyn FnMut(u64, u32))) -> Self {
+        Self::build_with_filter(pairs, None)
+    }
+
+    /// As [`Self::build`], with a filter of `bits_per_key` in front of the table.
+    pub(crate) fn build_filtered(
+        pairs: impl Fn(&mut dyn FnMut(u64, u32)),
+        bits_per_key: usize,
+    ) -> Self {
+        Self::build_with_filter(pairs, Some(bits_per_key))
+    }
+
+    fn build_with_filter(
+        pairs: impl Fn(&mut dyn FnMut(u64, u32)),
+        filter_bits_per_key: Option<usize>,
+    ) -> Self {
         let mut count = 0usize;
         pairs(&mut |_, _| count += 1);
         if count == 0 {
             return Self::default();
         }
-        let capacity = count * 10 / 7 + 8;
-        let mut slots = vec![[0u32; 2]; capacity];
+        let bucket_count = (count * 10 / 7).div_ceil(BUCKET_SLOTS) + 1;
+        let mut buckets = vec![Bucket::default(); bucket_count];
+        let mut filter =
+            filter_bits_per_key.map(|bits_per_key| KeyFilter::with_capacity(count, bits_per_key));
         pairs(&mut |key, position| {
             let hash = mix(key);
-            let mut slot = Self::home(hash, capacity);
-            while slots[slot][1] != 0 {
-                slot += 1;
-                if slot == capacity {
-                    slot = 0;
+            if let Some(filter) = &mut filter {
+                filter.insert(hash);
+            }
+            let mut bucket = Self::home(hash, bucket_count);
+            loop {
+                if let Some(slot) = buckets[bucket].0.iter_mut().find(|slot| slot[1] == 0) {
+                    *slot = [hash as u32, position + 1];
+                    return;
+                }
+                bucket += 1;
+                if bucket == bucket_count {
+                    bucket = 0;
                 }
             }
-            slots[slot] = [hash as u32, position + 1];
         });
-        Self { slots }
+        Self { buckets, filter }
     }
 
-    /// The slot a hash starts probing at: the hash's top bits scaled to the table (no modulo).
+    /// The bucket a hash belongs to: the hash's top bits scaled to the table (no modulo).
     #[inline]
-    fn home(hash: u64, capacity: usize) -> usize {
-        ((u128::from(hash) * capacity as u128) >> 64) as usize
+    fn home(hash: u64, bucket_count: usize) -> usize {
+        ((u128::from(hash) * bucket_count as u128) >> 64) as usize
     }
 
     #[inline]
     pub(crate) fn locate(&self, key: u64) -> Located {
-        if self.slots.is_empty() {
-            return Located::default();
-        }
-        let hash = mix(key);
-        Located {
-            start: Self::home(hash, self.slots.len()) as u32,
-            fingerprint: hash as u32,
-        }
+        Located::of(key)
     }
 
-    /// Loads the first slots of a probe sequence (two cache lines' worth) without looking at
-    /// them; see [`IndexedList::plate_candidates`].
-    #[inline]
+    /// Loads what a lookup of the key will look at first (its filter block, or its bucket)
+    /// without looking at it; see [`IndexedList::plate_candidates`].
+    #[inline(always)]
     pub(crate) fn touch(&self, located: Located) -> u32 {
-        if self.slots.is_empty() {
+        if self.buckets.is_empty() {
             return 0;
         }
-        let start = located.start as usize;
-        let further = (start + 7).min(self.slots.len() - 1);
-        self.slots[start][0] ^ self.slots[further][0]
+        match &self.filter {
+            Some(filter) => filter.touch(located.hash),
+            None => self.buckets[Self::home(located.hash, self.buckets.len())].0[0][0],
+        }
     }
 
-    #[inline]
+    /// Loads the key's bucket unless the filter rules the key out: the second warming step, once
+    /// the filter blocks are in cache.
+    #[inline(always)]
+    pub(crate) fn touch_bucket(&self, located: Located) -> u32 {
+        if self.buckets.is_empty() {
+            return 0;
+        }
+        if let Some(filter) = &self.filter {
+            if !filter.may_contain(located.hash) {
+                return 0;
+            }
+        }
+        self.buckets[Self::home(located.hash, self.buckets.len())].0[0][0]
+    }
+
+    /// Appends the positions under the key. The filter's answer is inlined into the caller: most
+    /// probes end there, and a call per probe was a tenth of matching's time.
+    #[inline(always)]
     pub(crate) fn collect(&self, located: Located, out: &mut Vec<u32>) {
-        if self.slots.is_empty() {
+        if self.buckets.is_empty() {
             return;
         }
-        let capacity = self.slots.len();
-        let mut slot = located.start as usize;
-        loop {
-            let [fingerprint, position] = self.slots[slot];
-            if position == 0 {
+        if let Some(filter) = &self.filter {
+            if !filter.may_contain(located.hash) {
                 return;
             }
-            if fingerprint == located.fingerprint {
-                out.push(position - 1);
+        }
+        self.scan(located, out);
+    }
+
+    #[inline(never)]
+    fn scan(&self, located: Located, out: &mut Vec<u32>) {
+        let fingerprint = located.hash as u32;
+        let mut bucket = Self::home(located.hash, self.buckets.len());
+        loop {
+            for [slot_fingerprint, position] in self.buckets[bucket].0 {
+                if position == 0 {
+                    return;
+                }
+                if slot_fingerprint == fingerprint {
+                    out.push(position - 1);
+                }
             }
-            slot += 1;
-            if slot == capacity {
-                slot = 0;
+            bucket += 1;
+            if bucket == self.buckets.len() {
+                bucket = 0;
             }
         }
     }
@@ -200,11 +330,12 @@ impl StaticMultiMap {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.buckets.is_empty()
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * 8
+        self.buckets.capacity() * std::mem::size_of::<Bucket>()
+            + self.filter.as_ref().map_or(0, KeyFilter::heap_bytes)
     }
 }
 
@@ -235,19 +366,22 @@ fn gram_key(gram: impl IntoIterator<Item = u8>, len: usize) -> u64 {
 }
 
 /// Keys of a read: a plate is at most `MAX_PLATE_LEN` characters, so its deletions (one per
-/// character) and its 2- and 3-grams fit fixed arrays and a read costs no allocation.
-const MAX_READ_KEYS: usize = 24;
+/// character) fit a fixed array and a read costs no allocation.
+const MAX_READ_KEYS: usize = crate::normalize::MAX_PLATE_LEN + 2;
+
+/// The 2- and 3-grams of a plate of `MAX_READ_KEYS` characters.
+const MAX_READ_GRAMS: usize = 2 * MAX_READ_KEYS - 3;
 
 #[derive(Clone, Copy)]
-pub(crate) struct KeyArray {
-    keys: [u64; MAX_READ_KEYS],
+pub(crate) struct KeyArray<const N: usize> {
+    keys: [u64; N],
     len: usize,
 }
 
-impl KeyArray {
+impl<const N: usize> KeyArray<N> {
     fn new() -> Self {
         Self {
-            keys: [0; MAX_READ_KEYS],
+            keys: [0; N],
             len: 0,
         }
     }
@@ -255,7 +389,7 @@ impl KeyArray {
     fn push(&mut self, key: u64) {
         // Reads longer than any plate are refused by normalization; if one gets here anyway it
         // is matched on the keys that fit.
-        if self.len < MAX_READ_KEYS {
+        if self.len < N {
             self.keys[self.len] = key;
             self.len += 1;
         }
@@ -266,17 +400,19 @@ impl KeyArray {
     }
 }
 
-/// The keys a read is looked up by, computed once and used for every list.
+/// The keys a read's plate is looked up by, computed once and used for every list. Kept small
+/// (a batch of reads holds one each); partial-plate q-grams are made only for lists with patterns.
 pub(crate) struct ReadKeys<'a> {
     pub plate: &'a [u8],
     pub packed_plate: u64,
-    pub class_key: u64,
-    pub class_deletions: KeyArray,
-    pub grams: KeyArray,
+    /// The plate's confusion key, located.
+    pub class_key: Located,
+    /// Each one-deletion of the confusion key, located ([`Located`]'s hash).
+    pub class_deletions: KeyArray<MAX_READ_KEYS>,
 }
 
 impl<'a> ReadKeys<'a> {
-    pub(crate) fn new(plate: &'a str, with_misreads: bool, with_grams: bool) -> Self {
+    pub(crate) fn new(plate: &'a str, with_misreads: bool) -> Self {
         let plate = plate.as_bytes();
         let mut class_deletions = KeyArray::new();
         if with_misreads && plate.len() <= MAX_READ_KEYS {
@@ -296,30 +432,35 @@ impl<'a> ReadKeys<'a> {
             for position in 0..len {
                 let tail = suffixes[position + 1];
                 class_deletions.push(
-                    prefix
-                        .wrapping_mul(powers[len - 1 - position])
-                        .wrapping_add(tail),
+                    Located::of(
+                        prefix
+                            .wrapping_mul(powers[len - 1 - position])
+                            .wrapping_add(tail),
+                    )
+                    .hash,
                 );
                 prefix = prefix
                     .wrapping_mul(37)
                     .wrapping_add(character_code(confusion_class(plate[position])));
             }
         }
-        let mut grams = KeyArray::new();
-        if with_grams {
-            for width in [2usize, 3] {
-                for window in plate.windows(width) {
-                    grams.push(gram_key(window.iter().copied(), width));
-                }
-            }
-        }
         Self {
             plate,
             packed_plate: pack(plate.iter().copied()),
-            class_key: pack(class_key_bytes(plate)),
+            class_key: Located::of(pack(class_key_bytes(plate))),
             class_deletions,
-            grams,
         }
+    }
+
+    /// The plate's 2- and 3-grams, the keys partial-plate patterns are indexed by.
+    fn grams(&self) -> KeyArray<MAX_READ_GRAMS> {
+        let mut grams = KeyArray::new();
+        for width in [2usize, 3] {
+            for window in self.plate.windows(width) {
+                grams.push(gram_key(window.iter().copied(), width));
+            }
+        }
+        grams
     }
 }
 
@@ -393,56 +534,70 @@ impl IndexedList {
             })
             .collect();
 
-        let by_class_key = StaticMultiMap::build(|emit| {
-            for (position, entry) in entries.iter().enumerate() {
-                // Plate-less BOLOs are found through `bolos` only.
-                if !entry.partial && !entry.plate_norm.is_empty() {
-                    emit(
-                        pack(class_key_bytes(entry.plate_norm.as_bytes())),
-                        position as u32,
-                    );
+        // Every read probes the plate maps several times and nearly always finds nothing: they
+        // get filters (16 bits per key: about 1 in 2,000 absent keys passes; 10 bits for the
+        // deletions' map, probed once per read: about 1 in 100).
+        let by_class_key = StaticMultiMap::build_filtered(
+            |emit| {
+                for (position, entry) in entries.iter().enumerate() {
+                    // Plate-less BOLOs are found through `bolos` only.
+                    if !entry.partial && !entry.plate_norm.is_empty() {
+                        emit(
+                            pack(class_key_bytes(entry.plate_norm.as_bytes())),
+                            position as u32,
+                        );
+                    }
                 }
-            }
-        });
-        let by_deletion = StaticMultiMap::build(|emit| {
-            let mut class_bytes = Vec::new();
-            let mut deletions = Vec::new();
-            for (position, entry) in entries.iter().enumerate() {
-                if entry.partial || entry.plate_norm.is_empty() || entry.misreads == Some(false) {
-                    continue;
+            },
+            16,
+        );
+        let by_deletion = StaticMultiMap::build_filtered(
+            |emit| {
+                let mut class_bytes = Vec::new();
+                let mut deletions = Vec::new();
+                for (position, entry) in entries.iter().enumerate() {
+                    if entry.partial || entry.plate_norm.is_empty() || entry.misreads == Some(false)
+                    {
+                        continue;
+                    }
+                    class_bytes.clear();
+                    class_bytes.extend(class_key_bytes(entry.plate_norm.as_bytes()));
+                    deletion_keys(&class_bytes, &mut deletions);
+                    // Deleting either of two equal neighbours gives the same key: store it once.
+                    deletions.sort_unstable();
+                    deletions.dedup();
+                    for &key in &deletions {
+                        emit(key, position as u32);
+                    }
                 }
-                class_bytes.clear();
-                class_bytes.extend(class_key_bytes(entry.plate_norm.as_bytes()));
-                deletion_keys(&class_bytes, &mut deletions);
-                // Deleting either of two equal neighbours gives the same key: store it once.
-                deletions.sort_unstable();
-                deletions.dedup();
-                for &key in &deletions {
-                    emit(key, position as u32);
-                }
-            }
-        });
+            },
+            10,
+        );
         let by_id = StaticMultiMap::build(|emit| {
             for (position, entry) in entries.iter().enumerate() {
                 emit(id_key(&entry.id), position as u32);
             }
         });
-        let patterns_by_gram = StaticMultiMap::build(|emit| {
-            for (index, (_, pattern)) in patterns.iter().enumerate() {
-                let Some(run) = pattern.known_runs().first().copied() else {
-                    continue;
-                };
-                if run.len() < 2 {
-                    continue;
+        // Each read asks for a dozen or more q-grams and nearly none is a pattern's.
+        let patterns_by_gram = StaticMultiMap::build_filtered(
+            |emit| {
+                for (index, (_, pattern)) in patterns.iter().enumerate() {
+                    let Some(run) = pattern.known_runs().first().copied() else {
+                        continue;
+                    };
+                    if run.len() < 2 {
+                        continue;
+                    }
+                    let width = run.len().min(3);
+                    let gram = run[..width].iter().map(|token| match token {
+                        PatternToken::Known(character) => *character,
+                        _ => 0,
+                    });
+                    emit(gram_key(gram, width), index as u32);
                 }
-                let width = run.len().min(3);
-                let gram = run[..width].iter().map(|token| match token {
-                    PatternToken::Known(character) => *character,
-                    _ => 0,
-                });
-                emit(gram_key(gram, width), index as u32);
-            }
-        });
+            },
+            16,
+        );
         let list_name = entries.first().map_or("", |entry| entry.list.as_str());
         let mut compact = CompactEntries::with_capacity(list_name, entries.len());
         for (entry, &packed) in entries.iter().zip(&plates) {
@@ -505,71 +660,85 @@ impl IndexedList {
     /// depend on each other, so their cache misses overlap. Scanning straight away would stall on
     /// each miss in turn behind the branch that asks whether the slot is empty.
     pub(crate) fn plate_candidates(&self, read: &ReadKeys<'_>, misreads: bool, out: &mut Vec<u32>) {
-        let (probes, count) = self.plate_probes(read, misreads);
-        let probes = &probes[..count];
         let mut warmed = 0u32;
-        for (map, located) in probes {
-            warmed ^= map.touch(*located);
-        }
+        self.for_each_plate_probe(read, misreads, |map, located| {
+            warmed ^= map.touch(located);
+        });
         std::hint::black_box(warmed);
-        for (map, located) in probes {
-            map.collect(*located, out);
-        }
+        self.for_each_plate_probe(read, misreads, |map, located| map.collect(located, out));
     }
 
-    /// Loads the first slots of every probe [`Self::plate_candidates`] will make for `read`,
-    /// returning a value that depends on them (for `black_box`, so the loads happen).
-    pub(crate) fn touch_plate_probes(&self, read: &ReadKeys<'_>, misreads: bool) -> u64 {
+    /// Warms, for a batch of reads, what [`Self::plate_candidates`] and the checks after it will
+    /// load, in three steps each taken for every read before the next: the probes' filter blocks,
+    /// then the buckets the filters let through, then the candidates' plates and hot fields. Each
+    /// step's loads are independent of each other, so their cache misses overlap; matching read
+    /// by read would wait on each in turn.
+    pub(crate) fn warm_plate_candidates(
+        &self,
+        reads: &[ReadKeys<'_>],
+        misreads: bool,
+        scratch: &mut Vec<u32>,
+    ) -> u64 {
         if self.plates.is_empty() {
             return 0;
         }
-        let (probes, count) = self.plate_probes(read, misreads);
-        probes[..count].iter().fold(0u64, |warmed, (map, located)| {
-            warmed ^ u64::from(map.touch(*located))
-        })
+        let mut warmed = 0u64;
+        for read in reads {
+            self.for_each_plate_probe(read, misreads, |map, located| {
+                warmed ^= u64::from(map.touch(located));
+            });
+        }
+        for read in reads {
+            self.for_each_plate_probe(read, misreads, |map, located| {
+                warmed ^= u64::from(map.touch_bucket(located));
+            });
+        }
+        scratch.clear();
+        for read in reads {
+            self.for_each_plate_probe(read, misreads, |map, located| {
+                map.collect(located, scratch);
+            });
+        }
+        warmed ^ self.warm_candidates(scratch)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn plate_probes(
+    /// Calls `visit` with each map and located key a read's plate is looked up by.
+    #[inline(always)]
+    fn for_each_plate_probe(
         &self,
         read: &ReadKeys<'_>,
         misreads: bool,
-    ) -> ([(&StaticMultiMap, Located); MAX_READ_KEYS + 2], usize) {
-        let mut probes = [(&self.by_class_key, Located::default()); MAX_READ_KEYS + 2];
-        let mut count = 0;
-        let mut add = |map, key: u64| {
-            if count < probes.len() {
-                probes[count] = (map, map.locate(key));
-                count += 1;
-            }
-        };
-        add(&self.by_class_key, read.class_key);
+        mut visit: impl FnMut(&StaticMultiMap, Located),
+    ) {
+        visit(&self.by_class_key, read.class_key);
         if misreads {
             // The read dropped a character: its key is one of the entry's deletions.
-            add(&self.by_deletion, read.class_key);
+            visit(&self.by_deletion, read.class_key);
             // The read added one: one of its deletions is the entry's key.
-            for &key in read.class_deletions.as_slice() {
-                add(&self.by_class_key, key);
+            for &hash in read.class_deletions.as_slice() {
+                visit(&self.by_class_key, Located { hash });
             }
         }
-        (probes, count)
     }
 
     /// Loads the fixed-size fields of `positions`' entries, each independent of the others, so
     /// that checking the candidates one by one does not wait on one cache miss after another.
     pub(crate) fn touch_candidates(&self, positions: &[u32]) {
-        let mut warmed = 0u64;
-        for &position in positions {
-            warmed ^= self.plates[position as usize] ^ self.entries.touch(position);
-        }
-        std::hint::black_box(warmed);
+        std::hint::black_box(self.warm_candidates(positions));
+    }
+
+    fn warm_candidates(&self, positions: &[u32]) -> u64 {
+        positions.iter().fold(0u64, |warmed, &position| {
+            warmed ^ self.plates[position as usize] ^ self.entries.touch(position)
+        })
     }
 
     /// Indexes into `patterns` worth checking against the read.
     pub(crate) fn pattern_candidates(&self, read: &ReadKeys<'_>, out: &mut Vec<u32>) {
         if !self.patterns_by_gram.is_empty() {
-            let grams = read.grams.as_slice();
-            let mut located = [Located::default(); MAX_READ_KEYS];
+            let grams = read.grams();
+            let grams = grams.as_slice();
+            let mut located = [Located::default(); MAX_READ_GRAMS];
             for (slot, &gram) in located.iter_mut().zip(grams) {
                 *slot = self.patterns_by_gram.locate(gram);
             }
@@ -607,6 +776,50 @@ mod tests {
         assert_ne!(pack(*b"0"), pack(*b"00"));
         assert_ne!(pack(*b"A0"), pack(*b"0A"));
         assert!(pack(*b"ZZZZZZZZZZZZ") > pack(*b"ZZZZZZZZZZZ"));
+    }
+
+    #[test]
+    fn a_filtered_map_finds_every_key_it_holds_and_lets_few_absent_ones_through() {
+        let keys: Vec<u64> = (0..50_000u64).map(|i| i * 7 + 3).collect();
+        let map = StaticMultiMap::build_filtered(
+            |emit| {
+                for (position, &key) in keys.iter().enumerate() {
+                    emit(key, position as u32);
+                }
+            },
+            16,
+        );
+        let mut out = Vec::new();
+        for (position, &key) in keys.iter().enumerate() {
+            out.clear();
+            map.get(key, &mut out);
+            assert!(out.contains(&(position as u32)), "key {key} lost");
+        }
+        let filter = map.filter.as_ref().expect("built with a filter");
+        let absent = (0..50_000u64).map(|i| i * 7 + 5);
+        let passed = absent
+            .filter(|&key| filter.may_contain(Located::of(key).hash))
+            .count();
+        // 16 bits per key: about 1 in 2,000 in theory; the bound leaves room for block skew.
+        assert!(passed < 100, "{passed} of 50,000 absent keys passed the filter");
+    }
+
+    #[test]
+    fn a_full_bucket_spills_into_the_next_and_every_position_is_still_found() {
+        // Far more pairs under one key than a bucket holds.
+        let map = StaticMultiMap::build(|emit| {
+            for position in 0..100u32 {
+                emit(42, position);
+            }
+            emit(43, 100);
+        });
+        let mut out = Vec::new();
+        map.get(42, &mut out);
+        out.sort_unstable();
+        assert_eq!(out, (0..100).collect::<Vec<u32>>());
+        out.clear();
+        map.get(43, &mut out);
+        assert_eq!(out, vec![100]);
     }
 
     #[test]

@@ -947,14 +947,6 @@ fn by_urgency(a: &Match, b: &Match) -> std::cmp::Ordering {
 }
 
 impl HotlistStore {
-    fn wants_grams(&self, state: &StoreState) -> bool {
-        self.modes.partials
-            && state
-                .lists
-                .iter()
-                .any(|list| list.snapshot.has_patterns() || list.overlay.has_patterns())
-    }
-
     fn any_bolos(state: &StoreState) -> bool {
         state
             .lists
@@ -1007,11 +999,7 @@ impl Matcher for HotlistStore {
         if state.lists.is_empty() || read.plate_norm.is_empty() {
             return;
         }
-        let keys = ReadKeys::new(
-            &read.plate_norm,
-            self.modes.misreads,
-            self.wants_grams(&state),
-        );
+        let keys = ReadKeys::new(&read.plate_norm, self.modes.misreads);
         let any_bolos = Self::any_bolos(&state);
         SCRATCH.with_borrow_mut(|scratch| {
             self.match_keys(&state, read, &keys, now, any_bolos, scratch, matches)
@@ -1034,23 +1022,29 @@ impl Matcher for HotlistStore {
             ends.resize(reads.len(), matches.len());
             return;
         }
-        let grams = self.wants_grams(&state);
         let any_bolos = Self::any_bolos(&state);
         let mut keys = Vec::with_capacity(BATCH_READS.min(reads.len()));
         SCRATCH.with_borrow_mut(|scratch| {
             for chunk in reads.chunks(BATCH_READS) {
+                // The plates' bytes live apart from the reads: load them all before keying any.
+                let warmed = chunk.iter().fold(0u8, |warmed, read| {
+                    warmed ^ read.plate_norm.as_bytes().first().copied().unwrap_or(0)
+                });
+                std::hint::black_box(warmed);
                 keys.clear();
                 keys.extend(
                     chunk
                         .iter()
-                        .map(|read| ReadKeys::new(&read.plate_norm, self.modes.misreads, grams)),
+                        .map(|read| ReadKeys::new(&read.plate_norm, self.modes.misreads)),
                 );
                 let mut warmed = 0u64;
                 for list in &state.lists {
                     let misreads = self.modes.misreads && list.policy.misreads;
-                    for read_keys in &keys {
-                        warmed ^= list.snapshot.touch_plate_probes(read_keys, misreads);
-                    }
+                    warmed ^= list.snapshot.warm_plate_candidates(
+                        &keys,
+                        misreads,
+                        &mut scratch.candidates,
+                    );
                 }
                 std::hint::black_box(warmed);
                 for (read, read_keys) in chunk.iter().zip(&keys) {
