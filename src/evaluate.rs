@@ -4,7 +4,8 @@
 //! The hotlist holds the simulator's hotlisted vehicles (each entry knows its vehicle) filled up
 //! to the list size with realistic registrations of vehicles that never drive by, plus witness
 //! partial plates. A pass is caught when an alert names the vehicle's own entry; every alert
-//! naming any other entry is a false alert.
+//! naming any other entry is a false alert. Only alerts that page count: an exact plate from another
+//! state is recorded but never paged.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use platestream_engine::hotlist::HotlistEntry;
-use platestream_engine::matcher::Matcher;
+use platestream_engine::matcher::{JurisdictionAgreement, Matcher};
 use platestream_engine::normalize::normalize_read;
 use platestream_engine::simulate::{random_registration, GroundTruth, Simulator, SimulatorConfig};
 use platestream_engine::store::{HotlistStore, MatchModes};
@@ -184,6 +185,9 @@ pub fn evaluate(options: &EvaluateOptions) -> Result<Vec<EvaluationRow>> {
             for (read, truth) in &reads {
                 matches.clear();
                 store.match_read(read, read.observed_at, &mut matches);
+                // An exact plate from another state is recorded but never paged: it is neither a
+                // catch nor a false alert an officer would act on.
+                matches.retain(|hit| hit.jurisdiction != JurisdictionAgreement::Differs);
                 let own_entry = vehicle_entry_id(truth.vehicle_id);
                 let caught = truth.hotlisted && matches.iter().any(|hit| hit.entry.id == own_entry);
                 row.false_alerts += matches

@@ -63,8 +63,9 @@ pub struct Alert {
     /// `field` (the alerts topic) or `covert` (a restricted topic only), from the list policy.
     #[serde(default)]
     pub route: AlertRoute,
-    /// The same plate hit the same entry within the list's suppression window: recorded and
-    /// archived, but officers are not paged again.
+    /// Recorded and archived, but officers are not paged: the same plate hit the same entry
+    /// within the list's suppression window, or the plate is exact but the read's jurisdiction
+    /// differs from the entry's (`jurisdiction_agreement` = `differs`).
     #[serde(default)]
     pub suppressed: bool,
     /// The entry's id within its list (for upserts, deletes and suppression).

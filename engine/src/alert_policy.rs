@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 use crate::alert::Alert;
+use crate::matcher::JurisdictionAgreement;
 use crate::read::PlateRead;
 
 /// Default suppression window: a stolen car parked in front of a camera would otherwise page
@@ -153,8 +154,14 @@ impl AlertPolicy {
     }
 
     /// Sets `alert.suppressed` when the same plate hit the same entry within the list's window
-    /// (by observation time, so replays and backfills decide the same way as live traffic).
+    /// (by observation time, so replays and backfills decide the same way as live traffic), and
+    /// for an exact plate from another state: recorded for whoever reviews hits, never a page
+    /// (nor does it hold back the page of a later hit from the entry's own state).
     pub fn apply(&self, read: &PlateRead, window_secs: Option<u64>, alert: &mut Alert) {
+        if alert.jurisdiction_agreement == JurisdictionAgreement::Differs {
+            alert.suppressed = true;
+            return;
+        }
         let window = window_secs.map_or(self.default_window_ms, window_ms);
         if window == 0 {
             return;
@@ -264,6 +271,32 @@ mod tests {
         // A replay of the very read that paged pages again (same alert_id for consumers).
         let first = read_at("ABC123", 0);
         assert!(!alerts_for(&store, &policy, &first)[0].suppressed);
+    }
+
+    #[test]
+    fn an_exact_plate_from_another_state_is_recorded_but_never_paged() {
+        let store = HotlistStore::default();
+        store.set_policy(ListPolicy::named("stolen_vehicles"));
+        let mut entry = HotlistEntry::new("stolen_vehicles", "ABC123").unwrap();
+        entry.jurisdiction = Some("US-MT".to_owned());
+        store.upsert(Arc::new(entry));
+        let policy = AlertPolicy::default();
+        let in_state = |plate: &str, seconds: i64, state: &str| {
+            let mut read = read_at(plate, seconds);
+            read.jurisdiction = Some(state.to_owned());
+            read
+        };
+
+        let colorado = alerts_for(&store, &policy, &in_state("ABC123", 0, "US-CO"));
+        assert_eq!(colorado.len(), 1, "still recorded as a hit");
+        assert!(colorado[0].suppressed, "another state's plate pages nobody");
+        assert_eq!(
+            colorado[0].jurisdiction_agreement,
+            JurisdictionAgreement::Differs
+        );
+        // Nor does it count as the page that suppresses the entry's own state a minute later.
+        let montana = alerts_for(&store, &policy, &in_state("ABC123", 60, "US-MT"));
+        assert!(!montana[0].suppressed);
     }
 
     #[test]

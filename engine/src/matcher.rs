@@ -37,6 +37,12 @@ impl MatchKind {
     }
 }
 
+/// Score of an exact plate whose jurisdiction differs from the entry's: a candidate an officer
+/// must confirm on the image (the state is the least reliable part of a plate read), far below
+/// any match from the entry's own state. Misreads and partial plates from another state are no
+/// hit at all.
+pub const EXACT_OTHER_STATE_FACTOR: f32 = 0.3;
+
 /// How the read's jurisdiction relates to the entry's: officers must confirm the state before a
 /// stop, because the same characters are issued by many states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,8 +207,17 @@ impl Matcher for ExactMatcher {
                         entry.jurisdiction.as_deref().unwrap_or("unknown")
                     ),
                 ),
-                // Same characters from another state are another vehicle.
-                JurisdictionAgreement::Differs => continue,
+                // Same characters from another state are usually another vehicle, but the
+                // state may be the misread part: a candidate, scored low and never paged.
+                JurisdictionAgreement::Differs => (
+                    EXACT_OTHER_STATE_FACTOR,
+                    format!(
+                        "plate agrees; the entry is from {}, the reader saw {}: probably another \
+                         vehicle, confirm the state on the image before acting",
+                        entry.jurisdiction.as_deref().unwrap_or("unknown"),
+                        read.jurisdiction.as_deref().unwrap_or("unknown")
+                    ),
+                ),
             };
             matches.push(Match {
                 entry: Arc::clone(entry),
@@ -268,9 +283,14 @@ mod tests {
     }
 
     #[test]
-    fn another_states_plate_is_another_vehicle_but_unknown_state_is_flagged() {
+    fn another_states_plate_is_a_low_candidate_and_unknown_state_is_flagged() {
         let other_state = matches_for(&read("ABC1234", Some("MD")));
-        assert_eq!(other_state.len(), 1, "only the any-jurisdiction entry");
+        let virginia = other_state
+            .iter()
+            .find(|m| m.jurisdiction == JurisdictionAgreement::Differs)
+            .expect("the Virginia entry is still a candidate");
+        assert_eq!(virginia.score, EXACT_OTHER_STATE_FACTOR);
+        assert!(virginia.explanation.contains("confirm the state"));
         let unknown = matches_for(&read("ABC1234", None));
         assert_eq!(unknown[0].jurisdiction, JurisdictionAgreement::ReadUnknown);
         assert!(unknown[0].explanation.contains("verify"));

@@ -801,7 +801,10 @@ mod tests {
             .filter(|&key| filter.may_contain(Located::of(key).hash))
             .count();
         // 16 bits per key: about 1 in 2,000 in theory; the bound leaves room for block skew.
-        assert!(passed < 100, "{passed} of 50,000 absent keys passed the filter");
+        assert!(
+            passed < 100,
+            "{passed} of 50,000 absent keys passed the filter"
+        );
     }
 
     #[test]

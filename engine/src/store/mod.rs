@@ -147,7 +147,11 @@ impl Default for HotlistStore {
     }
 }
 
-fn jurisdiction_note(agreement: JurisdictionAgreement, entry: &HotlistEntry) -> String {
+fn jurisdiction_note(
+    agreement: JurisdictionAgreement,
+    entry: &HotlistEntry,
+    read: &PlateRead,
+) -> String {
     match agreement {
         JurisdictionAgreement::Agrees => "jurisdiction agrees".to_owned(),
         JurisdictionAgreement::EntryAny => "the entry names no jurisdiction".to_owned(),
@@ -155,14 +159,21 @@ fn jurisdiction_note(agreement: JurisdictionAgreement, entry: &HotlistEntry) -> 
             "the reader could not tell the jurisdiction, the entry is {}: verify the state",
             entry.jurisdiction.as_deref().unwrap_or("unknown")
         ),
-        JurisdictionAgreement::Differs => "jurisdictions differ".to_owned(),
+        JurisdictionAgreement::Differs => format!(
+            "the entry is from {}, the reader saw {}: probably another vehicle, confirm the \
+             state on the image before acting",
+            entry.jurisdiction.as_deref().unwrap_or("unknown"),
+            read.jurisdiction.as_deref().unwrap_or("unknown")
+        ),
     }
 }
 
 /// How a candidate entry's jurisdiction agrees with the read's, if the entry may match at all:
-/// `None` when it was deleted, has expired, or is from another state. Same characters from
-/// another state are another vehicle (the Aurora, CO stop of 2020 was a Colorado SUV hit on a
-/// Montana motorcycle's plate number).
+/// `None` when it was deleted or has expired. A differing state is returned too: only an exact
+/// plate from another state is a hit (scored low, marked, and not paged; see
+/// [`crate::matcher::EXACT_OTHER_STATE_FACTOR`]), because the reader may have misread the state, but the same
+/// characters from another state are usually another vehicle (the Aurora, CO stop of 2020 was a
+/// Colorado SUV hit on a Montana motorcycle's plate number).
 fn live_agreement(
     indexed: &IndexedList,
     tombstones: Option<&PositionSet>,
@@ -179,7 +190,7 @@ fn live_agreement(
         read.jurisdiction.as_deref(),
         indexed.entries.jurisdiction(position),
     );
-    (agreement != JurisdictionAgreement::Differs).then_some(agreement)
+    Some(agreement)
 }
 
 fn jurisdiction_factor(agreement: JurisdictionAgreement) -> f32 {
@@ -187,7 +198,7 @@ fn jurisdiction_factor(agreement: JurisdictionAgreement) -> f32 {
         JurisdictionAgreement::Agrees => 1.0,
         JurisdictionAgreement::EntryAny => 0.95,
         JurisdictionAgreement::ReadUnknown => 0.8,
-        JurisdictionAgreement::Differs => 0.0,
+        JurisdictionAgreement::Differs => crate::matcher::EXACT_OTHER_STATE_FACTOR,
     }
 }
 
@@ -563,12 +574,19 @@ impl HotlistStore {
             let Some(agreement) = live_agreement(indexed, tombstones, position, read, now) else {
                 continue;
             };
+            // A misread from another state is two doubts at once: not a hit.
+            if !exact && agreement == JurisdictionAgreement::Differs {
+                continue;
+            }
             let factor = jurisdiction_factor(agreement);
             let hit = if exact {
                 let entry = indexed.entry(position);
                 let explanation = match agreement {
                     JurisdictionAgreement::Agrees => "plate and jurisdiction agree".to_owned(),
-                    _ => format!("plate agrees; {}", jurisdiction_note(agreement, &entry)),
+                    _ => format!(
+                        "plate agrees; {}",
+                        jurisdiction_note(agreement, &entry, read)
+                    ),
                 };
                 Match {
                     entry,
@@ -622,7 +640,7 @@ impl HotlistStore {
                     "possible misread of {}: {}; {}; confirm the plate on the image before acting",
                     entry.plate_norm,
                     difference.explain(),
-                    jurisdiction_note(agreement, &entry)
+                    jurisdiction_note(agreement, &entry, read)
                 );
                 Match {
                     entry,
@@ -677,6 +695,9 @@ impl HotlistStore {
             let Some(agreement) = live_agreement(indexed, tombstones, position, read, now) else {
                 continue;
             };
+            if agreement == JurisdictionAgreement::Differs {
+                continue;
+            }
             let entry = indexed.entry(position);
             let differences: Vec<CharacterDifference> = filled
                 .iter()
@@ -721,7 +742,7 @@ impl HotlistStore {
             }
             let explanation = format!(
                 "fits partial plate {pattern} (unknown: {unknowns}); {}; a partial plate fits many vehicles: confirm the vehicle description",
-                jurisdiction_note(agreement, &entry)
+                jurisdiction_note(agreement, &entry, read)
             );
             matches.push(Match {
                 entry,
@@ -875,7 +896,7 @@ impl HotlistStore {
                     describe_attributes(&attributes)
                 ));
             }
-            notes.push(jurisdiction_note(agreement, &entry));
+            notes.push(jurisdiction_note(agreement, &entry, read));
             notes.push(
                 "a description fits many vehicles: confirm the vehicle and its plate before acting"
                     .to_owned(),

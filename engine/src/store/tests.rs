@@ -68,13 +68,28 @@ fn exact_hits_keep_the_jurisdiction_rules_of_the_exact_matcher() {
     assert_eq!(found[1].jurisdiction, JurisdictionAgreement::EntryAny);
     assert_eq!(found[1].score, 0.95);
 
+    // A Maryland ABC1234 is probably another vehicle, unless the reader misread the state: the
+    // Virginia entry is a candidate scored far below the any-state entry, and says why.
     let other_state = matches_for(&store, &read("ABC1234", Some("MD")));
-    assert_eq!(
-        other_state.len(),
-        1,
-        "a Maryland ABC1234 is another vehicle"
+    let lists: Vec<&str> = other_state.iter().map(|m| m.entry.list.as_str()).collect();
+    assert_eq!(lists, vec!["stolen_vehicles", "local_bolo"]);
+    let virginia = &other_state[0];
+    assert_eq!(virginia.kind, MatchKind::Exact);
+    assert_eq!(virginia.jurisdiction, JurisdictionAgreement::Differs);
+    assert!(virginia.score < 0.5 && virginia.score < other_state[1].score);
+    assert!(
+        virginia
+            .explanation
+            .contains("from US-VA, the reader saw US-MD")
+            && virginia.explanation.contains("confirm the state"),
+        "{}",
+        virginia.explanation
     );
-    assert_eq!(other_state[0].entry.list, "local_bolo");
+    // One character off and another state: two doubts, no hit.
+    let misread_elsewhere = matches_for(&store, &read("A8C1234", Some("MD")));
+    assert!(misread_elsewhere
+        .iter()
+        .all(|m| m.jurisdiction != JurisdictionAgreement::Differs));
 
     let unknown = matches_for(&store, &read("ABC1234", None));
     assert_eq!(unknown[0].jurisdiction, JurisdictionAgreement::ReadUnknown);
