@@ -157,9 +157,12 @@ impl KeyFilter {
     #[inline]
     fn may_contain(&self, hash: u64) -> bool {
         let block = &self.blocks[self.block_of(hash)].0;
-        block.iter().enumerate().fold(true, |found, (word, bits)| {
-            found & (bits & Self::bit(hash, word) != 0)
-        })
+        // Branch-free: the answer is "no" for nearly every probe, at an unpredictable word.
+        let mut missing = 0u64;
+        for (word, bits) in block.iter().enumerate() {
+            missing |= !bits & Self::bit(hash, word);
+        }
+        missing == 0
     }
 
     #[inline]
@@ -184,6 +187,15 @@ pub(crate) struct StaticMultiMap {
     /// A position of 0 marks an empty slot.
     buckets: Vec<Bucket>,
     filter: Option<KeyFilter>,
+}
+
+/// A probe the filter let through, kept between the steps of
+/// [`IndexedList::batch_plate_candidates`].
+#[derive(Clone, Copy)]
+pub(crate) struct PassedProbe {
+    read: u32,
+    in_deletions: bool,
+    located: Located,
 }
 
 /// A key's hash: where its probe sequence starts, the fingerprint to look for along it and its
@@ -274,38 +286,39 @@ impl StaticMultiMap {
         }
     }
 
-    /// Loads the key's bucket unless the filter rules the key out: the second warming step, once
-    /// the filter blocks are in cache.
+    /// Whether the key may be in the map: false only when it certainly is not.
+    #[inline(always)]
+    pub(crate) fn may_contain(&self, located: Located) -> bool {
+        !self.buckets.is_empty()
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|filter| filter.may_contain(located.hash))
+    }
+
+    /// Loads the key's bucket without looking at it.
     #[inline(always)]
     pub(crate) fn touch_bucket(&self, located: Located) -> u32 {
-        if self.buckets.is_empty() {
-            return 0;
-        }
-        if let Some(filter) = &self.filter {
-            if !filter.may_contain(located.hash) {
-                return 0;
-            }
-        }
-        self.buckets[Self::home(located.hash, self.buckets.len())].0[0][0]
+        self.buckets
+            .get(Self::home(located.hash, self.buckets.len()))
+            .map_or(0, |bucket| bucket.0[0][0])
     }
 
     /// Appends the positions under the key. The filter's answer is inlined into the caller: most
     /// probes end there, and a call per probe was a tenth of matching's time.
     #[inline(always)]
     pub(crate) fn collect(&self, located: Located, out: &mut Vec<u32>) {
+        if self.may_contain(located) {
+            self.scan(located, out);
+        }
+    }
+
+    /// Appends the positions whose fingerprint is the key's, without asking the filter.
+    #[inline(never)]
+    pub(crate) fn scan(&self, located: Located, out: &mut Vec<u32>) {
         if self.buckets.is_empty() {
             return;
         }
-        if let Some(filter) = &self.filter {
-            if !filter.may_contain(located.hash) {
-                return;
-            }
-        }
-        self.scan(located, out);
-    }
-
-    #[inline(never)]
-    fn scan(&self, located: Located, out: &mut Vec<u32>) {
         let fingerprint = located.hash as u32;
         let mut bucket = Self::home(located.hash, self.buckets.len());
         loop {
@@ -361,16 +374,52 @@ pub(crate) type PositionSet = HashSet<u32, BuildHasherDefault<PositionHasher>>;
 
 /// A q-gram key for partial-plate patterns: packed characters with the length folded in, so a
 /// 2-gram and a 3-gram never share a key.
-fn gram_key(gram: impl IntoIterator<Item = u8>, len: usize) -> u64 {
-    (pack(gram) << 2) | len as u64
+fn packed_gram_key(packed: u64, len: usize) -> u64 {
+    (packed << 2) | len as u64
+}
+
+/// Packed 2-grams are below 37²; 3-grams below 37³.
+const PACKED_PAIRS: usize = 37 * 37;
+const PACKED_TRIPLES: usize = 37 * 37 * 37;
+
+/// Which 2- and 3-grams some pattern of the list is indexed by, one bit per possible gram
+/// (6.5 KB): a read's dozen-odd grams are ruled out by a bit test each, without hashing, and only
+/// a gram some pattern starts with costs a lookup.
+#[derive(Debug, Default)]
+pub(crate) struct GramSet {
+    bits: Vec<u64>,
+}
+
+impl GramSet {
+    fn slot(packed: u64, len: usize) -> usize {
+        match len {
+            2 => packed as usize,
+            _ => PACKED_PAIRS + packed as usize,
+        }
+    }
+
+    fn insert(&mut self, packed: u64, len: usize) {
+        if self.bits.is_empty() {
+            self.bits = vec![0; (PACKED_PAIRS + PACKED_TRIPLES).div_ceil(64)];
+        }
+        let slot = Self::slot(packed, len);
+        if let Some(word) = self.bits.get_mut(slot / 64) {
+            *word |= 1 << (slot % 64);
+        }
+    }
+
+    #[inline]
+    fn contains(&self, packed: u64, len: usize) -> bool {
+        let slot = Self::slot(packed, len);
+        self.bits
+            .get(slot / 64)
+            .is_some_and(|word| word & (1 << (slot % 64)) != 0)
+    }
 }
 
 /// Keys of a read: a plate is at most `MAX_PLATE_LEN` characters, so its deletions (one per
 /// character) fit a fixed array and a read costs no allocation.
 const MAX_READ_KEYS: usize = crate::normalize::MAX_PLATE_LEN + 2;
-
-/// The 2- and 3-grams of a plate of `MAX_READ_KEYS` characters.
-const MAX_READ_GRAMS: usize = 2 * MAX_READ_KEYS - 3;
 
 #[derive(Clone, Copy)]
 pub(crate) struct KeyArray<const N: usize> {
@@ -415,52 +464,47 @@ impl<'a> ReadKeys<'a> {
     pub(crate) fn new(plate: &'a str, with_misreads: bool) -> Self {
         let plate = plate.as_bytes();
         let mut class_deletions = KeyArray::new();
-        if with_misreads && plate.len() <= MAX_READ_KEYS {
-            // key without position i = prefix(0..i) * 37^(len-i-1) + suffix(i+1..len): all
-            // deletions in two passes instead of one full pack per position.
+        let class_key = if plate.len() <= MAX_READ_KEYS {
             let len = plate.len();
-            let mut suffixes = [0u64; MAX_READ_KEYS + 1];
-            let mut powers = [1u64; MAX_READ_KEYS + 1];
-            for position in (0..len).rev() {
-                let weight = powers[len - 1 - position];
-                suffixes[position] = suffixes[position + 1].wrapping_add(
-                    character_code(confusion_class(plate[position])).wrapping_mul(weight),
-                );
-                powers[len - position] = weight.wrapping_mul(37);
+            // Each character's look-alike class, coded once for the key and all its deletions.
+            let mut codes = [0u64; MAX_READ_KEYS];
+            for (code, &character) in codes.iter_mut().zip(plate) {
+                *code = character_code(confusion_class(character));
             }
-            let mut prefix = 0u64;
-            for position in 0..len {
-                let tail = suffixes[position + 1];
-                class_deletions.push(
-                    Located::of(
-                        prefix
-                            .wrapping_mul(powers[len - 1 - position])
-                            .wrapping_add(tail),
-                    )
-                    .hash,
-                );
-                prefix = prefix
-                    .wrapping_mul(37)
-                    .wrapping_add(character_code(confusion_class(plate[position])));
+            let codes = &codes[..len];
+            if with_misreads {
+                // key without position i = prefix(0..i) * 37^(len-i-1) + suffix(i+1..len): all
+                // deletions in two passes instead of one full pack per position.
+                let mut suffixes = [0u64; MAX_READ_KEYS + 1];
+                let mut powers = [1u64; MAX_READ_KEYS + 1];
+                for position in (0..len).rev() {
+                    let weight = powers[len - 1 - position];
+                    suffixes[position] =
+                        suffixes[position + 1].wrapping_add(codes[position].wrapping_mul(weight));
+                    powers[len - position] = weight.wrapping_mul(37);
+                }
+                let mut prefix = 0u64;
+                for (position, &code) in codes.iter().enumerate() {
+                    let deleted = prefix
+                        .wrapping_mul(powers[len - 1 - position])
+                        .wrapping_add(suffixes[position + 1]);
+                    class_deletions.push(Located::of(deleted).hash);
+                    prefix = prefix.wrapping_mul(37).wrapping_add(code);
+                }
             }
-        }
+            codes
+                .iter()
+                .fold(0u64, |key, &code| key.wrapping_mul(37).wrapping_add(code))
+        } else {
+            // Reads longer than any plate are refused by normalization; matched exactly if here.
+            pack(class_key_bytes(plate))
+        };
         Self {
             plate,
             packed_plate: pack(plate.iter().copied()),
-            class_key: Located::of(pack(class_key_bytes(plate))),
+            class_key: Located::of(class_key),
             class_deletions,
         }
-    }
-
-    /// The plate's 2- and 3-grams, the keys partial-plate patterns are indexed by.
-    fn grams(&self) -> KeyArray<MAX_READ_GRAMS> {
-        let mut grams = KeyArray::new();
-        for width in [2usize, 3] {
-            for window in self.plate.windows(width) {
-                grams.push(gram_key(window.iter().copied(), width));
-            }
-        }
-        grams
     }
 }
 
@@ -481,10 +525,27 @@ pub(crate) struct IndexedList {
     pub patterns: Vec<(u32, PlatePattern)>,
     /// Indexes into `patterns` by a q-gram of known characters.
     pub patterns_by_gram: StaticMultiMap,
+    /// The q-grams `patterns_by_gram` holds.
+    pub pattern_grams: GramSet,
     /// Indexes into `patterns` that have no two adjacent known characters.
     pub unindexed_patterns: Vec<u32>,
     /// BOLOs: vehicle descriptions and reference vectors.
     pub bolos: super::bolo::BoloIndex,
+}
+
+/// The q-gram a pattern is indexed by: the first two or three characters of its first run of
+/// known characters, packed, with the width.
+fn pattern_index_gram(pattern: &PlatePattern) -> Option<(u64, usize)> {
+    let run = pattern.known_runs().first().copied()?;
+    if run.len() < 2 {
+        return None;
+    }
+    let width = run.len().min(3);
+    let gram = run[..width].iter().map(|token| match token {
+        PatternToken::Known(character) => *character,
+        _ => 0,
+    });
+    Some((pack(gram), width))
 }
 
 pub(crate) fn id_key(id: &str) -> u64 {
@@ -578,26 +639,19 @@ impl IndexedList {
                 emit(id_key(&entry.id), position as u32);
             }
         });
-        // Each read asks for a dozen or more q-grams and nearly none is a pattern's.
-        let patterns_by_gram = StaticMultiMap::build_filtered(
-            |emit| {
-                for (index, (_, pattern)) in patterns.iter().enumerate() {
-                    let Some(run) = pattern.known_runs().first().copied() else {
-                        continue;
-                    };
-                    if run.len() < 2 {
-                        continue;
-                    }
-                    let width = run.len().min(3);
-                    let gram = run[..width].iter().map(|token| match token {
-                        PatternToken::Known(character) => *character,
-                        _ => 0,
-                    });
-                    emit(gram_key(gram, width), index as u32);
+        let mut pattern_grams = GramSet::default();
+        let patterns_by_gram = StaticMultiMap::build(|emit| {
+            for (index, (_, pattern)) in patterns.iter().enumerate() {
+                if let Some((packed, width)) = pattern_index_gram(pattern) {
+                    emit(packed_gram_key(packed, width), index as u32);
                 }
-            },
-            16,
-        );
+            }
+        });
+        for (_, pattern) in &patterns {
+            if let Some((packed, width)) = pattern_index_gram(pattern) {
+                pattern_grams.insert(packed, width);
+            }
+        }
         let list_name = entries.first().map_or("", |entry| entry.list.as_str());
         let mut compact = CompactEntries::with_capacity(list_name, entries.len());
         for (entry, &packed) in entries.iter().zip(&plates) {
@@ -614,6 +668,7 @@ impl IndexedList {
             by_id,
             patterns,
             patterns_by_gram,
+            pattern_grams,
             unindexed_patterns,
         };
         (list, refused)
@@ -668,19 +723,25 @@ impl IndexedList {
         self.for_each_plate_probe(read, misreads, |map, located| map.collect(located, out));
     }
 
-    /// Warms, for a batch of reads, what [`Self::plate_candidates`] and the checks after it will
-    /// load, in three steps each taken for every read before the next: the probes' filter blocks,
-    /// then the buckets the filters let through, then the candidates' plates and hot fields. Each
-    /// step's loads are independent of each other, so their cache misses overlap; matching read
-    /// by read would wait on each in turn.
-    pub(crate) fn warm_plate_candidates(
+    /// The candidates of a whole batch of reads, as [`Self::plate_candidates`] finds them for one,
+    /// appended to `positions` with one bound per read pushed to `bounds` (read `i`'s candidates
+    /// end at `bounds[i]`). Found in steps, each taken for every read before the next: load the
+    /// probes' filter blocks; ask the filters and load the buckets they let through; scan those;
+    /// load the candidates' plates and hot fields. Each step's loads are independent of each
+    /// other, so their cache misses overlap, where matching read by read waits on each in turn;
+    /// and each probe is hashed and filtered once.
+    pub(crate) fn batch_plate_candidates(
         &self,
         reads: &[ReadKeys<'_>],
         misreads: bool,
-        scratch: &mut Vec<u32>,
-    ) -> u64 {
+        passed: &mut Vec<PassedProbe>,
+        positions: &mut Vec<u32>,
+        bounds: &mut Vec<usize>,
+    ) {
+        let first = positions.len();
         if self.plates.is_empty() {
-            return 0;
+            bounds.extend(std::iter::repeat_n(first, reads.len()));
+            return;
         }
         let mut warmed = 0u64;
         for read in reads {
@@ -688,18 +749,33 @@ impl IndexedList {
                 warmed ^= u64::from(map.touch(located));
             });
         }
-        for read in reads {
+        passed.clear();
+        for (index, read) in reads.iter().enumerate() {
             self.for_each_plate_probe(read, misreads, |map, located| {
-                warmed ^= u64::from(map.touch_bucket(located));
+                if map.may_contain(located) {
+                    warmed ^= u64::from(map.touch_bucket(located));
+                    passed.push(PassedProbe {
+                        read: index as u32,
+                        in_deletions: std::ptr::eq(map, &self.by_deletion),
+                        located,
+                    });
+                }
             });
         }
-        scratch.clear();
-        for read in reads {
-            self.for_each_plate_probe(read, misreads, |map, located| {
-                map.collect(located, scratch);
-            });
+        std::hint::black_box(warmed);
+        let mut probes = passed.iter().peekable();
+        for index in 0..reads.len() as u32 {
+            while let Some(probe) = probes.next_if(|probe| probe.read == index) {
+                let map = if probe.in_deletions {
+                    &self.by_deletion
+                } else {
+                    &self.by_class_key
+                };
+                map.scan(probe.located, positions);
+            }
+            bounds.push(positions.len());
         }
-        warmed ^ self.warm_candidates(scratch)
+        std::hint::black_box(self.warm_candidates(&positions[first..]));
     }
 
     /// Calls `visit` with each map and located key a read's plate is looked up by.
@@ -736,14 +812,18 @@ impl IndexedList {
     /// Indexes into `patterns` worth checking against the read.
     pub(crate) fn pattern_candidates(&self, read: &ReadKeys<'_>, out: &mut Vec<u32>) {
         if !self.patterns_by_gram.is_empty() {
-            let grams = read.grams();
-            let grams = grams.as_slice();
-            let mut located = [Located::default(); MAX_READ_GRAMS];
-            for (slot, &gram) in located.iter_mut().zip(grams) {
-                *slot = self.patterns_by_gram.locate(gram);
-            }
-            for &bucket in &located[..grams.len()] {
-                self.patterns_by_gram.collect(bucket, out);
+            let plate = read.plate;
+            for start in 0..plate.len().saturating_sub(1) {
+                let pair = character_code(plate[start]) * 37 + character_code(plate[start + 1]);
+                if self.pattern_grams.contains(pair, 2) {
+                    self.patterns_by_gram.get(packed_gram_key(pair, 2), out);
+                }
+                if let Some(&third) = plate.get(start + 2) {
+                    let triple = pair * 37 + character_code(third);
+                    if self.pattern_grams.contains(triple, 3) {
+                        self.patterns_by_gram.get(packed_gram_key(triple, 3), out);
+                    }
+                }
             }
         }
         out.extend_from_slice(&self.unindexed_patterns);
@@ -756,6 +836,7 @@ impl IndexedList {
             + self.by_deletion.heap_bytes()
             + self.by_id.heap_bytes()
             + self.patterns_by_gram.heap_bytes()
+            + self.pattern_grams.bits.capacity() * 8
             + self.patterns.capacity() * std::mem::size_of::<(u32, PlatePattern)>()
             + self.unindexed_patterns.capacity() * 4
             + self.bolos.heap_bytes()

@@ -34,7 +34,7 @@ use crate::read::{PlateRead, Timestamp};
 
 use bolo::ReadAttributeKeys;
 pub use index::MAX_UNINDEXED_PATTERNS;
-use index::{IndexedList, PositionSet, ReadKeys};
+use index::{IndexedList, PassedProbe, PositionSet, ReadKeys};
 
 /// Which kinds of match the store looks for (per list, the list policy can turn kinds off too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +229,31 @@ struct Scratch {
     bolos: Vec<BoloCandidate>,
     appearance: Vec<(u32, f32)>,
     unit_embedding: Vec<f32>,
+    batch: BatchCandidates,
+}
+
+/// The snapshot candidates of every read of a batch for every list, found before any read of the
+/// batch is matched (see [`IndexedList::batch_plate_candidates`]).
+struct BatchCandidates {
+    passed: Vec<PassedProbe>,
+    positions: Vec<u32>,
+    /// List `l`, read `r` of `n`: `positions[bounds[l * n + r]..bounds[l * n + r + 1]]`.
+    bounds: Vec<usize>,
+}
+
+impl BatchCandidates {
+    const fn new() -> Self {
+        Self {
+            passed: Vec::new(),
+            positions: Vec::new(),
+            bounds: Vec::new(),
+        }
+    }
+
+    fn of(&self, list: usize, read: usize, reads: usize) -> &[u32] {
+        let at = list * reads + read;
+        &self.positions[self.bounds[at]..self.bounds[at + 1]]
+    }
 }
 
 thread_local! {
@@ -239,6 +264,7 @@ thread_local! {
             bolos: Vec::new(),
             appearance: Vec::new(),
             unit_embedding: Vec::new(),
+            batch: BatchCandidates::new(),
         })
     };
 }
@@ -540,12 +566,15 @@ impl HotlistStore {
             .sum()
     }
 
+    /// `found`: the read's plate candidates in `indexed` when they were found for its whole batch.
+    #[allow(clippy::too_many_arguments)]
     fn match_list(
         &self,
         list: &ListState,
         indexed: &IndexedList,
         tombstones: Option<&PositionSet>,
         subject: &ReadToMatch<'_>,
+        found: Option<&[u32]>,
         scratch: &mut Scratch,
         matches: &mut Vec<Match>,
     ) {
@@ -559,7 +588,10 @@ impl HotlistStore {
         let misreads = self.modes.misreads && list.policy.misreads;
         let candidates = &mut scratch.candidates;
         candidates.clear();
-        indexed.plate_candidates(keys, misreads, candidates);
+        match found {
+            Some(found) => candidates.extend_from_slice(found),
+            None => indexed.plate_candidates(keys, misreads, candidates),
+        }
         if candidates.len() > 1 {
             candidates.sort_unstable();
             candidates.dedup();
@@ -984,6 +1016,7 @@ impl HotlistStore {
         keys: &ReadKeys<'_>,
         now: Timestamp,
         any_bolos: bool,
+        found: Option<(&BatchCandidates, usize, usize)>,
         scratch: &mut Scratch,
         matches: &mut Vec<Match>,
     ) {
@@ -1004,10 +1037,19 @@ impl HotlistStore {
             attribute_keys: attribute_keys.as_ref(),
             unit_embedding: (!unit_embedding.is_empty()).then_some(unit_embedding.as_slice()),
         };
-        for list in &state.lists {
+        for (index, list) in state.lists.iter().enumerate() {
             let tombstones = (!list.tombstones.is_empty()).then_some(&*list.tombstones);
-            self.match_list(list, &list.snapshot, tombstones, &subject, scratch, matches);
-            self.match_list(list, &list.overlay, None, &subject, scratch, matches);
+            let in_snapshot = found.map(|(batch, read, reads)| batch.of(index, read, reads));
+            self.match_list(
+                list,
+                &list.snapshot,
+                tombstones,
+                &subject,
+                in_snapshot,
+                scratch,
+                matches,
+            );
+            self.match_list(list, &list.overlay, None, &subject, None, scratch, matches);
         }
         scratch.unit_embedding = unit_embedding;
         matches[first_new..].sort_by(by_urgency);
@@ -1023,7 +1065,7 @@ impl Matcher for HotlistStore {
         let keys = ReadKeys::new(&read.plate_norm, self.modes.misreads);
         let any_bolos = Self::any_bolos(&state);
         SCRATCH.with_borrow_mut(|scratch| {
-            self.match_keys(&state, read, &keys, now, any_bolos, scratch, matches)
+            self.match_keys(&state, read, &keys, now, any_bolos, None, scratch, matches)
         });
     }
 
@@ -1058,22 +1100,30 @@ impl Matcher for HotlistStore {
                         .iter()
                         .map(|read| ReadKeys::new(&read.plate_norm, self.modes.misreads)),
                 );
-                let mut warmed = 0u64;
+                let mut batch = std::mem::replace(&mut scratch.batch, BatchCandidates::new());
+                batch.positions.clear();
+                batch.bounds.clear();
+                batch.bounds.push(0);
                 for list in &state.lists {
                     let misreads = self.modes.misreads && list.policy.misreads;
-                    warmed ^= list.snapshot.warm_plate_candidates(
+                    list.snapshot.batch_plate_candidates(
                         &keys,
                         misreads,
-                        &mut scratch.candidates,
+                        &mut batch.passed,
+                        &mut batch.positions,
+                        &mut batch.bounds,
                     );
                 }
-                std::hint::black_box(warmed);
-                for (read, read_keys) in chunk.iter().zip(&keys) {
+                for (index, (read, read_keys)) in chunk.iter().zip(&keys).enumerate() {
                     if !read.plate_norm.is_empty() {
-                        self.match_keys(&state, read, read_keys, now, any_bolos, scratch, matches);
+                        let found = Some((&batch, index, chunk.len()));
+                        self.match_keys(
+                            &state, read, read_keys, now, any_bolos, found, scratch, matches,
+                        );
                     }
                     ends.push(matches.len());
                 }
+                scratch.batch = batch;
             }
         });
     }

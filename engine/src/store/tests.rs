@@ -396,7 +396,27 @@ fn matching_a_batch_finds_what_matching_each_read_finds() {
     simulator.write_hotlist_csv(&mut csv).unwrap();
     let mut entries = load_hotlist_csv("sim", csv.as_slice()).unwrap().entries;
     entries.push(Arc::new(HotlistEntry::new("hotlist", "7X?2*").unwrap()));
+    // A second list holding some of the same plates, and live additions on top of both (the
+    // overlay): a batch's candidates are kept per list and read.
+    let second_list: Vec<Arc<HotlistEntry>> = entries
+        .iter()
+        .step_by(3)
+        .filter(|entry| !entry.partial)
+        .map(|entry| Arc::new(HotlistEntry::new("local_bolo", &entry.plate).unwrap()))
+        .collect();
+    let late: Vec<String> = entries
+        .iter()
+        .skip(1)
+        .step_by(5)
+        .map(|e| e.plate.clone())
+        .collect();
+    entries.extend(second_list);
     let store = HotlistStore::from_entries(MatchModes::FULL, &[], entries);
+    for (number, plate) in late.iter().enumerate() {
+        let mut entry = HotlistEntry::new("late_additions", plate).unwrap();
+        entry.id = format!("late-{number}");
+        store.upsert(Arc::new(entry));
+    }
     let now = Timestamp::now();
     let reads: Vec<PlateRead> = (0..3_000)
         .map(|i| {
