@@ -169,11 +169,11 @@ fn jurisdiction_note(
 }
 
 /// How a candidate entry's jurisdiction agrees with the read's, if the entry may match at all:
-/// `None` when it was deleted or has expired. A differing state is returned too: only an exact
-/// plate from another state is a hit (scored low, marked, and not paged; see
-/// [`crate::matcher::EXACT_OTHER_STATE_FACTOR`]), because the reader may have misread the state, but the same
-/// characters from another state are usually another vehicle (the Aurora, CO stop of 2020 was a
-/// Colorado SUV hit on a Montana motorcycle's plate number).
+/// `None` when it was deleted or has expired. A differing state is returned too: an exact plate
+/// from another state is a hit (scored low, marked, and not paged; see
+/// [`crate::matcher::EXACT_OTHER_STATE_FACTOR`]), because the reader may have misread the state;
+/// but the same characters from another state are usually another vehicle (the Aurora, CO stop
+/// of 2020 was a Colorado SUV hit on a Montana motorcycle's plate number).
 fn live_agreement(
     indexed: &IndexedList,
     tombstones: Option<&PositionSet>,
