@@ -268,11 +268,6 @@ impl StaticMultiMap {
         ((u128::from(hash) * bucket_count as u128) >> 64) as usize
     }
 
-    #[inline]
-    pub(crate) fn locate(&self, key: u64) -> Located {
-        Located::of(key)
-    }
-
     /// Loads what a lookup of the key will look at first (its filter block, or its bucket)
     /// without looking at it; see [`IndexedList::plate_candidates`].
     #[inline(always)]
@@ -339,7 +334,7 @@ impl StaticMultiMap {
 
     #[inline]
     pub(crate) fn get(&self, key: u64, out: &mut Vec<u32>) {
-        self.collect(self.locate(key), out);
+        self.collect(Located::of(key), out);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -422,15 +417,15 @@ impl GramSet {
 const MAX_READ_KEYS: usize = crate::normalize::MAX_PLATE_LEN + 2;
 
 #[derive(Clone, Copy)]
-pub(crate) struct KeyArray<const N: usize> {
-    keys: [u64; N],
+pub(crate) struct KeyArray {
+    keys: [u64; MAX_READ_KEYS],
     len: usize,
 }
 
-impl<const N: usize> KeyArray<N> {
+impl KeyArray {
     fn new() -> Self {
         Self {
-            keys: [0; N],
+            keys: [0; MAX_READ_KEYS],
             len: 0,
         }
     }
@@ -438,7 +433,7 @@ impl<const N: usize> KeyArray<N> {
     fn push(&mut self, key: u64) {
         // Reads longer than any plate are refused by normalization; if one gets here anyway it
         // is matched on the keys that fit.
-        if self.len < N {
+        if self.len < MAX_READ_KEYS {
             self.keys[self.len] = key;
             self.len += 1;
         }
@@ -449,15 +444,15 @@ impl<const N: usize> KeyArray<N> {
     }
 }
 
-/// The keys a read's plate is looked up by, computed once and used for every list. Kept small
-/// (a batch of reads holds one each); partial-plate q-grams are made only for lists with patterns.
+/// The keys a read's plate is looked up by, computed once and used for every list. Kept small:
+/// a batch of reads holds one each (partial-plate q-grams are made by the lists with patterns).
 pub(crate) struct ReadKeys<'a> {
     pub plate: &'a [u8],
     pub packed_plate: u64,
     /// The plate's confusion key, located.
     pub class_key: Located,
     /// Each one-deletion of the confusion key, located ([`Located`]'s hash).
-    pub class_deletions: KeyArray<MAX_READ_KEYS>,
+    pub class_deletions: KeyArray,
 }
 
 impl<'a> ReadKeys<'a> {
