@@ -247,9 +247,14 @@ fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
         OnStop::CommitAll,
     );
     assert!(first.reads_archived >= 700);
-    // A crash after the archive was durable but before the Kafka commit.
+    // A crash after the archive was durable but before the Kafka commit; this run prepares
+    // messages on its consuming thread, the others on preparing threads.
+    let inline = KafkaSettings {
+        prepare_threads: Some(0),
+        ..settings.clone()
+    };
     let second = run_engine(
-        &settings,
+        &inline,
         archive.path(),
         &traffic.hotlist_csv,
         after(500),

@@ -2,6 +2,7 @@
 
 mod admin;
 pub mod hotlist_updates;
+mod prepare;
 mod settings;
 mod stream;
 

@@ -39,6 +39,11 @@ pub struct KafkaSettings {
     /// librdkafka properties for the producer only.
     #[serde(default)]
     pub producer: BTreeMap<String, String>,
+    /// Threads that decode, normalize and match consumed messages beside the consuming thread
+    /// (which archives, alerts and commits in message order); 0 keeps everything on the
+    /// consuming thread. Unset: one per core.
+    #[serde(default)]
+    pub prepare_threads: Option<usize>,
 }
 
 fn default_group_id() -> String {
@@ -79,6 +84,7 @@ impl KafkaSettings {
             properties: BTreeMap::new(),
             consumer: BTreeMap::new(),
             producer: BTreeMap::new(),
+            prepare_threads: None,
         }
     }
 

@@ -34,6 +34,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::prepare::{Disposition, MessageBatch, PreparePool, PreparedBatch, PreparedMessage};
 use super::{KafkaError, KafkaSettings};
 
 /// When to stop, besides a Ctrl-C.
@@ -243,15 +244,6 @@ impl ProducerContext for DeliveryTracker {
     }
 }
 
-/// A consumed message, as the loop hands it on.
-struct Incoming<'a> {
-    source: SourcePosition,
-    payload: &'a [u8],
-    key: Option<&'a [u8]>,
-    /// The message's timestamp (the producer's create time, unless the topic says otherwise).
-    produced_at_ms: Option<i64>,
-}
-
 struct PartitionState {
     /// Offsets up to this one are in the archive already (from a run that did not commit them).
     archived_through: Option<i64>,
@@ -346,6 +338,10 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often the loop looks at segment ages and publishes counters, in messages.
 const HOUSEKEEPING_EVERY: u64 = 1024;
 
+/// The longest the loop waits in one place (for a message, or for a batch being prepared)
+/// before it looks at the stop conditions again.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
 impl RunState<'_> {
     fn consume(
         &mut self,
@@ -354,61 +350,115 @@ impl RunState<'_> {
     ) -> Result<(), KafkaError> {
         let started = Instant::now();
         let stop = self.engine.options.stop.clone();
+        let threads = self.engine.settings.prepare_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        let mut pool = PreparePool::new(pipeline.preparer(), threads)?;
         let mut first_message_at: Option<Instant> = None;
         let mut last_message_at: Option<Instant> = None;
         let mut processed_messages: u64 = 0;
+        let mut processed_at_housekeeping: u64 = 0;
         loop {
+            // Prepared batches first: their alerts are due.
+            while let Some(batch) = pool.next_ready(None)? {
+                processed_messages += self.finish_batch(pipeline, observer, batch)?;
+            }
+            if processed_messages - processed_at_housekeeping >= HOUSEKEEPING_EVERY {
+                processed_at_housekeeping = processed_messages;
+                self.housekeeping(pipeline, observer, false)?;
+            }
             if stop.flag.load(Ordering::Relaxed) {
                 break;
             }
-            if let (Some(idle), Some(last)) = (stop.idle, last_message_at) {
-                if last.elapsed() >= idle {
+            let idle = pool.in_flight() == 0;
+            if let (Some(limit), Some(last)) = (stop.idle, last_message_at) {
+                if idle && last.elapsed() >= limit {
                     break;
                 }
             }
-            if stop
-                .messages
-                .is_some_and(|limit| processed_messages >= limit)
-            {
-                break;
+            // Messages that may still be taken in before the message limit.
+            let allowed = stop.messages.map(|limit| {
+                limit.saturating_sub(processed_messages + pool.pending_to_process() as u64)
+            });
+            if allowed == Some(0) || !pool.has_room() {
+                if idle {
+                    break;
+                }
+                if let Some(batch) = pool.next_ready(Some(POLL_TIMEOUT))? {
+                    processed_messages += self.finish_batch(pipeline, observer, batch)?;
+                }
+                continue;
             }
-            // A copy of the reference: the message borrows the consumer, not `self`.
+            // Whatever the consumer has at hand, up to a batch; waiting only when nothing else
+            // is under way.
             let consumer = self.consumer;
-            let polled = consumer.poll(Duration::from_millis(100));
-            self.handle_rebalance(pipeline, observer)?;
-            match polled {
-                None => {
-                    self.housekeeping(pipeline, observer, false)?;
-                    continue;
-                }
-                Some(Err(error)) => {
-                    counter!("platestream_consumer_errors_total").increment(1);
-                    tracing::warn!(%error, "consumer error");
-                    continue;
-                }
-                Some(Ok(message)) => {
-                    let now = Instant::now();
-                    first_message_at.get_or_insert(now);
-                    last_message_at = Some(now);
-                    let source = SourcePosition {
-                        topic: message.topic().to_owned(),
-                        partition: message.partition(),
-                        offset: message.offset(),
-                    };
-                    let payload = message.payload().unwrap_or_default();
-                    let incoming = Incoming {
-                        source,
-                        payload,
-                        key: message.key(),
-                        produced_at_ms: message.timestamp().to_millis(),
-                    };
-                    if self.handle_message(pipeline, observer, incoming)? {
-                        processed_messages += 1;
+            let mut polled = consumer.poll(if idle { POLL_TIMEOUT } else { Duration::ZERO });
+            let mut batch = MessageBatch::default();
+            let mut polled_any = false;
+            loop {
+                if self.rebalance_pending() {
+                    // What was polled before the rebalance is finished under the old assignment.
+                    pool.submit(std::mem::take(&mut batch))?;
+                    while let Some(ready) = pool.next_ready(Some(POLL_TIMEOUT))? {
+                        processed_messages += self.finish_batch(pipeline, observer, ready)?;
                     }
-                    if processed_messages % HOUSEKEEPING_EVERY == 0 {
+                    if pool.in_flight() > 0 {
+                        continue;
+                    }
+                    self.handle_rebalance(pipeline, observer)?;
+                }
+                let message = match polled {
+                    None => break,
+                    Some(Err(error)) => {
+                        counter!("platestream_consumer_errors_total").increment(1);
+                        tracing::warn!(%error, "consumer error");
+                        break;
+                    }
+                    Some(Ok(message)) => message,
+                };
+                polled_any = true;
+                let now = Instant::now();
+                first_message_at.get_or_insert(now);
+                last_message_at = Some(now);
+                let source = SourcePosition {
+                    topic: message.topic().to_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                };
+                if let Some(disposition) = self.classify(&source)? {
+                    batch.push(
+                        source,
+                        disposition,
+                        message.payload().unwrap_or_default(),
+                        message.key(),
+                        message.timestamp().to_millis(),
+                    );
+                }
+                let limit_reached = allowed.is_some_and(|allowed| {
+                    u64::try_from(batch.to_process()).unwrap_or(u64::MAX) >= allowed
+                });
+                if batch.is_full() || limit_reached {
+                    break;
+                }
+                polled = consumer.poll(Duration::ZERO);
+            }
+            pool.submit(batch)?;
+            if !polled_any {
+                match pool.next_ready(Some(POLL_TIMEOUT))? {
+                    Some(ready) => {
+                        processed_messages += self.finish_batch(pipeline, observer, ready)?;
+                    }
+                    None if pool.in_flight() == 0 => {
                         self.housekeeping(pipeline, observer, false)?;
                     }
+                    None => {}
                 }
+            }
+        }
+        // Messages already polled are finished (and archived) before the stop decides their fate.
+        while pool.in_flight() > 0 {
+            if let Some(batch) = pool.next_ready(Some(POLL_TIMEOUT))? {
+                self.finish_batch(pipeline, observer, batch)?;
             }
         }
         self.stop(pipeline, observer)?;
@@ -417,6 +467,15 @@ impl RunState<'_> {
             self.summary.active = last.duration_since(first);
         }
         Ok(())
+    }
+
+    /// Whether the last poll assigned or revoked partitions.
+    fn rebalance_pending(&self) -> bool {
+        self.consumer
+            .context()
+            .rebalanced
+            .lock()
+            .is_ok_and(|rebalanced| !rebalanced.is_empty())
     }
 
     fn handle_rebalance(
@@ -481,27 +540,13 @@ impl RunState<'_> {
             .ok_or_else(|| KafkaError::Internal("partition state vanished".to_owned()))
     }
 
-    /// Returns whether the message was processed (false: it was archived by an earlier run).
-    fn handle_message(
-        &mut self,
-        pipeline: &mut Pipeline,
-        observer: &mut dyn StreamObserver,
-        incoming: Incoming<'_>,
-    ) -> Result<bool, KafkaError> {
-        let Incoming {
-            source,
-            payload,
-            key,
-            produced_at_ms,
-        } = incoming;
-        let archive = Arc::clone(&self.engine.archive);
-        // Taken out for the call so that the partition's state can be borrowed beside it.
-        let mut processed = std::mem::take(&mut self.processed);
+    /// Decides, when a message is polled, what becomes of it; `None`: nothing now (the fetch
+    /// position was stale and has been moved back to where the durable archive ends).
+    fn classify(&mut self, source: &SourcePosition) -> Result<Option<Disposition>, KafkaError> {
         let consumer = self.consumer;
         let state = self.partition_state(&source.topic, source.partition)?;
         if let Some(resume_at) = state.resume_at {
             if source.offset > resume_at {
-                // A stale fetch position: go back to where the durable archive ends.
                 if state
                     .last_seek
                     .is_none_or(|at| at.elapsed() > Duration::from_millis(500))
@@ -516,31 +561,54 @@ impl RunState<'_> {
                         tracing::debug!(%error, "seek not possible yet; will retry");
                     }
                 }
-                self.processed = processed;
-                return Ok(false);
+                return Ok(None);
             }
             if source.offset == resume_at {
                 state.resume_at = None;
             }
         }
-        if source.offset < state.resume_at.unwrap_or(i64::MIN)
+        let already_archived = source.offset < state.resume_at.unwrap_or(i64::MIN)
             || state
                 .archived_through
-                .is_some_and(|through| source.offset <= through)
-        {
-            // Archived by an earlier run that did not get to commit it: committing it now keeps
-            // the group's lag honest.
-            if let Some(segment) = &mut state.segment {
-                segment.cover_offset(source.offset);
-            } else {
-                let mut segment = SegmentWriter::new(archive, &source.topic, source.partition)?;
-                segment.cover_offset(source.offset);
-                state.segment = Some(segment);
+                .is_some_and(|through| source.offset <= through);
+        Ok(Some(if already_archived {
+            Disposition::AlreadyArchived
+        } else {
+            Disposition::Process
+        }))
+    }
+
+    /// Finishes a prepared batch in message order; returns the messages processed.
+    fn finish_batch(
+        &mut self,
+        pipeline: &mut Pipeline,
+        observer: &mut dyn StreamObserver,
+        batch: PreparedBatch,
+    ) -> Result<u64, KafkaError> {
+        let mut processed = 0;
+        for message in batch.messages {
+            if self.finish_message(pipeline, observer, message)? {
+                processed += 1;
             }
-            self.summary.already_archived += 1;
-            self.processed = processed;
-            return Ok(false);
         }
+        Ok(processed)
+    }
+
+    /// Returns whether the message was processed (false: it was archived by an earlier run).
+    fn finish_message(
+        &mut self,
+        pipeline: &mut Pipeline,
+        observer: &mut dyn StreamObserver,
+        message: PreparedMessage,
+    ) -> Result<bool, KafkaError> {
+        let PreparedMessage {
+            source,
+            key,
+            produced_at_ms,
+            prepared,
+        } = message;
+        let archive = Arc::clone(&self.engine.archive);
+        let state = self.partition_state(&source.topic, source.partition)?;
         let segment = match &mut state.segment {
             Some(segment) => segment,
             empty => empty.insert(SegmentWriter::new(
@@ -549,10 +617,47 @@ impl RunState<'_> {
                 source.partition,
             )?),
         };
+        // Covered in message order, so a checkpoint commits only offsets whose reads it holds.
         segment.cover_offset(source.offset);
-        pipeline.process(payload, source, Timestamp::now(), &mut processed);
-        for alert in &processed.alerts {
-            segment.append_alert(alert)?;
+        let Some(prepared) = prepared else {
+            // Archived by an earlier run that did not get to commit it: committing it now keeps
+            // the group's lag honest.
+            self.summary.already_archived += 1;
+            return Ok(false);
+        };
+        // Taken out for the call so that the partition's state can be borrowed beside it.
+        let mut processed = std::mem::take(&mut self.processed);
+        pipeline.finish(prepared, Timestamp::now(), &mut processed);
+        let result = self.deliver(
+            observer,
+            &source,
+            key.as_deref(),
+            produced_at_ms,
+            &processed,
+        );
+        processed.clear();
+        self.processed = processed;
+        result.map(|()| true)
+    }
+
+    /// Archives a finished message's reads and alerts and produces its alerts and dead letters.
+    fn deliver(
+        &mut self,
+        observer: &mut dyn StreamObserver,
+        source: &SourcePosition,
+        key: Option<&[u8]>,
+        produced_at_ms: Option<i64>,
+        processed: &Processed,
+    ) -> Result<(), KafkaError> {
+        if let Some(segment) = self
+            .partitions
+            .get_mut(&source.topic)
+            .and_then(|partitions| partitions.get_mut(&source.partition))
+            .and_then(|state| state.segment.as_mut())
+        {
+            for alert in &processed.alerts {
+                segment.append_alert(alert)?;
+            }
         }
         // With duplicate suppression the reads that come out may be passes that began in another
         // partition: each goes to its own partition's segment.
@@ -596,11 +701,8 @@ impl RunState<'_> {
             }
             send(self.producer, record)?;
         }
-        processed.clear();
-        self.processed = processed;
-        Ok(true)
+        Ok(())
     }
-
     /// Appends reads to the open segments of the partitions they came from.
     fn archive_reads(&mut self, reads: &[platestream_engine::PlateRead]) -> Result<(), KafkaError> {
         for read in reads {
