@@ -13,6 +13,7 @@
 //! never be left behind by a commit.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
 use crate::read::{PlateRead, Timestamp};
@@ -41,17 +42,65 @@ struct PassKey(u128);
 
 impl PassKey {
     fn of(read: &PlateRead) -> Self {
+        let (reader, plate) = (read.reader_id.as_bytes(), read.plate_norm.as_bytes());
+        // One call over the joined bytes: the streaming hasher copies its input into a buffer
+        // first, which showed in profiles of the consuming thread.
+        let mut joined = [0u8; 128];
+        let length = reader.len() + 1 + plate.len();
+        if let Some(joined) = joined.get_mut(..length) {
+            let (reader_part, rest) = joined.split_at_mut(reader.len());
+            reader_part.copy_from_slice(reader);
+            if let Some(plate_part) = rest.get_mut(1..) {
+                plate_part.copy_from_slice(plate);
+            }
+            return Self(xxhash_rust::xxh3::xxh3_128(joined));
+        }
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        hasher.update(read.reader_id.as_bytes());
+        hasher.update(reader);
         hasher.update(&[0]);
-        hasher.update(read.plate_norm.as_bytes());
+        hasher.update(plate);
         Self(hasher.digest128())
     }
 }
 
+/// A reader id as a 64-bit hash, the key of the reader clocks. Two readers whose ids collide
+/// would share a clock (their passes could end early by the other's time, never be lost); with
+/// thousands of readers that is about as likely as two equal read ids.
+fn reader_key(reader_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(reader_id.as_bytes())
+}
+
+/// The hasher of maps whose keys are hashes already: the key's low 64 bits are the hash. The
+/// default SipHash of those keys (and of reader id strings) was a tenth of the consuming thread.
+#[derive(Debug, Default, Clone, Copy)]
+struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by the keys of this module; kept correct for any other key.
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn write_u128(&mut self, hash: u128) {
+        self.0 = u64::try_from(hash & u128::from(u64::MAX)).unwrap_or_default();
+    }
+}
+
+type Prehashed = BuildHasherDefault<PrehashedKey>;
+
 #[derive(Debug)]
 struct HeldRead {
     read: PlateRead,
+    /// [`reader_key`] of the read's reader.
+    reader: u64,
     /// Ingest time when the pass began, for the wall-clock release.
     held_since: Timestamp,
 }
@@ -73,12 +122,12 @@ pub enum Offered {
 pub struct DuplicateSuppressor {
     config: DedupeConfig,
     window_ms: i64,
-    held: HashMap<PassKey, HeldRead>,
+    held: HashMap<PassKey, HeldRead, Prehashed>,
     /// Passes in the order they began; entries whose pass already left `held` are skipped.
     began: VecDeque<(Timestamp, PassKey)>,
     /// The latest observation time seen per reader: each reader's own clock decides when its passes
     /// end, so one reader with a wrong clock cannot end (or hold) everyone else's.
-    reader_clock: HashMap<String, Timestamp>,
+    reader_clock: HashMap<u64, Timestamp, Prehashed>,
 }
 
 impl DuplicateSuppressor {
@@ -87,9 +136,9 @@ impl DuplicateSuppressor {
         Self {
             config,
             window_ms,
-            held: HashMap::new(),
+            held: HashMap::default(),
             began: VecDeque::new(),
-            reader_clock: HashMap::new(),
+            reader_clock: HashMap::default(),
         }
     }
 
@@ -105,13 +154,11 @@ impl DuplicateSuppressor {
         now: Timestamp,
         released: &mut Vec<PlateRead>,
     ) -> Offered {
-        match self.reader_clock.get_mut(&read.reader_id) {
-            Some(clock) => *clock = (*clock).max(read.observed_at),
-            None => {
-                self.reader_clock
-                    .insert(read.reader_id.clone(), read.observed_at);
-            }
-        }
+        let reader = reader_key(&read.reader_id);
+        self.reader_clock
+            .entry(reader)
+            .and_modify(|clock| *clock = (*clock).max(read.observed_at))
+            .or_insert(read.observed_at);
         let key = PassKey::of(&read);
         if let Some(held) = self.held.get_mut(&key) {
             let offset = read.observed_at.millis() - held.read.observed_at.millis();
@@ -127,6 +174,7 @@ impl DuplicateSuppressor {
             key,
             HeldRead {
                 read,
+                reader,
                 held_since: now,
             },
         );
@@ -156,7 +204,7 @@ impl DuplicateSuppressor {
                 .saturating_add(self.window_ms);
             let reader_moved_on = self
                 .reader_clock
-                .get(&held.read.reader_id)
+                .get(&held.reader)
                 .is_some_and(|clock| clock.millis() > pass_ends_at);
             let held_long_enough = now.millis() - began_at.millis() >= self.window_ms;
             if !(reader_moved_on || held_long_enough) {

@@ -519,7 +519,14 @@ impl RunState<'_> {
         topic: &str,
         partition: i32,
     ) -> Result<&mut PartitionState, KafkaError> {
-        let partitions = self.partitions.entry(topic.to_owned()).or_default();
+        if !self.partitions.contains_key(topic) {
+            // Looked up by reference first: this runs twice per message.
+            self.partitions.insert(topic.to_owned(), HashMap::new());
+        }
+        let partitions = self
+            .partitions
+            .get_mut(topic)
+            .ok_or_else(|| KafkaError::Internal("topic state vanished".to_owned()))?;
         if let std::collections::hash_map::Entry::Vacant(vacant) = partitions.entry(partition) {
             let recovery = recover_partition(&self.engine.archive.root, topic, partition)?;
             for path in &recovery.removed_incomplete {
