@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -153,17 +154,21 @@ pub(super) struct PreparedBatch {
     to_process: usize,
 }
 
+/// A prepared batch, or why preparing it failed (a bug: decoders refuse bad input, they do not
+/// panic). Without this a worker's panic would leave its batch missing and the engine waiting.
+type Outcome = Result<PreparedBatch, String>;
+
 /// Prepares batches on worker threads (or, with no workers, on the caller's thread) and returns
 /// them in submission order.
 pub(super) struct PreparePool {
     preparer: Preparer,
     work: Option<SyncSender<(u64, MessageBatch)>>,
-    done: Receiver<(u64, PreparedBatch)>,
+    done: Receiver<(u64, Outcome)>,
     workers: Vec<JoinHandle<()>>,
     next_submitted: u64,
     next_returned: u64,
     /// Prepared batches that finished before an earlier one.
-    finished: BTreeMap<u64, PreparedBatch>,
+    finished: BTreeMap<u64, Outcome>,
     /// Messages to process in submitted batches not yet returned.
     pending_to_process: usize,
     max_in_flight: usize,
@@ -174,7 +179,7 @@ impl PreparePool {
     pub(super) fn new(preparer: Preparer, threads: usize) -> Result<Self, KafkaError> {
         let max_in_flight = (threads * 2).max(1);
         let (work_sender, work_receiver) = sync_channel::<(u64, MessageBatch)>(max_in_flight);
-        let (done_sender, done) = sync_channel::<(u64, PreparedBatch)>(max_in_flight);
+        let (done_sender, done) = sync_channel::<(u64, Outcome)>(max_in_flight);
         let work_receiver = Arc::new(Mutex::new(work_receiver));
         let mut workers = Vec::with_capacity(threads);
         for number in 0..threads {
@@ -225,7 +230,7 @@ impl PreparePool {
         match &self.work {
             Some(work) => work.send((sequence, batch)).map_err(|_| stopped()),
             None => {
-                let prepared = batch.prepare(&self.preparer);
+                let prepared = prepare_contained(&self.preparer, batch);
                 self.finished.insert(sequence, prepared);
                 Ok(())
             }
@@ -242,8 +247,11 @@ impl PreparePool {
             return Ok(None);
         }
         loop {
-            if let Some(batch) = self.finished.remove(&self.next_returned) {
+            if let Some(outcome) = self.finished.remove(&self.next_returned) {
                 self.next_returned += 1;
+                let batch = outcome.map_err(|reason| {
+                    KafkaError::Internal(format!("preparing a batch of messages failed: {reason}"))
+                })?;
                 self.pending_to_process = self.pending_to_process.saturating_sub(batch.to_process);
                 return Ok(Some(batch));
             }
@@ -286,10 +294,22 @@ fn stopped() -> KafkaError {
     KafkaError::Internal("a prepare thread stopped unexpectedly".to_owned())
 }
 
+/// Prepares a batch; a panic becomes an error for the consuming thread to stop on, with the
+/// offsets of the batch's messages left uncommitted.
+fn prepare_contained(preparer: &Preparer, batch: MessageBatch) -> Outcome {
+    catch_unwind(AssertUnwindSafe(|| batch.prepare(preparer))).map_err(|panic| {
+        panic
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned())
+    })
+}
+
 fn prepare_batches(
     preparer: &Preparer,
     work: &Mutex<Receiver<(u64, MessageBatch)>>,
-    done: &SyncSender<(u64, PreparedBatch)>,
+    done: &SyncSender<(u64, Outcome)>,
 ) {
     loop {
         let next = match work.lock() {
@@ -299,7 +319,10 @@ fn prepare_batches(
         let Ok((sequence, batch)) = next else {
             return;
         };
-        if done.send((sequence, batch.prepare(preparer))).is_err() {
+        if done
+            .send((sequence, prepare_contained(preparer, batch)))
+            .is_err()
+        {
             return;
         }
     }
@@ -327,6 +350,49 @@ mod tests {
             topic: "reads".to_owned(),
             partition: 0,
             offset,
+        }
+    }
+
+    /// A decoder that panics on one payload, as a bug would.
+    struct PanicsOnBoom;
+
+    impl platestream_engine::decode::ReadDecoder for PanicsOnBoom {
+        fn format(&self) -> &'static str {
+            "canonical"
+        }
+
+        fn decode(
+            &self,
+            payload: &[u8],
+            reads: &mut Vec<platestream_engine::PlateRead>,
+        ) -> Result<platestream_engine::decode::Decoded, platestream_engine::decode::DecodeError>
+        {
+            assert!(payload != b"boom", "decoder bug");
+            CanonicalJsonDecoder.decode(payload, reads)
+        }
+    }
+
+    /// A panic while preparing stops the engine with an error naming it, instead of leaving the
+    /// consuming thread waiting for a batch that never comes; batches before it still come back.
+    #[test]
+    fn a_panic_while_preparing_is_an_error_not_a_hang() {
+        let pipeline = Pipeline::new(Arc::new(PanicsOnBoom), Arc::new(HotlistStore::default()));
+        for threads in [0, 2] {
+            let mut pool = PreparePool::new(pipeline.preparer(), threads).expect("pool");
+            for (offset, body) in [payload("7ABC123", 1), b"boom".to_vec()].iter().enumerate() {
+                let mut batch = MessageBatch::default();
+                let offset = i64::try_from(offset).unwrap_or(0);
+                batch.push(source(offset), Disposition::Process, body, None, None);
+                pool.submit(batch).expect("submit");
+            }
+            let first = pool
+                .next_ready(Some(Duration::from_secs(10)))
+                .expect("first");
+            assert_eq!(first.map(|batch| batch.messages.len()), Some(1));
+            let error = pool
+                .next_ready(Some(Duration::from_secs(10)))
+                .expect_err("the panicking batch");
+            assert!(error.to_string().contains("decoder bug"), "{error}");
         }
     }
 
