@@ -408,6 +408,8 @@ struct IssuingJurisdiction {
     code: &'static str,
     /// Share of vehicles seen in DC traffic.
     share: f64,
+    /// Percent of the vehicles registered in the United States, for national hotlists.
+    national_share: f64,
     formats: &'static [PlateFormat],
     vanity_share: f64,
     border: Option<Area>,
@@ -417,6 +419,7 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-DC",
         share: 40.0,
+        national_share: 0.12,
         formats: &[
             plate_format(b"LLDDDD", b"", 85.0),
             plate_format(b"NDDDDD", b"", 15.0),
@@ -427,6 +430,7 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-MD",
         share: 30.0,
+        national_share: 1.8,
         formats: &[
             plate_format(b"NLLDDDD", b"", 85.0),
             plate_format(b"LLLDDD", b"", 15.0),
@@ -437,6 +441,7 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-VA",
         share: 20.0,
+        national_share: 2.7,
         formats: &[
             plate_format(b"LLLDDDD", b"", 92.0),
             plate_format(b"LLLDDD", b"", 8.0),
@@ -447,6 +452,7 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-PA",
         share: 2.0,
+        national_share: 3.9,
         formats: &[plate_format(b"LLLDDDD", b"JKL", 1.0)],
         vanity_share: 0.0,
         border: None,
@@ -454,6 +460,7 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-NY",
         share: 1.8,
+        national_share: 4.0,
         formats: &[plate_format(b"LLLDDDD", b"HJKL", 1.0)],
         vanity_share: 0.0,
         border: None,
@@ -461,6 +468,7 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-NC",
         share: 1.5,
+        national_share: 3.3,
         formats: &[plate_format(b"LLLDDDD", b"HJKPT", 1.0)],
         vanity_share: 0.0,
         border: None,
@@ -468,6 +476,7 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-FL",
         share: 1.5,
+        national_share: 6.4,
         formats: &[plate_format(b"LLLLDD", b"", 1.0)],
         vanity_share: 0.0,
         border: None,
@@ -475,6 +484,7 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-DE",
         share: 1.2,
+        national_share: 0.35,
         formats: &[
             plate_format(b"NDDDDD", b"", 80.0),
             plate_format(b"NDDDD", b"", 20.0),
@@ -485,6 +495,7 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-TX",
         share: 1.0,
+        national_share: 8.6,
         formats: &[plate_format(b"LLLDDDD", b"", 1.0)],
         vanity_share: 0.0,
         border: None,
@@ -492,7 +503,181 @@ const JURISDICTIONS: &[IssuingJurisdiction] = &[
     IssuingJurisdiction {
         code: "US-WV",
         share: 1.0,
+        national_share: 0.6,
         formats: &[plate_format(b"NLLDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+];
+
+/// The largest states not already in [`JURISDICTIONS`], with the layout of their current standard
+/// plate: seen too rarely in DC to simulate as traffic, but most of any national hotlist.
+const OTHER_STATES: &[IssuingJurisdiction] = &[
+    IssuingJurisdiction {
+        code: "US-CA",
+        share: 0.0,
+        national_share: 11.2,
+        formats: &[plate_format(b"NLLLDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-OH",
+        share: 0.0,
+        national_share: 3.9,
+        formats: &[plate_format(b"LLLDDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-IL",
+        share: 0.0,
+        national_share: 3.6,
+        formats: &[plate_format(b"LLDDDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-GA",
+        share: 0.0,
+        national_share: 3.1,
+        formats: &[plate_format(b"LLLDDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-MI",
+        share: 0.0,
+        national_share: 3.1,
+        formats: &[plate_format(b"LLLDDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-NJ",
+        share: 0.0,
+        national_share: 2.6,
+        formats: &[plate_format(b"LDDLLL", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-WA",
+        share: 0.0,
+        national_share: 2.5,
+        formats: &[plate_format(b"LLLDDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-AZ",
+        share: 0.0,
+        national_share: 2.4,
+        formats: &[plate_format(b"LLLDDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-TN",
+        share: 0.0,
+        national_share: 2.3,
+        formats: &[plate_format(b"LLLDDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-IN",
+        share: 0.0,
+        national_share: 2.3,
+        formats: &[plate_format(b"DDDLLL", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-MA",
+        share: 0.0,
+        national_share: 2.0,
+        formats: &[plate_format(b"NLLLDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-MO",
+        share: 0.0,
+        national_share: 2.0,
+        formats: &[plate_format(b"LLDLLD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-WI",
+        share: 0.0,
+        national_share: 2.0,
+        formats: &[plate_format(b"LLLDDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-MN",
+        share: 0.0,
+        national_share: 2.0,
+        formats: &[plate_format(b"LLLDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-CO",
+        share: 0.0,
+        national_share: 2.0,
+        formats: &[plate_format(b"LLLLDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-SC",
+        share: 0.0,
+        national_share: 1.7,
+        formats: &[plate_format(b"LLLDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-AL",
+        share: 0.0,
+        national_share: 1.8,
+        formats: &[plate_format(b"DLLDDDD", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-LA",
+        share: 0.0,
+        national_share: 1.5,
+        formats: &[plate_format(b"DDDLLL", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-KY",
+        share: 0.0,
+        national_share: 1.4,
+        formats: &[plate_format(b"DDDLLL", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-OR",
+        share: 0.0,
+        national_share: 1.3,
+        formats: &[plate_format(b"DDDLLL", b"", 1.0)],
+        vanity_share: 0.0,
+        border: None,
+    },
+    IssuingJurisdiction {
+        code: "US-OK",
+        share: 0.0,
+        national_share: 1.3,
+        formats: &[plate_format(b"LLLDDD", b"", 1.0)],
         vanity_share: 0.0,
         border: None,
     },
@@ -1379,11 +1564,26 @@ fn issue_unique_plate(
     plate
 }
 
-/// A plate and its jurisdiction drawn like a simulated vehicle's (same state shares, formats and
-/// vanity plates), but outside the population: for filling hotlists to a realistic size in
-/// evaluation and benchmarks. Not checked for uniqueness.
+/// A plate and its jurisdiction as a national hotlist holds them: states by their share of the
+/// country's registrations (the District is a tenth of a percent of them, not the 40 % of its
+/// own traffic), each with its plate layout and vanity plates. For filling hotlists to a realistic
+/// size in evaluation and benchmarks; not checked against the population, so a filler entry can
+/// still name a simulated vehicle's plate now and then, as a real list can.
 pub fn random_registration(rng: &mut ChaCha8Rng) -> (String, &'static str) {
-    let jurisdiction = pick_weighted(JURISDICTIONS, |j| j.share, rng);
+    let total: f64 = JURISDICTIONS
+        .iter()
+        .chain(OTHER_STATES)
+        .map(|j| j.national_share)
+        .sum();
+    let mut pick = rng.random_range(0.0..total);
+    let mut jurisdiction = &JURISDICTIONS[0];
+    for candidate in JURISDICTIONS.iter().chain(OTHER_STATES) {
+        jurisdiction = candidate;
+        if pick < candidate.national_share {
+            break;
+        }
+        pick -= candidate.national_share;
+    }
     let plate = if rng.random_bool(jurisdiction.vanity_share) {
         vanity_plate(rng)
     } else {
@@ -1414,13 +1614,19 @@ fn serial_plate(format: &PlateFormat, rng: &mut ChaCha8Rng) -> String {
     plate
 }
 
+/// A personalized plate: a local stem made personal with a few characters of the owner's choosing.
+/// Each is unique in its state, and Virginia alone has about a million on the road, so the space
+/// must be large: two dozen stems with a two-digit number would make every 1M-entry national
+/// hotlist hold each of them several times, and every vanity read of the city a false hit.
 fn vanity_plate(rng: &mut ChaCha8Rng) -> String {
+    const PERSONAL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let stem = VANITY_STEMS[rng.random_range(0..VANITY_STEMS.len())];
-    let mut plate = stem.to_owned();
-    if rng.random_bool(0.6) {
-        plate.push_str(&rng.random_range(1..100u8).to_string());
+    let kept = rng.random_range(2..=stem.len().min(5));
+    let mut plate = stem[..kept].to_owned();
+    let length = rng.random_range(kept + 2..=7);
+    while plate.len() < length {
+        plate.push(char::from(PERSONAL[rng.random_range(0..PERSONAL.len())]));
     }
-    plate.truncate(7);
     plate
 }
 
