@@ -40,7 +40,7 @@ const fn build_class_table() -> [u8; 256] {
 
 /// Each byte's class representative (itself when it has no look-alikes), by table lookup because
 /// matching folds every character of every read.
-static CLASS_OF: [u8; 256] = build_class_table();
+pub(crate) static CLASS_OF: [u8; 256] = build_class_table();
 
 /// The representative of `character`'s look-alike class.
 pub fn confusion_class(character: u8) -> u8 {

@@ -16,12 +16,37 @@ use crate::pattern::{PatternToken, PlatePattern};
 pub const MAX_UNINDEXED_PATTERNS: usize = 256;
 
 /// 1..=36 for `0-9A-Z`; 0 for anything else (never produced by normalization).
-fn character_code(character: u8) -> u64 {
+const fn code_of(character: u8) -> u8 {
     match character {
-        b'0'..=b'9' => u64::from(character - b'0') + 1,
-        b'A'..=b'Z' => u64::from(character - b'A') + 11,
+        b'0'..=b'9' => character - b'0' + 1,
+        b'A'..=b'Z' => character - b'A' + 11,
         _ => 0,
     }
+}
+
+const fn code_tables() -> [[u8; 256]; 2] {
+    let mut tables = [[0u8; 256]; 2];
+    let mut character = 0;
+    while character < 256 {
+        tables[0][character] = code_of(character as u8);
+        tables[1][character] = code_of(crate::misread::CLASS_OF[character]);
+        character += 1;
+    }
+    tables
+}
+
+/// [`code_of`] each byte, and of each byte's look-alike class: a read's keys cost one table
+/// lookup per character.
+static CODES: [[u8; 256]; 2] = code_tables();
+
+#[inline]
+fn character_code(character: u8) -> u64 {
+    u64::from(CODES[0][usize::from(character)])
+}
+
+#[inline]
+fn class_code(character: u8) -> u64 {
+    u64::from(CODES[1][usize::from(character)])
 }
 
 /// Packs up to 12 plate characters into one integer without collisions: base 37 with digits
@@ -100,6 +125,74 @@ pub(crate) fn mix(key: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// A read that added one character to a plate of `plate_len` characters, with the added
+/// character at `j`, leaves three stretches of the plate in place, one of which is whole: the
+/// plate's part from `a` on (`j < a`), its parts before `a` and from `b` on (`a <= j <= b`), or its
+/// first `b + 1` characters (`j > b`). The plate is filed under all three in the `added` filter
+/// and each of the read's deletions is asked under the one that applies, so all of them cost three
+/// cache lines instead of one each. The stretches are five characters for a seven-character plate:
+/// with fewer, serial formats' digit tails would crowd thousands of plates into one block.
+#[inline]
+fn added_segments(plate_len: usize) -> (usize, usize) {
+    let a = (plate_len + 1) / 3;
+    (a, a.max(plate_len.saturating_sub(1 + a)))
+}
+
+#[inline]
+fn packed_codes(codes: &[u64]) -> u64 {
+    codes
+        .iter()
+        .fold(0u64, |key, &code| key.wrapping_mul(37).wrapping_add(code))
+}
+
+#[inline]
+fn added_anchor(packed: u64, plate_len: usize, stretch: u64) -> u64 {
+    mix(packed ^ ((plate_len as u64) << 48) ^ (stretch << 56))
+}
+
+/// The `added` filter's three anchors of a plate's confusion codes.
+fn plate_added_anchors(codes: &[u64]) -> [u64; 3] {
+    let len = codes.len();
+    let (a, b) = added_segments(len);
+    let outer = packed_codes(&codes[..a])
+        .wrapping_mul(37u64.wrapping_pow((len - b) as u32))
+        .wrapping_add(packed_codes(&codes[b..]));
+    [
+        added_anchor(packed_codes(&codes[a..]), len, 0),
+        added_anchor(outer, len, 1),
+        added_anchor(packed_codes(&codes[..=b]), len, 2),
+    ]
+}
+
+/// The anchors a read of `codes.len()` characters asks its deletions under, and the stretch
+/// bounds `(a, b)` that pick one per deleted position (see [`added_segments`]), as the stretches
+/// define them; [`ReadKeys::new`] makes the same from sums it has anyway.
+#[cfg(test)]
+fn read_added_anchors(codes: &[u64]) -> ([u64; 3], usize, usize) {
+    let plate_len = codes.len() - 1;
+    let (a, b) = added_segments(plate_len);
+    let outer = packed_codes(&codes[..a])
+        .wrapping_mul(37u64.wrapping_pow((plate_len - b) as u32))
+        .wrapping_add(packed_codes(&codes[b + 1..]));
+    let anchors = [
+        added_anchor(packed_codes(&codes[a + 1..]), plate_len, 0),
+        added_anchor(outer, plate_len, 1),
+        added_anchor(packed_codes(&codes[..=b]), plate_len, 2),
+    ];
+    (anchors, a, b)
+}
+
+/// What a misread filter folds into a key's bits for the entry's jurisdiction, so that a read is
+/// asked only about plates of its own state (and of none): a misread from another state is no hit
+/// (see `HotlistStore::match_list`), and one indel turns many a state's serial format into
+/// another's (`ABC1234` less a letter is a District plate), so without it a sixth of all reads
+/// found such candidates only to drop them. 0 for an entry of any jurisdiction; never 0 otherwise.
+pub(crate) fn jurisdiction_tag(jurisdiction: Option<&str>) -> u64 {
+    jurisdiction.map_or(0, |code| {
+        mix(xxhash_rust::xxh3::xxh3_64(code.as_bytes())) | 1
+    })
+}
+
 /// Slots per bucket: one 64-byte cache line of (fingerprint, position + 1) pairs.
 const BUCKET_SLOTS: usize = 8;
 
@@ -168,6 +261,32 @@ impl KeyFilter {
     #[inline]
     fn touch(&self, hash: u64) -> u32 {
         self.blocks[self.block_of(hash)].0[0] as u32
+    }
+
+    /// Sets `hash`'s bits in the block `anchor` picks, instead of the block `hash` picks: keys
+    /// that share an anchor share a block, so asking about all of them costs one cache line.
+    fn insert_anchored(&mut self, anchor: u64, hash: u64) {
+        let block = self.block_of(anchor);
+        for (word, bits) in self.blocks[block].0.iter_mut().enumerate() {
+            *bits |= Self::bit(hash, word);
+        }
+    }
+
+    /// Whether `hash` was inserted in `anchor`'s block with `tag` folded in or, when `untagged`
+    /// (some key was filed with no tag), as it is: two questions answered from one cache line.
+    /// Half the block answers nearly every absent key, so the other half is asked only when it
+    /// does not: a branch taken for few keys is cheap, and asking is most of matching's work.
+    #[inline(always)]
+    fn may_contain_either(&self, anchor: u64, hash: u64, tag: u64, untagged: bool) -> bool {
+        let block = &self.blocks[self.block_of(anchor)].0;
+        let tagged = hash ^ tag;
+        let half = |words: std::ops::Range<usize>, hash: u64| {
+            words.fold(0u64, |missing, word| {
+                missing | (!block[word] & Self::bit(hash, word))
+            }) == 0
+        };
+        (half(0..4, tagged) && half(4..8, tagged))
+            || (untagged && half(0..4, hash) && half(4..8, hash))
     }
 
     fn heap_bytes(&self) -> usize {
@@ -453,18 +572,27 @@ pub(crate) struct ReadKeys<'a> {
     pub class_key: Located,
     /// Each one-deletion of the confusion key, located ([`Located`]'s hash).
     pub class_deletions: KeyArray,
+    /// The `added` filter anchors of the plates this read would be with one character added, and
+    /// the stretch bounds that pick one per deletion (see [`added_segments`]).
+    pub added_anchors: [u64; 3],
+    pub added_stretches: (usize, usize),
+    /// [`jurisdiction_tag`] of the read's jurisdiction; `None` when the reader gave none, which
+    /// makes an entry of every state a candidate.
+    pub jurisdiction: Option<u64>,
 }
 
 impl<'a> ReadKeys<'a> {
-    pub(crate) fn new(plate: &'a str, with_misreads: bool) -> Self {
-        let plate = plate.as_bytes();
+    pub(crate) fn new(read: &'a crate::PlateRead, with_misreads: bool) -> Self {
+        let plate = read.plate_norm.as_bytes();
         let mut class_deletions = KeyArray::new();
+        let mut added_anchors = [0u64; 3];
+        let mut added_stretches = (0, 0);
         let class_key = if plate.len() <= MAX_READ_KEYS {
             let len = plate.len();
             // Each character's look-alike class, coded once for the key and all its deletions.
             let mut codes = [0u64; MAX_READ_KEYS];
             for (code, &character) in codes.iter_mut().zip(plate) {
-                *code = character_code(confusion_class(character));
+                *code = class_code(character);
             }
             let codes = &codes[..len];
             if with_misreads {
@@ -478,13 +606,28 @@ impl<'a> ReadKeys<'a> {
                         suffixes[position + 1].wrapping_add(codes[position].wrapping_mul(weight));
                     powers[len - position] = weight.wrapping_mul(37);
                 }
-                let mut prefix = 0u64;
+                let mut prefixes = [0u64; MAX_READ_KEYS + 1];
                 for (position, &code) in codes.iter().enumerate() {
+                    let prefix = prefixes[position];
                     let deleted = prefix
                         .wrapping_mul(powers[len - 1 - position])
                         .wrapping_add(suffixes[position + 1]);
                     class_deletions.push(Located::of(deleted).hash);
-                    prefix = prefix.wrapping_mul(37).wrapping_add(code);
+                    prefixes[position + 1] = prefix.wrapping_mul(37).wrapping_add(code);
+                }
+                if len >= 2 {
+                    // The stretches of `read_added_anchors`, from the sums already made.
+                    let plate_len = len - 1;
+                    let (a, b) = added_segments(plate_len);
+                    let outer = prefixes[a]
+                        .wrapping_mul(powers[plate_len - b])
+                        .wrapping_add(suffixes[b + 1]);
+                    added_anchors = [
+                        added_anchor(suffixes[a + 1], plate_len, 0),
+                        added_anchor(outer, plate_len, 1),
+                        added_anchor(prefixes[b + 1], plate_len, 2),
+                    ];
+                    added_stretches = (a, b);
                 }
             }
             codes
@@ -499,6 +642,12 @@ impl<'a> ReadKeys<'a> {
             packed_plate: pack(plate.iter().copied()),
             class_key: Located::of(class_key),
             class_deletions,
+            added_anchors,
+            added_stretches,
+            jurisdiction: read
+                .jurisdiction
+                .as_deref()
+                .map(|code| jurisdiction_tag(Some(code))),
         }
     }
 }
@@ -514,6 +663,16 @@ pub(crate) struct IndexedList {
     /// Whole plates open to misreads by each one-deletion of their confusion key: reads that
     /// dropped a character.
     pub by_deletion: StaticMultiMap,
+    /// The confusion keys of the plates open to misreads, each with its entry's
+    /// [`jurisdiction_tag`] folded in and filed under its three anchors (see [`added_segments`]):
+    /// asks in three cache lines whether any of a read's deletions is such a key, where
+    /// `by_class_key`'s own filter would take one line per deletion.
+    added: KeyFilter,
+    /// `by_deletion`'s keys, each with its entry's [`jurisdiction_tag`] folded in.
+    dropped: KeyFilter,
+    /// Whether some entry open to misreads has no jurisdiction: only then do the misread filters
+    /// need asking about keys filed with no tag.
+    untagged: bool,
     /// Positions by a hash of the entry id, for upserts and deletes.
     pub by_id: StaticMultiMap,
     /// (position, pattern) of partial-plate entries.
@@ -541,6 +700,45 @@ fn pattern_index_gram(pattern: &PlatePattern) -> Option<(u64, usize)> {
         _ => 0,
     });
     Some((pack(gram), width))
+}
+
+/// Whether the entry's whole plate is matched with a character dropped or added.
+fn open_to_misreads(entry: &HotlistEntry) -> bool {
+    !entry.partial && !entry.plate_norm.is_empty() && entry.misreads != Some(false)
+}
+
+/// The filters in front of the misread probes, with each entry's [`jurisdiction_tag`] folded into
+/// its bits: `added` (plates by their three anchors, for reads that added a character) and
+/// `dropped` (each one-deletion of each plate, for reads that dropped one; 10 bits per deletion,
+/// asked once per read: about 1 in 100 absent keys passes).
+fn misread_filters(entries: &[Arc<HotlistEntry>]) -> (KeyFilter, KeyFilter, bool) {
+    let open: Vec<(Vec<u64>, u64)> = entries
+        .iter()
+        .filter(|entry| open_to_misreads(entry))
+        .map(|entry| {
+            let codes = entry.plate_norm.bytes().map(class_code).collect();
+            (codes, jurisdiction_tag(entry.jurisdiction.as_deref()))
+        })
+        .collect();
+    let mut added = KeyFilter::with_capacity(open.len() * 3, 16);
+    let deletions: usize = open.iter().map(|(codes, _)| codes.len()).sum();
+    let mut dropped = KeyFilter::with_capacity(deletions, 10);
+    let mut without = Vec::new();
+    for (codes, tag) in &open {
+        let hash = mix(packed_codes(codes)) ^ tag;
+        for anchor in plate_added_anchors(codes) {
+            added.insert_anchored(anchor, hash);
+        }
+        for skip in 0..codes.len() {
+            without.clear();
+            without.extend_from_slice(&codes[..skip]);
+            without.extend_from_slice(&codes[skip + 1..]);
+            let deleted = mix(packed_codes(&without));
+            dropped.insert_anchored(deleted, deleted ^ tag);
+        }
+    }
+    let untagged = open.iter().any(|&(_, tag)| tag == 0);
+    (added, dropped, untagged)
 }
 
 pub(crate) fn id_key(id: &str) -> u64 {
@@ -590,9 +788,9 @@ impl IndexedList {
             })
             .collect();
 
-        // Every read probes the plate maps several times and nearly always finds nothing: they
-        // get filters (16 bits per key: about 1 in 2,000 absent keys passes; 10 bits for the
-        // deletions' map, probed once per read: about 1 in 100).
+        // Every read probes the plate maps and nearly always finds nothing: the keys' map has a
+        // filter (16 bits per key: about 1 in 2,000 absent keys passes), the deletions' map is
+        // asked through `dropped` (see `misread_filters`).
         let by_class_key = StaticMultiMap::build_filtered(
             |emit| {
                 for (position, entry) in entries.iter().enumerate() {
@@ -607,28 +805,25 @@ impl IndexedList {
             },
             16,
         );
-        let by_deletion = StaticMultiMap::build_filtered(
-            |emit| {
-                let mut class_bytes = Vec::new();
-                let mut deletions = Vec::new();
-                for (position, entry) in entries.iter().enumerate() {
-                    if entry.partial || entry.plate_norm.is_empty() || entry.misreads == Some(false)
-                    {
-                        continue;
-                    }
-                    class_bytes.clear();
-                    class_bytes.extend(class_key_bytes(entry.plate_norm.as_bytes()));
-                    deletion_keys(&class_bytes, &mut deletions);
-                    // Deleting either of two equal neighbours gives the same key: store it once.
-                    deletions.sort_unstable();
-                    deletions.dedup();
-                    for &key in &deletions {
-                        emit(key, position as u32);
-                    }
+        let by_deletion = StaticMultiMap::build(|emit| {
+            let mut class_bytes = Vec::new();
+            let mut deletions = Vec::new();
+            for (position, entry) in entries.iter().enumerate() {
+                if !open_to_misreads(entry) {
+                    continue;
                 }
-            },
-            10,
-        );
+                class_bytes.clear();
+                class_bytes.extend(class_key_bytes(entry.plate_norm.as_bytes()));
+                deletion_keys(&class_bytes, &mut deletions);
+                // Deleting either of two equal neighbours gives the same key: store it once.
+                deletions.sort_unstable();
+                deletions.dedup();
+                for &key in &deletions {
+                    emit(key, position as u32);
+                }
+            }
+        });
+        let (added, dropped, untagged) = misread_filters(&entries);
         let by_id = StaticMultiMap::build(|emit| {
             for (position, entry) in entries.iter().enumerate() {
                 emit(id_key(&entry.id), position as u32);
@@ -660,6 +855,9 @@ impl IndexedList {
             plates,
             by_class_key,
             by_deletion,
+            added,
+            dropped,
+            untagged,
             by_id,
             patterns,
             patterns_by_gram,
@@ -710,12 +908,8 @@ impl IndexedList {
     /// depend on each other, so their cache misses overlap. Scanning straight away would stall on
     /// each miss in turn behind the branch that asks whether the slot is empty.
     pub(crate) fn plate_candidates(&self, read: &ReadKeys<'_>, misreads: bool, out: &mut Vec<u32>) {
-        let mut warmed = 0u32;
-        self.for_each_plate_probe(read, misreads, |map, located| {
-            warmed ^= map.touch(located);
-        });
-        std::hint::black_box(warmed);
-        self.for_each_plate_probe(read, misreads, |map, located| map.collect(located, out));
+        std::hint::black_box(self.touch_plate_filters(read, misreads));
+        self.for_each_plate_probe(read, misreads, |map, located| map.scan(located, out));
     }
 
     /// The candidates of a whole batch of reads, as [`Self::plate_candidates`] finds them for one,
@@ -740,21 +934,17 @@ impl IndexedList {
         }
         let mut warmed = 0u64;
         for read in reads {
-            self.for_each_plate_probe(read, misreads, |map, located| {
-                warmed ^= u64::from(map.touch(located));
-            });
+            warmed ^= self.touch_plate_filters(read, misreads);
         }
         passed.clear();
         for (index, read) in reads.iter().enumerate() {
             self.for_each_plate_probe(read, misreads, |map, located| {
-                if map.may_contain(located) {
-                    warmed ^= u64::from(map.touch_bucket(located));
-                    passed.push(PassedProbe {
-                        read: index as u32,
-                        in_deletions: std::ptr::eq(map, &self.by_deletion),
-                        located,
-                    });
-                }
+                warmed ^= u64::from(map.touch_bucket(located));
+                passed.push(PassedProbe {
+                    read: index as u32,
+                    in_deletions: std::ptr::eq(map, &self.by_deletion),
+                    located,
+                });
             });
         }
         std::hint::black_box(warmed);
@@ -773,7 +963,30 @@ impl IndexedList {
         std::hint::black_box(self.warm_candidates(&positions[first..]));
     }
 
-    /// Calls `visit` with each map and located key a read's plate is looked up by.
+    /// Loads every filter line [`Self::for_each_plate_probe`] will ask about the read.
+    #[inline(always)]
+    fn touch_plate_filters(&self, read: &ReadKeys<'_>, misreads: bool) -> u64 {
+        let mut warmed = u64::from(self.by_class_key.touch(read.class_key));
+        if misreads && !self.by_deletion.is_empty() {
+            warmed ^= u64::from(self.dropped.touch(read.class_key.hash));
+            if read.jurisdiction.is_some() {
+                if !read.class_deletions.as_slice().is_empty() {
+                    for anchor in read.added_anchors {
+                        warmed ^= u64::from(self.added.touch(anchor));
+                    }
+                }
+            } else if let Some(filter) = &self.by_class_key.filter {
+                for &hash in read.class_deletions.as_slice() {
+                    warmed ^= u64::from(filter.touch(hash));
+                }
+            }
+        }
+        warmed
+    }
+
+    /// Calls `visit` with each map and located key a read's plate is looked up by, among those
+    /// the filters let through. Misread probes are filtered for plates of the read's state or of
+    /// none; a read of unknown state asks `by_class_key`'s own filter per deletion instead.
     #[inline(always)]
     fn for_each_plate_probe(
         &self,
@@ -781,13 +994,43 @@ impl IndexedList {
         misreads: bool,
         mut visit: impl FnMut(&StaticMultiMap, Located),
     ) {
-        visit(&self.by_class_key, read.class_key);
-        if misreads {
-            // The read dropped a character: its key is one of the entry's deletions.
-            visit(&self.by_deletion, read.class_key);
-            // The read added one: one of its deletions is the entry's key.
-            for &hash in read.class_deletions.as_slice() {
-                visit(&self.by_class_key, Located { hash });
+        if self.by_class_key.may_contain(read.class_key) {
+            visit(&self.by_class_key, read.class_key);
+        }
+        if !misreads || self.by_deletion.is_empty() {
+            return;
+        }
+        let hash = read.class_key.hash;
+        match read.jurisdiction {
+            Some(tag) => {
+                // The read dropped a character: its key is one of the entry's deletions.
+                if self
+                    .dropped
+                    .may_contain_either(hash, hash, tag, self.untagged)
+                {
+                    visit(&self.by_deletion, read.class_key);
+                }
+                // The read added one: one of its deletions is the entry's key.
+                let (a, b) = read.added_stretches;
+                for (position, &hash) in read.class_deletions.as_slice().iter().enumerate() {
+                    let stretch = usize::from(position >= a) + usize::from(position > b);
+                    let anchor = read.added_anchors[stretch];
+                    if self
+                        .added
+                        .may_contain_either(anchor, hash, tag, self.untagged)
+                    {
+                        visit(&self.by_class_key, Located { hash });
+                    }
+                }
+            }
+            None => {
+                visit(&self.by_deletion, read.class_key);
+                for &hash in read.class_deletions.as_slice() {
+                    let located = Located { hash };
+                    if self.by_class_key.may_contain(located) {
+                        visit(&self.by_class_key, located);
+                    }
+                }
             }
         }
     }
@@ -829,6 +1072,8 @@ impl IndexedList {
         self.plates.capacity() * 8
             + self.by_class_key.heap_bytes()
             + self.by_deletion.heap_bytes()
+            + self.added.heap_bytes()
+            + self.dropped.heap_bytes()
             + self.by_id.heap_bytes()
             + self.patterns_by_gram.heap_bytes()
             + self.pattern_grams.bits.capacity() * 8
@@ -846,6 +1091,55 @@ impl IndexedList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The character whose class code is `code`, for codes of characters that are their own
+    /// class.
+    fn letter_of(code: u64) -> char {
+        (0u8..=255)
+            .find(|&character| {
+                class_code(character) == code && confusion_class(character) == character
+            })
+            .map(char::from)
+            .expect("a class representative")
+    }
+
+    #[test]
+    fn every_deletion_of_a_read_is_asked_under_an_anchor_its_plate_is_filed_under() {
+        // Plates of 1..=10 characters, every position and character a reader could add.
+        let alphabet: Vec<u64> = (1..=36u8)
+            .filter_map(|code| {
+                (0u8..=255).find(|&c| class_code(c) == u64::from(code) && confusion_class(c) == c)
+            })
+            .map(class_code)
+            .collect();
+        for len in 1..=10usize {
+            let plate: Vec<u64> = (0..len)
+                .map(|i| alphabet[(i * 7 + len) % alphabet.len()])
+                .collect();
+            let filed = plate_added_anchors(&plate);
+            for at in 0..=len {
+                for &added in &alphabet[..5] {
+                    let mut read = plate.clone();
+                    read.insert(at, added);
+                    let (asked, a, b) = read_added_anchors(&read);
+                    let stretch = usize::from(at >= a) + usize::from(at > b);
+                    let text: String = read.iter().map(|&code| letter_of(code)).collect();
+                    let plate_read: crate::PlateRead = serde_json::from_value(serde_json::json!({
+                        "vendor": "t", "reader_id": "r", "observed_at": "2026-11-24T17:00:00Z",
+                        "plate": text, "plate_norm": text, "jurisdiction": "US-VA",
+                        "confidence": 0.9
+                    }))
+                    .expect("a minimal read");
+                    let keys = ReadKeys::new(&plate_read, true);
+                    assert_eq!((keys.added_anchors, keys.added_stretches), (asked, (a, b)));
+                    assert_eq!(
+                        asked[stretch], filed[stretch],
+                        "plate of {len}, character added at {at}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn packing_never_aliases_plates_of_different_lengths() {

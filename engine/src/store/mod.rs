@@ -1062,7 +1062,7 @@ impl Matcher for HotlistStore {
         if state.lists.is_empty() || read.plate_norm.is_empty() {
             return;
         }
-        let keys = ReadKeys::new(&read.plate_norm, self.modes.misreads);
+        let keys = ReadKeys::new(read, self.modes.misreads);
         let any_bolos = Self::any_bolos(&state);
         SCRATCH.with_borrow_mut(|scratch| {
             self.match_keys(&state, read, &keys, now, any_bolos, None, scratch, matches)
@@ -1089,16 +1089,20 @@ impl Matcher for HotlistStore {
         let mut keys = Vec::with_capacity(BATCH_READS.min(reads.len()));
         SCRATCH.with_borrow_mut(|scratch| {
             for chunk in reads.chunks(BATCH_READS) {
-                // The plates' bytes live apart from the reads: load them all before keying any.
+                // The plates' and states' bytes live apart from the reads: load them all before
+                // keying any.
                 let warmed = chunk.iter().fold(0u8, |warmed, read| {
-                    warmed ^ read.plate_norm.as_bytes().first().copied().unwrap_or(0)
+                    let state = read.jurisdiction.as_deref().unwrap_or_default();
+                    warmed
+                        ^ read.plate_norm.as_bytes().first().copied().unwrap_or(0)
+                        ^ state.as_bytes().first().copied().unwrap_or(0)
                 });
                 std::hint::black_box(warmed);
                 keys.clear();
                 keys.extend(
                     chunk
                         .iter()
-                        .map(|read| ReadKeys::new(&read.plate_norm, self.modes.misreads)),
+                        .map(|read| ReadKeys::new(read, self.modes.misreads)),
                 );
                 let mut batch = std::mem::replace(&mut scratch.batch, BatchCandidates::new());
                 batch.positions.clear();

@@ -280,6 +280,13 @@ fn list_policies_travel_with_the_match() {
 /// The index must find exactly what comparing the read with every entry finds.
 #[test]
 fn misread_matching_agrees_with_a_full_scan() {
+    // Entries of two states and of none, then of two states only (the filters then skip asking
+    // about untagged keys); reads of both states and of none.
+    misread_matching_agrees_with_a_full_scan_for(&[None, Some("US-VA"), Some("US-MD")]);
+    misread_matching_agrees_with_a_full_scan_for(&[Some("US-VA"), Some("US-MD")]);
+}
+
+fn misread_matching_agrees_with_a_full_scan_for(entry_states: &[Option<&str>]) {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let alphabet = b"ABCDGLOSTZ0125684";
     let random_plate = |rng: &mut ChaCha8Rng| -> String {
@@ -288,6 +295,7 @@ fn misread_matching_agrees_with_a_full_scan() {
             .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
             .collect()
     };
+    let states = [None, Some("US-VA"), Some("US-MD")];
     let plates: Vec<String> = (0..3000).map(|_| random_plate(&mut rng)).collect();
     let store = HotlistStore::default();
     store
@@ -296,21 +304,28 @@ fn misread_matching_agrees_with_a_full_scan() {
             plates
                 .iter()
                 .enumerate()
-                .map(|(i, plate)| entry("l", plate, &i.to_string()))
+                .map(|(i, plate)| {
+                    let mut entry = (*entry("l", plate, &i.to_string())).clone();
+                    entry.jurisdiction = entry_states[i % entry_states.len()].map(str::to_owned);
+                    Arc::new(entry)
+                })
                 .collect(),
         )
         .unwrap();
     let reference = MisreadIndex::new(plates.iter().map(String::as_str));
     let mut reference_ids = Vec::new();
+    let mut reads = Vec::new();
+    let mut expected_per_read = Vec::new();
     for _ in 0..3000 {
         let plate = random_plate(&mut rng);
-        let mut expected: Vec<String> = plates
+        let state = states[rng.random_range(0..states.len())];
+        let mut anywhere: Vec<String> = plates
             .iter()
             .enumerate()
             .filter(|(_, entry)| misread_difference(entry, &plate).is_some())
             .map(|(i, _)| i.to_string())
             .collect();
-        expected.sort();
+        anywhere.sort();
         reference.candidates(&plate, &mut reference_ids);
         let mut from_reference: Vec<String> = reference_ids
             .iter()
@@ -318,13 +333,39 @@ fn misread_matching_agrees_with_a_full_scan() {
             .map(|id| id.to_string())
             .collect();
         from_reference.sort();
-        let mut found: Vec<String> = matches_for(&store, &read(&plate, None))
+        assert_eq!(from_reference, anywhere, "read {plate}");
+        // An exact plate of another state is a (recorded) hit; a misread of one is not.
+        let expected: Vec<String> = anywhere
+            .into_iter()
+            .filter(|id| {
+                let i: usize = id.parse().unwrap();
+                plates[i] == plate
+                    || JurisdictionAgreement::between(state, entry_states[i % entry_states.len()])
+                        != JurisdictionAgreement::Differs
+            })
+            .collect();
+        let read = read(&plate, state);
+        let mut found: Vec<String> = matches_for(&store, &read)
             .into_iter()
             .map(|m| m.entry.id.clone())
             .collect();
         found.sort();
-        assert_eq!(found, expected, "read {plate}");
-        assert_eq!(from_reference, expected, "read {plate}");
+        assert_eq!(found, expected, "read {plate} from {state:?}");
+        reads.push(read);
+        expected_per_read.push(expected);
+    }
+    let mut matches = Vec::new();
+    let mut ends = Vec::new();
+    store.match_batch(&reads, now(), &mut matches, &mut ends);
+    let mut start = 0;
+    for ((read, expected), &end) in reads.iter().zip(&expected_per_read).zip(&ends) {
+        let mut found: Vec<String> = matches[start..end]
+            .iter()
+            .map(|m| m.entry.id.clone())
+            .collect();
+        found.sort();
+        assert_eq!(&found, expected, "read {} in a batch", read.plate_norm);
+        start = end;
     }
 }
 
