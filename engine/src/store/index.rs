@@ -206,16 +206,17 @@ struct Bucket([[u32; 2]; BUCKET_SLOTS]);
 #[repr(C, align(64))]
 struct FilterBlock([u64; 8]);
 
-/// A split-block Bloom filter over a map's key hashes (the layout of Parquet's and Impala's
-/// filters, with 512-bit blocks): a key sets one bit in each word of one cache line, so asking
-/// costs one memory access and no branch per bit.
+/// A split-block Bloom filter over key hashes (the layout of Parquet's and Impala's filters, with
+/// 512-bit blocks): a key sets one bit in each word of one cache line, so asking costs one memory
+/// access. Unlike those, the block can be picked by another hash than the bits (an anchor), and a
+/// tag can be folded into the bits: see `plate_filters`.
 ///
 /// Why a filter at all: nearly every read matches nothing, and a table of 1M entries' keys
 /// (11 MB) or of their deletions (80 MB) spreads its lookups over more 4 KiB pages than the TLB
-/// holds, so each probe pays a page walk and a DRAM access. At 16 bits per key the filter of
-/// 1M keys is 2 MB and answers nearly every absent key from cache. Written here rather than taken
-/// from a crate because matching loads a probe's block well before asking it (see
-/// [`IndexedList::plate_candidates`]), which needs the block's address.
+/// holds, so each probe pays a page walk and a DRAM access. Written here rather than taken from a
+/// crate because matching loads a probe's block well before asking it (see
+/// [`IndexedList::plate_candidates`]), which needs the block's address, and because of anchors
+/// and tags.
 #[derive(Debug, Default)]
 struct KeyFilter {
     blocks: Vec<FilterBlock>,
@@ -240,31 +241,14 @@ impl KeyFilter {
         1 << ((hash >> (6 * word)) & 63)
     }
 
-    fn insert(&mut self, hash: u64) {
-        let block = self.block_of(hash);
-        for (word, bits) in self.blocks[block].0.iter_mut().enumerate() {
-            *bits |= Self::bit(hash, word);
-        }
-    }
-
-    #[inline]
-    fn may_contain(&self, hash: u64) -> bool {
-        let block = &self.blocks[self.block_of(hash)].0;
-        // Branch-free: the answer is "no" for nearly every probe, at an unpredictable word.
-        let mut missing = 0u64;
-        for (word, bits) in block.iter().enumerate() {
-            missing |= !bits & Self::bit(hash, word);
-        }
-        missing == 0
-    }
-
     #[inline]
     fn touch(&self, hash: u64) -> u32 {
         self.blocks[self.block_of(hash)].0[0] as u32
     }
 
-    /// Sets `hash`'s bits in the block `anchor` picks, instead of the block `hash` picks: keys
-    /// that share an anchor share a block, so asking about all of them costs one cache line.
+    /// Sets `hash`'s bits in the block `anchor` picks. A key's bits may differ from its anchor
+    /// (a tag folded in), and keys that share an anchor share a block, so asking about all of them
+    /// costs one cache line.
     fn insert_anchored(&mut self, anchor: u64, hash: u64) {
         let block = self.block_of(anchor);
         for (word, bits) in self.blocks[block].0.iter_mut().enumerate() {
@@ -299,13 +283,12 @@ impl KeyFilter {
 /// (spilling into the next bucket only when it is full), so a lookup is nearly always one random
 /// memory access: with linear probing from a slot anywhere in a line, seven lookups in eight read
 /// two lines. Keys are not stored, only a 32-bit fingerprint, so a lookup can return a position
-/// whose key merely shares the fingerprint: callers verify every candidate. A map probed for
-/// every read can have a [`KeyFilter`] in front, which answers most absent keys.
+/// whose key merely shares the fingerprint: callers verify every candidate. The plate maps,
+/// probed for every read, are asked through [`KeyFilter`]s first (see `plate_filters`).
 #[derive(Debug, Default)]
 pub(crate) struct StaticMultiMap {
     /// A position of 0 marks an empty slot.
     buckets: Vec<Bucket>,
-    filter: Option<KeyFilter>,
 }
 
 /// A probe the filter let through, kept between the steps of
@@ -337,21 +320,6 @@ impl StaticMultiMap {
     /// `pairs` is called twice and must yield the same (key, position) pairs both times: once to
     /// size the table, once to fill it, so building needs no temporary list of pairs.
     pub(crate) fn build(pairs: impl Fn(&mut dyn FnMut(u64, u32))) -> Self {
-        Self::build_with_filter(pairs, None)
-    }
-
-    /// As [`Self::build`], with a filter of `bits_per_key` in front of the table.
-    pub(crate) fn build_filtered(
-        pairs: impl Fn(&mut dyn FnMut(u64, u32)),
-        bits_per_key: usize,
-    ) -> Self {
-        Self::build_with_filter(pairs, Some(bits_per_key))
-    }
-
-    fn build_with_filter(
-        pairs: impl Fn(&mut dyn FnMut(u64, u32)),
-        filter_bits_per_key: Option<usize>,
-    ) -> Self {
         let mut count = 0usize;
         pairs(&mut |_, _| count += 1);
         if count == 0 {
@@ -359,13 +327,8 @@ impl StaticMultiMap {
         }
         let bucket_count = (count * 10 / 7).div_ceil(BUCKET_SLOTS) + 1;
         let mut buckets = vec![Bucket::default(); bucket_count];
-        let mut filter =
-            filter_bits_per_key.map(|bits_per_key| KeyFilter::with_capacity(count, bits_per_key));
         pairs(&mut |key, position| {
             let hash = mix(key);
-            if let Some(filter) = &mut filter {
-                filter.insert(hash);
-            }
             let mut bucket = Self::home(hash, bucket_count);
             loop {
                 if let Some(slot) = buckets[bucket].0.iter_mut().find(|slot| slot[1] == 0) {
@@ -378,36 +341,13 @@ impl StaticMultiMap {
                 }
             }
         });
-        Self { buckets, filter }
+        Self { buckets }
     }
 
     /// The bucket a hash belongs to: the hash's top bits scaled to the table (no modulo).
     #[inline]
     fn home(hash: u64, bucket_count: usize) -> usize {
         ((u128::from(hash) * bucket_count as u128) >> 64) as usize
-    }
-
-    /// Loads what a lookup of the key will look at first (its filter block, or its bucket)
-    /// without looking at it; see [`IndexedList::plate_candidates`].
-    #[inline(always)]
-    pub(crate) fn touch(&self, located: Located) -> u32 {
-        if self.buckets.is_empty() {
-            return 0;
-        }
-        match &self.filter {
-            Some(filter) => filter.touch(located.hash),
-            None => self.buckets[Self::home(located.hash, self.buckets.len())].0[0][0],
-        }
-    }
-
-    /// Whether the key may be in the map: false only when it certainly is not.
-    #[inline(always)]
-    pub(crate) fn may_contain(&self, located: Located) -> bool {
-        !self.buckets.is_empty()
-            && self
-                .filter
-                .as_ref()
-                .is_none_or(|filter| filter.may_contain(located.hash))
     }
 
     /// Loads the key's bucket without looking at it.
@@ -418,16 +358,7 @@ impl StaticMultiMap {
             .map_or(0, |bucket| bucket.0[0][0])
     }
 
-    /// Appends the positions under the key. The filter's answer is inlined into the caller: most
-    /// probes end there, and a call per probe was a tenth of matching's time.
-    #[inline(always)]
-    pub(crate) fn collect(&self, located: Located, out: &mut Vec<u32>) {
-        if self.may_contain(located) {
-            self.scan(located, out);
-        }
-    }
-
-    /// Appends the positions whose fingerprint is the key's, without asking the filter.
+    /// Appends the positions whose fingerprint is the key's.
     #[inline(never)]
     pub(crate) fn scan(&self, located: Located, out: &mut Vec<u32>) {
         if self.buckets.is_empty() {
@@ -453,7 +384,7 @@ impl StaticMultiMap {
 
     #[inline]
     pub(crate) fn get(&self, key: u64, out: &mut Vec<u32>) {
-        self.collect(Located::of(key), out);
+        self.scan(Located::of(key), out);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -462,7 +393,6 @@ impl StaticMultiMap {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.buckets.capacity() * std::mem::size_of::<Bucket>()
-            + self.filter.as_ref().map_or(0, KeyFilter::heap_bytes)
     }
 }
 
@@ -668,8 +598,10 @@ pub(crate) struct IndexedList {
     /// asks in three cache lines whether any of a read's deletions is such a key, where
     /// `by_class_key`'s own filter would take one line per deletion.
     added: KeyFilter,
-    /// `by_deletion`'s keys, each with its entry's [`jurisdiction_tag`] folded in.
-    dropped: KeyFilter,
+    /// `by_class_key`'s keys, salted with [`WHOLE_PLATE`], and `by_deletion`'s, each with its
+    /// entry's [`jurisdiction_tag`] folded in, all filed by the key's own hash: whether a read's
+    /// key is a plate's and whether it is a plate's less one character come from one cache line.
+    keys_and_deletions: KeyFilter,
     /// Whether some entry open to misreads has no jurisdiction: only then do the misread filters
     /// need asking about keys filed with no tag.
     untagged: bool,
@@ -707,11 +639,16 @@ fn open_to_misreads(entry: &HotlistEntry) -> bool {
     !entry.partial && !entry.plate_norm.is_empty() && entry.misreads != Some(false)
 }
 
-/// The filters in front of the misread probes, with each entry's [`jurisdiction_tag`] folded into
-/// its bits: `added` (plates by their three anchors, for reads that added a character) and
-/// `dropped` (each one-deletion of each plate, for reads that dropped one; 10 bits per deletion,
-/// asked once per read: about 1 in 100 absent keys passes).
-fn misread_filters(entries: &[Arc<HotlistEntry>]) -> (KeyFilter, KeyFilter, bool) {
+/// What `keys_and_deletions` folds into a whole plate's key: odd like a [`jurisdiction_tag`], so a
+/// plate's key and a deletion never share their bits by construction.
+const WHOLE_PLATE: u64 = 0x6a09_e667_f3bc_c909;
+
+/// The filters in front of the plate probes: `added` (plates open to misreads by their three
+/// anchors, each with its entry's [`jurisdiction_tag`] folded in, for reads that added a
+/// character) and `keys_and_deletions` (every whole plate's key, and each one-deletion of those
+/// open to misreads with the entry's tag folded in, for reads that dropped one). 10 bits per key
+/// in the second: about 1 in 100 absent keys passes.
+fn plate_filters(entries: &[Arc<HotlistEntry>]) -> (KeyFilter, KeyFilter, bool) {
     let open: Vec<(Vec<u64>, u64)> = entries
         .iter()
         .filter(|entry| open_to_misreads(entry))
@@ -722,7 +659,19 @@ fn misread_filters(entries: &[Arc<HotlistEntry>]) -> (KeyFilter, KeyFilter, bool
         .collect();
     let mut added = KeyFilter::with_capacity(open.len() * 3, 16);
     let deletions: usize = open.iter().map(|(codes, _)| codes.len()).sum();
-    let mut dropped = KeyFilter::with_capacity(deletions, 10);
+    let whole: Vec<u64> = entries
+        .iter()
+        .filter(|entry| !entry.partial && !entry.plate_norm.is_empty())
+        .map(|entry| {
+            mix(packed_codes(
+                &entry.plate_norm.bytes().map(class_code).collect::<Vec<_>>(),
+            ))
+        })
+        .collect();
+    let mut keys_and_deletions = KeyFilter::with_capacity(deletions + whole.len(), 10);
+    for hash in whole {
+        keys_and_deletions.insert_anchored(hash, hash ^ WHOLE_PLATE);
+    }
     let mut without = Vec::new();
     for (codes, tag) in &open {
         let hash = mix(packed_codes(codes)) ^ tag;
@@ -734,11 +683,11 @@ fn misread_filters(entries: &[Arc<HotlistEntry>]) -> (KeyFilter, KeyFilter, bool
             without.extend_from_slice(&codes[..skip]);
             without.extend_from_slice(&codes[skip + 1..]);
             let deleted = mix(packed_codes(&without));
-            dropped.insert_anchored(deleted, deleted ^ tag);
+            keys_and_deletions.insert_anchored(deleted, deleted ^ tag);
         }
     }
     let untagged = open.iter().any(|&(_, tag)| tag == 0);
-    (added, dropped, untagged)
+    (added, keys_and_deletions, untagged)
 }
 
 pub(crate) fn id_key(id: &str) -> u64 {
@@ -788,23 +737,19 @@ impl IndexedList {
             })
             .collect();
 
-        // Every read probes the plate maps and nearly always finds nothing: the keys' map has a
-        // filter (16 bits per key: about 1 in 2,000 absent keys passes), the deletions' map is
-        // asked through `dropped` (see `misread_filters`).
-        let by_class_key = StaticMultiMap::build_filtered(
-            |emit| {
-                for (position, entry) in entries.iter().enumerate() {
-                    // Plate-less BOLOs are found through `bolos` only.
-                    if !entry.partial && !entry.plate_norm.is_empty() {
-                        emit(
-                            pack(class_key_bytes(entry.plate_norm.as_bytes())),
-                            position as u32,
-                        );
-                    }
+        // Every read probes the plate maps and nearly always finds nothing: both are asked through
+        // the filters of `plate_filters` first.
+        let by_class_key = StaticMultiMap::build(|emit| {
+            for (position, entry) in entries.iter().enumerate() {
+                // Plate-less BOLOs are found through `bolos` only.
+                if !entry.partial && !entry.plate_norm.is_empty() {
+                    emit(
+                        pack(class_key_bytes(entry.plate_norm.as_bytes())),
+                        position as u32,
+                    );
                 }
-            },
-            16,
-        );
+            }
+        });
         let by_deletion = StaticMultiMap::build(|emit| {
             let mut class_bytes = Vec::new();
             let mut deletions = Vec::new();
@@ -823,7 +768,7 @@ impl IndexedList {
                 }
             }
         });
-        let (added, dropped, untagged) = misread_filters(&entries);
+        let (added, keys_and_deletions, untagged) = plate_filters(&entries);
         let by_id = StaticMultiMap::build(|emit| {
             for (position, entry) in entries.iter().enumerate() {
                 emit(id_key(&entry.id), position as u32);
@@ -856,7 +801,7 @@ impl IndexedList {
             by_class_key,
             by_deletion,
             added,
-            dropped,
+            keys_and_deletions,
             untagged,
             by_id,
             patterns,
@@ -966,18 +911,20 @@ impl IndexedList {
     /// Loads every filter line [`Self::for_each_plate_probe`] will ask about the read.
     #[inline(always)]
     fn touch_plate_filters(&self, read: &ReadKeys<'_>, misreads: bool) -> u64 {
-        let mut warmed = u64::from(self.by_class_key.touch(read.class_key));
+        if self.by_class_key.is_empty() {
+            return 0;
+        }
+        let mut warmed = u64::from(self.keys_and_deletions.touch(read.class_key.hash));
         if misreads && !self.by_deletion.is_empty() {
-            warmed ^= u64::from(self.dropped.touch(read.class_key.hash));
             if read.jurisdiction.is_some() {
                 if !read.class_deletions.as_slice().is_empty() {
                     for anchor in read.added_anchors {
                         warmed ^= u64::from(self.added.touch(anchor));
                     }
                 }
-            } else if let Some(filter) = &self.by_class_key.filter {
+            } else {
                 for &hash in read.class_deletions.as_slice() {
-                    warmed ^= u64::from(filter.touch(hash));
+                    warmed ^= u64::from(self.keys_and_deletions.touch(hash));
                 }
             }
         }
@@ -986,7 +933,7 @@ impl IndexedList {
 
     /// Calls `visit` with each map and located key a read's plate is looked up by, among those
     /// the filters let through. Misread probes are filtered for plates of the read's state or of
-    /// none; a read of unknown state asks `by_class_key`'s own filter per deletion instead.
+    /// none; a read of unknown state asks about its deletions as whole plates of any state.
     #[inline(always)]
     fn for_each_plate_probe(
         &self,
@@ -994,20 +941,21 @@ impl IndexedList {
         misreads: bool,
         mut visit: impl FnMut(&StaticMultiMap, Located),
     ) {
-        if self.by_class_key.may_contain(read.class_key) {
+        if self.by_class_key.is_empty() {
+            return;
+        }
+        let filter = &self.keys_and_deletions;
+        let hash = read.class_key.hash;
+        if filter.may_contain_either(hash, hash, WHOLE_PLATE, false) {
             visit(&self.by_class_key, read.class_key);
         }
         if !misreads || self.by_deletion.is_empty() {
             return;
         }
-        let hash = read.class_key.hash;
         match read.jurisdiction {
             Some(tag) => {
                 // The read dropped a character: its key is one of the entry's deletions.
-                if self
-                    .dropped
-                    .may_contain_either(hash, hash, tag, self.untagged)
-                {
+                if filter.may_contain_either(hash, hash, tag, self.untagged) {
                     visit(&self.by_deletion, read.class_key);
                 }
                 // The read added one: one of its deletions is the entry's key.
@@ -1026,9 +974,8 @@ impl IndexedList {
             None => {
                 visit(&self.by_deletion, read.class_key);
                 for &hash in read.class_deletions.as_slice() {
-                    let located = Located { hash };
-                    if self.by_class_key.may_contain(located) {
-                        visit(&self.by_class_key, located);
+                    if filter.may_contain_either(hash, hash, WHOLE_PLATE, false) {
+                        visit(&self.by_class_key, Located { hash });
                     }
                 }
             }
@@ -1073,7 +1020,7 @@ impl IndexedList {
             + self.by_class_key.heap_bytes()
             + self.by_deletion.heap_bytes()
             + self.added.heap_bytes()
-            + self.dropped.heap_bytes()
+            + self.keys_and_deletions.heap_bytes()
             + self.by_id.heap_bytes()
             + self.patterns_by_gram.heap_bytes()
             + self.pattern_grams.bits.capacity() * 8
@@ -1149,32 +1096,35 @@ mod tests {
     }
 
     #[test]
-    fn a_filtered_map_finds_every_key_it_holds_and_lets_few_absent_ones_through() {
-        let keys: Vec<u64> = (0..50_000u64).map(|i| i * 7 + 3).collect();
-        let map = StaticMultiMap::build_filtered(
-            |emit| {
-                for (position, &key) in keys.iter().enumerate() {
-                    emit(key, position as u32);
-                }
-            },
-            16,
-        );
-        let mut out = Vec::new();
-        for (position, &key) in keys.iter().enumerate() {
-            out.clear();
-            map.get(key, &mut out);
-            assert!(out.contains(&(position as u32)), "key {key} lost");
+    fn a_tagged_filter_finds_every_key_under_its_tag_and_lets_few_others_through() {
+        let tags = [
+            jurisdiction_tag(Some("US-VA")),
+            jurisdiction_tag(Some("US-MD")),
+        ];
+        let keys: Vec<u64> = (0..50_000u64).map(|i| mix(i * 7 + 3)).collect();
+        let mut filter = KeyFilter::with_capacity(keys.len(), 10);
+        for (i, &hash) in keys.iter().enumerate() {
+            filter.insert_anchored(hash, hash ^ tags[i % 2]);
         }
-        let filter = map.filter.as_ref().expect("built with a filter");
-        let absent = (0..50_000u64).map(|i| i * 7 + 5);
-        let passed = absent
-            .filter(|&key| filter.may_contain(Located::of(key).hash))
+        for (i, &hash) in keys.iter().enumerate() {
+            assert!(filter.may_contain_either(hash, hash, tags[i % 2], false));
+        }
+        // The same keys asked under the other state, and absent keys under either.
+        let other_state = keys
+            .iter()
+            .enumerate()
+            .filter(|&(i, &hash)| filter.may_contain_either(hash, hash, tags[(i + 1) % 2], false))
             .count();
-        // 16 bits per key: about 1 in 2,000 in theory; the bound leaves room for block skew.
+        let absent = (0..50_000u64)
+            .map(|i| mix(i * 7 + 5))
+            .filter(|&hash| filter.may_contain_either(hash, hash, tags[0], false))
+            .count();
+        // 10 bits per key: about 1 in 100 in theory; the bounds leave room for block skew.
         assert!(
-            passed < 100,
-            "{passed} of 50,000 absent keys passed the filter"
+            other_state < 1_500,
+            "{other_state} of 50,000 passed under the other state"
         );
+        assert!(absent < 1_500, "{absent} of 50,000 absent keys passed");
     }
 
     #[test]
