@@ -526,7 +526,9 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
         dir,
     ));
     assert_eq!(full.1, full.0, "row groups (total, matched): {full:?}");
-    assert_eq!(full.0, pruned.0);
+    // The pruned query's min/max statistics may rule out row groups before their bloom filters
+    // are asked, so its bloom stage can see fewer than the full scan's.
+    assert!(full.0 >= pruned.0, "full {full:?}, pruned {pruned:?}");
 
     // Compaction: far fewer files, the same rows, the same answers.
     let files_before = count_files(&dir.join("archive/reads"));
