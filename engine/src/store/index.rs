@@ -507,7 +507,8 @@ pub(crate) struct ReadKeys<'a> {
     pub added_anchors: [u64; 3],
     pub added_stretches: (usize, usize),
     /// [`jurisdiction_tag`] of the read's jurisdiction; `None` when the reader gave none, which
-    /// makes an entry of every state a candidate.
+    /// makes an entry of every state a candidate (or when the read's keys are for exact matching
+    /// only).
     pub jurisdiction: Option<u64>,
 }
 
@@ -574,9 +575,11 @@ impl<'a> ReadKeys<'a> {
             class_deletions,
             added_anchors,
             added_stretches,
+            // Only the misread filters ask about the state.
             jurisdiction: read
                 .jurisdiction
                 .as_deref()
+                .filter(|_| with_misreads)
                 .map(|code| jurisdiction_tag(Some(code))),
         }
     }
