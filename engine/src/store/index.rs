@@ -662,17 +662,12 @@ fn plate_filters(entries: &[Arc<HotlistEntry>]) -> (KeyFilter, KeyFilter, bool) 
         .collect();
     let mut added = KeyFilter::with_capacity(open.len() * 3, 16);
     let deletions: usize = open.iter().map(|(codes, _)| codes.len()).sum();
-    let whole: Vec<u64> = entries
+    let whole = entries
         .iter()
-        .filter(|entry| !entry.partial && !entry.plate_norm.is_empty())
-        .map(|entry| {
-            mix(packed_codes(
-                &entry.plate_norm.bytes().map(class_code).collect::<Vec<_>>(),
-            ))
-        })
-        .collect();
-    let mut keys_and_deletions = KeyFilter::with_capacity(deletions + whole.len(), 10);
-    for hash in whole {
+        .filter(|entry| !entry.partial && !entry.plate_norm.is_empty());
+    let mut keys_and_deletions = KeyFilter::with_capacity(deletions + whole.clone().count(), 10);
+    for entry in whole {
+        let hash = mix(pack(class_key_bytes(entry.plate_norm.as_bytes())));
         keys_and_deletions.insert_anchored(hash, hash ^ WHOLE_PLATE);
     }
     let mut without = Vec::new();
