@@ -652,39 +652,38 @@ const WHOLE_PLATE: u64 = 0x6a09_e667_f3bc_c909;
 /// open to misreads with the entry's tag folded in, for reads that dropped one). 10 bits per key
 /// in the second: about 1 in 100 absent keys passes.
 fn plate_filters(entries: &[Arc<HotlistEntry>]) -> (KeyFilter, KeyFilter, bool) {
-    let open: Vec<(Vec<u64>, u64)> = entries
-        .iter()
-        .filter(|entry| open_to_misreads(entry))
-        .map(|entry| {
-            let codes = entry.plate_norm.bytes().map(class_code).collect();
-            (codes, jurisdiction_tag(entry.jurisdiction.as_deref()))
-        })
-        .collect();
-    let mut added = KeyFilter::with_capacity(open.len() * 3, 16);
-    let deletions: usize = open.iter().map(|(codes, _)| codes.len()).sum();
-    let whole = entries
-        .iter()
-        .filter(|entry| !entry.partial && !entry.plate_norm.is_empty());
-    let mut keys_and_deletions = KeyFilter::with_capacity(deletions + whole.clone().count(), 10);
-    for entry in whole {
+    let whole = || {
+        entries
+            .iter()
+            .filter(|entry| !entry.partial && !entry.plate_norm.is_empty())
+    };
+    let open = || entries.iter().filter(|entry| open_to_misreads(entry));
+    let deletion_count: usize = open().map(|entry| entry.plate_norm.len()).sum();
+    let mut added = KeyFilter::with_capacity(open().count() * 3, 16);
+    let mut keys_and_deletions = KeyFilter::with_capacity(deletion_count + whole().count(), 10);
+    for entry in whole() {
         let hash = mix(pack(class_key_bytes(entry.plate_norm.as_bytes())));
         keys_and_deletions.insert_anchored(hash, hash ^ WHOLE_PLATE);
     }
-    let mut without = Vec::new();
-    for (codes, tag) in &open {
-        let hash = mix(packed_codes(codes)) ^ tag;
-        for anchor in plate_added_anchors(codes) {
+    let (mut class_bytes, mut codes, mut deletions) = (Vec::new(), Vec::new(), Vec::new());
+    let mut untagged = false;
+    for entry in open() {
+        let tag = jurisdiction_tag(entry.jurisdiction.as_deref());
+        untagged |= tag == 0;
+        class_bytes.clear();
+        class_bytes.extend(class_key_bytes(entry.plate_norm.as_bytes()));
+        codes.clear();
+        codes.extend(class_bytes.iter().map(|&class| character_code(class)));
+        let hash = mix(packed_codes(&codes)) ^ tag;
+        for anchor in plate_added_anchors(&codes) {
             added.insert_anchored(anchor, hash);
         }
-        for skip in 0..codes.len() {
-            without.clear();
-            without.extend_from_slice(&codes[..skip]);
-            without.extend_from_slice(&codes[skip + 1..]);
-            let deleted = mix(packed_codes(&without));
+        deletion_keys(&class_bytes, &mut deletions);
+        for &key in &deletions {
+            let deleted = mix(key);
             keys_and_deletions.insert_anchored(deleted, deleted ^ tag);
         }
     }
-    let untagged = open.iter().any(|&(_, tag)| tag == 0);
     (added, keys_and_deletions, untagged)
 }
 
@@ -1037,25 +1036,20 @@ impl IndexedList {
 mod tests {
     use super::*;
 
-    /// The character whose class code is `code`, for codes of characters that are their own
-    /// class.
-    fn letter_of(code: u64) -> char {
+    /// The character that represents the look-alike class with this code, if one does.
+    fn representative(code: u64) -> Option<char> {
         (0u8..=255)
             .find(|&character| {
                 class_code(character) == code && confusion_class(character) == character
             })
             .map(char::from)
-            .expect("a class representative")
     }
 
     #[test]
     fn every_deletion_of_a_read_is_asked_under_an_anchor_its_plate_is_filed_under() {
         // Plates of 1..=10 characters, every position and character a reader could add.
-        let alphabet: Vec<u64> = (1..=36u8)
-            .filter_map(|code| {
-                (0u8..=255).find(|&c| class_code(c) == u64::from(code) && confusion_class(c) == c)
-            })
-            .map(class_code)
+        let alphabet: Vec<u64> = (1..=36u64)
+            .filter(|&code| representative(code).is_some())
             .collect();
         for len in 1..=10usize {
             let plate: Vec<u64> = (0..len)
@@ -1068,7 +1062,10 @@ mod tests {
                     read.insert(at, added);
                     let (asked, a, b) = read_added_anchors(&read);
                     let stretch = usize::from(at >= a) + usize::from(at > b);
-                    let text: String = read.iter().map(|&code| letter_of(code)).collect();
+                    let text: String = read
+                        .iter()
+                        .map(|&code| representative(code).expect("a class representative"))
+                        .collect();
                     let plate_read: crate::PlateRead = serde_json::from_value(serde_json::json!({
                         "vendor": "t", "reader_id": "r", "observed_at": "2026-11-24T17:00:00Z",
                         "plate": text, "plate_norm": text, "jurisdiction": "US-VA",
