@@ -189,7 +189,17 @@ fn read_added_anchors(codes: &[u64]) -> ([u64; 3], usize, usize) {
 /// found such candidates only to drop them. 0 for an entry of any jurisdiction; never 0 otherwise.
 pub(crate) fn jurisdiction_tag(jurisdiction: Option<&str>) -> u64 {
     jurisdiction.map_or(0, |code| {
-        mix(xxhash_rust::xxh3::xxh3_64(code.as_bytes())) | 1
+        let bytes = code.as_bytes();
+        // Codes are a few characters ("US-VA"): those of up to seven are packed whole, with their
+        // length, into one word (no two alike), which every read can afford; longer ones hashed.
+        let key = if bytes.len() <= 7 {
+            bytes.iter().fold(bytes.len() as u64, |key, &byte| {
+                (key << 8) | u64::from(byte)
+            })
+        } else {
+            xxhash_rust::xxh3::xxh3_64(bytes)
+        };
+        mix(key) | 1
     })
 }
 
@@ -205,6 +215,22 @@ struct Bucket([[u32; 2]; BUCKET_SLOTS]);
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(64))]
 struct FilterBlock([u64; 8]);
+
+impl FilterBlock {
+    /// See [`KeyFilter::may_contain_either`].
+    #[inline(always)]
+    fn may_contain_either(&self, hash: u64, tag: u64, untagged: bool) -> bool {
+        let block = &self.0;
+        let tagged = hash ^ tag;
+        let half = |words: std::ops::Range<usize>, hash: u64| {
+            words.fold(0u64, |missing, word| {
+                missing | (!block[word] & KeyFilter::bit(hash, word))
+            }) == 0
+        };
+        (half(0..4, tagged) && half(4..8, tagged))
+            || (untagged && half(0..4, hash) && half(4..8, hash))
+    }
+}
 
 /// A split-block Bloom filter over key hashes (the layout of Parquet's and Impala's filters, with
 /// 512-bit blocks): a key sets one bit in each word of one cache line, so asking costs one memory
@@ -262,15 +288,13 @@ impl KeyFilter {
     /// does not: a branch taken for few keys is cheap, and asking is most of matching's work.
     #[inline(always)]
     fn may_contain_either(&self, anchor: u64, hash: u64, tag: u64, untagged: bool) -> bool {
-        let block = &self.blocks[self.block_of(anchor)].0;
-        let tagged = hash ^ tag;
-        let half = |words: std::ops::Range<usize>, hash: u64| {
-            words.fold(0u64, |missing, word| {
-                missing | (!block[word] & Self::bit(hash, word))
-            }) == 0
-        };
-        (half(0..4, tagged) && half(4..8, tagged))
-            || (untagged && half(0..4, hash) && half(4..8, hash))
+        self.block(anchor).may_contain_either(hash, tag, untagged)
+    }
+
+    /// The block `anchor` files its keys in, to ask about several keys of one anchor.
+    #[inline(always)]
+    fn block(&self, anchor: u64) -> &FilterBlock {
+        &self.blocks[self.block_of(anchor)]
     }
 
     fn heap_bytes(&self) -> usize {
@@ -465,6 +489,17 @@ impl GramSet {
 /// character) fit a fixed array and a read costs no allocation.
 const MAX_READ_KEYS: usize = crate::normalize::MAX_PLATE_LEN + 2;
 
+/// `37^k` for every k a read's keys need: a packed key's place values.
+const POWERS_OF_37: [u64; MAX_READ_KEYS + 1] = {
+    let mut powers = [1u64; MAX_READ_KEYS + 1];
+    let mut k = 1;
+    while k <= MAX_READ_KEYS {
+        powers[k] = powers[k - 1].wrapping_mul(37);
+        k += 1;
+    }
+    powers
+};
+
 #[derive(Clone, Copy)]
 pub(crate) struct KeyArray {
     keys: [u64; MAX_READ_KEYS],
@@ -476,15 +511,6 @@ impl KeyArray {
         Self {
             keys: [0; MAX_READ_KEYS],
             len: 0,
-        }
-    }
-
-    fn push(&mut self, key: u64) {
-        // Reads longer than any plate are refused by normalization; if one gets here anyway it
-        // is matched on the keys that fit.
-        if self.len < MAX_READ_KEYS {
-            self.keys[self.len] = key;
-            self.len += 1;
         }
     }
 
@@ -518,59 +544,66 @@ impl<'a> ReadKeys<'a> {
         let mut class_deletions = KeyArray::new();
         let mut added_anchors = [0u64; 3];
         let mut added_stretches = (0, 0);
+        let mut packed_plate = 0u64;
         let class_key = if plate.len() <= MAX_READ_KEYS {
             let len = plate.len();
-            // Each character's look-alike class, coded once for the key and all its deletions.
+            // Each character's look-alike class, coded once for the key and all its deletions;
+            // `prefixes[k]` is the key of the first `k` classes.
             let mut codes = [0u64; MAX_READ_KEYS];
-            for (code, &character) in codes.iter_mut().zip(plate) {
-                *code = class_code(character);
+            let mut prefixes = [0u64; MAX_READ_KEYS + 1];
+            for (position, &character) in plate.iter().enumerate() {
+                let code = class_code(character);
+                codes[position] = code;
+                prefixes[position + 1] = prefixes[position].wrapping_mul(37).wrapping_add(code);
+                packed_plate = packed_plate
+                    .wrapping_mul(37)
+                    .wrapping_add(character_code(character));
             }
-            let codes = &codes[..len];
-            if with_misreads {
-                // key without position i = prefix(0..i) * 37^(len-i-1) + suffix(i+1..len): all
-                // deletions in two passes instead of one full pack per position.
-                let mut suffixes = [0u64; MAX_READ_KEYS + 1];
-                let mut powers = [1u64; MAX_READ_KEYS + 1];
-                for position in (0..len).rev() {
-                    let weight = powers[len - 1 - position];
-                    suffixes[position] =
-                        suffixes[position + 1].wrapping_add(codes[position].wrapping_mul(weight));
-                    powers[len - position] = weight.wrapping_mul(37);
+            let key = prefixes[len];
+            if with_misreads && len >= 1 {
+                // The key without position 0 is the key less its first place; without position i,
+                // the key without i - 1 with code i - 1 in place of code i at place len - 1 - i:
+                // each deletion from the last with one multiplication.
+                let mut deletions = [0u64; MAX_READ_KEYS];
+                let mut deleted = key.wrapping_sub(codes[0].wrapping_mul(POWERS_OF_37[len - 1]));
+                deletions[0] = Located::of(deleted).hash;
+                for position in 1..len {
+                    let swapped = codes[position - 1].wrapping_sub(codes[position]);
+                    deleted = deleted
+                        .wrapping_add(swapped.wrapping_mul(POWERS_OF_37[len - 1 - position]));
+                    deletions[position] = Located::of(deleted).hash;
                 }
-                let mut prefixes = [0u64; MAX_READ_KEYS + 1];
-                for (position, &code) in codes.iter().enumerate() {
-                    let prefix = prefixes[position];
-                    let deleted = prefix
-                        .wrapping_mul(powers[len - 1 - position])
-                        .wrapping_add(suffixes[position + 1]);
-                    class_deletions.push(Located::of(deleted).hash);
-                    prefixes[position + 1] = prefix.wrapping_mul(37).wrapping_add(code);
-                }
+                class_deletions = KeyArray {
+                    keys: deletions,
+                    len,
+                };
                 if len >= 2 {
-                    // The stretches of `read_added_anchors`, from the sums already made.
+                    // The stretches of `read_added_anchors`: a suffix is the key less its prefix.
+                    let suffix = |from: usize| {
+                        key.wrapping_sub(prefixes[from].wrapping_mul(POWERS_OF_37[len - from]))
+                    };
                     let plate_len = len - 1;
                     let (a, b) = added_segments(plate_len);
                     let outer = prefixes[a]
-                        .wrapping_mul(powers[plate_len - b])
-                        .wrapping_add(suffixes[b + 1]);
+                        .wrapping_mul(POWERS_OF_37[plate_len - b])
+                        .wrapping_add(suffix(b + 1));
                     added_anchors = [
-                        added_anchor(suffixes[a + 1], plate_len, 0),
+                        added_anchor(suffix(a + 1), plate_len, 0),
                         added_anchor(outer, plate_len, 1),
                         added_anchor(prefixes[b + 1], plate_len, 2),
                     ];
                     added_stretches = (a, b);
                 }
             }
-            codes
-                .iter()
-                .fold(0u64, |key, &code| key.wrapping_mul(37).wrapping_add(code))
+            key
         } else {
             // Reads longer than any plate are refused by normalization; matched exactly if here.
+            packed_plate = pack(plate.iter().copied());
             pack(class_key_bytes(plate))
         };
         Self {
             plate,
-            packed_plate: pack(plate.iter().copied()),
+            packed_plate,
             class_key: Located::of(class_key),
             class_deletions,
             added_anchors,
@@ -955,16 +988,20 @@ impl IndexedList {
                 if filter.may_contain_either(hash, hash, tag, self.untagged) {
                     visit(&self.by_deletion, read.class_key);
                 }
-                // The read added one: one of its deletions is the entry's key.
+                // The read added one: one of its deletions is the entry's key. The deletions of
+                // positions `..a`, `a..=b` and `b + 1..` are asked under one anchor each.
+                let deletions = read.class_deletions.as_slice();
                 let (a, b) = read.added_stretches;
-                for (position, &hash) in read.class_deletions.as_slice().iter().enumerate() {
-                    let stretch = usize::from(position >= a) + usize::from(position > b);
-                    let anchor = read.added_anchors[stretch];
-                    if self
-                        .added
-                        .may_contain_either(anchor, hash, tag, self.untagged)
-                    {
-                        visit(&self.by_class_key, Located { hash });
+                let a = a.min(deletions.len());
+                let (before, rest) = deletions.split_at(a);
+                let (middle, after) = rest.split_at((b + 1).saturating_sub(a).min(rest.len()));
+                for (hashes, anchor) in [before, middle, after].into_iter().zip(read.added_anchors)
+                {
+                    let block = self.added.block(anchor);
+                    for &hash in hashes {
+                        if block.may_contain_either(hash, tag, self.untagged) {
+                            visit(&self.by_class_key, Located { hash });
+                        }
                     }
                 }
             }
