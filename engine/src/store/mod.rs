@@ -1022,9 +1022,10 @@ impl HotlistStore {
     ) {
         let attribute_keys = any_bolos.then(|| ReadAttributeKeys::new(read));
         let first_new = matches.len();
-        let mut unit_embedding = std::mem::take(&mut scratch.unit_embedding);
-        unit_embedding.clear();
+        let mut unit_embedding = Vec::new();
         if let (true, Some(embedding)) = (any_bolos, &read.embedding) {
+            unit_embedding = std::mem::take(&mut scratch.unit_embedding);
+            unit_embedding.clear();
             unit_embedding.extend_from_slice(embedding);
             if !normalize_vector(&mut unit_embedding) {
                 unit_embedding.clear();
@@ -1049,10 +1050,17 @@ impl HotlistStore {
                 scratch,
                 matches,
             );
-            self.match_list(list, &list.overlay, None, &subject, None, scratch, matches);
+            // Most reads meet an empty overlay: live changes are folded into the snapshot.
+            if list.overlay.len() > 0 {
+                self.match_list(list, &list.overlay, None, &subject, None, scratch, matches);
+            }
         }
-        scratch.unit_embedding = unit_embedding;
-        matches[first_new..].sort_by(by_urgency);
+        if unit_embedding.capacity() > 0 {
+            scratch.unit_embedding = unit_embedding;
+        }
+        if matches.len() - first_new > 1 {
+            matches[first_new..].sort_by(by_urgency);
+        }
     }
 }
 
