@@ -233,12 +233,24 @@ struct Scratch {
 }
 
 /// The snapshot candidates of every read of a batch for every list, found before any read of the
-/// batch is matched (see [`IndexedList::batch_plate_candidates`]).
+/// batch is matched (see [`IndexedList::batch_plate_candidates`]), so that a read with none is
+/// not matched at all.
 struct BatchCandidates {
     passed: Vec<PassedProbe>,
     positions: Vec<u32>,
     /// List `l`, read `r` of `n`: `positions[bounds[l * n + r]..bounds[l * n + r + 1]]`.
     bounds: Vec<usize>,
+    /// Indexes into the snapshot's partial-plate patterns, laid out like `positions`; none for a
+    /// list whose patterns are not matched.
+    patterns: Vec<u32>,
+    pattern_bounds: Vec<usize>,
+}
+
+/// A read's candidates in one list's snapshot, found for its whole batch.
+#[derive(Clone, Copy)]
+struct Found<'a> {
+    plates: &'a [u32],
+    patterns: &'a [u32],
 }
 
 impl BatchCandidates {
@@ -247,12 +259,17 @@ impl BatchCandidates {
             passed: Vec::new(),
             positions: Vec::new(),
             bounds: Vec::new(),
+            patterns: Vec::new(),
+            pattern_bounds: Vec::new(),
         }
     }
 
-    fn of(&self, list: usize, read: usize, reads: usize) -> &[u32] {
+    fn of(&self, list: usize, read: usize, reads: usize) -> Found<'_> {
         let at = list * reads + read;
-        &self.positions[self.bounds[at]..self.bounds[at + 1]]
+        Found {
+            plates: &self.positions[self.bounds[at]..self.bounds[at + 1]],
+            patterns: &self.patterns[self.pattern_bounds[at]..self.pattern_bounds[at + 1]],
+        }
     }
 }
 
@@ -566,7 +583,12 @@ impl HotlistStore {
             .sum()
     }
 
-    /// `found`: the read's plate candidates in `indexed` when they were found for its whole batch.
+    /// Whether the read's partial-plate patterns are looked for in `list`'s `indexed` entries.
+    fn matches_patterns(&self, list: &ListState, indexed: &IndexedList) -> bool {
+        self.modes.partials && list.policy.partials && indexed.has_patterns()
+    }
+
+    /// `found`: the read's candidates in `indexed` when they were found for its whole batch.
     #[allow(clippy::too_many_arguments)]
     fn match_list(
         &self,
@@ -574,7 +596,7 @@ impl HotlistStore {
         indexed: &IndexedList,
         tombstones: Option<&PositionSet>,
         subject: &ReadToMatch<'_>,
-        found: Option<&[u32]>,
+        found: Option<Found<'_>>,
         scratch: &mut Scratch,
         matches: &mut Vec<Match>,
     ) {
@@ -589,7 +611,7 @@ impl HotlistStore {
         let candidates = &mut scratch.candidates;
         candidates.clear();
         match found {
-            Some(found) => candidates.extend_from_slice(found),
+            Some(found) => candidates.extend_from_slice(found.plates),
             None => indexed.plate_candidates(keys, misreads, candidates),
         }
         if candidates.len() > 1 {
@@ -689,8 +711,9 @@ impl HotlistStore {
             matches.push(hit);
         }
 
-        if self.modes.partials && list.policy.partials && indexed.has_patterns() {
-            Self::match_patterns(list, indexed, tombstones, subject, scratch, matches);
+        if self.matches_patterns(list, indexed) {
+            let found = found.map(|found| found.patterns);
+            Self::match_patterns(list, indexed, tombstones, subject, found, scratch, matches);
         }
         if !indexed.bolos.is_empty() {
             Self::match_bolos(list, indexed, tombstones, subject, scratch, matches);
@@ -702,6 +725,7 @@ impl HotlistStore {
         indexed: &IndexedList,
         tombstones: Option<&PositionSet>,
         subject: &ReadToMatch<'_>,
+        found: Option<&[u32]>,
         scratch: &mut Scratch,
         matches: &mut Vec<Match>,
     ) {
@@ -710,7 +734,10 @@ impl HotlistStore {
         } = *subject;
         let candidates = &mut scratch.candidates;
         candidates.clear();
-        indexed.pattern_candidates(keys, candidates);
+        match found {
+            Some(found) => candidates.extend_from_slice(found),
+            None => indexed.pattern_candidates(keys, candidates),
+        }
         if candidates.len() > 1 {
             candidates.sort_unstable();
             candidates.dedup();
@@ -1094,6 +1121,9 @@ impl Matcher for HotlistStore {
             return;
         }
         let any_bolos = Self::any_bolos(&state);
+        // Only the snapshots' candidates are found for the whole batch: a read may match BOLOs
+        // or overlay entries without any.
+        let quiet = !any_bolos && state.lists.iter().all(|list| list.overlay.len() == 0);
         let mut keys = Vec::with_capacity(BATCH_READS.min(reads.len()));
         SCRATCH.with_borrow_mut(|scratch| {
             for chunk in reads.chunks(BATCH_READS) {
@@ -1116,6 +1146,9 @@ impl Matcher for HotlistStore {
                 batch.positions.clear();
                 batch.bounds.clear();
                 batch.bounds.push(0);
+                batch.patterns.clear();
+                batch.pattern_bounds.clear();
+                batch.pattern_bounds.push(0);
                 for list in &state.lists {
                     let misreads = self.modes.misreads && list.policy.misreads;
                     list.snapshot.batch_plate_candidates(
@@ -1125,9 +1158,24 @@ impl Matcher for HotlistStore {
                         &mut batch.positions,
                         &mut batch.bounds,
                     );
+                    let patterns = self.matches_patterns(list, &list.snapshot);
+                    for read_keys in &keys {
+                        if patterns && !read_keys.plate.is_empty() {
+                            list.snapshot
+                                .pattern_candidates(read_keys, &mut batch.patterns);
+                        }
+                        batch.pattern_bounds.push(batch.patterns.len());
+                    }
                 }
                 for (index, (read, read_keys)) in chunk.iter().zip(&keys).enumerate() {
-                    if !read.plate_norm.is_empty() {
+                    // Most reads have no candidate anywhere: nothing more to ask of them.
+                    let candidates = || {
+                        (0..state.lists.len()).any(|list| {
+                            let found = batch.of(list, index, chunk.len());
+                            !found.plates.is_empty() || !found.patterns.is_empty()
+                        })
+                    };
+                    if !read.plate_norm.is_empty() && (!quiet || candidates()) {
                         let found = Some((&batch, index, chunk.len()));
                         self.match_keys(
                             &state, read, read_keys, now, any_bolos, found, scratch, matches,

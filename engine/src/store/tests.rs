@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rand::{Rng, SeedableRng};
@@ -437,6 +438,27 @@ fn matching_a_batch_finds_what_matching_each_read_finds() {
     simulator.write_hotlist_csv(&mut csv).unwrap();
     let mut entries = load_hotlist_csv("sim", csv.as_slice()).unwrap().entries;
     entries.push(Arc::new(HotlistEntry::new("hotlist", "7X?2*").unwrap()));
+    let now = Timestamp::now();
+    let reads: Vec<PlateRead> = (0..3_000)
+        .map(|i| {
+            let (mut read, _) = simulator.next_read(Timestamp(now.millis() - 60_000 + i));
+            normalize_read(&mut read, now).unwrap();
+            read
+        })
+        .collect();
+    // Witness patterns that some of the reads fit: a batch finds its pattern candidates ahead too.
+    for (number, read) in reads.iter().step_by(97).enumerate() {
+        let mut witness = read.plate_norm.clone().into_bytes();
+        if witness.len() < 4 {
+            continue;
+        }
+        witness[2] = b'?';
+        witness.truncate(witness.len() - 1);
+        witness.push(b'*');
+        let mut entry = HotlistEntry::new("witnesses", &String::from_utf8_lossy(&witness)).unwrap();
+        entry.id = format!("witness-{number}");
+        entries.push(Arc::new(entry));
+    }
     // A second list holding some of the same plates, and live additions on top of both (the
     // overlay): a batch's candidates are kept per list and read.
     let second_list: Vec<Arc<HotlistEntry>> = entries
@@ -453,41 +475,41 @@ fn matching_a_batch_finds_what_matching_each_read_finds() {
         .collect();
     entries.extend(second_list);
     let store = HotlistStore::from_entries(MatchModes::FULL, &[], entries);
-    for (number, plate) in late.iter().enumerate() {
-        let mut entry = HotlistEntry::new("late_additions", plate).unwrap();
-        entry.id = format!("late-{number}");
-        store.upsert(Arc::new(entry));
-    }
-    let now = Timestamp::now();
-    let reads: Vec<PlateRead> = (0..3_000)
-        .map(|i| {
-            let (mut read, _) = simulator.next_read(Timestamp(now.millis() - 60_000 + i));
-            normalize_read(&mut read, now).unwrap();
-            read
-        })
-        .collect();
     let describe = |found: &[Match]| {
         found
             .iter()
             .map(|hit| (hit.entry.id.clone(), hit.kind, hit.score.to_bits()))
             .collect::<Vec<_>>()
     };
-    let (mut batched, mut ends) = (Vec::new(), Vec::new());
-    store.match_batch(&reads, now, &mut batched, &mut ends);
-    assert_eq!(ends.len(), reads.len());
-    let mut start = 0;
-    let mut total = 0;
-    for (read, &end) in reads.iter().zip(&ends) {
-        let mut single = Vec::new();
-        store.match_read(read, now, &mut single);
-        assert_eq!(
-            describe(&batched[start..end]),
-            describe(&single),
-            "{}",
-            read.plate_norm
-        );
-        total += single.len();
-        start = end;
+    let batch_agrees = |store: &HotlistStore| {
+        let (mut batched, mut ends) = (Vec::new(), Vec::new());
+        store.match_batch(&reads, now, &mut batched, &mut ends);
+        assert_eq!(ends.len(), reads.len());
+        let mut start = 0;
+        let mut kinds = HashSet::new();
+        for (read, &end) in reads.iter().zip(&ends) {
+            let mut single = Vec::new();
+            store.match_read(read, now, &mut single);
+            assert_eq!(
+                describe(&batched[start..end]),
+                describe(&single),
+                "{}",
+                read.plate_norm
+            );
+            kinds.extend(single.iter().map(|hit| hit.kind));
+            start = end;
+        }
+        kinds
+    };
+    // Snapshots alone: a read without candidates in them is not matched further.
+    let kinds = batch_agrees(&store);
+    assert!(kinds.contains(&MatchKind::Exact), "{kinds:?}");
+    assert!(kinds.contains(&MatchKind::Partial), "{kinds:?}");
+    for (number, plate) in late.iter().enumerate() {
+        let mut entry = HotlistEntry::new("late_additions", plate).unwrap();
+        entry.id = format!("late-{number}");
+        store.upsert(Arc::new(entry));
     }
-    assert!(total > 0, "the simulated traffic passes hotlisted vehicles");
+    let kinds = batch_agrees(&store);
+    assert!(kinds.contains(&MatchKind::Exact), "{kinds:?}");
 }
