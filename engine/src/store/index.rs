@@ -227,8 +227,8 @@ impl FilterBlock {
                 missing | (!block[word] & KeyFilter::bit(hash, word))
             }) == 0
         };
-        (half(0..4, tagged) && half(4..8, tagged))
-            || (untagged && half(0..4, hash) && half(4..8, hash))
+        let whole = |hash: u64| half(0..2, hash) && half(2..4, hash) && half(4..8, hash);
+        whole(tagged) || (untagged && whole(hash))
     }
 }
 
@@ -284,8 +284,8 @@ impl KeyFilter {
 
     /// Whether `hash` was inserted in `anchor`'s block with `tag` folded in or, when `untagged`
     /// (some key was filed with no tag), as it is: two questions answered from one cache line.
-    /// Half the block answers nearly every absent key, so the other half is asked only when it
-    /// does not: a branch taken for few keys is cheap, and asking is most of matching's work.
+    /// A quarter of the block answers most absent keys, so the rest is asked only when it does
+    /// not: a branch taken for few keys is cheap, and asking is most of matching's work.
     #[inline(always)]
     fn may_contain_either(&self, anchor: u64, hash: u64, tag: u64, untagged: bool) -> bool {
         self.block(anchor).may_contain_either(hash, tag, untagged)
