@@ -459,21 +459,28 @@ pub(crate) struct GramSet {
 }
 
 impl GramSet {
+    /// Pairs, then triples, then the pairs that begin a pair or a triple of the set.
     fn slot(packed: u64, len: usize) -> usize {
         match len {
             2 => packed as usize,
-            _ => PACKED_PAIRS + packed as usize,
+            3 => PACKED_PAIRS + packed as usize,
+            _ => PACKED_PAIRS + PACKED_TRIPLES + packed as usize,
+        }
+    }
+
+    fn set(&mut self, slot: usize) {
+        if self.bits.is_empty() {
+            self.bits = vec![0; (2 * PACKED_PAIRS + PACKED_TRIPLES).div_ceil(64)];
+        }
+        if let Some(word) = self.bits.get_mut(slot / 64) {
+            *word |= 1 << (slot % 64);
         }
     }
 
     fn insert(&mut self, packed: u64, len: usize) {
-        if self.bits.is_empty() {
-            self.bits = vec![0; (PACKED_PAIRS + PACKED_TRIPLES).div_ceil(64)];
-        }
-        let slot = Self::slot(packed, len);
-        if let Some(word) = self.bits.get_mut(slot / 64) {
-            *word |= 1 << (slot % 64);
-        }
+        self.set(Self::slot(packed, len));
+        let leading_pair = if len == 3 { packed / 37 } else { packed };
+        self.set(Self::slot(leading_pair, 0));
     }
 
     #[inline]
@@ -482,6 +489,13 @@ impl GramSet {
         self.bits
             .get(slot / 64)
             .is_some_and(|word| word & (1 << (slot % 64)) != 0)
+    }
+
+    /// Whether some pair or triple of the set begins with `pair`: for most of a read's positions
+    /// it does not, and one question answers for both.
+    #[inline]
+    fn leads(&self, pair: u64) -> bool {
+        self.contains(pair, 0)
     }
 }
 
@@ -1034,6 +1048,9 @@ impl IndexedList {
             let plate = read.plate;
             for start in 0..plate.len().saturating_sub(1) {
                 let pair = character_code(plate[start]) * 37 + character_code(plate[start + 1]);
+                if !self.pattern_grams.leads(pair) {
+                    continue;
+                }
                 if self.pattern_grams.contains(pair, 2) {
                     self.patterns_by_gram.get(packed_gram_key(pair, 2), out);
                 }
