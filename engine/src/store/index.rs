@@ -575,9 +575,9 @@ impl<'a> ReadKeys<'a> {
             }
             let key = prefixes[len];
             if with_misreads && len >= 1 {
-                // The key without position 0 is the key less its first place; without position i,
-                // the key without i - 1 with code i - 1 in place of code i at place len - 1 - i:
-                // each deletion from the last with one multiplication.
+                // Deleting position 0 leaves the key less its first place. Deleting position i
+                // instead of i - 1 changes one place of the shorter key, place len - 1 - i, from
+                // code i to code i - 1: each deletion is the last one plus that difference.
                 let mut deletions = [0u64; MAX_READ_KEYS];
                 let mut deleted = key.wrapping_sub(codes[0].wrapping_mul(POWERS_OF_37[len - 1]));
                 deletions[0] = Located::of(deleted).hash;
