@@ -459,6 +459,9 @@ pub(crate) struct GramSet {
 }
 
 impl GramSet {
+    /// The `len` under which a pair is filed as one that begins a pair or triple of the set.
+    const LEADING_PAIR: usize = 0;
+
     /// Pairs, then triples, then the pairs that begin a pair or a triple of the set.
     fn slot(packed: u64, len: usize) -> usize {
         match len {
@@ -480,7 +483,7 @@ impl GramSet {
     fn insert(&mut self, packed: u64, len: usize) {
         self.set(Self::slot(packed, len));
         let leading_pair = if len == 3 { packed / 37 } else { packed };
-        self.set(Self::slot(leading_pair, 0));
+        self.set(Self::slot(leading_pair, Self::LEADING_PAIR));
     }
 
     #[inline]
@@ -495,7 +498,7 @@ impl GramSet {
     /// it does not, and one question answers for both.
     #[inline]
     fn leads(&self, pair: u64) -> bool {
-        self.contains(pair, 0)
+        self.contains(pair, Self::LEADING_PAIR)
     }
 }
 
