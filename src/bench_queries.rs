@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use platestream_engine::archive::{ArchiveConfig, SegmentWriter, READS_TABLE};
+use platestream_engine::archive::{
+    build_plate_copies, ArchiveConfig, PlateCopyOptions, SegmentWriter, BY_PLATE_TABLE, READS_TABLE,
+};
 use platestream_engine::normalize::normalize_read;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;
@@ -164,6 +166,36 @@ pub fn bench_queries(options: &BenchQueriesOptions) -> Result<()> {
         );
     }
 
+    // What `platestream compact` writes for closed days; every simulated day has ended.
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} days copied by plate {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let copies = build_plate_copies(
+        &ArchiveConfig::new(&options.dir),
+        &PlateCopyOptions {
+            before_ms: i64::MAX,
+        },
+        |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    let copy_bytes = table_bytes(&options.dir.join(BY_PLATE_TABLE))?;
+    println!(
+        "plate-ordered copies: {} days written ({} rows) in {:.0} s, {} already current; \
+         {:.1} MiB, {:.1} bytes per read",
+        copies.days_written,
+        copies.rows,
+        started.elapsed().as_secs_f64(),
+        copies.days_current,
+        copy_bytes as f64 / 1_048_576.0,
+        copy_bytes as f64 / stats.read_rows.max(1) as f64
+    );
+
     let start = Timestamp::parse_rfc3339(START)
         .context("bench start time")?
         .millis();
@@ -223,6 +255,17 @@ pub fn bench_queries(options: &BenchQueriesOptions) -> Result<()> {
             strings(&["query", "plate", &plate, "--archive", &archive]),
         ),
         (
+            "plate exact, whole archive, `reads` only",
+            strings(&[
+                "query",
+                "plate",
+                &plate,
+                "--archive",
+                &archive,
+                "--no-plate-copy",
+            ]),
+        ),
+        (
             "plate wildcard, one day",
             strings(&[
                 "query",
@@ -239,6 +282,17 @@ pub fn bench_queries(options: &BenchQueriesOptions) -> Result<()> {
         (
             "plate wildcard, whole archive",
             strings(&["query", "plate", &wildcard, "--archive", &archive]),
+        ),
+        (
+            "plate wildcard, whole archive, `reads` only",
+            strings(&[
+                "query",
+                "plate",
+                &wildcard,
+                "--archive",
+                &archive,
+                "--no-plate-copy",
+            ]),
         ),
         (
             "stakeout 3 places 300 m ±1 h",

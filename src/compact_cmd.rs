@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use platestream_engine::archive::{compact, ArchiveConfig, CompactOptions, READS_TABLE};
+use platestream_engine::archive::{
+    build_plate_copies, compact, ArchiveConfig, CompactOptions, PlateCopyOptions, READS_TABLE,
+};
 
 use crate::query::archive_dir;
 use crate::query::args::{parse_time, rfc3339};
@@ -69,6 +71,34 @@ pub fn run_compact(
             report.leftovers_removed
         );
     }
+    let copies_bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} days copied by plate {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    };
+    let copies = build_plate_copies(
+        &ArchiveConfig::new(&root),
+        &PlateCopyOptions { before_ms },
+        |done, total| {
+            copies_bar.set_length(total as u64);
+            copies_bar.set_position(done as u64);
+        },
+    )
+    .with_context(|| format!("writing the plate-ordered copies in {}", root.display()))?;
+    copies_bar.finish_and_clear();
+    println!(
+        "plate-ordered copies of days ending by {}: {} written ({} rows), {} already current; {:.1} MiB in all",
+        rfc3339(before_ms),
+        copies.days_written,
+        copies.rows,
+        copies.days_current,
+        copies.bytes as f64 / 1_048_576.0
+    );
     for (topic, partition) in &report.partitions_skipped {
         println!(
             "skipped {topic} partition {partition}: a crash left a segment incomplete; run the engine (its recovery) first"

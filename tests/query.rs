@@ -249,20 +249,21 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
     let plate = plate.to_string();
     let (from, to) = (rfc3339(start + 600_000), rfc3339(end - 600_000));
     let in_range = |t: &&Truth| t.observed_ms >= start + 600_000 && t.observed_ms < end - 600_000;
-    let exact = json(
-        &[
-            "query",
-            "plate",
-            &plate,
-            "--archive",
-            "archive",
-            "--from",
-            &from,
-            "--to",
-            &to,
-        ],
-        dir,
-    );
+    // Plate lookups and their answers, asked again once the plate-ordered copy exists.
+    let mut plate_lookups: Vec<(Vec<&str>, Value)> = Vec::new();
+    let exact_args: Vec<&str> = vec![
+        "query",
+        "plate",
+        &plate,
+        "--archive",
+        "archive",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    let exact = json(&exact_args, dir);
+    plate_lookups.push((exact_args, exact.clone()));
     let expected = truths
         .iter()
         .filter(in_range)
@@ -275,20 +276,19 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
         .enumerate()
         .map(|(i, c)| if i == 1 || i == 4 { '?' } else { c })
         .collect();
-    let wildcard = json(
-        &[
-            "query",
-            "plate",
-            &pattern,
-            "--archive",
-            "archive",
-            "--from",
-            &from,
-            "--to",
-            &to,
-        ],
-        dir,
-    );
+    let wildcard_args: Vec<&str> = vec![
+        "query",
+        "plate",
+        &pattern,
+        "--archive",
+        "archive",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    let wildcard = json(&wildcard_args, dir);
+    plate_lookups.push((wildcard_args, wildcard.clone()));
     let expected: Vec<String> = {
         let mut plates: Vec<String> = truths
             .iter()
@@ -317,21 +317,20 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
         .max_by_key(|plate| (neighbours(plate), std::cmp::Reverse(*plate)))
         .unwrap()
         .to_owned();
-    let misreads = json(
-        &[
-            "query",
-            "plate",
-            &misread_plate,
-            "--misreads",
-            "--archive",
-            "archive",
-            "--from",
-            &from,
-            "--to",
-            &to,
-        ],
-        dir,
-    );
+    let misreads_args: Vec<&str> = vec![
+        "query",
+        "plate",
+        &misread_plate,
+        "--misreads",
+        "--archive",
+        "archive",
+        "--from",
+        &from,
+        "--to",
+        &to,
+    ];
+    let misreads = json(&misreads_args, dir);
+    plate_lookups.push((misreads_args, misreads.clone()));
     let expected: Vec<String> = {
         let mut plates: Vec<String> = truths
             .iter()
@@ -429,35 +428,33 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
         .filter(|(_, readers)| readers.len() >= 2)
         .map(|(plate, _)| plate.to_string())
         .collect();
-    let convoy = json(
-        &[
-            "query",
-            "convoy",
-            "--plate",
-            &plate,
-            "--window",
-            "2m",
-            "--min-readers",
-            "2",
-            "--archive",
-            "archive",
-        ],
-        dir,
-    );
+    let convoy_args: Vec<&str> = vec![
+        "query",
+        "convoy",
+        "--plate",
+        &plate,
+        "--window",
+        "2m",
+        "--min-readers",
+        "2",
+        "--archive",
+        "archive",
+    ];
+    let convoy = json(&convoy_args, dir);
+    plate_lookups.push((convoy_args, convoy.clone()));
     assert_eq!(plates_of(&convoy, "plate_norm"), expected);
 
     // Frequency by hour of day.
-    let frequency = json(
-        &[
-            "query",
-            "frequency",
-            "--plate",
-            &plate,
-            "--archive",
-            "archive",
-        ],
-        dir,
-    );
+    let frequency_args: Vec<&str> = vec![
+        "query",
+        "frequency",
+        "--plate",
+        &plate,
+        "--archive",
+        "archive",
+    ];
+    let frequency = json(&frequency_args, dir);
+    plate_lookups.push((frequency_args, frequency.clone()));
     let mut expected: BTreeMap<i64, i64> = BTreeMap::new();
     for truth in target_reads {
         *expected
@@ -573,6 +570,81 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
     let args = incident_args(&at_text);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(json(&args, dir)["reads"], *reads);
+
+    // Once the day has ended, compaction also writes its plate-ordered copy; plate lookups read
+    // it and answer exactly as before.
+    let day_over = rfc3339(end + 2 * 86_400_000);
+    let copied = succeed(
+        &[
+            "compact",
+            "--archive",
+            "archive",
+            "--before",
+            &day_over,
+            "--quiet",
+        ],
+        dir,
+    );
+    assert!(copied.contains("plate-ordered copies"), "{copied}");
+    let copy_count = json(
+        &[
+            "query",
+            "sql",
+            "SELECT count(*) AS reads, count(DISTINCT read_id) AS ids FROM reads_by_plate",
+            "--archive",
+            "archive",
+        ],
+        dir,
+    );
+    assert_eq!(copy_count, counts);
+    for (args, answer) in &plate_lookups {
+        let sql = logged_sql(args, dir);
+        assert!(
+            sql.contains("reads_by_plate"),
+            "{args:?} did not use the copy: {sql}"
+        );
+        assert_eq!(json(args, dir), *answer, "{args:?}");
+        let without = [&args[..], &["--no-plate-copy"]].concat();
+        assert!(!logged_sql(&without, dir).contains("reads_by_plate"));
+        assert_eq!(json(&without, dir), *answer, "{without:?}");
+    }
+
+    // A late file for a copied day (here: a copy of one of its files under a new segment name, so
+    // its reads appear twice) makes the copy stale; lookups read the day from `reads` again.
+    let hour_dir = std::fs::read_dir(dir.join("archive/reads"))
+        .unwrap()
+        .flat_map(|date| std::fs::read_dir(date.unwrap().path()).unwrap())
+        .map(|hour| hour.unwrap().path())
+        .min()
+        .unwrap();
+    let first_file = std::fs::read_dir(&hour_dir)
+        .unwrap()
+        .map(|file| file.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "parquet"))
+        .unwrap();
+    std::fs::copy(
+        &first_file,
+        hour_dir.join("late-p0-900000-900001-n1.parquet"),
+    )
+    .unwrap();
+    let (args, answer) = &plate_lookups[0];
+    assert!(!logged_sql(args, dir).contains("reads_by_plate"));
+    let from_reads = json(&[&args[..], &["--no-plate-copy"]].concat(), dir);
+    assert_eq!(json(args, dir), from_reads);
+    assert!(from_reads.as_array().unwrap().len() >= answer.as_array().unwrap().len());
+}
+
+/// The SQL `platestream` ran for a query (its debug log).
+fn logged_sql(args: &[&str], dir: &Path) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_platestream"))
+        .args(args)
+        .args(["--format", "json", "--quiet"])
+        .current_dir(dir)
+        .env("RUST_LOG", "platestream=debug")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stderr)
 }
 
 /// (row groups, row groups left by the bloom filters) from an EXPLAIN ANALYZE of the reads scan.

@@ -19,7 +19,9 @@ use self::args::{
 };
 use self::output::{collect, emit, innermost, OutputFormat, QueryResult};
 use self::session::{ArchiveSession, Pruning};
-use self::sql::{area_filter, attribute_filter, distance, quote, read_columns, time_filter};
+use self::sql::{
+    area_filter, attribute_filter, by_plate_select, distance, quote, read_columns, time_filter,
+};
 use crate::config::Config;
 
 /// Where `query` and `compact` find the archive when neither --archive nor --config says.
@@ -58,6 +60,10 @@ pub struct QueryArgs {
     /// archive's partitions, statistics, bloom filter and spatial key (for benchmarks).
     #[arg(long, global = true)]
     pub full_scan: bool,
+    /// Read every day from `reads` even where its plate-ordered copy (`reads_by_plate`, written by
+    /// `platestream compact`) is current: what plate lookups cost without it (for benchmarks).
+    #[arg(long, global = true)]
+    pub no_plate_copy: bool,
     #[command(subcommand)]
     pub command: QueryCommand,
 }
@@ -193,7 +199,28 @@ fn plate_filter(column: &str, text: &str) -> Result<String> {
                 PatternToken::AnyRun => '%',
             })
             .collect();
-        Ok(format!("{column} LIKE {}", quote(&like)))
+        // The pattern's leading characters as a range too: LIKE alone does not let DataFusion
+        // skip row groups and pages of the plate-ordered copy by their plate statistics.
+        let prefix: Vec<u8> = pattern
+            .tokens()
+            .iter()
+            .map_while(|token| match token {
+                PatternToken::Known(character) => Some(*character),
+                _ => None,
+            })
+            .collect();
+        let mut filter = format!("{column} LIKE {}", quote(&like));
+        if let Some((&last, head)) = prefix.split_last() {
+            // Plates are upper-case letters and digits, so the next character closes the range.
+            let mut above = head.to_vec();
+            above.push(last.saturating_add(1));
+            filter.push_str(&format!(
+                " AND {column} >= {} AND {column} < {}",
+                quote(&String::from_utf8_lossy(&prefix)),
+                quote(&String::from_utf8_lossy(&above))
+            ));
+        }
+        Ok(filter)
     } else {
         Ok(format!("{column} = {}", quote(&exact_plate(text)?)))
     }
@@ -214,7 +241,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
     } else {
         Pruning::On
     };
-    let session = session::open(&archive, &registry, pruning).await?;
+    let session = session::open(&archive, &registry, pruning, !args.no_plate_copy).await?;
     let range = match &args.command {
         QueryCommand::Incident(incident) => time_range(
             args.from.as_deref(),
@@ -246,9 +273,12 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 plate_filter("plate_norm", pattern)?
             };
             let text = format!(
-                "SELECT {} FROM reads WHERE {} AND {filter} ORDER BY observed_at, read_id",
-                read_columns(""),
-                time_filter(&session, "", range, 0)
+                "SELECT * FROM ({}) ORDER BY observed_at, read_id",
+                by_plate_select(
+                    &session,
+                    &read_columns(""),
+                    &format!("{} AND {filter}", time_filter(&session, "", range, 0))
+                )
             );
             run_sql(&session, &text, "the plate", args.format, out, args.quiet).await
         }
@@ -273,7 +303,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 selects.push(format!(
                     "SELECT {n} AS place, plate_norm, reader_id, observed_at FROM reads WHERE {} AND {}",
                     time_filter(&session, "", Some(window), 0),
-                    area_filter(&session, "", place.lat, place.lon, place.radius_m),
+                    area_filter("", place.lat, place.lon, place.radius_m),
                     n = index + 1
                 ));
             }
@@ -306,8 +336,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 bail!("--min-readers must be at least 1");
             }
             let text = format!(
-                "WITH target AS (SELECT reader_id AS target_reader, observed_at AS target_at FROM reads \
-                                 WHERE plate_norm = {p} AND {target_time}) \
+                "WITH target AS ({target}) \
                  SELECT r.plate_norm, count(DISTINCT r.reader_id) AS readers_together, \
                         count(*) AS passes_together, min(r.observed_at) AS first_together, \
                         max(r.observed_at) AS last_together, string_agg(DISTINCT r.reader_id, ',' ORDER BY r.reader_id) AS readers \
@@ -318,7 +347,15 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                  GROUP BY r.plate_norm HAVING count(DISTINCT r.reader_id) >= {min_readers} \
                  ORDER BY readers_together DESC, passes_together DESC, r.plate_norm",
                 p = quote(&plate),
-                target_time = time_filter(&session, "", range, 0),
+                target = by_plate_select(
+                    &session,
+                    "reader_id AS target_reader, observed_at AS target_at",
+                    &format!(
+                        "plate_norm = {} AND {}",
+                        quote(&plate),
+                        time_filter(&session, "", range, 0)
+                    )
+                ),
                 near_time = time_filter(&session, "r.", range, window_ms),
             );
             run_sql(
@@ -332,13 +369,21 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             .await
         }
         QueryCommand::Frequency { plate, reader, by } => {
-            let (filter, other) = match (plate, reader) {
+            let time = time_filter(&session, "", range, 0);
+            let (source, other) = match (plate, reader) {
                 (Some(plate), _) => (
-                    format!("plate_norm = {}", quote(&exact_plate(plate)?)),
+                    by_plate_select(
+                        &session,
+                        "observed_at, reader_id",
+                        &format!("plate_norm = {} AND {time}", quote(&exact_plate(plate)?)),
+                    ),
                     "count(DISTINCT reader_id) AS readers",
                 ),
                 (None, Some(reader)) => (
-                    format!("reader_id = {}", quote(reader)),
+                    format!(
+                        "SELECT observed_at, plate_norm FROM reads WHERE reader_id = {} AND {time}",
+                        quote(reader)
+                    ),
                     "count(DISTINCT plate_norm) AS plates",
                 ),
                 (None, None) => bail!("give --plate or --reader"),
@@ -352,8 +397,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             let text = format!(
                 "SELECT {bucket}, count(*) AS reads, {other}, min(observed_at) AS first_seen, \
                         max(observed_at) AS last_seen \
-                 FROM reads WHERE {} AND {filter} GROUP BY 1 ORDER BY 1",
-                time_filter(&session, "", range, 0)
+                 FROM ({source}) GROUP BY 1 ORDER BY 1"
             );
             run_sql(&session, &text, "the reads", args.format, out, args.quiet).await
         }
@@ -398,10 +442,17 @@ async fn misread_filter(
     let plate = exact_plate(text).context("--misreads")?;
     let length = plate.len() as i64;
     let candidates = format!(
-        "SELECT DISTINCT plate_norm FROM reads WHERE {} AND length(plate_norm) BETWEEN {} AND {}",
-        time_filter(session, "", range, 0),
-        length - 1,
-        length + 1
+        "SELECT DISTINCT plate_norm FROM ({})",
+        by_plate_select(
+            session,
+            "plate_norm",
+            &format!(
+                "{} AND length(plate_norm) BETWEEN {} AND {}",
+                time_filter(session, "", range, 0),
+                length - 1,
+                length + 1
+            )
+        )
     );
     let candidates =
         query_result(session, &candidates, "plates that may be misreads", quiet).await?;
@@ -437,7 +488,7 @@ async fn run_incident(
     let (lat, lon) = (incident.lat, incident.lon);
     let mut filters = vec![
         time_filter(session, "", Some(range), 0),
-        area_filter(session, "", lat, lon, radius_m),
+        area_filter("", lat, lon, radius_m),
     ];
     if let Some(plate) = &incident.plate {
         filters.push(plate_filter("plate_norm", plate)?);

@@ -11,7 +11,10 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use platestream_engine::archive::{ALERTS_TABLE, READS_TABLE};
+use platestream_engine::archive::{
+    by_plate_schema, current_plate_copies, ALERTS_SCHEMA, ALERTS_TABLE, BY_PLATE_FILE,
+    BY_PLATE_TABLE, READS_SCHEMA, READS_TABLE,
+};
 use platestream_engine::registry::RegistryEntry;
 
 /// Whether the archive's layout is used to skip data; off only to measure what it saves.
@@ -25,8 +28,9 @@ pub enum Pruning {
 pub struct ArchiveSession {
     pub context: SessionContext,
     pub pruning: Pruning,
-    /// The reads table has the `geohash` spatial key (archives written before it lack it).
-    pub has_geohash: bool,
+    /// Days (`YYYY-MM-DD`) whose plate-ordered copy (`reads_by_plate`) holds exactly their
+    /// current `reads` files, so plate lookups may read them from it; empty for a full scan.
+    pub plate_copy_dates: Vec<String>,
 }
 
 fn session_config(pruning: Pruning) -> SessionConfig {
@@ -43,10 +47,12 @@ fn session_config(pruning: Pruning) -> SessionConfig {
         .set_bool("datafusion.execution.collect_statistics", on)
 }
 
+/// `plate_copies`: plate lookups may read current plate-ordered copies (with pruning on).
 pub async fn open(
     archive: &Path,
     registry: &[RegistryEntry],
     pruning: Pruning,
+    plate_copies: bool,
 ) -> Result<ArchiveSession> {
     let reads_dir = archive.join(READS_TABLE);
     if !reads_dir.is_dir() {
@@ -56,7 +62,7 @@ pub async fn open(
         );
     }
     let context = SessionContext::new_with_config(session_config(pruning));
-    for table in [READS_TABLE, ALERTS_TABLE] {
+    for table in [READS_TABLE, ALERTS_TABLE, BY_PLATE_TABLE] {
         let dir = archive.join(table);
         if !dir.is_dir() || crate::archive_stats::parquet_files(&dir)?.is_empty() {
             if table == READS_TABLE {
@@ -69,12 +75,23 @@ pub async fn open(
         // measure nothing.
         let parquet_options = context.state().default_table_options().parquet;
         let format = ParquetFormat::default().with_options(parquet_options);
+        // The plate-ordered copy is one file a day and carries `hour` as a column.
+        let hour_partitions = vec![
+            ("date".to_owned(), DataType::Utf8),
+            ("hour".to_owned(), DataType::Utf8),
+        ];
+        let (extension, partitions, schema) = match table {
+            BY_PLATE_TABLE => (
+                BY_PLATE_FILE,
+                vec![("date".to_owned(), DataType::Utf8)],
+                by_plate_schema(),
+            ),
+            ALERTS_TABLE => (".parquet", hour_partitions, ALERTS_SCHEMA.clone()),
+            _ => (".parquet", hour_partitions, READS_SCHEMA.clone()),
+        };
         let options = ListingOptions::new(Arc::new(format))
-            .with_file_extension(".parquet")
-            .with_table_partition_cols(vec![
-                ("date".to_owned(), DataType::Utf8),
-                ("hour".to_owned(), DataType::Utf8),
-            ]);
+            .with_file_extension(extension)
+            .with_table_partition_cols(partitions);
         let url = format!(
             "{}/",
             dir.canonicalize()
@@ -82,7 +99,9 @@ pub async fn open(
                 .display()
         );
         context
-            .register_listing_table(table, &url, options, None, None)
+            // The schema this version writes, not one inferred from every file's footer (which
+            // read all of them before any query ran); files that predate a column read it as null.
+            .register_listing_table(table, &url, options, Some(schema), None)
             .await
             .with_context(|| format!("opening the {table} table under {}", dir.display()))?;
     }
@@ -90,15 +109,18 @@ pub async fn open(
     let cameras: Vec<&RegistryEntry> = registry.iter().filter(|e| !e.kind.is_reader()).collect();
     context.register_table("readers", Arc::new(registry_table(&readers)?))?;
     context.register_table("cameras", Arc::new(registry_table(&cameras)?))?;
-    let has_geohash = context
-        .table(READS_TABLE)
-        .await?
-        .schema()
-        .has_column_with_unqualified_name("geohash");
+    let plate_copy_dates = if pruning == Pruning::On && plate_copies {
+        current_plate_copies(archive)
+            .with_context(|| format!("checking the plate-ordered copies in {}", archive.display()))?
+            .into_iter()
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(ArchiveSession {
         context,
         pruning,
-        has_geohash,
+        plate_copy_dates,
     })
 }
 

@@ -7,6 +7,8 @@ use chrono::{DateTime, Timelike};
 use platestream_engine::geo::{bounding_box, covering_cells, ARCHIVE_GEOHASH_PRECISION};
 
 use super::args::{rfc3339, TimeRange};
+use platestream_engine::archive::BY_PLATE_TABLE;
+
 use super::session::{ArchiveSession, Pruning};
 
 /// A SQL string literal.
@@ -79,6 +81,27 @@ pub fn time_filter(
     }
 }
 
+/// `SELECT {columns} FROM reads WHERE {filter}` for a query that selects by plate: the days whose
+/// plate-ordered copy is current are read from `reads_by_plate` instead, where one plate's reads
+/// of a day are neighbours. `filter` may use `hour` and any column of [`BY_PLATE_COLUMNS`].
+///
+/// [`BY_PLATE_COLUMNS`]: platestream_engine::archive::BY_PLATE_COLUMNS
+pub fn by_plate_select(session: &ArchiveSession, columns: &str, filter: &str) -> String {
+    if session.plate_copy_dates.is_empty() {
+        return format!("SELECT {columns} FROM reads WHERE {filter}");
+    }
+    let dates: Vec<String> = session
+        .plate_copy_dates
+        .iter()
+        .map(|date| quote(date))
+        .collect();
+    let dates = dates.join(", ");
+    format!(
+        "SELECT {columns} FROM reads WHERE \"date\" NOT IN ({dates}) AND {filter} \
+         UNION ALL SELECT {columns} FROM {BY_PLATE_TABLE} WHERE \"date\" IN ({dates}) AND {filter}"
+    )
+}
+
 /// Great-circle distance in metres from a point to the row's `lat`/`lon` (haversine).
 pub fn distance(table: &str, lat: f64, lon: f64) -> String {
     format!(
@@ -88,13 +111,7 @@ pub fn distance(table: &str, lat: f64, lon: f64) -> String {
 }
 
 /// Rows within `radius_m` of the point: the exact distance, and what lets DataFusion prune first.
-pub fn area_filter(
-    session: &ArchiveSession,
-    table: &str,
-    lat: f64,
-    lon: f64,
-    radius_m: f64,
-) -> String {
+pub fn area_filter(table: &str, lat: f64, lon: f64, radius_m: f64) -> String {
     let bounds = bounding_box(lat, lon, radius_m);
     let mut clauses = vec![
         format!(
@@ -108,27 +125,25 @@ pub fn area_filter(
     ];
     // A file written before the column existed reads as null there: its rows are kept for the
     // box and the exact distance to decide.
-    if session.has_geohash {
-        let cells = covering_cells(lat, lon, radius_m);
-        if cells
+    let cells = covering_cells(lat, lon, radius_m);
+    if cells
+        .iter()
+        .all(|cell| cell.len() == ARCHIVE_GEOHASH_PRECISION)
+    {
+        let list: Vec<String> = cells.iter().map(|cell| quote(cell)).collect();
+        clauses.push(format!(
+            "({table}geohash IS NULL OR {table}geohash IN ({}))",
+            list.join(", ")
+        ));
+    } else {
+        let prefixes: Vec<String> = cells
             .iter()
-            .all(|cell| cell.len() == ARCHIVE_GEOHASH_PRECISION)
-        {
-            let list: Vec<String> = cells.iter().map(|cell| quote(cell)).collect();
-            clauses.push(format!(
-                "({table}geohash IS NULL OR {table}geohash IN ({}))",
-                list.join(", ")
-            ));
-        } else {
-            let prefixes: Vec<String> = cells
-                .iter()
-                .map(|cell| format!("{table}geohash LIKE {}", quote(&format!("{cell}%"))))
-                .collect();
-            clauses.push(format!(
-                "({table}geohash IS NULL OR {})",
-                prefixes.join(" OR ")
-            ));
-        }
+            .map(|cell| format!("{table}geohash LIKE {}", quote(&format!("{cell}%"))))
+            .collect();
+        clauses.push(format!(
+            "({table}geohash IS NULL OR {})",
+            prefixes.join(" OR ")
+        ));
     }
     clauses.push(format!("{} <= {radius_m}", distance(table, lat, lon)));
     clauses.join(" AND ")

@@ -66,14 +66,18 @@ struct Input {
 /// An order-independent fingerprint of a multiset of ids: equal inputs and output prove no row
 /// was lost or duplicated (up to a 2^-64 collision).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct IdFingerprint {
-    count: u64,
+pub(super) struct IdFingerprint {
+    pub(super) count: u64,
     sum: u64,
     xor_of_squares: u64,
 }
 
 impl IdFingerprint {
-    fn add_batch(&mut self, batch: &RecordBatch, id_column: &str) -> Result<(), ArchiveError> {
+    pub(super) fn add_batch(
+        &mut self,
+        batch: &RecordBatch,
+        id_column: &str,
+    ) -> Result<(), ArchiveError> {
         let ids = batch
             .column_by_name(id_column)
             .and_then(|column| column.as_any().downcast_ref::<StringArray>())
@@ -247,7 +251,7 @@ struct Merged {
     bytes_after: u64,
 }
 
-fn read_all(path: &Path) -> Result<Vec<RecordBatch>, ArchiveError> {
+pub(super) fn read_all(path: &Path) -> Result<Vec<RecordBatch>, ArchiveError> {
     let parquet_error = |source| ArchiveError::Parquet {
         path: path.to_owned(),
         source,

@@ -11,6 +11,7 @@
 //! files present), deletes the files of an incomplete one, and the caller skips what is covered:
 //! a crash may replay reads, never lose or duplicate them in the archive.
 
+mod by_plate;
 mod columns;
 mod compact;
 mod segment;
@@ -20,6 +21,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use by_plate::{
+    build_plate_copies, by_plate_schema, current_plate_copies, PlateCopyOptions, PlateCopyReport,
+    BY_PLATE_COLUMNS, BY_PLATE_FILE, BY_PLATE_TABLE,
+};
 pub use columns::{AlertColumns, ReadColumns, TableColumns, ALERTS_SCHEMA, READS_SCHEMA};
 pub use compact::{compact, CompactOptions, CompactReport};
 pub use segment::{ArchiveConfig, SegmentReport, SegmentWriter, WrittenFile};
