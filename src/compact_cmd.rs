@@ -83,7 +83,10 @@ pub fn run_compact(
     };
     let copies = build_plate_copies(
         &ArchiveConfig::new(&root),
-        &PlateCopyOptions { before_ms },
+        &PlateCopyOptions {
+            before_ms,
+            max_sort_rows: max_rows,
+        },
         |done, total| {
             copies_bar.set_length(total as u64);
             copies_bar.set_position(done as u64);

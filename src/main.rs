@@ -189,7 +189,8 @@ enum Command {
         /// so late reads of the last hour still find their files.
         #[arg(long)]
         before: Option<String>,
-        /// Rows per compacted file at most.
+        /// Rows per compacted file at most; also the rows a day's plate-ordered copy sorts in
+        /// memory at once (about 300 bytes each).
         #[arg(long, default_value_t = 4_000_000)]
         max_rows: usize,
         /// No progress bar.

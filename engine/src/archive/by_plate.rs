@@ -11,15 +11,19 @@
 //! removed by recovery since makes it stale, and queries read that day from `reads` until the copy
 //! is built again. So the copy never hides a read and never shows one twice.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray, UInt32Array};
-use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::array::{new_null_array, Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow::compute::kernels::boolean::and;
+use arrow::compute::kernels::cmp::{gt_eq, lt};
+use arrow::compute::{
+    concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
@@ -74,6 +78,9 @@ pub struct PlateCopyOptions {
     /// Only days that ended at or before this time (epoch ms) get a copy: a day still open would
     /// go stale with its next file.
     pub before_ms: i64,
+    /// Rows sorted in memory at once (about 300 bytes each). A larger day is sorted in ranges of
+    /// plates, one pass over its files per range.
+    pub max_sort_rows: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,7 +96,7 @@ pub struct PlateCopyReport {
 }
 
 /// Builds or rebuilds the copy of every closed day whose copy is missing or stale; `progress` is
-/// told (done, total) days to build. A day's reads are sorted in memory (about 300 bytes a read).
+/// told (done, total) days to build.
 pub fn build_plate_copies(
     config: &ArchiveConfig,
     options: &PlateCopyOptions,
@@ -118,7 +125,7 @@ pub fn build_plate_copies(
     }
     let total = to_build.len();
     for (done, (date, sources)) in to_build.into_iter().enumerate() {
-        let (rows, bytes) = write_copy(config, &date, &sources)?;
+        let (rows, bytes) = write_copy(config, &date, &sources, options.max_sort_rows)?;
         report.days_written += 1;
         report.rows += rows;
         report.bytes += bytes;
@@ -252,81 +259,121 @@ fn copy_sources(path: &Path) -> Result<Option<Vec<String>>, ArchiveError> {
     }))
 }
 
-/// The copy's columns of one `reads` file, with its hour; columns the file predates are null.
-fn read_source(source: &Source, schema: &SchemaRef) -> Result<Vec<RecordBatch>, ArchiveError> {
+/// `columns` of one `reads` file (those it has).
+fn read_source(source: &Source, columns: &[&str]) -> Result<Vec<RecordBatch>, ArchiveError> {
     let parquet_error = |error| ArchiveError::Parquet {
         path: source.path.clone(),
         source: error,
     };
     let file = File::open(&source.path).map_err(io_error(&source.path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_error)?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), BY_PLATE_COLUMNS);
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
     let reader = builder
         .with_projection(mask)
         .with_batch_size(65_536)
         .build()
         .map_err(parquet_error)?;
-    let mut batches = Vec::new();
-    for batch in reader {
-        let batch = batch?;
-        let rows = batch.num_rows();
-        let columns: Vec<ArrayRef> = schema
-            .fields()
-            .iter()
-            .map(|field| match field.name().as_str() {
-                "hour" => Arc::new(StringArray::from(vec![source.hour.as_str(); rows])) as ArrayRef,
-                name => batch
-                    .column_by_name(name)
-                    .cloned()
-                    .unwrap_or_else(|| new_null_array(field.data_type(), rows)),
-            })
-            .collect();
-        batches.push(RecordBatch::try_new(schema.clone(), columns)?);
-    }
-    Ok(batches)
+    reader
+        .map(|batch| batch.map_err(ArchiveError::Arrow))
+        .collect()
 }
 
-/// Writes one day's copy under an in-progress name, checks it holds every source read exactly
-/// once, and renames it over the old copy; returns (rows, bytes).
+/// A batch of a `reads` file in the copy's schema: its hour added, columns the file predates null.
+fn conform(
+    batch: RecordBatch,
+    source: &Source,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, ArchiveError> {
+    let rows = batch.num_rows();
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.name().as_str() {
+            "hour" => Arc::new(StringArray::from(vec![source.hour.as_str(); rows])) as ArrayRef,
+            name => batch
+                .column_by_name(name)
+                .cloned()
+                .unwrap_or_else(|| new_null_array(field.data_type(), rows)),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The first two characters of a plate: the unit plate ranges are made of.
+fn plate_prefix(plate: &str) -> &str {
+    let end = plate
+        .char_indices()
+        .nth(2)
+        .map_or(plate.len(), |(index, _)| index);
+    &plate[..end]
+}
+
+/// One pass over the day's files: the fingerprint of every read id and the rows per plate prefix.
+fn survey(sources: &[Source]) -> Result<(IdFingerprint, BTreeMap<String, usize>), ArchiveError> {
+    let mut fingerprint = IdFingerprint::default();
+    let mut prefixes: BTreeMap<String, usize> = BTreeMap::new();
+    for source in sources {
+        for batch in read_source(source, &["read_id", "plate_norm"])? {
+            fingerprint.add_batch(&batch, "read_id")?;
+            let plates = text_column(&batch, "plate_norm")?;
+            for plate in plates.iter().flatten() {
+                let prefix = plate_prefix(plate);
+                match prefixes.get_mut(prefix) {
+                    Some(rows) => *rows += 1,
+                    None => {
+                        prefixes.insert(prefix.to_owned(), 1);
+                    }
+                }
+            }
+        }
+    }
+    Ok((fingerprint, prefixes))
+}
+
+fn text_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, ArchiveError> {
+    batch
+        .column_by_name(name)
+        .and_then(|column| column.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| {
+            ArchiveError::Arrow(arrow::error::ArrowError::SchemaError(format!(
+                "no text column {name}"
+            )))
+        })
+}
+
+/// Consecutive prefix ranges `[from, until)` of at most `max_rows` rows each (a single prefix
+/// with more stays alone); `None` is open.
+fn plate_ranges(
+    prefixes: &BTreeMap<String, usize>,
+    max_rows: usize,
+) -> Vec<(Option<String>, Option<String>)> {
+    let mut starts: Vec<String> = Vec::new();
+    let mut rows = 0;
+    for (prefix, count) in prefixes {
+        if starts.is_empty() || rows + count > max_rows {
+            starts.push(prefix.clone());
+            rows = 0;
+        }
+        rows += count;
+    }
+    (0..starts.len().max(1))
+        .map(|index| {
+            let from = (index > 0).then(|| starts[index].clone());
+            (from, starts.get(index + 1).cloned())
+        })
+        .collect()
+}
+
+/// Writes one day's copy under an in-progress name, range of plates by range, checks it holds
+/// every read of the day's files exactly once, and renames it over the old copy; returns (rows,
+/// bytes).
 fn write_copy(
     config: &ArchiveConfig,
     date: &str,
     sources: &[Source],
+    max_sort_rows: usize,
 ) -> Result<(u64, u64), ArchiveError> {
-    let schema = by_plate_schema();
-    let mut expected = IdFingerprint::default();
-    let mut batches = Vec::new();
-    for source in sources {
-        for batch in read_source(source, &schema)? {
-            expected.add_batch(&batch, "read_id")?;
-            batches.push(batch);
-        }
-    }
-    let all = concat_batches(&schema, &batches)?;
-    drop(batches);
-    let column = |name: &str| {
-        all.column_by_name(name)
-            .cloned()
-            .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no {name}")))
-    };
-    let order = lexsort_to_indices(
-        &[
-            SortColumn {
-                values: column("plate_norm")?,
-                options: None,
-            },
-            SortColumn {
-                values: column("observed_at")?,
-                options: None,
-            },
-            SortColumn {
-                values: column("read_id")?,
-                options: None,
-            },
-        ],
-        None,
-    )?;
-
+    let (expected, prefixes) = survey(sources)?;
     let dir = config
         .root
         .join(BY_PLATE_TABLE)
@@ -337,8 +384,8 @@ fn write_copy(
         std::process::id(),
         COPY_SEQUENCE.fetch_add(1, Ordering::Relaxed)
     ));
-    let written = write_sorted(config, &temp_path, &all, &order, sources);
-    let result = written.and_then(|()| {
+    let ranges = plate_ranges(&prefixes, max_sort_rows.max(1));
+    let result = write_sorted(config, &temp_path, sources, &ranges).and_then(|()| {
         let mut found = IdFingerprint::default();
         for batch in read_all(&temp_path)? {
             found.add_batch(&batch, "read_id")?;
@@ -370,30 +417,84 @@ fn write_copy(
     Ok((expected.count, bytes))
 }
 
+/// The day's rows whose plate lies in `[from, until)`, sorted by plate, time and read id.
+fn sorted_range(
+    sources: &[Source],
+    schema: &SchemaRef,
+    (from, until): &(Option<String>, Option<String>),
+) -> Result<RecordBatch, ArchiveError> {
+    let mut batches = Vec::new();
+    for source in sources {
+        for batch in read_source(source, &BY_PLATE_COLUMNS)? {
+            let batch = conform(batch, source, schema)?;
+            let plates = text_column(&batch, "plate_norm")?;
+            let mut keep = BooleanArray::from(vec![true; batch.num_rows()]);
+            if let Some(from) = from {
+                keep = and(
+                    &keep,
+                    &gt_eq(plates, &StringArray::new_scalar(from.as_str()))?,
+                )?;
+            }
+            if let Some(until) = until {
+                keep = and(
+                    &keep,
+                    &lt(plates, &StringArray::new_scalar(until.as_str()))?,
+                )?;
+            }
+            batches.push(filter_record_batch(&batch, &keep)?);
+        }
+    }
+    let all = concat_batches(schema, &batches)?;
+    drop(batches);
+    let sort_column = |name: &str| {
+        all.column_by_name(name)
+            .cloned()
+            .map(|values| SortColumn {
+                values,
+                options: None,
+            })
+            .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no {name}")))
+    };
+    let order = lexsort_to_indices(
+        &[
+            sort_column("plate_norm")?,
+            sort_column("observed_at")?,
+            sort_column("read_id")?,
+        ],
+        None,
+    )?;
+    Ok(take_record_batch(&all, &order)?)
+}
+
 fn write_sorted(
     config: &ArchiveConfig,
     path: &Path,
-    all: &RecordBatch,
-    order: &UInt32Array,
     sources: &[Source],
+    ranges: &[(Option<String>, Option<String>)],
 ) -> Result<(), ArchiveError> {
     let parquet_error = |source| ArchiveError::Parquet {
         path: path.to_owned(),
         source,
     };
+    let schema = by_plate_schema();
     let file = File::create(path).map_err(io_error(path))?;
     let mut writer = ArrowWriter::try_new(
         BufWriter::with_capacity(1 << 20, file),
-        all.schema(),
+        schema.clone(),
         Some(config.writer_properties()?),
     )
     .map_err(parquet_error)?;
-    let step = config.batch_rows.max(1);
-    for offset in (0..order.len()).step_by(step) {
-        let indices = order.slice(offset, step.min(order.len() - offset));
-        writer
-            .write(&take_record_batch(all, &indices)?)
-            .map_err(parquet_error)?;
+    let mut rows = 0;
+    for range in ranges {
+        let sorted = sorted_range(sources, &schema, range)?;
+        rows += sorted.num_rows();
+        let step = config.batch_rows.max(1);
+        for offset in (0..sorted.num_rows()).step_by(step) {
+            let length = step.min(sorted.num_rows() - offset);
+            writer
+                .write(&sorted.slice(offset, length))
+                .map_err(parquet_error)?;
+        }
     }
     let metadata = [
         (metadata_keys::TABLE, BY_PLATE_TABLE.to_owned()),
@@ -401,7 +502,7 @@ fn write_sorted(
             metadata_keys::WRITER_VERSION,
             env!("CARGO_PKG_VERSION").to_owned(),
         ),
-        ("platestream.rows", all.num_rows().to_string()),
+        ("platestream.rows", rows.to_string()),
         (SOURCES_KEY, source_names(sources).join(",")),
     ];
     for (key, value) in metadata {
@@ -501,9 +602,11 @@ mod tests {
                 (4, "ABC123", "2026-11-25T00:01:00Z"),
             ],
         );
-        // The 25th has not ended by this time: only the 24th is copied.
+        // The 25th has not ended by this time: only the 24th is copied. One plate prefix at a
+        // time is sorted in memory.
         let options = PlateCopyOptions {
             before_ms: millis("2026-11-25T12:00:00Z"),
+            max_sort_rows: 1,
         };
         let report = build_plate_copies(&config, &options, |_, _| {}).unwrap();
         assert_eq!((report.days_written, report.rows), (1, 4));
@@ -553,6 +656,7 @@ mod tests {
         assert!(current_plate_copies(dir.path()).unwrap().is_empty());
         let all_days = PlateCopyOptions {
             before_ms: i64::MAX,
+            max_sort_rows: 1_000_000,
         };
         let after = build_plate_copies(&config, &all_days, |_, _| {}).unwrap();
         assert_eq!((after.days_written, after.rows), (2, 6));
@@ -561,6 +665,41 @@ mod tests {
         assert_eq!(current_plate_copies(dir.path()).unwrap().len(), 2);
         let times: Vec<i64> = copy_rows(&copy).into_iter().map(|row| row.1).collect();
         assert_eq!(times[0], millis("2026-11-24T09:05:00Z"));
+    }
+
+    #[test]
+    fn plate_ranges_cover_every_plate_once_within_the_row_budget() {
+        let prefixes: BTreeMap<String, usize> =
+            [("", 1), ("1", 1), ("1A", 3), ("7X", 9), ("AB", 2)]
+                .into_iter()
+                .map(|(prefix, rows)| (prefix.to_owned(), rows))
+                .collect();
+        let ranges = plate_ranges(&prefixes, 5);
+        assert_eq!(
+            ranges,
+            [
+                (None, Some("7X".to_owned())),
+                (Some("7X".to_owned()), Some("AB".to_owned())),
+                (Some("AB".to_owned()), None)
+            ]
+        );
+        let in_range = |plate: &str| {
+            ranges
+                .iter()
+                .filter(|(from, until)| {
+                    from.as_deref().is_none_or(|from| plate >= from)
+                        && until.as_deref().is_none_or(|until| plate < until)
+                })
+                .count()
+        };
+        for plate in [
+            "", "1", "1A", "1A2345", "1Z9", "7", "7X", "7X2A", "7Y", "AB", "ZZZZZZZ",
+        ] {
+            assert_eq!(in_range(plate), 1, "{plate}");
+        }
+        assert_eq!(plate_ranges(&BTreeMap::new(), 5), [(None, None)]);
+        assert_eq!(plate_prefix("7X2A"), "7X");
+        assert_eq!(plate_prefix("7"), "7");
     }
 
     #[test]
