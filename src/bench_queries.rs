@@ -167,11 +167,7 @@ pub fn bench_queries(options: &BenchQueriesOptions) -> Result<()> {
     }
 
     // What `platestream compact` writes for closed days; every simulated day has ended.
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} days copied by plate {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = crate::compact_cmd::steps_bar(false, "days copied by plate");
     let started = Instant::now();
     let copies = build_plate_copies(
         &ArchiveConfig::new(&options.dir),
@@ -232,6 +228,10 @@ pub fn bench_queries(options: &BenchQueriesOptions) -> Result<()> {
     let day_to = rfc3339(middle + 43_200_000);
     let (lat, lon) = (readers[0].lat.to_string(), readers[0].lon.to_string());
     let at = rfc3339(middle);
+    let exact = strings(&["query", "plate", &plate, "--archive", &archive]);
+    let wildcard_all = strings(&["query", "plate", &wildcard, "--archive", &archive]);
+    // The same lookup on days without a current plate-ordered copy.
+    let reads_only = |args: &Vec<String>| [&args[..], &["--no-plate-copy".to_owned()]].concat();
     let queries: Vec<(&str, Vec<String>)> = vec![
         (
             "incident 500 m ±30 min",
@@ -252,20 +252,10 @@ pub fn bench_queries(options: &BenchQueriesOptions) -> Result<()> {
                 "30m",
             ]),
         ),
-        (
-            "plate exact, whole archive",
-            strings(&["query", "plate", &plate, "--archive", &archive]),
-        ),
+        ("plate exact, whole archive", exact.clone()),
         (
             "plate exact, whole archive, `reads` only",
-            strings(&[
-                "query",
-                "plate",
-                &plate,
-                "--archive",
-                &archive,
-                "--no-plate-copy",
-            ]),
+            reads_only(&exact),
         ),
         (
             "plate wildcard, one day",
@@ -281,20 +271,10 @@ pub fn bench_queries(options: &BenchQueriesOptions) -> Result<()> {
                 &day_to,
             ]),
         ),
-        (
-            "plate wildcard, whole archive",
-            strings(&["query", "plate", &wildcard, "--archive", &archive]),
-        ),
+        ("plate wildcard, whole archive", wildcard_all.clone()),
         (
             "plate wildcard, whole archive, `reads` only",
-            strings(&[
-                "query",
-                "plate",
-                &wildcard,
-                "--archive",
-                &archive,
-                "--no-plate-copy",
-            ]),
+            reads_only(&wildcard_all),
         ),
         (
             "stakeout 3 places 300 m ±1 h",

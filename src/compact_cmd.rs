@@ -33,16 +33,7 @@ pub fn run_compact(
         Some(text) => parse_time("--before", text)?,
         None => chrono::Utc::now().timestamp_millis() - 3_600_000,
     };
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} hour files merged {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    };
+    let bar = steps_bar(quiet, "hour files merged");
     let report = compact(
         &ArchiveConfig::new(&root),
         &CompactOptions {
@@ -71,16 +62,7 @@ pub fn run_compact(
             report.leftovers_removed
         );
     }
-    let copies_bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} days copied by plate {elapsed}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    };
+    let copies_bar = steps_bar(quiet, "days copied by plate");
     let copies = build_plate_copies(
         &ArchiveConfig::new(&root),
         &PlateCopyOptions {
@@ -108,4 +90,17 @@ pub fn run_compact(
         );
     }
     Ok(())
+}
+
+/// A bar of `done/total {what}`; its length is set once the work is counted.
+pub fn steps_bar(quiet: bool, what: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {what} {{elapsed}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }

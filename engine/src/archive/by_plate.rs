@@ -518,30 +518,16 @@ fn write_sorted(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{compact, CompactOptions, SegmentWriter};
-    use crate::read::PlateRead;
+    use crate::archive::{compact, test_read, CompactOptions, SegmentWriter};
     use arrow::array::{Array, TimestampMillisecondArray};
-
-    fn read(offset: i64, plate: &str, observed: &str) -> PlateRead {
-        let mut read: PlateRead = serde_json::from_value(serde_json::json!({
-            "read_id": format!("r{offset}"), "vendor": "t", "reader_id": "dc-r-001",
-            "observed_at": observed, "plate": plate, "plate_norm": plate,
-            "confidence": 0.9, "lat": 38.9, "lon": -77.0, "heading": 90.0
-        }))
-        .unwrap();
-        read.source = Some(crate::read::SourcePosition {
-            topic: "reads".into(),
-            partition: 0,
-            offset,
-        });
-        read
-    }
 
     fn write_segment(config: &Arc<ArchiveConfig>, reads: &[(i64, &str, &str)]) {
         let mut segment = SegmentWriter::new(Arc::clone(config), "reads", 0).unwrap();
         for (offset, plate, time) in reads {
             segment.cover_offset(*offset);
-            segment.append_read(&read(*offset, plate, time)).unwrap();
+            segment
+                .append_read(&test_read(*offset, plate, time))
+                .unwrap();
         }
         segment.commit().unwrap();
     }

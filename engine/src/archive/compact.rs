@@ -432,23 +432,12 @@ fn conform(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{recover_partition, SegmentWriter, READS_TABLE};
+    use crate::archive::{recover_partition, test_read, SegmentWriter, READS_TABLE};
     use crate::read::PlateRead;
     use std::sync::Arc;
 
     fn read(offset: i64, observed: &str) -> PlateRead {
-        let mut read: PlateRead = serde_json::from_value(serde_json::json!({
-            "read_id": format!("r{offset}"), "vendor": "t", "reader_id": "dc-r-001",
-            "observed_at": observed, "plate": "ABC123", "plate_norm": "ABC123",
-            "confidence": 0.9, "lat": 38.9, "lon": -77.0
-        }))
-        .unwrap();
-        read.source = Some(crate::read::SourcePosition {
-            topic: "reads".into(),
-            partition: 0,
-            offset,
-        });
-        read
+        test_read(offset, "ABC123", observed)
     }
 
     fn ids(root: &Path) -> Vec<String> {
