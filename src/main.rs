@@ -285,7 +285,28 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match cli.command {
+    quiet_when_output_closes(run_command(cli.command).await)
+}
+
+/// `platestream query ... | head` closes the pipe early; like other command-line tools, stop
+/// without an error then.
+fn quiet_when_output_closes(outcome: Result<()>) -> Result<()> {
+    match outcome {
+        Err(error)
+            if error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn run_command(command: Command) -> Result<()> {
+    match command {
         Command::Demo(options) => {
             serve_metrics(options.metrics_listen)?;
             run_demo(options, stop_on_ctrl_c()).await

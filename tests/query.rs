@@ -755,6 +755,29 @@ fn bad_input_is_a_clear_error() {
         let stderr = text(&output.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+
+    // `| head`: the reader goes away after a line; that is not an error.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_platestream"))
+        .args([
+            "query",
+            "sql",
+            "SELECT read_id, plate, reader_id FROM reads",
+        ])
+        .args(["--archive", "archive"])
+        .args(["--format", "csv", "--quiet"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut header = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut header).unwrap();
+    assert!(header.starts_with("read_id,"), "{header}");
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
 }
 
 #[test]

@@ -113,12 +113,46 @@ pub fn emit(result: &QueryResult, format: OutputFormat, out: Option<&Path>) -> R
                     .with_context(|| format!("writing {}", path.display()))
             }
             None => {
-                let stdout = std::io::stdout();
-                let mut lock = stdout.lock();
-                write_text(result, format, &mut lock)?;
-                lock.flush().context("writing to stdout")
+                let mut stdout = ClosedAware {
+                    inner: std::io::stdout().lock(),
+                    closed: false,
+                };
+                let written = write_text(result, format, &mut stdout)
+                    .and_then(|()| stdout.flush().context("writing to stdout"));
+                // The CSV writer turns I/O errors into text; say plainly that the reader left.
+                if stdout.closed {
+                    return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+                }
+                written
             }
         },
+    }
+}
+
+/// A writer that remembers whether its reader went away (a closed pipe).
+struct ClosedAware<W: Write> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> ClosedAware<W> {
+    fn note<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(error) = &result {
+            self.closed |= error.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        result
+    }
+}
+
+impl<W: Write> Write for ClosedAware<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.note(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.inner.flush();
+        self.note(result)
     }
 }
 
