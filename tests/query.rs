@@ -756,6 +756,21 @@ fn bad_input_is_a_clear_error() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 
+    // CSV has no lists: the embedding is written as its text.
+    let csv = succeed(
+        &[
+            "query",
+            "sql",
+            "SELECT read_id, embedding FROM reads LIMIT 3",
+            "--archive",
+            "archive",
+            "--format",
+            "csv",
+        ],
+        dir,
+    );
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+
     // `| head`: the reader goes away after a line; that is not an error.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_platestream"))
         .args([

@@ -202,14 +202,42 @@ fn write_text<W: Write>(result: &QueryResult, format: OutputFormat, out: &mut W)
                 .build(&mut *out);
             if result.batches.is_empty() {
                 // The header alone says which columns were asked for.
-                writer.write(&RecordBatch::new_empty(Arc::clone(&result.schema)))?;
+                writer.write(&flat_for_csv(&RecordBatch::new_empty(Arc::clone(
+                    &result.schema,
+                )))?)?;
             }
             for batch in &result.batches {
-                writer.write(batch)?;
+                writer.write(&flat_for_csv(batch)?)?;
             }
         }
         OutputFormat::Json => writeln!(out, "{}", json_array(result)?)?,
         OutputFormat::Parquet => bail!("--format parquet needs --out FILE"),
     }
     Ok(())
+}
+
+/// CSV holds no nested values: a list (the embedding) is written as its text, `[0.5, 0.25]`.
+fn flat_for_csv(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if field.data_type().is_nested() {
+            let text = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
+                .with_context(|| format!("column {} as CSV text", field.name()))?;
+            fields.push(arrow::datatypes::Field::new(
+                field.name(),
+                arrow::datatypes::DataType::Utf8,
+                true,
+            ));
+            columns.push(text);
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(Arc::clone(column));
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )?)
 }
