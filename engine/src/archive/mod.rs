@@ -279,6 +279,23 @@ pub fn recover_partition(
     })
 }
 
+/// A read at `offset` of partition 0 of topic `reads`, id `r{offset}`, for the archive's tests.
+#[cfg(test)]
+pub(crate) fn test_read(offset: i64, plate: &str, observed: &str) -> crate::read::PlateRead {
+    let mut read: crate::read::PlateRead = serde_json::from_value(serde_json::json!({
+        "read_id": format!("r{offset}"), "vendor": "t", "reader_id": "dc-r-001",
+        "observed_at": observed, "plate": plate, "plate_norm": plate,
+        "confidence": 0.9, "lat": 38.9, "lon": -77.0, "heading": 90.0
+    }))
+    .unwrap_or_else(|error| panic!("test read: {error}"));
+    read.source = Some(crate::read::SourcePosition {
+        topic: "reads".into(),
+        partition: 0,
+        offset,
+    });
+    read
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,21 +319,4 @@ mod tests {
     fn hour_partitions_are_by_utc_observation_hour() {
         assert_eq!(hour_partition(1_795_539_600_250), "date=2026-11-24/hour=17");
     }
-}
-
-/// A read at `offset` of partition 0 of topic `reads`, id `r{offset}`, for the archive's tests.
-#[cfg(test)]
-pub(crate) fn test_read(offset: i64, plate: &str, observed: &str) -> crate::read::PlateRead {
-    let mut read: crate::read::PlateRead = serde_json::from_value(serde_json::json!({
-        "read_id": format!("r{offset}"), "vendor": "t", "reader_id": "dc-r-001",
-        "observed_at": observed, "plate": plate, "plate_norm": plate,
-        "confidence": 0.9, "lat": 38.9, "lon": -77.0, "heading": 90.0
-    }))
-    .unwrap_or_else(|error| panic!("test read: {error}"));
-    read.source = Some(crate::read::SourcePosition {
-        topic: "reads".into(),
-        partition: 0,
-        offset,
-    });
-    read
 }
