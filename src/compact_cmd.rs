@@ -33,9 +33,10 @@ pub fn run_compact(
         Some(text) => parse_time("--before", text)?,
         None => chrono::Utc::now().timestamp_millis() - 3_600_000,
     };
+    let config = ArchiveConfig::new(&root);
     let bar = steps_bar(quiet, "hour files merged");
     let report = compact(
-        &ArchiveConfig::new(&root),
+        &config,
         &CompactOptions {
             before_ms,
             max_rows,
@@ -64,7 +65,7 @@ pub fn run_compact(
     }
     let copies_bar = steps_bar(quiet, "days copied by plate");
     let copies = build_plate_copies(
-        &ArchiveConfig::new(&root),
+        &config,
         &PlateCopyOptions {
             before_ms,
             max_sort_rows: max_rows,

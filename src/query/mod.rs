@@ -278,7 +278,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                     &session,
                     &read_columns(""),
                     &format!("{} AND {filter}", time_filter(&session, "", range, 0))
-                )
+                )?
             );
             run_sql(&session, &text, "the plate", args.format, out, args.quiet).await
         }
@@ -355,7 +355,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                         quote(&plate),
                         time_filter(&session, "", range, 0)
                     )
-                ),
+                )?,
                 near_time = time_filter(&session, "r.", range, window_ms),
             );
             run_sql(
@@ -376,7 +376,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                         &session,
                         "observed_at, reader_id",
                         &format!("plate_norm = {} AND {time}", quote(&exact_plate(plate)?)),
-                    ),
+                    )?,
                     "count(DISTINCT reader_id) AS readers",
                 ),
                 (None, Some(reader)) => (
@@ -452,7 +452,7 @@ async fn misread_filter(
                 length - 1,
                 length + 1
             )
-        )
+        )?
     );
     let candidates =
         query_result(session, &candidates, "plates that may be misreads", quiet).await?;

@@ -1,8 +1,8 @@
 //! A DataFusion session over one archive: the `reads` and `alerts` tables (hive partitions
 //! `date`/`hour`) and the registry's `readers` and `cameras`.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{Float64Builder, RecordBatch, StringBuilder};
@@ -28,9 +28,35 @@ pub enum Pruning {
 pub struct ArchiveSession {
     pub context: SessionContext,
     pub pruning: Pruning,
+    archive: PathBuf,
+    /// Plate lookups may read current plate-ordered copies (off for a full scan).
+    plate_copies: bool,
+    /// Found when a plate lookup first asks: other queries need not read the copies' footers.
+    plate_copy_dates: OnceLock<Vec<String>>,
+}
+
+impl ArchiveSession {
     /// Days (`YYYY-MM-DD`) whose plate-ordered copy (`reads_by_plate`) holds exactly their
-    /// current `reads` files, so plate lookups may read them from it; empty for a full scan.
-    pub plate_copy_dates: Vec<String>,
+    /// current `reads` files, so plate lookups may read them from it.
+    pub fn plate_copy_dates(&self) -> Result<&[String]> {
+        if let Some(dates) = self.plate_copy_dates.get() {
+            return Ok(dates);
+        }
+        let dates = if self.plate_copies {
+            current_plate_copies(&self.archive)
+                .with_context(|| {
+                    format!(
+                        "checking the plate-ordered copies in {}",
+                        self.archive.display()
+                    )
+                })?
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(self.plate_copy_dates.get_or_init(|| dates))
+    }
 }
 
 fn session_config(pruning: Pruning) -> SessionConfig {
@@ -109,18 +135,12 @@ pub async fn open(
     let cameras: Vec<&RegistryEntry> = registry.iter().filter(|e| !e.kind.is_reader()).collect();
     context.register_table("readers", Arc::new(registry_table(&readers)?))?;
     context.register_table("cameras", Arc::new(registry_table(&cameras)?))?;
-    let plate_copy_dates = if pruning == Pruning::On && plate_copies {
-        current_plate_copies(archive)
-            .with_context(|| format!("checking the plate-ordered copies in {}", archive.display()))?
-            .into_iter()
-            .collect()
-    } else {
-        Vec::new()
-    };
     Ok(ArchiveSession {
         context,
         pruning,
-        plate_copy_dates,
+        archive: archive.to_owned(),
+        plate_copies: pruning == Pruning::On && plate_copies,
+        plate_copy_dates: OnceLock::new(),
     })
 }
 

@@ -6,9 +6,9 @@
 use chrono::{DateTime, Timelike};
 use platestream_engine::geo::{bounding_box, covering_cells, ARCHIVE_GEOHASH_PRECISION};
 
-use super::args::{rfc3339, TimeRange};
 use platestream_engine::archive::BY_PLATE_TABLE;
 
+use super::args::{rfc3339, TimeRange};
 use super::session::{ArchiveSession, Pruning};
 
 /// A SQL string literal.
@@ -86,20 +86,21 @@ pub fn time_filter(
 /// of a day are neighbours. `filter` may use `hour` and any column of [`BY_PLATE_COLUMNS`].
 ///
 /// [`BY_PLATE_COLUMNS`]: platestream_engine::archive::BY_PLATE_COLUMNS
-pub fn by_plate_select(session: &ArchiveSession, columns: &str, filter: &str) -> String {
-    if session.plate_copy_dates.is_empty() {
-        return format!("SELECT {columns} FROM reads WHERE {filter}");
+pub fn by_plate_select(
+    session: &ArchiveSession,
+    columns: &str,
+    filter: &str,
+) -> anyhow::Result<String> {
+    let dates = session.plate_copy_dates()?;
+    if dates.is_empty() {
+        return Ok(format!("SELECT {columns} FROM reads WHERE {filter}"));
     }
-    let dates: Vec<String> = session
-        .plate_copy_dates
-        .iter()
-        .map(|date| quote(date))
-        .collect();
+    let dates: Vec<String> = dates.iter().map(|date| quote(date)).collect();
     let dates = dates.join(", ");
-    format!(
+    Ok(format!(
         "SELECT {columns} FROM reads WHERE \"date\" NOT IN ({dates}) AND {filter} \
          UNION ALL SELECT {columns} FROM {BY_PLATE_TABLE} WHERE \"date\" IN ({dates}) AND {filter}"
-    )
+    ))
 }
 
 /// Great-circle distance in metres from a point to the row's `lat`/`lon` (haversine).
