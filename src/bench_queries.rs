@@ -16,6 +16,8 @@ use platestream_engine::archive::{
 use platestream_engine::normalize::normalize_read;
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::archive_stats::archive_stats;
 use crate::query::args::rfc3339;
@@ -66,8 +68,15 @@ fn build(options: &BenchQueriesOptions) -> Result<Built> {
     );
     let mut segment = SegmentWriter::new(Arc::clone(&config), "bench", 0)?;
     let mut raw_json_bytes = 0u64;
+    // Readers do not report on a metronome, nor arrive the instant they read: uneven gaps between
+    // observations and 0.2-2 s of upload delay, so time columns cost on disk what real ones do.
+    let mut timing = ChaCha8Rng::seed_from_u64(11);
+    let mut observed_ms = start.millis() as f64;
+    let end_ms = start.millis() + span_ms as i64;
     for index in 0..options.reads {
-        let observed = Timestamp::from_millis(start.millis() + (index as f64 * step_ms) as i64);
+        observed_ms += step_ms * -(1.0 - timing.random::<f64>()).ln();
+        let observed = Timestamp::from_millis((observed_ms as i64).min(end_ms - 1));
+        let ingested = Timestamp::from_millis(observed.millis() + timing.random_range(200..2_000));
         let (mut read, _) = simulator.next_read(observed);
         // What the reader sent: the canonical JSON before platestream touched it.
         raw_json_bytes += serde_json::to_vec(&read)?.len() as u64 + 1;
@@ -77,7 +86,7 @@ fn build(options: &BenchQueriesOptions) -> Result<Built> {
             partition: 0,
             offset,
         });
-        normalize_read(&mut read, observed).map_err(|error| anyhow::anyhow!("{error}"))?;
+        normalize_read(&mut read, ingested).map_err(|error| anyhow::anyhow!("{error}"))?;
         segment.cover_offset(offset);
         segment.append_read(&read)?;
         if segment.rows() >= options.segment_rows {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use arrow::compute::{sort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -62,7 +62,18 @@ impl ArchiveConfig {
         // `PLATE_BLOOM_FPP` false positives: a small hour file gets a small filter. Sized for 65,536 plates instead, the
         // row groups of a busy hour (150,000+ reads, 100,000+ plates) had filters so full that
         // they ruled out 164 of 544 row groups for a plate seen in a few of them.
-        Ok(WriterProperties::builder()
+        let mut builder = WriterProperties::builder();
+        for (columns, encoding) in [
+            (DELTA_INTEGER_COLUMNS, Encoding::DELTA_BINARY_PACKED),
+            (DELTA_STRING_COLUMNS, Encoding::DELTA_BYTE_ARRAY),
+        ] {
+            for column in columns {
+                builder = builder
+                    .set_column_dictionary_enabled(ColumnPath::from(*column), false)
+                    .set_column_encoding(ColumnPath::from(*column), encoding);
+            }
+        }
+        Ok(builder
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
@@ -75,6 +86,27 @@ impl ArchiveConfig {
             .build())
     }
 }
+
+/// Times and offsets that rise along the time-sorted rows: stored as bit-packed differences
+/// (a few bits a row) instead of 8 bytes each.
+const DELTA_INTEGER_COLUMNS: &[&str] = &[
+    "observed_at",
+    "ingested_at",
+    "last_observed_at",
+    "raised_at",
+    "source_offset",
+];
+
+/// Read ids (time first, see `derive_read_id`) and image URIs: unique per row, so a dictionary
+/// never pays; each is stored as the length of the prefix it shares with the row before (the
+/// time, the URL's host and path) and the rest. With the delta-coded times above: 87.6 -> 65.7
+/// bytes per read (`platestream bench-queries --reads 6000000 --days 1`).
+const DELTA_STRING_COLUMNS: &[&str] = &[
+    "read_id",
+    "plate_crop_uri",
+    "overview_uri",
+    "duplicate_of",
+];
 
 /// The plate bloom filter's false-positive target after folding. Commuters are in every hour's
 /// files, so the filters of different hours share their bits, and an absent plate those bits
