@@ -57,3 +57,26 @@ pub fn archive_stats(dir: &Path) -> Result<ArchiveStats> {
     }
     Ok(stats)
 }
+
+/// Compressed bytes of each column over every file below `dir`, largest first: where an
+/// archive's bytes per read go.
+pub fn column_bytes(dir: &Path) -> Result<Vec<(String, u64)>> {
+    let mut totals: Vec<(String, u64)> = Vec::new();
+    for path in parquet_files(dir)? {
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let reader = SerializedFileReader::new(file)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for row_group in reader.metadata().row_groups() {
+            for column in row_group.columns() {
+                let name = column.column_path().string();
+                let bytes = u64::try_from(column.compressed_size()).unwrap_or(0);
+                match totals.iter_mut().find(|(known, _)| *known == name) {
+                    Some((_, total)) => *total += bytes,
+                    None => totals.push((name, bytes)),
+                }
+            }
+        }
+    }
+    totals.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(totals)
+}

@@ -19,7 +19,7 @@ use platestream_engine::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::archive_stats::archive_stats;
+use crate::archive_stats::{archive_stats, column_bytes};
 use crate::query::args::rfc3339;
 
 #[derive(Debug, Args)]
@@ -165,6 +165,19 @@ pub fn bench_queries(options: &BenchQueriesOptions) -> Result<()> {
         stats.files,
         reads_bytes as f64 / 1_048_576.0,
         reads_bytes as f64 / stats.read_rows.max(1) as f64
+    );
+    let columns = column_bytes(&options.dir.join(READS_TABLE))?;
+    let per_read = |bytes: u64| bytes as f64 / stats.read_rows.max(1) as f64;
+    println!(
+        "bytes per read by column: {}; the other {} columns {:.1}",
+        columns
+            .iter()
+            .take(8)
+            .map(|(name, bytes)| format!("{name} {:.1}", per_read(*bytes)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        columns.len().saturating_sub(8),
+        per_read(columns.iter().skip(8).map(|(_, bytes)| bytes).sum())
     );
     if let Some(built) = &built {
         println!(

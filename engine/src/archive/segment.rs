@@ -101,12 +101,8 @@ const DELTA_INTEGER_COLUMNS: &[&str] = &[
 /// never pays; each is stored as the length of the prefix it shares with the row before (the
 /// time, the URL's host and path) and the rest. With the delta-coded times above: 87.6 -> 65.7
 /// bytes per read (`platestream bench-queries --reads 6000000 --days 1`).
-const DELTA_STRING_COLUMNS: &[&str] = &[
-    "read_id",
-    "plate_crop_uri",
-    "overview_uri",
-    "duplicate_of",
-];
+const DELTA_STRING_COLUMNS: &[&str] =
+    &["read_id", "plate_crop_uri", "overview_uri", "duplicate_of"];
 
 /// The plate bloom filter's false-positive target after folding. Commuters are in every hour's
 /// files, so the filters of different hours share their bits, and an absent plate those bits
