@@ -2,14 +2,15 @@
 //! `cargo bench -p platestream-engine --bench appearance` (a bench binary, not criterion; a name
 //! argument runs one part: `hnsw`, `bolo`, `retro`).
 //!
-//! 1. HNSW (hnsw_rs, through `RecentAppearanceIndex`) against exact brute force over the same
-//!    simulated embeddings (each vehicle's identity vector plus per-read noise, as
-//!    `platestream simulate --embedding-dim` makes them): for each graph shape (M,
-//!    ef_construction) asked for, the append rate on the consuming thread, the indexing rate of
-//!    the background builder (all its threads), memory per vector (resident-set growth while
-//!    building: meaningful for the first shape of a run only, freed memory is reused after), and
-//!    for each ef_search: recall@10, HNSW queries/s on one thread, and the ratio to brute force
-//!    (one thread, the same vectorized dot product) measured in the same run.
+//! 1. The index (`RecentAppearanceIndex`: inverted lists under an hnsw_rs graph of centroids)
+//!    against exact brute force over the same simulated embeddings (each vehicle's identity
+//!    vector plus per-read noise, as `platestream simulate --embedding-dim` makes them): for each
+//!    shape asked for (lists; M and ef_construction of the centroid graph), the append rate on
+//!    the consuming thread, the indexing rate of the background builder (all its threads,
+//!    training included), memory per vector (resident-set growth while building: meaningful for
+//!    the first shape of a run only, freed memory is reused after), and for each number of lists
+//!    probed: recall@10, queries/s on one thread, and the ratio to brute force (one thread, the
+//!    same vectorized dot product) measured in the same run.
 //! 2. Attribute BOLO matching: reads/s on one core against 100, 10k and 100k BOLOs, beside the
 //!    same store holding no BOLOs.
 //! 3. Retro search: 24 hourly slices (a 24-hour horizon, scaled down: see the printout), time
@@ -17,9 +18,10 @@
 //!    a moment before the search.
 //!
 //! Sizes are parameters (environment): `APPEARANCE_POINTS` (default 100000), `APPEARANCE_DIM`
-//! (128), `APPEARANCE_QUERIES` (200), `APPEARANCE_M` (graph degree; a comma list runs each),
-//! `APPEARANCE_EF_CONSTRUCTION` (comma list), `APPEARANCE_EF` (search breadth, comma list)
-//! (defaults: the index's), `APPEARANCE_BUILDER_THREADS` (0: one per core), `RETRO_POINTS_PER_SLICE` (default
+//! (128), `APPEARANCE_QUERIES` (200), `APPEARANCE_LISTS` (0: automatic; a comma list runs
+//! each), `APPEARANCE_M` (centroid graph degree, comma list), `APPEARANCE_EF_CONSTRUCTION`
+//! (comma list), `APPEARANCE_PROBES` (lists scanned per search, comma list), `APPEARANCE_EF`
+//! (centroid graph search breadth, comma list) (defaults: the index's), `APPEARANCE_BUILDER_THREADS` (0: one per core), `RETRO_POINTS_PER_SLICE` (default
 //! POINTS / 24).
 
 use std::hint::black_box;
@@ -152,14 +154,20 @@ fn hnsw_against_brute_force() {
     let queries = env_usize("APPEARANCE_QUERIES", 200);
     let builder_threads = env_usize("APPEARANCE_BUILDER_THREADS", 0);
     let defaults = AppearanceIndexConfig::default();
-    let shapes: Vec<(usize, usize)> = env_list("APPEARANCE_M", defaults.max_connections)
+    let shapes: Vec<(usize, usize, usize)> = env_list("APPEARANCE_LISTS", defaults.lists)
         .into_iter()
-        .flat_map(|m| {
+        .flat_map(|lists| {
+            env_list("APPEARANCE_M", defaults.max_connections)
+                .into_iter()
+                .map(move |m| (lists, m))
+        })
+        .flat_map(|(lists, m)| {
             env_list("APPEARANCE_EF_CONSTRUCTION", defaults.ef_construction)
                 .into_iter()
-                .map(move |ef_construction| (m, ef_construction))
+                .map(move |ef_construction| (lists, m, ef_construction))
         })
         .collect();
+    let probe_counts = env_list("APPEARANCE_PROBES", defaults.probes);
     let ef_searches = env_list("APPEARANCE_EF", defaults.ef_search);
     let k = 10;
     let threads = if builder_threads == 0 {
@@ -167,7 +175,7 @@ fn hnsw_against_brute_force() {
     } else {
         builder_threads
     };
-    println!("== HNSW vs brute force: {points} vectors of dim {dim}, {queries} queries, k={k}, builder threads {threads}");
+    println!("== Appearance index vs brute force: {points} vectors of dim {dim}, {queries} queries, k={k}, builder threads {threads}");
     let start_ms = 1_795_539_600_000;
     let generated = Instant::now();
     let (reads, simulator) =
@@ -207,20 +215,25 @@ fn hnsw_against_brute_force() {
     let brute_qps = queries as f64 / started.elapsed().as_secs_f64();
     println!("brute force: {brute_qps:.1} queries/s on one thread");
 
-    for (max_connections, ef_construction) in shapes {
-        println!("-- M={max_connections}, ef_construction={ef_construction}");
+    for (lists, max_connections, ef_construction) in shapes {
         let index = RecentAppearanceIndex::new(AppearanceIndexConfig {
             dim,
             slice_secs: 10 * 3600,
             horizon_secs: 100 * 3600,
             max_points: usize::MAX,
+            lists,
+            probes: defaults.probes,
             max_connections,
             ef_construction,
-            ef_search: 64,
+            ef_search: defaults.ef_search,
             expected_points_per_slice: points,
             max_unindexed_points: usize::MAX,
             builder_threads,
         });
+        println!(
+            "-- {} lists, centroid graph M={max_connections}, ef_construction={ef_construction}",
+            index.lists_per_slice()
+        );
         let before = resident_bytes();
         let (append_seconds, indexed_seconds) = build(&index, &reads);
         let after = resident_bytes();
@@ -236,7 +249,11 @@ fn hnsw_against_brute_force() {
                 dim * 4
             );
         }
-        for &ef_search in &ef_searches {
+        let searches = probe_counts
+            .iter()
+            .flat_map(|probes| ef_searches.iter().map(move |ef| (*probes, *ef)));
+        for (probes, ef_search) in searches {
+            index.set_probes(probes);
             index.set_ef_search(ef_search);
             let started = Instant::now();
             let approximate: Vec<Vec<(String, f32)>> = query_vectors
@@ -249,11 +266,11 @@ fn hnsw_against_brute_force() {
                         .collect()
                 })
                 .collect();
-            let hnsw_qps = queries as f64 / started.elapsed().as_secs_f64();
+            let index_qps = queries as f64 / started.elapsed().as_secs_f64();
             let recall = recall_at(k, &reads, &exact, &approximate);
             println!(
-                "ef_search={ef_search}: recall@{k} {recall:.4}; queries/s on one thread: HNSW {hnsw_qps:.0}, brute force {brute_qps:.1} (HNSW {:.1}x)",
-                hnsw_qps / brute_qps
+                "probes={probes} ef_search={ef_search}: recall@{k} {recall:.4}; queries/s on one thread: index {index_qps:.0}, brute force {brute_qps:.1} ({:.1}x)",
+                index_qps / brute_qps
             );
         }
     }

@@ -1,6 +1,7 @@
 //! `platestream search`: the reads in a Parquet archive whose appearance is nearest a vector or
-//! another read, filtered by time and area: an HNSW index (`RecentAppearanceIndex`) built from
-//! the archive's `embedding` column, or an exact scan with `--exact`.
+//! another read, filtered by time and area: the appearance index (`RecentAppearanceIndex`:
+//! inverted lists under an HNSW graph of centroids) built from the archive's `embedding` column,
+//! or an exact scan with `--exact`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,23 @@
 //! Appearance search over recent reads: "has this vehicle been seen in the last day?"
 //!
-//! Every read with an appearance embedding belongs to the HNSW graph (hnsw_rs) of its time slice
-//! (one per hour by default). Inserting into a graph costs far more than a read may spend on the
-//! consuming thread, so [`RecentAppearanceIndex::insert`] only appends the read and its unit
-//! vector to its slice's unindexed tail; a background builder thread moves tails into their
-//! graphs in batches with `parallel_insert_slice` (rayon, every core by default). A search walks
-//! the graphs and scans the tails exactly, so a read is findable as soon as `insert` returns.
+//! Every read with an appearance embedding belongs to the index of its time slice (one per hour
+//! by default). A slice is an inverted-file index: its reads' unit vectors are kept in lists, one
+//! per centroid, and the centroids (spherical k-means over the slice's first reads) form a small
+//! HNSW graph (hnsw_rs). A point is added by one walk of that graph to its nearest centroid and
+//! an append to the centroid's list; a search walks the graph to the `probes` centroids nearest
+//! the query and scans their lists exactly, contiguous vectors one after another.
+//!
+//! Why not one HNSW graph of all the reads, as before: hnsw_rs keeps each point and each of its
+//! links behind its own allocation, so building a graph of 100k+ reads spent most of its time
+//! waiting on memory, 1-6k points/s on this machine's two cores against the 20,000 reads/s a
+//! city's readers send, and the recall of reads of one vehicle (tight clusters) fell with size.
+//! The graph over a few thousand centroids stays in the cache.
+//!
+//! Adding a point still costs more than a read may spend on the consuming thread, so
+//! [`RecentAppearanceIndex::insert`] only appends the read and its unit vector to its slice's
+//! unindexed tail; a background builder thread trains a slice's centroids once it holds enough
+//! reads and moves tails into the lists in batches (rayon, every core by default). A search scans
+//! the tails exactly, so a read is findable as soon as `insert` returns.
 //!
 //! The consuming thread is never made to wait for the builder: hotlist alerts must not queue
 //! behind the retro index. When the builder falls behind by more than
@@ -14,16 +26,19 @@
 //! `platestream_appearance_unindexed_points` gauge) and the backlog stays searchable by exact scan,
 //! which makes searches slower, not blind. The memory cap counts the backlog too.
 //!
-//! hnsw_rs cannot delete points, so the sliding horizon is kept by dropping whole slices once
-//! they end before the horizon, or, oldest first, when the index holds more points than its
-//! memory cap. A search runs on every slice overlapping the asked time range, with time and area
-//! applied as a filter during the graph walk, and merges the answers.
+//! The sliding horizon is kept by dropping whole slices once they end before the horizon, or,
+//! oldest first, when the index holds more points than its memory cap. A search runs on every
+//! slice overlapping the asked time range, with time and area checked on each point scanned, and
+//! merges the answers; when a narrow filter leaves fewer than k reads in the probed lists, the
+//! slice's other lists are scanned too, nearest centroid first, until k are found (or, for a
+//! query with a `min_similarity`, until a round of lists turns up no read that reaches it).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
-use hnsw_rs::prelude::{Distance, FilterT, Hnsw};
+use hnsw_rs::prelude::{Distance, Hnsw};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::description::{dot, normalize_vector, Area};
@@ -37,26 +52,29 @@ pub struct AppearanceIndexConfig {
     pub dim: usize,
     /// How much history is searchable.
     pub horizon_secs: u64,
-    /// One graph per slice; a slice is dropped whole.
+    /// One index per slice; a slice is dropped whole.
     pub slice_secs: u64,
     /// Memory cap: beyond this many points the oldest slices are dropped.
     pub max_points: usize,
-    /// HNSW graph degree (M): more is better recall, more memory, slower inserts.
+    /// Lists (centroids) per slice; 0 chooses about 2 x sqrt(expected_points_per_slice).
+    pub lists: usize,
+    /// Lists scanned per search and slice: more is better recall, slower searches.
+    pub probes: usize,
+    /// Degree (M) of the HNSW graph over a slice's centroids.
     pub max_connections: usize,
-    /// Candidates explored while inserting. Keep it well above 2 × M: hnsw_rs links a point to
-    /// 2 × M neighbours on the bottom layer and, with no more candidates than that, links the
-    /// nearest without its diversity heuristic; reads of one vehicle then form islands the
-    /// search cannot leave (recall@10 0.3 at M 16, ef_construction 32 in the bench).
+    /// Candidates explored while inserting a centroid into the graph. Keep it well above 2 × M:
+    /// hnsw_rs links a point to 2 × M neighbours on the bottom layer and, with no more
+    /// candidates than that, links the nearest without its diversity heuristic.
     pub ef_construction: usize,
-    /// Candidates explored while searching (at least k). A better-built graph (higher
-    /// ef_construction) reaches the same recall with a smaller one.
+    /// Candidates explored while looking for a query's nearest centroids (at least `probes`).
     pub ef_search: usize,
-    /// Expected reads per slice, to size the graph's tables.
+    /// Expected reads per slice: sizes the lists, and a slice trains its centroids on its first
+    /// 8 per list.
     pub expected_points_per_slice: usize,
     /// Reads waiting for the builder beyond which the index reports itself behind. They stay
     /// searchable (by exact scan) and are indexed when the builder catches up.
     pub max_unindexed_points: usize,
-    /// Threads the builder inserts with; 0 uses rayon's global pool (one thread per core).
+    /// Threads the builder trains and assigns with; 0 uses rayon's global pool (one per core).
     pub builder_threads: usize,
 }
 
@@ -66,14 +84,14 @@ impl Default for AppearanceIndexConfig {
             dim: 128,
             horizon_secs: 24 * 3600,
             slice_secs: 3600,
-            max_points: 10_000_000,
-            // From `benches/appearance.rs` (simulated reads, dim 128): ef_construction 64 gave
-            // recall@10 0.95-0.97 at 100k points with ef_search 64; 96 builds a better graph
-            // for ~35% more builder time, off the consuming thread. Recall still falls with
-            // size (0.91 at 300k): raise ef_search for large slices.
+            // About 10 GB at dim 128 (2.1 KB a read with the read kept, measured by the bench).
+            max_points: 5_000_000,
+            lists: 0,
+            // From `benches/appearance.rs` (simulated reads, dim 128): see BENCHMARKS.md.
+            probes: 16,
             max_connections: 16,
-            ef_construction: 96,
-            ef_search: 64,
+            ef_construction: 64,
+            ef_search: 32,
             expected_points_per_slice: 100_000,
             max_unindexed_points: 200_000,
             builder_threads: 0,
@@ -81,7 +99,7 @@ impl Default for AppearanceIndexConfig {
     }
 }
 
-/// The graphs' distance: 1 − cosine of unit vectors, by the same vectorized dot product as the
+/// The centroid graphs' distance: 1 − cosine of unit vectors, by the same vectorized dot product as the
 /// exact scans. Never negative: hnsw_rs' own `DistDot` asserts that, and two unit vectors that
 /// are (nearly) the same can have a rounded dot product just above 1.
 #[derive(Debug, Default, Clone, Copy)]
@@ -101,17 +119,26 @@ struct PointPlace {
     lon: f32,
 }
 
-/// Everything a slice holds besides its graph, under one lock so an id names the same point in
-/// every vector.
+/// The unit vectors (one after another) and ids of one centroid's points.
+#[derive(Default)]
+struct PointList {
+    ids: Vec<usize>,
+    units: Vec<f32>,
+}
+
+/// Everything a slice holds besides its centroids, under one lock so an id names the same point
+/// in every vector.
 #[derive(Default)]
 struct SlicePoints {
     /// By id (insertion order), indexed or not.
     places: Vec<PointPlace>,
     /// By id, without their embeddings.
     reads: Vec<PlateRead>,
-    /// Ids below this are in the graph.
+    /// Ids below this are in `lists`.
     indexed: usize,
-    /// Unit vectors of the ids the builder is inserting now, from `indexed` on, `dim` floats each.
+    /// One per centroid, once the centroids are trained.
+    lists: Vec<PointList>,
+    /// Unit vectors of the ids the builder is assigning now, from `indexed` on, `dim` floats each.
     building: Arc<Vec<f32>>,
     /// Unit vectors of the ids after `building`'s, not yet handed to the builder.
     waiting: Vec<f32>,
@@ -122,8 +149,119 @@ struct SlicePoints {
 struct Slice {
     start_ms: i64,
     end_ms: i64,
-    graph: Hnsw<'static, f32, UnitCosineDistance>,
+    /// Trained once, by the builder, from the slice's first points.
+    centroids: OnceLock<Centroids>,
     points: RwLock<SlicePoints>,
+}
+
+/// Lloyd iterations of the k-means that places a slice's centroids.
+const TRAIN_ITERATIONS: usize = 4;
+/// Training points per centroid: the slice's first reads, this many per list.
+const TRAIN_POINTS_PER_LIST: usize = 8;
+/// Fewest points a slice trains on while it is still filling; until then its reads are scanned
+/// exactly (a tail this short costs less than a millisecond).
+const MIN_TRAIN_POINTS: usize = 1024;
+/// Candidates explored when the builder looks for a point's nearest centroid. A point put in
+/// its second-nearest list is still found: searches scan several.
+const ASSIGN_EF: usize = 16;
+
+/// A slice's centroids and the HNSW graph over them.
+struct Centroids {
+    dim: usize,
+    /// Unit vectors, one after another; list `n` is the points nearest centroid `n`.
+    units: Vec<f32>,
+    graph: Hnsw<'static, f32, UnitCosineDistance>,
+}
+
+/// Index (into `units`, `dim` floats each) of the centroid most similar to `unit`.
+fn nearest_centroid_exact(units: &[f32], dim: usize, unit: &[f32]) -> usize {
+    let mut best = (f32::MIN, 0);
+    for (index, centroid) in units.chunks_exact(dim).enumerate() {
+        let similarity = dot(unit, centroid);
+        if similarity > best.0 {
+            best = (similarity, index);
+        }
+    }
+    best.1
+}
+
+impl Centroids {
+    /// Spherical k-means over `sample` (unit vectors, `dim` floats each): `lists` centroids,
+    /// started from sample points spread over it. A centroid left with no point keeps its place.
+    /// Call it inside the builder's thread pool.
+    fn train(sample: &[f32], dim: usize, lists: usize, config: &AppearanceIndexConfig) -> Self {
+        let count = sample.len() / dim;
+        let lists = lists.clamp(1, count.max(1));
+        let mut units: Vec<f32> = Vec::with_capacity(lists * dim);
+        for list in 0..lists {
+            let at = list * count / lists * dim;
+            units.extend_from_slice(&sample[at..at + dim]);
+        }
+        for _ in 0..TRAIN_ITERATIONS {
+            let assigned: Vec<usize> = sample
+                .par_chunks_exact(dim)
+                .map(|unit| nearest_centroid_exact(&units, dim, unit))
+                .collect();
+            let mut sums = vec![0.0f32; lists * dim];
+            for (unit, list) in sample.chunks_exact(dim).zip(&assigned) {
+                for (sum, value) in sums[list * dim..][..dim].iter_mut().zip(unit) {
+                    *sum += value;
+                }
+            }
+            for (sum, centroid) in sums.chunks_exact_mut(dim).zip(units.chunks_exact_mut(dim)) {
+                if normalize_vector(sum) {
+                    centroid.copy_from_slice(sum);
+                }
+            }
+        }
+        let graph = Hnsw::new(
+            config.max_connections,
+            lists,
+            16,
+            config.ef_construction.max(1),
+            UnitCosineDistance,
+        );
+        let items: Vec<(&[f32], usize)> = units.chunks_exact(dim).zip(0..).collect();
+        graph.parallel_insert_slice(&items);
+        Self { dim, units, graph }
+    }
+
+    fn len(&self) -> usize {
+        self.units.len() / self.dim.max(1)
+    }
+
+    /// The list a point belongs to.
+    fn list_for(&self, unit: &[f32]) -> usize {
+        match self.graph.search(unit, 1, ASSIGN_EF).first() {
+            Some(nearest) if nearest.d_id < self.len() => nearest.d_id,
+            _ => nearest_centroid_exact(&self.units, self.dim, unit),
+        }
+    }
+
+    /// The `probes` lists nearest a query, nearest first (fewer when the graph has fewer).
+    fn lists_to_probe(&self, unit: &[f32], probes: usize, ef: usize) -> Vec<usize> {
+        if probes >= self.len() {
+            return self.all_lists_by_similarity(unit);
+        }
+        self.graph
+            .search(unit, probes, ef.max(probes))
+            .into_iter()
+            .map(|neighbour| neighbour.d_id)
+            .filter(|list| *list < self.len())
+            .collect()
+    }
+
+    /// Every list, nearest centroid first.
+    fn all_lists_by_similarity(&self, unit: &[f32]) -> Vec<usize> {
+        let mut lists: Vec<(f32, usize)> = self
+            .units
+            .chunks_exact(self.dim)
+            .enumerate()
+            .map(|(list, centroid)| (dot(unit, centroid), list))
+            .collect();
+        lists.sort_by(|a, b| b.0.total_cmp(&a.0));
+        lists.into_iter().map(|(_, list)| list).collect()
+    }
 }
 
 /// What to look for.
@@ -181,8 +319,8 @@ impl NotIndexed {
     }
 }
 
-/// Most points the builder hands to one `parallel_insert_slice`: large enough to keep every
-/// thread busy, small enough that the graph absorbs a backlog steadily (searches scan less) and
+/// Most points the builder assigns in one batch: large enough to keep every
+/// thread busy, small enough that the lists absorb a backlog steadily (searches scan less) and
 /// that dropping the index waits at most one batch.
 const MAX_BUILD_BATCH: usize = 8192;
 /// The consuming thread wakes the builder every this many unindexed points; otherwise the
@@ -195,7 +333,7 @@ struct Shared {
     config: AppearanceIndexConfig,
     slices: RwLock<Vec<Arc<Slice>>>,
     newest_ms: AtomicI64,
-    /// Points appended but not yet in a graph, over all slices.
+    /// Points appended but not yet in a list, over all slices.
     unindexed: AtomicUsize,
     /// Whether `unindexed` passed `max_unindexed_points` (and has not come back under half).
     behind: AtomicBool,
@@ -204,8 +342,15 @@ struct Shared {
     work: Condvar,
     progress: Condvar,
     pool: Option<rayon::ThreadPool>,
-    /// `config.ef_search`, changeable without rebuilding the graphs.
+    /// `config.ef_search`, changeable without rebuilding.
     ef_search: AtomicUsize,
+    /// `config.probes`, changeable likewise.
+    probes: AtomicUsize,
+    /// Set while someone waits for every point to be indexed: slices still short of their
+    /// training size train on what they have.
+    finish: AtomicBool,
+    /// Lists per slice (config, or the automatic choice).
+    lists: usize,
 }
 
 /// The time-sliced HNSW index of recent reads' embeddings. Share it as `Arc`: inserts and
@@ -242,8 +387,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Time and area limits of one slice's search, checked on each point during the graph walk and
-/// the tail scan.
+/// Time and area limits of one slice's search, checked on each point scanned.
 struct PlaceFilter<'a> {
     places: &'a [PointPlace],
     from_ms: i64,
@@ -251,9 +395,9 @@ struct PlaceFilter<'a> {
     near: Option<Area>,
 }
 
-impl FilterT for PlaceFilter<'_> {
-    fn hnsw_filter(&self, id: &usize) -> bool {
-        let Some(place) = self.places.get(*id) else {
+impl PlaceFilter<'_> {
+    fn admits(&self, id: usize) -> bool {
+        let Some(place) = self.places.get(id) else {
             return false;
         };
         if place.observed_at_ms < self.from_ms || place.observed_at_ms >= self.to_ms {
@@ -294,17 +438,75 @@ impl Shared {
         read_guard(&self.slices).clone()
     }
 
-    /// Inserts every slice's waiting points into its graph, a batch at a time; returns the
+    /// Runs `work` in the builder's thread pool.
+    fn in_pool<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        }
+    }
+
+    /// Points a slice trains its centroids on.
+    fn training_points(&self) -> usize {
+        (self.lists * TRAIN_POINTS_PER_LIST)
+            .max(MIN_TRAIN_POINTS)
+            .min(self.config.expected_points_per_slice.max(MIN_TRAIN_POINTS))
+    }
+
+    /// Trains a slice's centroids from its first points once it has enough of them (or fewer,
+    /// when it is no longer the newest slice or `finish` is set); false while it waits for more.
+    fn train_if_ready(&self, slice: &Slice, newest: bool) -> bool {
+        if slice.centroids.get().is_some() {
+            return true;
+        }
+        let dim = self.config.dim.max(1);
+        let wanted = self.training_points();
+        let sample = {
+            let points = read_guard(&slice.points);
+            let waiting = points.waiting.len() / dim;
+            let short = waiting < wanted && newest && !self.finish.load(Ordering::Relaxed);
+            if points.dropped || waiting == 0 || short {
+                return false;
+            }
+            points.waiting[..waiting.min(wanted) * dim].to_vec()
+        };
+        let count = sample.len() / dim;
+        let lists = self.lists.min((count / TRAIN_POINTS_PER_LIST).max(1));
+        let started = std::time::Instant::now();
+        let centroids = self.in_pool(|| Centroids::train(&sample, dim, lists, &self.config));
+        tracing::debug!(
+            lists,
+            points = count,
+            seconds = started.elapsed().as_secs_f64(),
+            "appearance slice centroids trained"
+        );
+        let lists = centroids.len();
+        if slice.centroids.set(centroids).is_ok() {
+            write_guard(&slice.points)
+                .lists
+                .resize_with(lists, PointList::default);
+        }
+        true
+    }
+
+    /// Moves every slice's waiting points into their lists, a batch at a time; returns the
     /// points indexed.
     fn index_waiting(&self, stop: &dyn Fn() -> bool) -> usize {
         let dim = self.config.dim.max(1);
         let mut indexed = 0;
-        for slice in self.slices() {
+        let slices = self.slices();
+        for (position, slice) in slices.iter().enumerate() {
+            if !self.train_if_ready(slice, position + 1 == slices.len()) {
+                continue;
+            }
+            let Some(centroids) = slice.centroids.get() else {
+                continue;
+            };
             loop {
                 if stop() {
                     return indexed;
                 }
-                let (first_id, batch) = {
+                let batch = {
                     let mut points = write_guard(&slice.points);
                     if points.dropped || points.waiting.is_empty() {
                         break;
@@ -317,22 +519,28 @@ impl Shared {
                     };
                     let batch = Arc::new(batch);
                     points.building = Arc::clone(&batch);
-                    (points.indexed, batch)
+                    batch
                 };
-                let items: Vec<(&[f32], usize)> = batch
-                    .chunks_exact(dim)
-                    .enumerate()
-                    .map(|(offset, vector)| (vector, first_id + offset))
-                    .collect();
-                match &self.pool {
-                    Some(pool) => pool.install(|| slice.graph.parallel_insert_slice(&items)),
-                    None => slice.graph.parallel_insert_slice(&items),
-                }
-                let count = items.len();
+                let assigned: Vec<usize> = self.in_pool(|| {
+                    batch
+                        .par_chunks_exact(dim)
+                        .map(|unit| centroids.list_for(unit))
+                        .collect()
+                });
+                let count = assigned.len();
                 {
                     let mut points = write_guard(&slice.points);
                     points.building = Arc::default();
                     if !points.dropped {
+                        let first_id = points.indexed;
+                        for (offset, (unit, list)) in
+                            batch.chunks_exact(dim).zip(&assigned).enumerate()
+                        {
+                            if let Some(list) = points.lists.get_mut(*list) {
+                                list.ids.push(first_id + offset);
+                                list.units.extend_from_slice(unit);
+                            }
+                        }
                         points.indexed += count;
                         // Reported before the count drops, so whoever sees the backlog gone
                         // also sees the index no longer behind.
@@ -368,25 +576,21 @@ impl Shared {
     fn run_builder(&self) {
         let stopped = || *lock(&self.builder_stop);
         loop {
-            {
+            if stopped() {
+                return;
+            }
+            if self.index_waiting(&stopped) == 0 {
+                // Nothing to do, or only slices still short of their training size, or points
+                // counted but not yet pushed (an insert between its count and its push): wait
+                // for a wake-up or the next look.
                 let stop = lock(&self.builder_stop);
                 if *stop {
                     return;
                 }
-                if self.unindexed.load(Ordering::Relaxed) == 0 {
-                    let (stop, _) = self
-                        .work
-                        .wait_timeout(stop, BUILDER_POLL)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if *stop {
-                        return;
-                    }
-                }
-            }
-            if self.index_waiting(&stopped) == 0 {
-                // Points counted but not yet pushed (an insert between its count and its
-                // push), or in a slice just dropped: look again after a pause.
-                std::thread::sleep(Duration::from_millis(1));
+                let _ = self
+                    .work
+                    .wait_timeout(stop, BUILDER_POLL)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
         }
     }
@@ -418,6 +622,11 @@ impl RecentAppearanceIndex {
                 })
                 .ok()
         };
+        let lists = match config.lists {
+            0 => ((config.expected_points_per_slice as f64).sqrt() * 2.0).round() as usize,
+            lists => lists,
+        }
+        .clamp(1, 1 << 16);
         let shared = Arc::new(Shared {
             config: config.clone(),
             slices: RwLock::new(Vec::new()),
@@ -429,6 +638,9 @@ impl RecentAppearanceIndex {
             progress: Condvar::new(),
             pool,
             ef_search: AtomicUsize::new(config.ef_search),
+            probes: AtomicUsize::new(config.probes.max(1)),
+            finish: AtomicBool::new(false),
+            lists,
         });
         let builder = {
             let shared = Arc::clone(&shared);
@@ -463,7 +675,7 @@ impl RecentAppearanceIndex {
         self.len() == 0
     }
 
-    /// Points appended but not yet in a graph (searched by exact scan meanwhile).
+    /// Points appended but not yet in a list (searched by exact scan meanwhile).
     pub fn unindexed_len(&self) -> usize {
         self.shared.unindexed.load(Ordering::Relaxed)
     }
@@ -473,21 +685,33 @@ impl RecentAppearanceIndex {
         self.shared.behind.load(Ordering::Relaxed)
     }
 
-    /// Candidates explored per search from now on (at least k): recall against speed, without
-    /// rebuilding the graphs.
+    /// Candidates explored per search in the centroid graphs from now on.
     pub fn set_ef_search(&self, ef_search: usize) {
         self.shared.ef_search.store(ef_search, Ordering::Relaxed);
+    }
+
+    /// Lists scanned per slice from now on: recall against speed, without rebuilding.
+    pub fn set_probes(&self, probes: usize) {
+        self.shared.probes.store(probes.max(1), Ordering::Relaxed);
+    }
+
+    /// Lists per slice.
+    pub fn lists_per_slice(&self) -> usize {
+        self.shared.lists
     }
 
     pub fn slice_count(&self) -> usize {
         read_guard(&self.shared.slices).len()
     }
 
-    /// Blocks until every point appended so far is in a graph: for bulk loads that search
-    /// right after (`platestream search`), and benches.
+    /// Blocks until every point appended so far is in a list (slices short of their training
+    /// size train on what they have): for bulk loads that search right after (`platestream
+    /// search`), and benches.
     pub fn wait_until_indexed(&self) {
+        self.shared.finish.store(true, Ordering::Relaxed);
         if self.builder.is_none() {
             self.shared.index_waiting(&|| false);
+            self.shared.finish.store(false, Ordering::Relaxed);
             return;
         }
         let mut stop = lock(&self.shared.builder_stop);
@@ -500,6 +724,7 @@ impl RecentAppearanceIndex {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
         }
+        self.shared.finish.store(false, Ordering::Relaxed);
     }
 
     fn slice_for(&self, observed_at_ms: i64) -> Arc<Slice> {
@@ -515,17 +740,10 @@ impl RecentAppearanceIndex {
         if let Some(slice) = slices.iter().find(|slice| slice.start_ms == start_ms) {
             return Arc::clone(slice);
         }
-        let config = &self.shared.config;
         let slice = Arc::new(Slice {
             start_ms,
             end_ms: start_ms.saturating_add(slice_ms),
-            graph: Hnsw::new(
-                config.max_connections,
-                config.expected_points_per_slice.max(1),
-                16,
-                config.ef_construction.max(1),
-                UnitCosineDistance,
-            ),
+            centroids: OnceLock::new(),
             points: RwLock::new(SlicePoints::default()),
         });
         slices.push(Arc::clone(&slice));
@@ -635,8 +853,8 @@ impl RecentAppearanceIndex {
     }
 
     /// The `k` reads most similar to the query vector within its time range and area, most
-    /// similar first. Covers every point inserted before the call: the graphs, and by exact
-    /// scan what the builder has not indexed yet.
+    /// similar first. Covers every point inserted before the call: the probed lists, and by
+    /// exact scan what the builder has not indexed yet.
     pub fn search(&self, query: &AppearanceQuery<'_>) -> Vec<AppearanceHit> {
         if query.vector.len() != self.shared.config.dim || query.k == 0 {
             return Vec::new();
@@ -653,7 +871,8 @@ impl RecentAppearanceIndex {
             .filter(|slice| slice.end_ms > from_ms && slice.start_ms < to_ms)
             .cloned()
             .collect();
-        let ef = self.shared.ef_search.load(Ordering::Relaxed).max(query.k);
+        let ef = self.shared.ef_search.load(Ordering::Relaxed);
+        let probes = self.shared.probes.load(Ordering::Relaxed);
         let mut hits: Vec<(f32, Arc<Slice>, usize)> = Vec::new();
         for slice in slices {
             let points = read_guard(&slice.points);
@@ -664,21 +883,48 @@ impl RecentAppearanceIndex {
                 to_ms,
                 near: query.near,
             });
+            let admits = |id: usize| filter.as_ref().is_none_or(|filter| filter.admits(id));
             let mut best: Vec<(f32, usize)> = Vec::with_capacity(query.k + 1);
-            let neighbours = match &filter {
-                None => slice.graph.search(&vector, query.k, ef),
-                Some(filter) => {
-                    let filter: &dyn FilterT = filter;
-                    slice
-                        .graph
-                        .search_filter(&vector, query.k, ef, Some(filter))
+            if let Some(centroids) = slice.centroids.get() {
+                // Scans one list; returns how many admitted reads in it reach `min_similarity`.
+                let scan = |best: &mut Vec<(f32, usize)>, list: usize| -> usize {
+                    let Some(list) = points.lists.get(list) else {
+                        return 0;
+                    };
+                    let mut qualifying = 0;
+                    for (id, unit) in list.ids.iter().zip(list.units.chunks_exact(dim)) {
+                        if admits(*id) {
+                            let similarity = dot(&vector, unit);
+                            if query.min_similarity.is_none_or(|min| similarity >= min) {
+                                qualifying += 1;
+                            }
+                            keep_best(best, query.k, similarity, *id);
+                        }
+                    }
+                    qualifying
+                };
+                let probed = centroids.lists_to_probe(&vector, probes, ef);
+                for list in &probed {
+                    scan(&mut best, *list);
                 }
-            };
-            for neighbour in neighbours {
-                // Points the builder is inserting right now may already be in the graph; the
-                // scan below covers them, exactly.
-                if neighbour.d_id < points.indexed {
-                    keep_best(&mut best, query.k, 1.0 - neighbour.distance, neighbour.d_id);
+                if best.len() < query.k && probed.len() < centroids.len() {
+                    // A narrow time or area filter left fewer than k reads in the nearest lists:
+                    // go on through the others, nearest centroid first, `probes` at a time, until
+                    // k are found, or, with a `min_similarity` (the retro search, which runs on
+                    // the consuming thread), until a round turns up no read that reaches it.
+                    let rest: Vec<usize> = centroids
+                        .all_lists_by_similarity(&vector)
+                        .into_iter()
+                        .filter(|list| !probed.contains(list))
+                        .collect();
+                    for round in rest.chunks(probes.max(1)) {
+                        let qualifying: usize =
+                            round.iter().map(|list| scan(&mut best, *list)).sum();
+                        let exhausted = qualifying == 0 && query.min_similarity.is_some();
+                        if exhausted || best.len() >= query.k {
+                            break;
+                        }
+                    }
                 }
             }
             let unindexed = points
@@ -687,7 +933,7 @@ impl RecentAppearanceIndex {
                 .chain(points.waiting.chunks_exact(dim));
             for (offset, unit) in unindexed.enumerate() {
                 let id = points.indexed + offset;
-                if filter.as_ref().is_none_or(|filter| filter.hnsw_filter(&id)) {
+                if admits(id) {
                     keep_best(&mut best, query.k, dot(&vector, unit), id);
                 }
             }
@@ -927,6 +1173,61 @@ mod tests {
     }
 
     #[test]
+    fn a_narrow_area_finds_its_few_reads_wherever_their_lists_are() {
+        let dim = 16;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        let index = RecentAppearanceIndex::new(AppearanceIndexConfig {
+            dim,
+            ..AppearanceIndexConfig::default()
+        });
+        let target = random_unit(&mut rng, dim);
+        let mut inside = Vec::new();
+        for id in 0..4000 {
+            // One read in 500 inside the area; the rest 5 km north.
+            let lat = if id % 500 == 7 { 38.9 } else { 38.945 };
+            let vector = random_unit(&mut rng, dim);
+            if lat == 38.9 {
+                inside.push((id, vector.clone()));
+            }
+            index.insert(&read(id, id as i64, lat, vector)).unwrap();
+        }
+        // A near copy of the target, inside the area.
+        let copy: Vec<f32> = target.iter().map(|value| value + 0.01).collect();
+        index.insert(&read(4000, 4000, 38.9, copy.clone())).unwrap();
+        inside.push((4000, copy));
+        index.wait_until_indexed();
+        let area = Some(Area {
+            lat: 38.9,
+            lon: -77.0,
+            radius_m: 500.0,
+        });
+        // Nearest k in the area: every read inside, most similar first, though most lie in
+        // lists far from the target's.
+        let hits = index.search(&AppearanceQuery {
+            near: area,
+            ..AppearanceQuery::nearest(&target, 20)
+        });
+        let exact: Vec<String> = exact_nearest(
+            &target,
+            inside.iter().map(|(id, vector)| (*id, vector.as_slice())),
+            20,
+        )
+        .into_iter()
+        .map(|(id, _)| format!("read-{id}"))
+        .collect();
+        let found: Vec<String> = hits.into_iter().map(|hit| hit.read.read_id).collect();
+        assert_eq!(found, exact);
+        // With a threshold (the retro search): the near copy, and nothing below it.
+        let hits = index.search(&AppearanceQuery {
+            near: area,
+            min_similarity: Some(0.9),
+            ..AppearanceQuery::nearest(&target, 50)
+        });
+        let found: Vec<&str> = hits.iter().map(|hit| hit.read.read_id.as_str()).collect();
+        assert_eq!(found, ["read-4000"]);
+    }
+
+    #[test]
     fn a_read_is_found_the_moment_its_insert_returns() {
         let dim = 24;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
@@ -959,7 +1260,7 @@ mod tests {
     }
 
     #[test]
-    fn graph_and_tail_answers_equal_brute_force_on_a_small_set() {
+    fn lists_and_tail_answers_equal_brute_force_when_every_list_is_probed() {
         let dim = 16;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let index = RecentAppearanceIndex::new(AppearanceIndexConfig {
@@ -1002,7 +1303,8 @@ mod tests {
         check(&index, &vectors, 21);
         index.wait_until_indexed();
         assert_eq!(index.unindexed_len(), 0);
-        // All in the graph: on a set this small HNSW is exact too.
+        // All in lists: probing every list is exact, so each read is in exactly one of them.
+        index.set_probes(usize::MAX);
         check(&index, &vectors, 22);
     }
 
