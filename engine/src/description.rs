@@ -418,6 +418,16 @@ impl VehicleDescription {
     /// disagrees outright (another vehicle); otherwise each named attribute's evidence and the
     /// weighted attribute score (0..0.8).
     pub fn score_attributes(&self, read: &PlateRead) -> Option<(f32, Vec<AttributeMatch>)> {
+        self.score_canonical_attributes(read, &CanonicalAttributes::of(read))
+    }
+
+    /// [`Self::score_attributes`] with the read's attributes already in the vocabulary (once
+    /// per read, not once per BOLO compared).
+    pub fn score_canonical_attributes(
+        &self,
+        read: &PlateRead,
+        canonical: &CanonicalAttributes,
+    ) -> Option<(f32, Vec<AttributeMatch>)> {
         let mut matches = Vec::with_capacity(4);
         let mut score = 0.0;
         let vehicle = &read.vehicle;
@@ -462,12 +472,12 @@ impl VehicleDescription {
                 });
                 continue;
             };
-            let seen_value = name.canonical(&seen.value, vehicle.make.as_ref());
+            let seen_value = canonical.get(name);
             let confidence = seen
                 .confidence
                 .unwrap_or(UNSTATED_CONFIDENCE)
                 .clamp(0.0, 1.0);
-            let (agreement, evidence) = match seen_value.as_deref() {
+            let (agreement, evidence) = match seen_value {
                 Some(value) if value == wanted => (AttributeAgreement::Agrees, confidence),
                 Some(value) if name == AttributeName::Color => {
                     let similarity = color_similarity(value, wanted);
@@ -492,6 +502,46 @@ impl VehicleDescription {
             });
         }
         Some((score, matches))
+    }
+}
+
+/// A read's make, model, color and body type in the BOLO vocabulary (`None`: not read, or
+/// nothing the vocabulary knows).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CanonicalAttributes {
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub color: Option<&'static str>,
+    pub body_type: Option<&'static str>,
+}
+
+impl CanonicalAttributes {
+    pub fn of(read: &PlateRead) -> Self {
+        let vehicle = &read.vehicle;
+        let canonical = |name: AttributeName, attribute: Option<&Attribute>| {
+            attribute.and_then(|seen| name.canonical(&seen.value, vehicle.make.as_ref()))
+        };
+        Self {
+            make: canonical(AttributeName::Make, vehicle.make.as_ref()),
+            model: canonical(AttributeName::Model, vehicle.model.as_ref()),
+            color: vehicle
+                .color
+                .as_ref()
+                .and_then(|color| canonical_color(&color.value)),
+            body_type: vehicle
+                .body_type
+                .as_ref()
+                .and_then(|body| canonical_body_type(&body.value)),
+        }
+    }
+
+    pub fn get(&self, name: AttributeName) -> Option<&str> {
+        match name {
+            AttributeName::Make => self.make.as_deref(),
+            AttributeName::Model => self.model.as_deref(),
+            AttributeName::Color => self.color,
+            AttributeName::BodyType => self.body_type,
+        }
     }
 }
 

@@ -94,38 +94,54 @@ pub fn bounding_box(lat: f64, lon: f64, radius_m: f64) -> BoundingBox {
 /// precision when that takes at most [`MAX_COVERING_CELLS`] cells, coarser otherwise. Every point
 /// within the circle has a geohash starting with one of them.
 pub fn covering_cells(lat: f64, lon: f64, radius_m: f64) -> Vec<String> {
-    let bounds = bounding_box(lat, lon, radius_m);
-    for precision in (1..=ARCHIVE_GEOHASH_PRECISION).rev() {
-        let (cell_lat, cell_lon) = cell_size_degrees(precision);
-        let rows = ((bounds.max_lat + 90.0) / cell_lat).floor()
-            - ((bounds.min_lat + 90.0) / cell_lat).floor()
-            + 1.0;
-        let columns = ((bounds.max_lon + 180.0) / cell_lon).floor()
-            - ((bounds.min_lon + 180.0) / cell_lon).floor()
-            + 1.0;
-        if rows * columns > MAX_COVERING_CELLS as f64 && precision > 1 {
-            continue;
+    for precision in (2..=ARCHIVE_GEOHASH_PRECISION).rev() {
+        if let Some(cells) = covering_cells_at(lat, lon, radius_m, precision, MAX_COVERING_CELLS) {
+            return cells;
         }
-        let mut cells = Vec::new();
-        let first_row = ((bounds.min_lat + 90.0) / cell_lat).floor() as i64;
-        let first_column = ((bounds.min_lon + 180.0) / cell_lon).floor() as i64;
-        for row in 0..rows as i64 {
-            for column in 0..columns as i64 {
-                // The centre of each cell, which lies inside it whatever rounding does at the edges.
-                let centre_lat =
-                    (((first_row + row) as f64 + 0.5) * cell_lat - 90.0).clamp(-90.0, 90.0);
-                let centre_lon = (((first_column + column) as f64 + 0.5) * cell_lon - 180.0)
-                    .clamp(-180.0, 180.0);
-                if let Some(cell) = geohash(centre_lat, centre_lon, precision) {
-                    cells.push(cell);
-                }
+    }
+    covering_cells_at(lat, lon, radius_m, 1, usize::MAX).unwrap_or_default()
+}
+
+/// The geohash cells of one precision that together cover the circle's bounding box, or `None`
+/// when that takes more than `max_cells`.
+pub fn covering_cells_at(
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+    precision: usize,
+    max_cells: usize,
+) -> Option<Vec<String>> {
+    let bounds = bounding_box(lat, lon, radius_m);
+    let (cell_lat, cell_lon) = cell_size_degrees(precision);
+    let rows = ((bounds.max_lat + 90.0) / cell_lat).floor()
+        - ((bounds.min_lat + 90.0) / cell_lat).floor()
+        + 1.0;
+    let columns = ((bounds.max_lon + 180.0) / cell_lon).floor()
+        - ((bounds.min_lon + 180.0) / cell_lon).floor()
+        + 1.0;
+    let cell_count = rows * columns;
+    // NaN (a position outside the globe) takes no cells either.
+    if cell_count.is_nan() || cell_count > max_cells as f64 {
+        return None;
+    }
+    let mut cells = Vec::new();
+    let first_row = ((bounds.min_lat + 90.0) / cell_lat).floor() as i64;
+    let first_column = ((bounds.min_lon + 180.0) / cell_lon).floor() as i64;
+    for row in 0..rows as i64 {
+        for column in 0..columns as i64 {
+            // The centre of each cell, which lies inside it whatever rounding does at the edges.
+            let centre_lat =
+                (((first_row + row) as f64 + 0.5) * cell_lat - 90.0).clamp(-90.0, 90.0);
+            let centre_lon =
+                (((first_column + column) as f64 + 0.5) * cell_lon - 180.0).clamp(-180.0, 180.0);
+            if let Some(cell) = geohash(centre_lat, centre_lon, precision) {
+                cells.push(cell);
             }
         }
-        cells.sort();
-        cells.dedup();
-        return cells;
     }
-    Vec::new()
+    cells.sort();
+    cells.dedup();
+    Some(cells)
 }
 
 /// Compass direction (N, NE, E, ...) of a heading in degrees from north.

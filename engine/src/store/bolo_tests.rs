@@ -221,3 +221,50 @@ fn new_reference_vectors_are_queued_once_for_a_retro_search() {
     store.replace_list("photo_bolo", loaded.entries).unwrap();
     assert_eq!(store.take_new_appearance_bolos().len(), 1);
 }
+
+#[test]
+fn areas_small_and_state_wide_and_other_models_are_told_apart_by_the_index() {
+    // BOLOs for the same make and color: in a 2 km circle around the read, 300 km away, over
+    // most of a state and over a 1,000 km radius (keyed by coarser cells), and one for another
+    // model of the same make.
+    let store = store(
+        "list,plate,id,make,model,color,lat,lon,radius_m,min_score\n\
+         local_bolo,,here,Honda,Civic,silver,38.905,-77.01,2000,0.3\n\
+         local_bolo,,elsewhere,Honda,Civic,silver,40.7,-74.0,2000,0.3\n\
+         local_bolo,,statewide,Honda,Civic,silver,38.5,-78.5,250000,0.3\n\
+         local_bolo,,accord,Honda,Accord,silver,38.905,-77.01,2000,0.3\n\
+         local_bolo,,national,Honda,Civic,silver,38.0,-84.0,1000000,0.3\n",
+        &[],
+    );
+    let civic = read(
+        "KLM123",
+        &[
+            ("make", "Honda", 0.95),
+            ("model", "Civic", 0.9),
+            ("color", "silver", 0.9),
+        ],
+    );
+    let mut ids: Vec<String> = matches_for(&store, &civic)
+        .into_iter()
+        .map(|hit| hit.entry.id.clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["here", "national", "statewide"]);
+    // A read with no position cannot be inside any area.
+    let mut nowhere = civic.clone();
+    nowhere.lat = None;
+    nowhere.lon = None;
+    assert!(matches_for(&store, &nowhere).is_empty());
+    // A read whose classifier gave no model still finds the BOLOs of both models near it
+    // (alerting here because these BOLOs accept a make and a color alone).
+    let unsure = read(
+        "KLM123",
+        &[("make", "Honda", 0.95), ("color", "silver", 0.9)],
+    );
+    let mut ids: Vec<String> = matches_for(&store, &unsure)
+        .into_iter()
+        .map(|hit| hit.entry.id.clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["accord", "here", "national", "statewide"]);
+}

@@ -890,7 +890,10 @@ impl HotlistStore {
                 continue;
             }
             let described = if description.has_attributes() {
-                description.score_attributes(read)
+                match subject.attribute_keys {
+                    Some(keys) => description.score_canonical_attributes(read, &keys.canonical),
+                    None => description.score_attributes(read),
+                }
             } else {
                 Some((0.0, Vec::new()))
             };

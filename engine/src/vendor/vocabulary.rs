@@ -5,6 +5,8 @@
 //! Values we cannot place map to `None` (unknown), never to a guess: a wrong color on an alert
 //! sends officers after the wrong car.
 
+use std::borrow::Cow;
+
 /// Colors: the set most vendors' classifiers distinguish.
 pub const COLORS: &[&str] = &[
     "black", "white", "silver", "gray", "red", "blue", "green", "yellow", "orange", "brown",
@@ -26,20 +28,43 @@ pub const BODY_TYPES: &[&str] = &[
     "truck",
 ];
 
-/// Lowercase, with every run of separators (space, `_`, `-`, `/`) as one `-`.
-fn simplify(raw: &str) -> String {
+/// Lowercase, with every run of separators (space, `_`, `-`, `/`) as one `-`. Borrowed when
+/// the value is in that form already (as normalized reads' attributes are): matching asks for
+/// every read's attributes.
+fn simplify(raw: &str) -> Cow<'_, str> {
+    let bytes = raw.as_bytes();
+    let already_simple = !bytes.is_empty()
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-')
+        && !raw.contains("--")
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || *byte == b'-');
+    if already_simple {
+        return Cow::Borrowed(raw);
+    }
     let mut simplified = String::with_capacity(raw.len());
-    for character in raw.trim().chars() {
-        if character.is_alphanumeric() {
-            simplified.extend(character.to_lowercase());
-        } else if !simplified.ends_with('-') && !simplified.is_empty() {
-            simplified.push('-');
+    if raw.is_ascii() {
+        for byte in raw.trim().bytes() {
+            if byte.is_ascii_alphanumeric() {
+                simplified.push(char::from(byte.to_ascii_lowercase()));
+            } else if !simplified.ends_with('-') && !simplified.is_empty() {
+                simplified.push('-');
+            }
+        }
+    } else {
+        for character in raw.trim().chars() {
+            if character.is_alphanumeric() {
+                simplified.extend(character.to_lowercase());
+            } else if !simplified.ends_with('-') && !simplified.is_empty() {
+                simplified.push('-');
+            }
         }
     }
     while simplified.ends_with('-') {
         simplified.pop();
     }
-    simplified
+    Cow::Owned(simplified)
 }
 
 fn is_unknown(simplified: &str) -> bool {
@@ -133,7 +158,7 @@ pub fn canonical_make(raw: &str) -> Option<String> {
     if let Some((_, make)) = MAKE_ALIASES.iter().find(|(alias, _)| *alias == simplified) {
         return Some((*make).to_owned());
     }
-    Some(simplified)
+    Some(simplified.into_owned())
 }
 
 /// A model in lowercase with hyphens, without its make when a classifier glued them together
