@@ -740,6 +740,89 @@ mod tests {
     }
 
     #[test]
+    fn a_bolo_photo_arriving_later_finds_the_vehicles_earlier_reads_in_the_appearance_index() {
+        use crate::appearance::AppearanceIndexConfig;
+        use crate::hotlist::{entry_from_fields, EntryFields};
+        use crate::store::{HotlistStore, MatchModes};
+        use rand::{Rng, SeedableRng};
+
+        let dim = 16;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut unit = |rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
+            let mut vector: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+            crate::description::normalize_vector(&mut vector);
+            vector
+        };
+        let suspect = unit(&mut rng);
+        let store = Arc::new(HotlistStore::new(MatchModes::FULL));
+        let index = Arc::new(RecentAppearanceIndex::new(AppearanceIndexConfig {
+            dim,
+            ..AppearanceIndexConfig::default()
+        }));
+        let mut pipeline = Pipeline::new(
+            Arc::new(CanonicalJsonDecoder),
+            Arc::clone(&store) as Arc<dyn Matcher>,
+        )
+        .with_appearance_index(Arc::clone(&index));
+        let start_ms = 1_795_539_600_000_i64;
+        let now = Timestamp::from_millis(start_ms + 3_000_000);
+        let mut out = Processed::default();
+        let mut suspect_reads = Vec::new();
+        // 3,000 reads over 40 minutes, every 300th of them the suspect's car (its vector plus a
+        // little noise), the rest other vehicles: enough to train the slice's lists.
+        for number in 0..3000_i64 {
+            let is_suspect = number % 300 == 17;
+            let vector: Vec<f32> = if is_suspect {
+                suspect
+                    .iter()
+                    .map(|value| value + rng.random_range(-0.02..0.02))
+                    .collect()
+            } else {
+                unit(&mut rng)
+            };
+            let message = serde_json::json!({
+                "vendor": "v", "reader_id": format!("r{}", number % 7),
+                "observed_at": start_ms + number * 800, "plate": format!("P{number:05}"),
+                "confidence": 0.9, "lat": 38.9, "lon": -77.0, "embedding": vector,
+            })
+            .to_string();
+            pipeline.process(message.as_bytes(), position(number), now, &mut out);
+            if is_suspect {
+                suspect_reads.push(out.reads.last().unwrap().read_id.clone());
+            }
+        }
+        index.wait_until_indexed();
+        assert_eq!(index.len(), 3000);
+        assert!(out.alerts.is_empty());
+
+        // The photo BOLO arrives (as a live upsert would bring it); the next read searches.
+        let mut fields = EntryFields {
+            list: Some("appearance_bolo".into()),
+            id: Some("photo-1".into()),
+            ..EntryFields::default()
+        };
+        fields.set(
+            "reference_vectors",
+            &serde_json::to_string(&suspect).unwrap(),
+        );
+        store.upsert(Arc::new(entry_from_fields(fields).unwrap()));
+        let next = br#"{"vendor":"v","reader_id":"r1","observed_at":1795542600000,
+            "plate":"NEXT1","confidence":0.9}"#;
+        pipeline.process(next, position(3000), now, &mut out);
+
+        let mut found: Vec<String> = out
+            .alerts
+            .iter()
+            .filter(|alert| alert.match_kind == MatchKind::AppearanceRetro)
+            .map(|alert| alert.read_id.clone())
+            .collect();
+        found.sort();
+        suspect_reads.sort();
+        assert_eq!(found, suspect_reads);
+        assert_eq!(pipeline.counts.retro_alerts, suspect_reads.len() as u64);
+    }
+
+    #[test]
     fn preparing_on_another_thread_then_finishing_in_order_is_the_same_as_processing() {
         let now = Timestamp::parse_rfc3339("2026-11-24T17:00:05Z").unwrap();
         let messages: Vec<&[u8]> = vec![
