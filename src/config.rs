@@ -36,6 +36,10 @@ pub struct Config {
     /// that is set.
     #[serde(default)]
     pub appearance: Option<platestream_engine::appearance::AppearanceIndexConfig>,
+    /// The running engine's search API (`POST /v1/search/appearance`); absent: not served.
+    /// Needs `[appearance]`.
+    #[serde(default)]
+    pub api: Option<platestream_connectors::http::SearchApiSettings>,
 }
 
 /// How reads from readers are interpreted before matching.

@@ -4,7 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use platestream_connectors::http::{BoundSearchApi, SearchApi};
 use platestream_connectors::kafka::hotlist_updates::UpdatesStatus;
 use platestream_connectors::kafka::{
     ensure_compacted_topics, ensure_topics, spawn_hotlist_updates, LiveUpdates, StopWhen,
@@ -59,6 +60,7 @@ pub async fn run_engine(
     check_webhook_urls(&config)?;
     let mut pipeline = pipeline_for(&config.kafka, &config.readers, store.clone())?
         .with_alert_policy(alert_policy);
+    let mut appearance_index = None;
     if let Some(appearance) = &config.appearance {
         let appearance = platestream_engine::appearance::AppearanceIndexConfig {
             dim: config.readers.embedding_dim.unwrap_or(appearance.dim),
@@ -69,10 +71,27 @@ pub async fn run_engine(
             horizon_secs = appearance.horizon_secs,
             "appearance index of recent reads"
         );
-        pipeline = pipeline.with_appearance_index(std::sync::Arc::new(
-            platestream_engine::appearance::RecentAppearanceIndex::new(appearance),
+        let index = Arc::new(platestream_engine::appearance::RecentAppearanceIndex::new(
+            appearance,
         ));
+        pipeline = pipeline.with_appearance_index(Arc::clone(&index));
+        appearance_index = Some(index);
     }
+    let search_api = match (&config.api, appearance_index) {
+        (None, _) => None,
+        (Some(_), None) => bail!(
+            "[api] serves appearance searches of the engine's index: add an [appearance] section too"
+        ),
+        (Some(settings), Some(index)) => {
+            let api = SearchApi::new(settings, index)
+                .context("[api]")?
+                .bind()
+                .await
+                .context("[api]")?;
+            tracing::info!(address = %api.local_addr(), "search API listening");
+            Some(spawn_search_api(api, Arc::clone(&stop_flag)))
+        }
+    };
     if create_topics {
         let mut topics: Vec<(&str, i32)> = config
             .kafka
@@ -192,6 +211,9 @@ pub async fn run_engine(
     });
     let summary = outcome??;
     side_threads.await?;
+    if let Some(search_api) = search_api {
+        search_api.await??;
+    }
     tracing::info!(
         messages = summary.counts.messages,
         reads_archived = summary.reads_archived,
@@ -203,6 +225,21 @@ pub async fn run_engine(
         "engine stopped"
     );
     Ok(())
+}
+
+/// Serves the search API until the engine stops (the stop flag is set).
+fn spawn_search_api(
+    api: BoundSearchApi,
+    stop_flag: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<Result<()>> {
+    tokio::spawn(async move {
+        let stopped = async move {
+            while !stop_flag.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        api.serve(stopped).await.context("search API")
+    })
 }
 
 /// Reads matched before the updates topic is rebuilt would miss hand-entered entries: wait for

@@ -958,6 +958,32 @@ impl RecentAppearanceIndex {
             .collect()
     }
 
+    /// The unit vector of the read with this id, newest slice first; `None` when the index does
+    /// not hold it (no embedding, or older than the horizon).
+    pub fn unit_vector_of(&self, read_id: &str) -> Option<Vec<f32>> {
+        let dim = self.shared.config.dim.max(1);
+        for slice in self.shared.slices().iter().rev() {
+            let points = read_guard(&slice.points);
+            let Some(id) = points.reads.iter().position(|read| read.read_id == read_id) else {
+                continue;
+            };
+            if id >= points.indexed {
+                return points
+                    .building
+                    .chunks_exact(dim)
+                    .chain(points.waiting.chunks_exact(dim))
+                    .nth(id - points.indexed)
+                    .map(<[f32]>::to_vec);
+            }
+            for list in &points.lists {
+                if let Some(at) = list.ids.iter().position(|other| *other == id) {
+                    return list.units.chunks_exact(dim).nth(at).map(<[f32]>::to_vec);
+                }
+            }
+        }
+        None
+    }
+
     /// The reads (all of them, in insertion order per slice) for exact comparisons.
     pub fn reads(&self) -> Vec<PlateRead> {
         self.shared
@@ -1225,6 +1251,35 @@ mod tests {
         });
         let found: Vec<&str> = hits.iter().map(|hit| hit.read.read_id.as_str()).collect();
         assert_eq!(found, ["read-4000"]);
+    }
+
+    #[test]
+    fn a_reads_own_vector_is_found_by_its_id_before_and_after_indexing() {
+        let dim = 8;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        let index = RecentAppearanceIndex::new(AppearanceIndexConfig {
+            dim,
+            ..AppearanceIndexConfig::default()
+        });
+        let vectors: Vec<Vec<f32>> = (0..1500).map(|_| random_unit(&mut rng, dim)).collect();
+        for (id, vector) in vectors.iter().enumerate() {
+            index
+                .insert(&read(id, id as i64, 38.9, vector.clone()))
+                .unwrap();
+        }
+        let close = |found: Option<Vec<f32>>, expected: &[f32]| {
+            let found = found.expect("held");
+            assert!(found
+                .iter()
+                .zip(expected)
+                .all(|(a, b)| (a - b).abs() < 1e-5));
+        };
+        close(index.unit_vector_of("read-1499"), &vectors[1499]);
+        index.wait_until_indexed();
+        for id in [0, 700, 1499] {
+            close(index.unit_vector_of(&format!("read-{id}")), &vectors[id]);
+        }
+        assert_eq!(index.unit_vector_of("read-99999"), None);
     }
 
     #[test]

@@ -748,7 +748,7 @@ mod tests {
 
         let dim = 16;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        let mut unit = |rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
+        let unit = |rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
             let mut vector: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
             crate::description::normalize_vector(&mut vector);
             vector

@@ -1,4 +1,5 @@
-//! HTTP ingest for reader vendors that push: webhooks in, raw topics out.
+//! HTTP ingest for reader vendors that push: webhooks in, raw topics out. The running engine's
+//! search API is in [`search`] (its own listener, `[api]`).
 //!
 //! | route | what |
 //! | --- | --- |
@@ -12,6 +13,7 @@ mod images;
 mod ingest;
 mod inline_images;
 mod producer;
+pub mod search;
 mod settings;
 
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ pub use auth::API_KEY_HEADER;
 pub use error::{IngestError, IngestSetupError, RETRY_AFTER_SECONDS};
 pub use ingest::{Accepted, IMAGES_FIELD, IMAGE_FIELD, VENDOR_HEADER};
 pub use inline_images::{externalize_inline_images, inline_image_bytes, MIN_INLINE_IMAGE_CHARS};
+pub use search::{BoundSearchApi, SearchApi, SearchApiSettings, SearchError, SearchSetupError};
 pub use settings::{IngestSettings, Token, VendorSettings, MIN_TOKEN_CHARS};
 
 use crate::kafka::KafkaSettings;

@@ -1,0 +1,391 @@
+//! The running engine's search API (`[api]` in `platestream.toml`, served by `platestream run`):
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /v1/search/appearance` | the reads in the live appearance index nearest a vector or another read, within a time range and an area |
+//! | `GET /healthz` | 200 while the engine runs |
+//!
+//! The index holds the last `[appearance] horizon_secs` of reads in memory, so "has this car been
+//! seen since this morning?" is answered in milliseconds, before the reads' files are even
+//! written; `platestream search` asks the same of the archive. Where and when a vehicle was seen
+//! is sensitive: every search needs `api.token`, and the listener defaults to loopback.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics::counter;
+use platestream_engine::appearance::{AppearanceQuery, RecentAppearanceIndex};
+use platestream_engine::description::{normalize_vector, Area};
+use platestream_engine::{PlateRead, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{presented_token, TokenDigest};
+use super::settings::{Token, MIN_TOKEN_CHARS};
+
+/// Most reads one search returns.
+pub const MAX_SEARCH_K: usize = 1000;
+/// Largest search radius, as for a BOLO's area.
+pub const MAX_SEARCH_RADIUS_M: f64 = 1_000_000.0;
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// `[api]`: where the engine answers searches, and the token they need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchApiSettings {
+    /// Default `127.0.0.1:8091`: loopback, as a dispatcher's console or a proxy reaches it.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Sent as `Authorization: Bearer <token>` (or `X-Api-Key`); at least 16 characters.
+    pub token: Token,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8091))
+}
+
+/// Why the search API cannot start; each names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchSetupError {
+    #[error("api.token must have at least {min} characters")]
+    ShortToken { min: usize },
+    #[error("api.listen {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the search API stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Why a search was refused: answered as `{"error": <stable code>, "reason": <explanation>}`.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error(
+        "no token given: send `Authorization: Bearer <token>`, an `X-Api-Key: <token>` header, or \
+         a `token=<token>` query parameter"
+    )]
+    MissingToken,
+    #[error("the token is not valid for searching")]
+    WrongToken,
+    #[error("the body is not a search: {0}")]
+    MalformedBody(String),
+    #[error("give either `vector` or `read_id`, not both")]
+    VectorAndReadId,
+    #[error("give a `vector` (the appearance to look for) or a `read_id` (a read whose appearance to look for)")]
+    NothingToSearchFor,
+    #[error("`vector` has {found} numbers; the index holds vectors of {expected}")]
+    WrongDimension { found: usize, expected: usize },
+    #[error("`vector` is all zeros (or not finite): it has no direction to compare")]
+    ZeroVector,
+    #[error("`k` must be from 1 to {MAX_SEARCH_K}, not {0}")]
+    BadK(usize),
+    #[error("`{field}` {value:?} is not an RFC 3339 time (2026-11-24T17:00:00Z)")]
+    BadTime { field: &'static str, value: String },
+    #[error("`from` ({from}) is not before `to` ({to}): the range is empty")]
+    EmptyRange { from: String, to: String },
+    #[error("`near` must have lat from -90 to 90, lon from -180 to 180 and radius_m above 0 and at most {MAX_SEARCH_RADIUS_M}")]
+    BadArea,
+    #[error("`min_similarity` must be a cosine from -1 to 1, not {0}")]
+    BadSimilarity(f32),
+    #[error("no read {0:?} is in the appearance index (no embedding, or older than the horizon)")]
+    UnknownRead(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SearchError {
+    /// The stable label in the response's `error` field and in metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::WrongToken => "wrong_token",
+            Self::MalformedBody(_) => "malformed_body",
+            Self::VectorAndReadId => "vector_and_read_id",
+            Self::NothingToSearchFor => "nothing_to_search_for",
+            Self::WrongDimension { .. } => "wrong_dimension",
+            Self::ZeroVector => "zero_vector",
+            Self::BadK(_) => "bad_k",
+            Self::BadTime { .. } => "bad_time",
+            Self::EmptyRange { .. } => "empty_range",
+            Self::BadArea => "bad_area",
+            Self::BadSimilarity(_) => "bad_similarity",
+            Self::UnknownRead(_) => "unknown_read",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::WrongToken => StatusCode::UNAUTHORIZED,
+            Self::UnknownRead(_) => StatusCode::NOT_FOUND,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl IntoResponse for SearchError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = serde_json::json!({ "error": self.code(), "reason": self.to_string() });
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"platestream\""),
+            );
+        }
+        response
+    }
+}
+
+/// A search, as `schemas/appearance-search-request.schema.json` describes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    vector: Option<Vec<f32>>,
+    read_id: Option<String>,
+    #[serde(default = "default_k")]
+    k: usize,
+    from: Option<String>,
+    to: Option<String>,
+    near: Option<Area>,
+    min_similarity: Option<f32>,
+}
+
+fn default_k() -> usize {
+    10
+}
+
+/// The answer, as `schemas/appearance-search-response.schema.json` describes it.
+#[derive(Debug, Serialize)]
+struct SearchResponse {
+    /// Most similar first.
+    hits: Vec<SearchHit>,
+    /// Reads the index held when searched, and how many of them the builder had not filed yet
+    /// (scanned exactly).
+    indexed_reads: usize,
+    unindexed_reads: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct SearchHit {
+    similarity: f32,
+    read: PlateRead,
+}
+
+struct SearchState {
+    index: Arc<RecentAppearanceIndex>,
+    token: TokenDigest,
+}
+
+/// The search API, configured but not yet listening.
+pub struct SearchApi {
+    listen: SocketAddr,
+    router: Router,
+}
+
+impl SearchApi {
+    pub fn new(
+        settings: &SearchApiSettings,
+        index: Arc<RecentAppearanceIndex>,
+    ) -> Result<Self, SearchSetupError> {
+        if settings.token.as_str().trim().chars().count() < MIN_TOKEN_CHARS {
+            return Err(SearchSetupError::ShortToken {
+                min: MIN_TOKEN_CHARS,
+            });
+        }
+        let state = Arc::new(SearchState {
+            index,
+            token: TokenDigest::of(settings.token.as_str()),
+        });
+        let router = Router::new()
+            .route("/v1/search/appearance", post(appearance))
+            .route("/healthz", get(|| async { "ok" }))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(state);
+        Ok(Self {
+            listen: settings.listen,
+            router,
+        })
+    }
+
+    /// Binds `api.listen` (port 0 picks a free port; see `local_addr`).
+    pub async fn bind(self) -> Result<BoundSearchApi, SearchSetupError> {
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| SearchSetupError::Listen {
+                address: self.listen,
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| SearchSetupError::Listen {
+                address: self.listen,
+                source,
+            })?;
+        Ok(BoundSearchApi {
+            listener,
+            local_addr,
+            router: self.router,
+        })
+    }
+}
+
+/// The search API with its socket bound.
+pub struct BoundSearchApi {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+}
+
+impl BoundSearchApi {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then finishes the searches in flight.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), SearchSetupError> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(SearchSetupError::Serve)
+    }
+}
+
+async fn appearance(
+    State(state): State<Arc<SearchState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let response = match search(&state, &headers, &uri, &body).await {
+        Ok(found) => Json(found).into_response(),
+        Err(error) => {
+            tracing::debug!(code = error.code(), reason = %error, "appearance search refused");
+            error.into_response()
+        }
+    };
+    counter!(
+        "platestream_search_requests_total",
+        "status" => response.status().as_str().to_owned()
+    )
+    .increment(1);
+    response
+}
+
+fn parse_time(
+    field: &'static str,
+    value: Option<&String>,
+) -> Result<Option<Timestamp>, SearchError> {
+    value
+        .map(|text| {
+            Timestamp::parse_rfc3339(text).ok_or_else(|| SearchError::BadTime {
+                field,
+                value: text.clone(),
+            })
+        })
+        .transpose()
+}
+
+async fn search(
+    state: &Arc<SearchState>,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<SearchResponse, SearchError> {
+    let token = presented_token(headers, uri).ok_or(SearchError::MissingToken)?;
+    if !state.token.matches(&token) {
+        return Err(SearchError::WrongToken);
+    }
+    let request: SearchRequest = serde_json::from_slice(body)
+        .map_err(|error| SearchError::MalformedBody(error.to_string()))?;
+    if request.k == 0 || request.k > MAX_SEARCH_K {
+        return Err(SearchError::BadK(request.k));
+    }
+    let from = parse_time("from", request.from.as_ref())?;
+    let to = parse_time("to", request.to.as_ref())?;
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(SearchError::EmptyRange {
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+    }
+    if let Some(area) = &request.near {
+        let valid = (-90.0..=90.0).contains(&area.lat)
+            && (-180.0..=180.0).contains(&area.lon)
+            && area.radius_m > 0.0
+            && area.radius_m <= MAX_SEARCH_RADIUS_M;
+        if !valid {
+            return Err(SearchError::BadArea);
+        }
+    }
+    if let Some(similarity) = request.min_similarity {
+        if !(-1.0..=1.0).contains(&similarity) {
+            return Err(SearchError::BadSimilarity(similarity));
+        }
+    }
+    let expected = state.index.config().dim;
+    let state = Arc::clone(state);
+    // A search scans up to a few hundred thousand vectors: off the server's threads.
+    tokio::task::spawn_blocking(move || {
+        let vector = match (request.vector, &request.read_id) {
+            (Some(_), Some(_)) => return Err(SearchError::VectorAndReadId),
+            (None, None) => return Err(SearchError::NothingToSearchFor),
+            (Some(mut vector), None) => {
+                if vector.len() != expected {
+                    return Err(SearchError::WrongDimension {
+                        found: vector.len(),
+                        expected,
+                    });
+                }
+                if !normalize_vector(&mut vector) {
+                    return Err(SearchError::ZeroVector);
+                }
+                vector
+            }
+            (None, Some(read_id)) => state
+                .index
+                .unit_vector_of(read_id)
+                .ok_or_else(|| SearchError::UnknownRead(read_id.clone()))?,
+        };
+        // The read searched from is its own nearest: ask for one more and leave it out.
+        let extra = usize::from(request.read_id.is_some());
+        let hits = state.index.search(&AppearanceQuery {
+            vector: &vector,
+            k: request.k + extra,
+            from,
+            to,
+            near: request.near,
+            min_similarity: request.min_similarity,
+        });
+        let hits: Vec<SearchHit> = hits
+            .into_iter()
+            .filter(|hit| request.read_id.as_deref() != Some(hit.read.read_id.as_str()))
+            .take(request.k)
+            .map(|hit| SearchHit {
+                similarity: hit.similarity,
+                read: hit.read,
+            })
+            .collect();
+        Ok(SearchResponse {
+            hits,
+            indexed_reads: state.index.len(),
+            unindexed_reads: state.index.unindexed_len(),
+        })
+    })
+    .await
+    .map_err(|error| SearchError::Internal(format!("the search failed: {error}")))?
+}

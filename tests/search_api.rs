@@ -1,0 +1,299 @@
+//! The running engine's search API (`[api]`): `platestream run` against a real broker (tansu),
+//! reads with appearance embeddings produced to it, then real HTTP searches of its live index.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{create_topics, produce_all};
+use platestream::broker::TansuBroker;
+use platestream_connectors::kafka::KafkaSettings;
+use platestream_engine::simulate::{Simulator, SimulatorConfig};
+use platestream_engine::Timestamp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "search-token-for-tests-0001";
+const DIM: usize = 32;
+
+/// The engine process; killed when the test ends, pass or fail.
+struct Engine(Child);
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Api {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Api {
+    fn search(&self, token: Option<&str>, body: &str) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/v1/search/appearance", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap();
+        let status = response.status();
+        let text = response.text().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+        )
+    }
+
+    fn ok(&self, body: Value) -> Value {
+        let (status, answer) = self.search(Some(TOKEN), &body.to_string());
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    }
+
+    fn refused(&self, body: &str, status: StatusCode, code: &str) {
+        let (found, answer) = self.search(Some(TOKEN), body);
+        assert_eq!(found, status, "{body}: {answer}");
+        assert_eq!(answer["error"], code, "{body}: {answer}");
+        assert!(!answer["reason"].as_str().unwrap().is_empty());
+    }
+}
+
+fn hit_ids(answer: &Value) -> Vec<String> {
+    answer["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["read"]["read_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_running_engine_answers_appearance_searches_of_its_recent_reads() {
+    let broker = TansuBroker::start().unwrap();
+    let mut settings = KafkaSettings::new(broker.bootstrap_servers());
+    settings.raw_topics = vec!["search-reads".into()];
+    settings.alerts_topic = "search-alerts".into();
+    settings.covert_alerts_topic = "search-alerts-covert".into();
+    settings.dead_letter_topic = "search-dead-letter".into();
+    create_topics(&settings, 2);
+
+    // 1,500 reads of 60 vehicles over the last 25 minutes, each with its vehicle's appearance
+    // plus noise.
+    let mut simulator = Simulator::new(SimulatorConfig {
+        seed: 5,
+        vehicles: 60,
+        embedding_dim: DIM,
+        ..SimulatorConfig::default()
+    });
+    let start = Timestamp::now().millis() - 25 * 60_000;
+    let mut payloads = Vec::new();
+    let mut vehicle_of: HashMap<String, u32> = HashMap::new();
+    let mut reads = Vec::new();
+    for index in 0..1500_i64 {
+        let (read, truth) = simulator.next_read(Timestamp(start + index * 1000));
+        vehicle_of.insert(read.read_id.clone(), truth.vehicle_id);
+        payloads.push((
+            Some(truth.true_plate.clone()),
+            serde_json::to_vec(&read).unwrap(),
+        ));
+        reads.push(read);
+    }
+    produce_all(&settings, "search-reads", &payloads);
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!(
+        r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "search-api-test"
+raw_topics = ["search-reads"]
+alerts_topic = "search-alerts"
+covert_alerts_topic = "search-alerts-covert"
+dead_letter_topic = "search-dead-letter"
+
+[archive]
+dir = "archive"
+
+[readers]
+image_dir = "images"
+dedupe_window_ms = 0
+
+[appearance]
+dim = {DIM}
+# One slice, trained once it holds 1,024 reads: searches go through its lists.
+slice_secs = 86400
+expected_points_per_slice = 1000
+
+[api]
+listen = "127.0.0.1:{port}"
+token = "{TOKEN}"
+"#,
+        bootstrap = broker.bootstrap_servers()
+    );
+    std::fs::write(dir.path().join("platestream.toml"), config).unwrap();
+    let _engine = Engine(
+        Command::new(env!("CARGO_BIN_EXE_platestream"))
+            .args(["run", "--config", "platestream.toml"])
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::blocking::Client::new(),
+    };
+
+    // Without the token, nothing, not even whether a read is known.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let probe = json!({ "read_id": reads[0].read_id }).to_string();
+    loop {
+        match api
+            .client
+            .post(format!("{}/v1/search/appearance", api.base))
+            .body(probe.clone())
+            .send()
+        {
+            Ok(response) => {
+                assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+                break;
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(error) => panic!("the search API never answered: {error}"),
+        }
+    }
+    let (status, answer) = api.search(Some("not-the-token-at-all"), &probe);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer["error"], "wrong_token");
+
+    // Wait until the engine has consumed every read and filed it in its lists.
+    let everything = json!({ "vector": vec![1.0_f32; DIM], "k": 1 });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let answer = api.ok(everything.clone());
+        let held = answer["indexed_reads"].as_u64().unwrap();
+        if held == reads.len() as u64 && answer["unindexed_reads"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the index holds {held} of {} reads",
+            reads.len()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // A read's own appearance: the nearest reads are the same vehicle's, most similar first,
+    // and the read itself is left out.
+    let target = &reads[700];
+    let vehicle = vehicle_of[&target.read_id];
+    let same_vehicle = vehicle_of.values().filter(|&&v| v == vehicle).count();
+    let k = 10.min(same_vehicle - 1);
+    let answer = api.ok(json!({ "read_id": target.read_id, "k": k }));
+    let ids = hit_ids(&answer);
+    assert_eq!(ids.len(), k);
+    assert!(!ids.contains(&target.read_id));
+    for id in &ids {
+        assert_eq!(vehicle_of[id], vehicle, "{id} is another vehicle: {answer}");
+    }
+    let similarities: Vec<f64> = answer["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["similarity"].as_f64().unwrap())
+        .collect();
+    assert!(similarities.windows(2).all(|pair| pair[0] >= pair[1]));
+
+    // The same by vector, limited to the last 10 minutes: only reads observed then.
+    let vector = target.embedding.clone().unwrap();
+    let from = Timestamp(start + 15 * 60_000);
+    let answer = api.ok(json!({ "vector": vector, "k": 50, "from": from.to_string() }));
+    let ids = hit_ids(&answer);
+    assert!(!ids.is_empty());
+    let recent: HashSet<&str> = reads
+        .iter()
+        .filter(|read| read.observed_at >= from)
+        .map(|read| read.read_id.as_str())
+        .collect();
+    assert!(
+        ids.iter().all(|id| recent.contains(id.as_str())),
+        "{answer}"
+    );
+
+    // An area the readers are nowhere near: nothing.
+    let answer = api.ok(json!({
+        "vector": vector, "near": { "lat": 47.6, "lon": -122.3, "radius_m": 2000 }
+    }));
+    assert_eq!(answer["hits"], json!([]));
+
+    // Bad searches get a 4xx with a reason.
+    api.refused("{", StatusCode::BAD_REQUEST, "malformed_body");
+    api.refused("{}", StatusCode::BAD_REQUEST, "nothing_to_search_for");
+    api.refused(
+        &json!({ "vector": [1.0, 2.0] }).to_string(),
+        StatusCode::BAD_REQUEST,
+        "wrong_dimension",
+    );
+    api.refused(
+        &json!({ "vector": vec![0.0_f32; DIM] }).to_string(),
+        StatusCode::BAD_REQUEST,
+        "zero_vector",
+    );
+    api.refused(
+        &json!({ "read_id": target.read_id, "vector": vector }).to_string(),
+        StatusCode::BAD_REQUEST,
+        "vector_and_read_id",
+    );
+    api.refused(
+        &json!({ "read_id": target.read_id, "k": 0 }).to_string(),
+        StatusCode::BAD_REQUEST,
+        "bad_k",
+    );
+    api.refused(
+        &json!({ "read_id": target.read_id, "from": "yesterday" }).to_string(),
+        StatusCode::BAD_REQUEST,
+        "bad_time",
+    );
+    api.refused(
+        &json!({
+            "read_id": target.read_id,
+            "from": "2026-11-24T18:00:00Z", "to": "2026-11-24T17:00:00Z"
+        })
+        .to_string(),
+        StatusCode::BAD_REQUEST,
+        "empty_range",
+    );
+    api.refused(
+        &json!({ "read_id": target.read_id, "near": { "lat": 95, "lon": 0, "radius_m": 10 } })
+            .to_string(),
+        StatusCode::BAD_REQUEST,
+        "bad_area",
+    );
+    api.refused(
+        &json!({ "read_id": "no-such-read" }).to_string(),
+        StatusCode::NOT_FOUND,
+        "unknown_read",
+    );
+}
