@@ -56,7 +56,8 @@ pub struct AppearanceIndexConfig {
     pub slice_secs: u64,
     /// Memory cap: beyond this many points the oldest slices are dropped.
     pub max_points: usize,
-    /// Lists (centroids) per slice; 0 chooses about 2 x sqrt(expected_points_per_slice).
+    /// Lists (centroids) per slice; 0 chooses about 2·√n for the n reads a slice is expected to
+    /// hold (see `expected_points_per_slice`).
     pub lists: usize,
     /// Lists scanned per search and slice: more is better recall, slower searches.
     pub probes: usize,
@@ -68,8 +69,9 @@ pub struct AppearanceIndexConfig {
     pub ef_construction: usize,
     /// Candidates explored while looking for a query's nearest centroids (at least `probes`).
     pub ef_search: usize,
-    /// Expected reads per slice: sizes the lists, and a slice trains its centroids on its first
-    /// 8 per list.
+    /// Expected reads per slice, at least: a slice is sized for this many or for as many as the
+    /// slice before it held, whichever is more (about 2·√n lists), and trains its centroids on
+    /// its first 8 reads per list.
     pub expected_points_per_slice: usize,
     /// Reads waiting for the builder beyond which the index reports itself behind. They stay
     /// searchable (by exact scan) and are indexed when the builder catches up.
@@ -149,6 +151,9 @@ struct SlicePoints {
 struct Slice {
     start_ms: i64,
     end_ms: i64,
+    /// Centroids to train, and the points expected, chosen when the slice began.
+    lists: usize,
+    expected_points: usize,
     /// Trained once, by the builder, from the slice's first points.
     centroids: OnceLock<Centroids>,
     points: RwLock<SlicePoints>,
@@ -349,8 +354,6 @@ struct Shared {
     /// Set while someone waits for every point to be indexed: slices still short of their
     /// training size train on what they have.
     finish: AtomicBool,
-    /// Lists per slice (config, or the automatic choice).
-    lists: usize,
 }
 
 /// The time-sliced HNSW index of recent reads' embeddings. Share it as `Arc`: inserts and
@@ -446,11 +449,21 @@ impl Shared {
         }
     }
 
+    /// Lists for a slice expected to hold `expected_points`: `lists` when configured, else about
+    /// 2·√n, so a list holds about √n/2 points.
+    fn lists_for(&self, expected_points: usize) -> usize {
+        match self.config.lists {
+            0 => ((expected_points as f64).sqrt() * 2.0).round() as usize,
+            lists => lists,
+        }
+        .clamp(1, 1 << 16)
+    }
+
     /// Points a slice trains its centroids on.
-    fn training_points(&self) -> usize {
-        (self.lists * TRAIN_POINTS_PER_LIST)
+    fn training_points(slice: &Slice) -> usize {
+        (slice.lists * TRAIN_POINTS_PER_LIST)
             .max(MIN_TRAIN_POINTS)
-            .min(self.config.expected_points_per_slice.max(MIN_TRAIN_POINTS))
+            .min(slice.expected_points.max(MIN_TRAIN_POINTS))
     }
 
     /// Trains a slice's centroids from its first points once it has enough of them (or fewer,
@@ -460,7 +473,7 @@ impl Shared {
             return true;
         }
         let dim = self.config.dim.max(1);
-        let wanted = self.training_points();
+        let wanted = Self::training_points(slice);
         let sample = {
             let points = read_guard(&slice.points);
             let waiting = points.waiting.len() / dim;
@@ -471,7 +484,7 @@ impl Shared {
             points.waiting[..waiting.min(wanted) * dim].to_vec()
         };
         let count = sample.len() / dim;
-        let lists = self.lists.min((count / TRAIN_POINTS_PER_LIST).max(1));
+        let lists = slice.lists.min((count / TRAIN_POINTS_PER_LIST).max(1));
         let started = std::time::Instant::now();
         let centroids = self.in_pool(|| Centroids::train(&sample, dim, lists, &self.config));
         tracing::debug!(
@@ -622,11 +635,6 @@ impl RecentAppearanceIndex {
                 })
                 .ok()
         };
-        let lists = match config.lists {
-            0 => ((config.expected_points_per_slice as f64).sqrt() * 2.0).round() as usize,
-            lists => lists,
-        }
-        .clamp(1, 1 << 16);
         let shared = Arc::new(Shared {
             config: config.clone(),
             slices: RwLock::new(Vec::new()),
@@ -640,7 +648,6 @@ impl RecentAppearanceIndex {
             ef_search: AtomicUsize::new(config.ef_search),
             probes: AtomicUsize::new(config.probes.max(1)),
             finish: AtomicBool::new(false),
-            lists,
         });
         let builder = {
             let shared = Arc::clone(&shared);
@@ -695,9 +702,15 @@ impl RecentAppearanceIndex {
         self.shared.probes.store(probes.max(1), Ordering::Relaxed);
     }
 
-    /// Lists per slice.
+    /// Lists the newest slice trains (or, before any read, a slice of the configured size).
     pub fn lists_per_slice(&self) -> usize {
-        self.shared.lists
+        read_guard(&self.shared.slices).last().map_or_else(
+            || {
+                self.shared
+                    .lists_for(self.shared.config.expected_points_per_slice)
+            },
+            |slice| slice.lists,
+        )
     }
 
     pub fn slice_count(&self) -> usize {
@@ -740,9 +753,20 @@ impl RecentAppearanceIndex {
         if let Some(slice) = slices.iter().find(|slice| slice.start_ms == start_ms) {
             return Arc::clone(slice);
         }
+        // The slice before this one tells the real rate better than the configuration does
+        // (taken as a floor: a slice the engine started in the middle of is short).
+        let previous_points = slices
+            .iter()
+            .filter(|slice| slice.start_ms < start_ms)
+            .map(|slice| read_guard(&slice.points).places.len())
+            .next_back()
+            .unwrap_or(0);
+        let expected_points = previous_points.max(self.shared.config.expected_points_per_slice);
         let slice = Arc::new(Slice {
             start_ms,
             end_ms: start_ms.saturating_add(slice_ms),
+            lists: self.shared.lists_for(expected_points),
+            expected_points,
             centroids: OnceLock::new(),
             points: RwLock::new(SlicePoints::default()),
         });
@@ -1251,6 +1275,33 @@ mod tests {
         });
         let found: Vec<&str> = hits.iter().map(|hit| hit.read.read_id.as_str()).collect();
         assert_eq!(found, ["read-4000"]);
+    }
+
+    #[test]
+    fn a_slice_is_sized_by_the_reads_the_slice_before_it_held() {
+        let dim = 4;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let index = RecentAppearanceIndex::new(AppearanceIndexConfig {
+            dim,
+            slice_secs: 100,
+            expected_points_per_slice: 400,
+            ..AppearanceIndexConfig::default()
+        });
+        // 40 lists for 400 reads, before any read.
+        assert_eq!(index.lists_per_slice(), 40);
+        for id in 0..2500 {
+            index
+                .insert(&read(id, id as i64 / 25, 38.9, random_unit(&mut rng, dim)))
+                .unwrap();
+        }
+        // The first slice held 2,500 reads: the next one is sized for as many.
+        index
+            .insert(&read(9999, 100, 38.9, random_unit(&mut rng, dim)))
+            .unwrap();
+        assert_eq!(index.slice_count(), 2);
+        assert_eq!(index.lists_per_slice(), 100);
+        index.wait_until_indexed();
+        assert_eq!(index.unindexed_len(), 0);
     }
 
     #[test]
