@@ -3,7 +3,9 @@
 //!
 //! Lists of 10k, 100k, 1M and 3M entries: the simulator's hotlisted vehicles plus realistic random
 //! registrations, and 200 witness partial plates. Also prints the store's index bytes per entry
-//! and the time a 1M-entry reload takes while another thread keeps matching.
+//! and the time a 1M-entry reload takes while another thread keeps matching. The full matching
+//! rows are also run with a second list of 100 vehicle-description BOLOs around the readers'
+//! city (`store_full_with_bolos`): what a city that uses both pays.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dashmap::DashMap;
-use platestream_engine::hotlist::{load_hotlist_csv, HotlistEntry};
+use platestream_engine::hotlist::{entry_from_fields, load_hotlist_csv, EntryFields, HotlistEntry};
 use platestream_engine::matcher::{Match, Matcher};
 use platestream_engine::normalize::normalize_read;
 use platestream_engine::simulate::{random_registration, Simulator, SimulatorConfig};
@@ -26,6 +28,51 @@ const LIST: &str = "stolen_vehicles";
 const PARTIAL_PATTERNS: usize = 200;
 /// Reads per `match_batch` call, as the pipeline hands them over.
 const PIPELINE_BATCH: usize = 512;
+
+/// 100 BOLOs of vehicle descriptions (make, model, color; half a body type) within 1-25 km of
+/// points around the simulated readers' city.
+fn city_bolos() -> Vec<Arc<HotlistEntry>> {
+    const VEHICLES: &[(&str, &str, &str)] = &[
+        ("Toyota", "Camry", "sedan"),
+        ("Toyota", "RAV4", "suv"),
+        ("Honda", "Civic", "sedan"),
+        ("Honda", "CR-V", "suv"),
+        ("Ford", "F-150", "pickup"),
+        ("Ford", "Explorer", "suv"),
+        ("Chevrolet", "Silverado", "pickup"),
+        ("Nissan", "Altima", "sedan"),
+        ("Hyundai", "Elantra", "sedan"),
+        ("Jeep", "Grand Cherokee", "suv"),
+    ];
+    const COLORS: &[&str] = &["white", "black", "silver", "gray", "blue", "red"];
+    let mut rng = ChaCha8Rng::seed_from_u64(100);
+    (0..100)
+        .map(|index| {
+            let (make, model, body) = VEHICLES[rng.random_range(0..VEHICLES.len())];
+            let mut fields = EntryFields {
+                list: Some("local_bolo".into()),
+                id: Some(format!("bolo-{index}")),
+                ..EntryFields::default()
+            };
+            fields.set("make", make);
+            fields.set("model", model);
+            fields.set("color", COLORS[rng.random_range(0..COLORS.len())]);
+            if rng.random_bool(0.5) {
+                fields.set("body_type", body);
+            }
+            fields.set("lat", &format!("{:.4}", 38.9 + rng.random_range(-0.2..0.2)));
+            fields.set(
+                "lon",
+                &format!("{:.4}", -77.03 + rng.random_range(-0.2..0.2)),
+            );
+            fields.set(
+                "radius_m",
+                &format!("{:.0}", rng.random_range(1_000.0..25_000.0)),
+            );
+            Arc::new(entry_from_fields(fields).expect("a valid BOLO"))
+        })
+        .collect()
+}
 
 fn reads_and_hotlisted() -> (Vec<PlateRead>, Vec<Arc<HotlistEntry>>) {
     let mut simulator = Simulator::new(SimulatorConfig {
@@ -165,15 +212,21 @@ fn matching(c: &mut Criterion) {
         });
         drop(concurrent);
 
-        for (name, modes) in [
-            ("store_exact", MatchModes::EXACT_ONLY),
-            ("store_full", MatchModes::FULL),
+        for (name, modes, bolos) in [
+            ("store_exact", MatchModes::EXACT_ONLY, false),
+            ("store_full", MatchModes::FULL, false),
+            ("store_full_with_bolos", MatchModes::FULL, true),
         ] {
             let store = HotlistStore::new(modes);
             let build_started = Instant::now();
             store.replace_list(LIST, entries.clone()).expect("one list");
+            if bolos {
+                store
+                    .replace_list("local_bolo", city_bolos())
+                    .expect("a BOLO list");
+            }
             let build = build_started.elapsed();
-            if modes == MatchModes::FULL {
+            if modes == MatchModes::FULL && !bolos {
                 eprintln!(
                     "store: {size} entries built in {build:.2?}: {:.1} bytes per entry with all \
                      indexes ({:.1} of them indexes)",

@@ -73,7 +73,7 @@ fn reader_key(reader_id: &str) -> u64 {
 /// The hasher of maps whose keys are hashes already: the key's low 64 bits are the hash. The
 /// default SipHash of those keys (and of reader id strings) was a tenth of the consuming thread.
 #[derive(Debug, Default, Clone, Copy)]
-struct PrehashedKey(u64);
+pub(crate) struct PrehashedKey(u64);
 
 impl Hasher for PrehashedKey {
     fn finish(&self) -> u64 {
@@ -94,7 +94,7 @@ impl Hasher for PrehashedKey {
     }
 }
 
-type Prehashed = BuildHasherDefault<PrehashedKey>;
+pub(crate) type Prehashed = BuildHasherDefault<PrehashedKey>;
 
 #[derive(Debug)]
 struct HeldRead {

@@ -3,8 +3,14 @@
 //! read's classified attributes are scored against them (`schemas/hotlist.md`, "Vehicle
 //! descriptions").
 
-use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use crate::dedupe::Prehashed;
 use crate::read::{Attribute, PlateRead, Timestamp};
 use crate::vendor::vocabulary::{
     canonical_body_type, canonical_color, canonical_make, canonical_model,
@@ -429,6 +435,46 @@ impl VehicleDescription {
         canonical: &CanonicalAttributes,
     ) -> Option<(f32, Vec<AttributeMatch>)> {
         let mut matches = Vec::with_capacity(4);
+        let score = self.compare_attributes(
+            read,
+            canonical,
+            |name, wanted, seen, agreement, evidence| {
+                matches.push(AttributeMatch {
+                    attribute: name,
+                    entry: wanted.to_owned(),
+                    read: seen.map(|seen| seen.value.clone()),
+                    read_confidence: seen.and_then(|seen| seen.confidence),
+                    agreement,
+                    evidence,
+                });
+            },
+        )?;
+        Some((score, matches))
+    }
+
+    /// The score of [`Self::score_canonical_attributes`] without writing the evidence down (no
+    /// allocation): `None` when an attribute disagrees outright, else the score and whether the
+    /// reader reported any attribute the description names.
+    pub fn attribute_score(
+        &self,
+        read: &PlateRead,
+        canonical: &CanonicalAttributes,
+    ) -> Option<(f32, bool)> {
+        let mut any_seen = false;
+        let score = self.compare_attributes(read, canonical, |_, _, _, agreement, _| {
+            any_seen |= agreement != AttributeAgreement::ReadUnknown;
+        })?;
+        Some((score, any_seen))
+    }
+
+    /// Compares each attribute the description names with the read's, telling `each` how it
+    /// agreed; `None` as soon as one disagrees outright, else the weighted score (0..0.8).
+    fn compare_attributes(
+        &self,
+        read: &PlateRead,
+        canonical: &CanonicalAttributes,
+        mut each: impl FnMut(AttributeName, &str, Option<&Attribute>, AttributeAgreement, f32),
+    ) -> Option<f32> {
         let mut score = 0.0;
         let vehicle = &read.vehicle;
         let checks: [(AttributeName, Option<&String>, Option<&Attribute>, f32); 4] = [
@@ -462,22 +508,14 @@ impl VehicleDescription {
                 continue;
             };
             let Some(seen) = seen else {
-                matches.push(AttributeMatch {
-                    attribute: name,
-                    entry: wanted.clone(),
-                    read: None,
-                    read_confidence: None,
-                    agreement: AttributeAgreement::ReadUnknown,
-                    evidence: 0.0,
-                });
+                each(name, wanted, None, AttributeAgreement::ReadUnknown, 0.0);
                 continue;
             };
-            let seen_value = canonical.get(name);
             let confidence = seen
                 .confidence
                 .unwrap_or(UNSTATED_CONFIDENCE)
                 .clamp(0.0, 1.0);
-            let (agreement, evidence) = match seen_value {
+            let (agreement, evidence) = match canonical.get(name) {
                 Some(value) if value == wanted => (AttributeAgreement::Agrees, confidence),
                 Some(value) if name == AttributeName::Color => {
                     let similarity = color_similarity(value, wanted);
@@ -492,16 +530,9 @@ impl VehicleDescription {
                 None => (AttributeAgreement::ReadUnknown, 0.0),
             };
             score += weight * evidence;
-            matches.push(AttributeMatch {
-                attribute: name,
-                entry: wanted.clone(),
-                read: Some(seen.value.clone()),
-                read_confidence: seen.confidence,
-                agreement,
-                evidence,
-            });
+            each(name, wanted, Some(seen), agreement, evidence);
         }
-        Some((score, matches))
+        Some(score)
     }
 }
 
@@ -509,30 +540,102 @@ impl VehicleDescription {
 /// nothing the vocabulary knows).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CanonicalAttributes {
-    pub make: Option<String>,
-    pub model: Option<String>,
+    pub make: Option<Arc<str>>,
+    pub model: Option<Arc<str>>,
     pub color: Option<&'static str>,
     pub body_type: Option<&'static str>,
+}
+
+/// Distinct raw values a thread remembers before it starts over (a vendor sending free text
+/// must not grow it without bound).
+const VOCABULARY_CACHE_ENTRIES: usize = 4096;
+
+/// Readers report a few hundred distinct makes, models, colors and body types: each is put in
+/// the vocabulary once per thread instead of once per read matched against BOLOs. Keyed by a
+/// hash of the raw value (and the make, for a model), checked against the value kept.
+#[derive(Default)]
+struct VocabularyCache {
+    /// Raw value and context (the make, for a model) → canonical make or model.
+    texts: HashMap<u64, KnownText, Prehashed>,
+    fixed: HashMap<u64, (Box<str>, Option<&'static str>), Prehashed>,
+}
+
+type KnownText = (Box<str>, Box<str>, Option<Arc<str>>);
+
+fn vocabulary_key(tag: u8, raw: &str, context: &str) -> u64 {
+    xxh3_64_with_seed(raw.as_bytes(), u64::from(tag)) ^ xxh3_64(context.as_bytes()).rotate_left(17)
+}
+
+impl VocabularyCache {
+    fn text(
+        &mut self,
+        tag: u8,
+        raw: &str,
+        context: &str,
+        compute: impl FnOnce() -> Option<String>,
+    ) -> Option<Arc<str>> {
+        let key = vocabulary_key(tag, raw, context);
+        if let Some((known_raw, known_context, value)) = self.texts.get(&key) {
+            if **known_raw == *raw && **known_context == *context {
+                return value.clone();
+            }
+        }
+        if self.texts.len() >= VOCABULARY_CACHE_ENTRIES {
+            self.texts.clear();
+        }
+        let value: Option<Arc<str>> = compute().map(Arc::from);
+        self.texts
+            .insert(key, (raw.into(), context.into(), value.clone()));
+        value
+    }
+
+    fn fixed(
+        &mut self,
+        tag: u8,
+        raw: &str,
+        compute: impl FnOnce() -> Option<&'static str>,
+    ) -> Option<&'static str> {
+        let key = vocabulary_key(tag, raw, "");
+        if let Some((known_raw, value)) = self.fixed.get(&key) {
+            if **known_raw == *raw {
+                return *value;
+            }
+        }
+        if self.fixed.len() >= VOCABULARY_CACHE_ENTRIES {
+            self.fixed.clear();
+        }
+        let value = compute();
+        self.fixed.insert(key, (raw.into(), value));
+        value
+    }
+}
+
+thread_local! {
+    static VOCABULARY: RefCell<VocabularyCache> = RefCell::default();
 }
 
 impl CanonicalAttributes {
     pub fn of(read: &PlateRead) -> Self {
         let vehicle = &read.vehicle;
-        let canonical = |name: AttributeName, attribute: Option<&Attribute>| {
-            attribute.and_then(|seen| name.canonical(&seen.value, vehicle.make.as_ref()))
-        };
-        Self {
-            make: canonical(AttributeName::Make, vehicle.make.as_ref()),
-            model: canonical(AttributeName::Model, vehicle.model.as_ref()),
-            color: vehicle
-                .color
-                .as_ref()
-                .and_then(|color| canonical_color(&color.value)),
-            body_type: vehicle
-                .body_type
-                .as_ref()
-                .and_then(|body| canonical_body_type(&body.value)),
-        }
+        VOCABULARY.with_borrow_mut(|cache| {
+            let raw_make = vehicle.make.as_ref().map_or("", |make| make.value.as_str());
+            Self {
+                make: vehicle.make.as_ref().and_then(|make| {
+                    cache.text(b'k', &make.value, "", || canonical_make(&make.value))
+                }),
+                model: vehicle.model.as_ref().and_then(|model| {
+                    cache.text(b'm', &model.value, raw_make, || {
+                        AttributeName::Model.canonical(&model.value, vehicle.make.as_ref())
+                    })
+                }),
+                color: vehicle.color.as_ref().and_then(|color| {
+                    cache.fixed(b'c', &color.value, || canonical_color(&color.value))
+                }),
+                body_type: vehicle.body_type.as_ref().and_then(|body| {
+                    cache.fixed(b'b', &body.value, || canonical_body_type(&body.value))
+                }),
+            }
+        })
     }
 
     pub fn get(&self, name: AttributeName) -> Option<&str> {

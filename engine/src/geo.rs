@@ -22,33 +22,53 @@ pub fn valid_position(lat: f64, lon: f64) -> bool {
 
 /// The geohash of a position with `precision` characters; `None` for an impossible position.
 pub fn geohash(lat: f64, lon: f64, precision: usize) -> Option<String> {
-    if !valid_position(lat, lon) {
+    let bits = geohash_bits(lat, lon, precision)?;
+    Some(
+        (0..precision)
+            .rev()
+            .map(|character| char::from(BASE32[((bits >> (5 * character)) & 31) as usize]))
+            .collect(),
+    )
+}
+
+/// The geohash of a position as an integer, 5 bits per character (at most 12), first character
+/// in the highest bits: the cell at a shorter precision `p` is `bits >> 5 * (precision - p)`.
+/// For keys, without building a string.
+pub fn geohash_bits(lat: f64, lon: f64, precision: usize) -> Option<u64> {
+    if !valid_position(lat, lon) || precision > 12 {
         return None;
     }
     let (mut lat_range, mut lon_range) = ((-90.0_f64, 90.0_f64), (-180.0_f64, 180.0_f64));
-    let mut hash = String::with_capacity(precision);
+    let mut bits = 0u64;
     let mut even_bit = true;
-    for _ in 0..precision {
-        let mut index = 0usize;
-        for _ in 0..5 {
-            let (range, value) = if even_bit {
-                (&mut lon_range, lon)
-            } else {
-                (&mut lat_range, lat)
-            };
-            let middle = (range.0 + range.1) / 2.0;
-            index <<= 1;
-            if value >= middle {
-                index |= 1;
-                range.0 = middle;
-            } else {
-                range.1 = middle;
-            }
-            even_bit = !even_bit;
+    for _ in 0..precision * 5 {
+        let (range, value) = if even_bit {
+            (&mut lon_range, lon)
+        } else {
+            (&mut lat_range, lat)
+        };
+        let middle = (range.0 + range.1) / 2.0;
+        bits <<= 1;
+        if value >= middle {
+            bits |= 1;
+            range.0 = middle;
+        } else {
+            range.1 = middle;
         }
-        hash.push(char::from(BASE32[index]));
+        even_bit = !even_bit;
     }
-    Some(hash)
+    Some(bits)
+}
+
+/// [`geohash_bits`] of a geohash string; `None` for a character outside the alphabet.
+pub fn geohash_string_bits(cell: &str) -> Option<u64> {
+    if cell.len() > 12 {
+        return None;
+    }
+    cell.bytes().try_fold(0u64, |bits, character| {
+        let value = BASE32.iter().position(|known| *known == character)?;
+        Some(bits << 5 | value as u64)
+    })
 }
 
 /// Cell size in degrees (latitude, longitude) of geohashes with `precision` characters.
@@ -206,5 +226,20 @@ mod tests {
         assert_eq!(compass(112.0), "E");
         assert_eq!(compass(250.0), "W");
         assert_eq!(compass(-45.0), "NW");
+    }
+
+    #[test]
+    fn geohash_bits_and_strings_agree_and_shorter_cells_are_prefixes() {
+        // The example of geohash's inventor.
+        assert_eq!(
+            geohash(57.64911, 10.40744, 11).as_deref(),
+            Some("u4pruydqqvj")
+        );
+        let bits = geohash_bits(57.64911, 10.40744, 11).unwrap();
+        assert_eq!(geohash_string_bits("u4pruydqqvj"), Some(bits));
+        assert_eq!(geohash_bits(57.64911, 10.40744, 4), Some(bits >> 35));
+        assert_eq!(geohash_string_bits("u4pr"), Some(bits >> 35));
+        assert_eq!(geohash_string_bits("u4pa"), None);
+        assert_eq!(geohash_bits(91.0, 0.0, 4), None);
     }
 }

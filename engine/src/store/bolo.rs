@@ -17,7 +17,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::index::StaticMultiMap;
 use crate::description::{dot, look_alike_colors, Area, CanonicalAttributes};
-use crate::geo::{covering_cells_at, geohash};
+use crate::geo::{covering_cells_at, geohash_bits, geohash_string_bits};
 use crate::hotlist::HotlistEntry;
 use crate::read::PlateRead;
 
@@ -105,7 +105,7 @@ pub(crate) struct ReadAttributeKeys {
     model: Option<u64>,
     colors: Vec<u64>,
     body: Option<u64>,
-    /// Hashes of the read's cells at each of `AREA_PRECISIONS`.
+    /// The read's cells at each of `AREA_PRECISIONS` ([`geohash_bits`]).
     cells: Option<[u64; 3]>,
     position: Option<(f64, f64)>,
     observed_at_ms: i64,
@@ -124,9 +124,10 @@ impl ReadAttributeKeys {
             .unwrap_or_default();
         let body = canonical.body_type;
         let position = read.lat.zip(read.lon);
+        let finest = AREA_PRECISIONS[0].0;
         let cells = position
-            .and_then(|(lat, lon)| geohash(lat, lon, AREA_PRECISIONS[0].0))
-            .map(|cell| AREA_PRECISIONS.map(|(precision, _)| value_hash(&cell[..precision])));
+            .and_then(|(lat, lon)| geohash_bits(lat, lon, finest))
+            .map(|cell| AREA_PRECISIONS.map(|(precision, _)| cell >> (5 * (finest - precision))));
         Self {
             make: make.map(value_hash),
             model: model.map(value_hash),
@@ -150,7 +151,8 @@ fn area_cells(area: &Area) -> Option<(u8, Vec<u64>)> {
     AREA_PRECISIONS.iter().find_map(|&(precision, bit)| {
         let cells =
             covering_cells_at(area.lat, area.lon, area.radius_m, precision, MAX_AREA_CELLS)?;
-        Some((bit, cells.iter().map(|cell| value_hash(cell)).collect()))
+        let cells: Option<Vec<u64>> = cells.iter().map(|cell| geohash_string_bits(cell)).collect();
+        Some((bit, cells?))
     })
 }
 

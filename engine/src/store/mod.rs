@@ -23,7 +23,8 @@ use arc_swap::ArcSwap;
 
 use crate::alert_policy::ListPolicy;
 use crate::description::{
-    normalize_vector, AttributeAgreement, AttributeMatch, PATTERN_CONTRADICTED_FACTOR,
+    normalize_vector, AttributeAgreement, AttributeMatch, CanonicalAttributes,
+    PATTERN_CONTRADICTED_FACTOR,
 };
 use crate::hotlist::HotlistEntry;
 use crate::matcher::{
@@ -889,23 +890,21 @@ impl HotlistStore {
             if agreement == JurisdictionAgreement::Differs {
                 continue;
             }
-            let described = if description.has_attributes() {
-                match subject.attribute_keys {
-                    Some(keys) => description.score_canonical_attributes(read, &keys.canonical),
-                    None => description.score_attributes(read),
+            let computed;
+            let canonical = match subject.attribute_keys {
+                Some(keys) => &keys.canonical,
+                None => {
+                    computed = CanonicalAttributes::of(read);
+                    &computed
                 }
+            };
+            // Scored first without writing the evidence down: most candidates fall short.
+            let described = if description.has_attributes() {
+                description.attribute_score(read, canonical)
             } else {
-                Some((0.0, Vec::new()))
+                Some((0.0, false))
             };
-            let (attribute_score, attributes) = match &described {
-                Some((score, attributes)) => (*score, attributes.clone()),
-                None => (0.0, Vec::new()),
-            };
-            let attributes_agree = described.is_some()
-                && description.has_attributes()
-                && attributes
-                    .iter()
-                    .any(|attribute| attribute.agreement != AttributeAgreement::ReadUnknown);
+            let (attribute_score, attributes_agree) = described.unwrap_or((0.0, false));
             let factor = jurisdiction_factor(agreement);
             let (mut score, mut kind, differences, plate_note) = match candidate.plate {
                 Some((plate_score, differences, note)) => {
@@ -941,6 +940,13 @@ impl HotlistStore {
             } else if score < min_score || score <= 0.0 {
                 continue;
             }
+            let attributes = match described {
+                Some(_) if description.has_attributes() => description
+                    .score_canonical_attributes(read, canonical)
+                    .map(|(_, attributes)| attributes)
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
             let mut notes = Vec::new();
             if let Some(similarity) = candidate.appearance {
                 notes.push(format!(
