@@ -146,6 +146,18 @@ impl DuplicateSuppressor {
         self.held.len()
     }
 
+    /// Whether [`Self::offer`] would fold this report into a held pass and leave it out of the
+    /// archive (folded, and duplicates are not kept).
+    pub fn would_drop(&self, read: &PlateRead) -> bool {
+        if self.config.keep_duplicates {
+            return false;
+        }
+        self.held.get(&PassKey::of(read)).is_some_and(|held| {
+            let offset = read.observed_at.millis() - held.read.observed_at.millis();
+            (-self.window_ms..=self.window_ms).contains(&offset)
+        })
+    }
+
     /// Offers a normalized report; a pass it ends (same plate and reader, outside the window) goes
     /// to `released`. `now` is the ingest time.
     pub fn offer(

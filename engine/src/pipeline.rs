@@ -602,13 +602,19 @@ impl Pipeline {
         }
     }
 
-    /// Counts a dropped embedding; indexes a kept one for retro search.
+    /// Counts a dropped embedding; indexes a kept one for retro search, unless the read is a
+    /// frame duplicate folding will leave out of the archive (a search must name reads that
+    /// analysts can look up; the pass's first frame is indexed).
     fn remember_appearance(&mut self, read: &PlateRead, embedding_dropped: bool) {
         if embedding_dropped {
             self.counts.embeddings_dropped += 1;
         }
         if let Some(index) = &self.appearance_index {
-            if read.embedding.is_some() {
+            let dropped_by_folding = self
+                .dedupe
+                .as_ref()
+                .is_some_and(|dedupe| dedupe.would_drop(read));
+            if read.embedding.is_some() && !dropped_by_folding {
                 // Wrong lengths were dropped when a dimension is configured; without one the
                 // index refuses them itself.
                 let _ = index.insert(read);
@@ -820,6 +826,47 @@ mod tests {
         suspect_reads.sort();
         assert_eq!(found, suspect_reads);
         assert_eq!(pipeline.counts.retro_alerts, suspect_reads.len() as u64);
+    }
+
+    #[test]
+    fn frames_folded_out_of_the_archive_stay_out_of_the_appearance_index() {
+        use crate::appearance::AppearanceIndexConfig;
+
+        let index = Arc::new(RecentAppearanceIndex::new(AppearanceIndexConfig {
+            dim: 3,
+            ..AppearanceIndexConfig::default()
+        }));
+        let mut pipeline = pipeline()
+            .with_dedupe(DedupeConfig::default())
+            .with_appearance_index(Arc::clone(&index));
+        let now = Timestamp::parse_rfc3339("2026-11-24T17:00:05Z").unwrap();
+        let mut out = Processed::default();
+        // Three frames of one pass, then another vehicle at the same reader.
+        for (offset, (plate, millis)) in [
+            ("XYZ100", 0),
+            ("XYZ100", 400),
+            ("XYZ100", 900),
+            ("KLM200", 1000),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let message = serde_json::json!({
+                "vendor": "v", "reader_id": "r1", "observed_at": 1_795_539_600_000_i64 + millis,
+                "plate": plate, "confidence": 0.9, "embedding": [1.0, 0.5, offset as f32],
+            })
+            .to_string();
+            pipeline.process(message.as_bytes(), position(offset as i64), now, &mut out);
+        }
+        pipeline.flush_all(&mut out);
+        // The archive holds one read per pass, and the index holds the same two reads.
+        assert_eq!(out.reads.len(), 2);
+        assert_eq!(index.len(), 2);
+        let mut archived: Vec<&str> = out.reads.iter().map(|read| read.read_id.as_str()).collect();
+        archived.sort_unstable();
+        let mut indexed: Vec<String> = index.reads().into_iter().map(|read| read.read_id).collect();
+        indexed.sort_unstable();
+        assert_eq!(indexed, archived);
     }
 
     #[test]
