@@ -86,7 +86,7 @@ impl Default for AppearanceIndexConfig {
             dim: 128,
             horizon_secs: 24 * 3600,
             slice_secs: 3600,
-            // About 10 GB at dim 128 (2.1 KB a read with the read kept, measured by the bench).
+            // About 9 GB at dim 128 (1.7-1.9 KB a read with the read kept, measured by the bench).
             max_points: 5_000_000,
             lists: 0,
             // From `benches/appearance.rs` (simulated reads, dim 128): see BENCHMARKS.md.
