@@ -16,6 +16,10 @@
 //! 3. Retro search: 24 hourly slices (a 24-hour horizon, scaled down: see the printout), time
 //!    to the answer for a new BOLO's reference vector over all of them, and for a read appended
 //!    a moment before the search.
+//! 4. `horizon`: a stream at 1,000 reads/s into a 24-hour horizon under a memory cap, as the
+//!    engine holds it, and the time to answer over what the cap kept (`HORIZON_RATE`,
+//!    `HORIZON_SLICE_SECS`, `HORIZON_MAX_POINTS`). Not run by default: it takes minutes and
+//!    about 10 GB.
 //!
 //! Sizes are parameters (environment): `APPEARANCE_POINTS` (default 100000), `APPEARANCE_DIM`
 //! (128), `APPEARANCE_QUERIES` (200), `APPEARANCE_LISTS` (0: automatic; a comma list runs
@@ -603,6 +607,95 @@ fn retro_search() {
     );
 }
 
+/// A stream at `HORIZON_RATE` reads/s (default 1,000) into an index with a 24-hour horizon,
+/// `HORIZON_SLICE_SECS` slices (default 900) and a memory cap of `HORIZON_MAX_POINTS` reads
+/// (default 5M), as `platestream run` would hold it; then a new BOLO's search over whatever the
+/// cap kept. Only the stream's last cap-plus-one-slice of reads is generated: the cap would
+/// have dropped every earlier one. The reads are not kept by the bench, only the index holds
+/// them.
+fn horizon_at_rate() {
+    let dim = env_usize("APPEARANCE_DIM", 128);
+    let rate = env_usize("HORIZON_RATE", 1000).max(1);
+    let slice_secs = env_usize("HORIZON_SLICE_SECS", 900).max(1);
+    let max_points = env_usize("HORIZON_MAX_POINTS", 5_000_000).max(1);
+    let per_slice = rate * slice_secs;
+    let points = max_points + per_slice;
+    println!(
+        "== A stream of {rate} reads/s into a 24-hour horizon capped at {max_points} reads ({slice_secs} s slices of {per_slice}): the last {points} reads ({:.2} h)",
+        points as f64 / rate as f64 / 3600.0
+    );
+    let mut simulator = Simulator::new(SimulatorConfig {
+        vehicles: (points / 20).max(1000),
+        embedding_dim: dim,
+        ..SimulatorConfig::default()
+    });
+    let index = RecentAppearanceIndex::new(AppearanceIndexConfig {
+        dim,
+        slice_secs: slice_secs as u64,
+        max_points,
+        expected_points_per_slice: per_slice,
+        max_unindexed_points: usize::MAX,
+        builder_threads: env_usize("APPEARANCE_BUILDER_THREADS", 0),
+        ..AppearanceIndexConfig::default()
+    });
+    let start_ms = 1_795_539_600_000_i64;
+    let step_ms = 1000.0 / rate as f64;
+    let before = resident_bytes();
+    let started = Instant::now();
+    let mut template = None;
+    for number in 0..points {
+        let (read, _) = simulator.next_read(Timestamp(start_ms + (number as f64 * step_ms) as i64));
+        index
+            .insert(&read)
+            .expect("simulated embeddings have the configured dimension");
+        if template.is_none() {
+            template = Some(read);
+        }
+    }
+    let appended = started.elapsed().as_secs_f64();
+    index.wait_until_indexed();
+    let indexed = started.elapsed().as_secs_f64();
+    let after = resident_bytes();
+    let held = index.len();
+    println!(
+        "streamed {points} reads (generated and appended in {appended:.0} s), all filed after {indexed:.0} s; the cap kept {held} reads in {} slices ({:.2} h at {rate} reads/s)",
+        index.slice_count(),
+        held as f64 / rate as f64 / 3600.0
+    );
+    if let (Some(before), Some(after)) = (before, after) {
+        println!(
+            "resident memory grew {:.1} GiB ({:.0} bytes per read held)",
+            after.saturating_sub(before) as f64 / (1u64 << 30) as f64,
+            after.saturating_sub(before) as f64 / held.max(1) as f64
+        );
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let mut times = Vec::new();
+    let mut hits_found = 0;
+    for _ in 0..20 {
+        let vehicle = rng.random_range(0..simulator.vehicle_count() as u32);
+        let Some(reference) = simulator.identity_vector(vehicle) else {
+            continue;
+        };
+        let started = Instant::now();
+        let hits = index.search(&AppearanceQuery {
+            min_similarity: Some(0.85),
+            ..AppearanceQuery::nearest(reference, 50)
+        });
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        hits_found += hits.len();
+    }
+    let first = times.first().copied().unwrap_or_default();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "time to answer a new BOLO's reference vector over all of it (k=50, similarity >= 0.85): median {:.1} ms, 90th percentile {:.1} ms, max {:.1} ms (the first search: {first:.1} ms); {hits_found} sightings found for 20 vehicles",
+        times[times.len() / 2],
+        times[times.len() * 9 / 10],
+        times[times.len() - 1]
+    );
+    black_box(template);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a name filter picks one part.
     let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
@@ -615,5 +708,9 @@ fn main() {
     }
     if run("retro") {
         retro_search();
+    }
+    // Minutes and gigabytes: only when asked for by name.
+    if filter.as_deref() == Some("horizon") {
+        horizon_at_rate();
     }
 }
