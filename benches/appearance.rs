@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use platestream_engine::appearance::{
-    AppearanceIndexConfig, AppearanceQuery, RecentAppearanceIndex,
+    AppearanceHit, AppearanceIndexConfig, AppearanceQuery, RecentAppearanceIndex,
 };
 use platestream_engine::description::{dot, Area};
 use platestream_engine::hotlist::{entry_from_fields, EntryFields, HotlistEntry};
@@ -507,6 +507,16 @@ fn bolo_matching() {
     }
 }
 
+/// A new BOLO's search, as the engine runs it for a reference vector: (milliseconds, hits).
+fn retro_search_of(index: &RecentAppearanceIndex, reference: &[f32]) -> (f64, Vec<AppearanceHit>) {
+    let started = Instant::now();
+    let hits = index.search(&AppearanceQuery {
+        min_similarity: Some(0.85),
+        ..AppearanceQuery::nearest(reference, 50)
+    });
+    (started.elapsed().as_secs_f64() * 1000.0, hits)
+}
+
 fn retro_search() {
     let dim = env_usize("APPEARANCE_DIM", 128);
     let per_slice = env_usize(
@@ -566,12 +576,8 @@ fn retro_search() {
         let Some(reference) = simulator.identity_vector(vehicle) else {
             continue;
         };
-        let started = Instant::now();
-        let hits = index.search(&AppearanceQuery {
-            min_similarity: Some(0.85),
-            ..AppearanceQuery::nearest(reference, 50)
-        });
-        answers.push(started.elapsed().as_secs_f64() * 1000.0);
+        let (milliseconds, hits) = retro_search_of(&index, reference);
+        answers.push(milliseconds);
         black_box(hits);
 
         // A read of that vehicle appended a moment ago: the search must already see it.
@@ -582,12 +588,8 @@ fn retro_search() {
         index
             .insert(&fresh)
             .expect("the fresh read is within the horizon");
-        let started = Instant::now();
-        let hits = index.search(&AppearanceQuery {
-            min_similarity: Some(0.85),
-            ..AppearanceQuery::nearest(reference, 50)
-        });
-        fresh_answers.push(started.elapsed().as_secs_f64() * 1000.0);
+        let (milliseconds, hits) = retro_search_of(&index, reference);
+        fresh_answers.push(milliseconds);
         if hits.iter().any(|hit| hit.read.read_id == fresh.read_id) {
             found_fresh += 1;
         }
@@ -677,12 +679,8 @@ fn horizon_at_rate() {
         let Some(reference) = simulator.identity_vector(vehicle) else {
             continue;
         };
-        let started = Instant::now();
-        let hits = index.search(&AppearanceQuery {
-            min_similarity: Some(0.85),
-            ..AppearanceQuery::nearest(reference, 50)
-        });
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        let (milliseconds, hits) = retro_search_of(&index, reference);
+        times.push(milliseconds);
         hits_found += hits.len();
     }
     let first = times.first().copied().unwrap_or_default();
