@@ -152,10 +152,9 @@ impl DuplicateSuppressor {
         if self.config.keep_duplicates {
             return false;
         }
-        self.held.get(&PassKey::of(read)).is_some_and(|held| {
-            let offset = read.observed_at.millis() - held.read.observed_at.millis();
-            (-self.window_ms..=self.window_ms).contains(&offset)
-        })
+        self.held
+            .get(&PassKey::of(read))
+            .is_some_and(|held| within_pass(self.window_ms, &held.read, read))
     }
 
     /// Offers a normalized report; a pass it ends (same plate and reader, outside the window) goes
@@ -173,8 +172,7 @@ impl DuplicateSuppressor {
             .or_insert(read.observed_at);
         let key = PassKey::of(&read);
         if let Some(held) = self.held.get_mut(&key) {
-            let offset = read.observed_at.millis() - held.read.observed_at.millis();
-            if (-self.window_ms..=self.window_ms).contains(&offset) {
+            if within_pass(self.window_ms, &held.read, &read) {
                 return fold(&mut held.read, read, self.config.keep_duplicates);
             }
         }
@@ -296,6 +294,12 @@ fn release_in_order(mut passes: Vec<HeldRead>, released: &mut Vec<PlateRead>) {
 /// Passes held at once before the oldest is released early: bounds memory when a reader floods
 /// (or a replay runs far faster than the wall clock).
 const MAX_HELD: usize = 200_000;
+
+/// Whether a report falls within `window_ms` of a held pass's first report.
+fn within_pass(window_ms: i64, pass: &PlateRead, report: &PlateRead) -> bool {
+    let offset = report.observed_at.millis() - pass.observed_at.millis();
+    (-window_ms..=window_ms).contains(&offset)
+}
 
 fn fold(pass: &mut PlateRead, report: PlateRead, keep_duplicates: bool) -> Offered {
     pass.frames = pass.frames.saturating_add(report.frames.max(1));

@@ -610,11 +610,12 @@ impl Pipeline {
             self.counts.embeddings_dropped += 1;
         }
         if let Some(index) = &self.appearance_index {
-            let dropped_by_folding = self
-                .dedupe
-                .as_ref()
-                .is_some_and(|dedupe| dedupe.would_drop(read));
-            if read.embedding.is_some() && !dropped_by_folding {
+            let dropped_by_folding = || {
+                self.dedupe
+                    .as_ref()
+                    .is_some_and(|dedupe| dedupe.would_drop(read))
+            };
+            if read.embedding.is_some() && !dropped_by_folding() {
                 // Wrong lengths were dropped when a dimension is configured; without one the
                 // index refuses them itself.
                 let _ = index.insert(read);

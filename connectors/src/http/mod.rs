@@ -124,24 +124,28 @@ impl IngestServer {
 
     /// Binds `ingest.listen` (port 0 picks a free port; see `local_addr`).
     pub async fn bind(self) -> Result<BoundIngestServer, IngestSetupError> {
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .map_err(|source| IngestSetupError::Listen {
-                address: self.listen,
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| IngestSetupError::Listen {
-                address: self.listen,
-                source,
-            })?;
+        let (listener, local_addr) =
+            bind_listener(self.listen)
+                .await
+                .map_err(|source| IngestSetupError::Listen {
+                    address: self.listen,
+                    source,
+                })?;
         Ok(BoundIngestServer {
             listener,
             local_addr,
             router: self.router,
         })
     }
+}
+
+/// A listening socket on `address` and the address it got (port 0 picks a free port).
+async fn bind_listener(
+    address: SocketAddr,
+) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let local_addr = listener.local_addr()?;
+    Ok((listener, local_addr))
 }
 
 /// The ingest server with its socket bound.

@@ -219,18 +219,13 @@ impl SearchApi {
 
     /// Binds `api.listen` (port 0 picks a free port; see `local_addr`).
     pub async fn bind(self) -> Result<BoundSearchApi, SearchSetupError> {
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .map_err(|source| SearchSetupError::Listen {
-                address: self.listen,
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| SearchSetupError::Listen {
-                address: self.listen,
-                source,
-            })?;
+        let (listener, local_addr) =
+            super::bind_listener(self.listen)
+                .await
+                .map_err(|source| SearchSetupError::Listen {
+                    address: self.listen,
+                    source,
+                })?;
         Ok(BoundSearchApi {
             listener,
             local_addr,
