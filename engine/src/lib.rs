@@ -16,6 +16,7 @@ pub mod matcher;
 pub mod misread;
 pub mod ncic;
 pub mod normalize;
+mod packed_reads;
 pub mod pattern;
 pub mod pipeline;
 pub mod read;
