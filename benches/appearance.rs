@@ -632,7 +632,7 @@ fn retro_search() {
 }
 
 /// A stream at `HORIZON_RATE` reads/s (default 1,000) into an index with a 24-hour horizon,
-/// `HORIZON_SLICE_SECS` slices (default 900) and a memory cap of `HORIZON_MAX_POINTS` reads
+/// `HORIZON_SLICE_SECS` slices (default 3600, as `run`) and a memory cap of `HORIZON_MAX_POINTS` reads
 /// (default 86.4M: the whole 24 hours), as `platestream run` would hold it; then a new BOLO's search over whatever the
 /// cap kept. Only the stream's last cap-plus-one-slice of reads is generated: the cap would
 /// have dropped every earlier one. The reads are not kept by the bench, only the index holds
@@ -642,7 +642,7 @@ fn retro_search() {
 fn horizon_at_rate() {
     let dim = env_usize("APPEARANCE_DIM", 128);
     let rate = env_usize("HORIZON_RATE", 1000).max(1);
-    let slice_secs = env_usize("HORIZON_SLICE_SECS", 900).max(1);
+    let slice_secs = env_usize("HORIZON_SLICE_SECS", 3600).max(1);
     let max_points = env_usize("HORIZON_MAX_POINTS", 86_400_000).max(1);
     let per_slice = rate * slice_secs;
     let points = max_points + per_slice;

@@ -1126,8 +1126,8 @@ impl RecentAppearanceIndex {
             .collect();
         let ef = self.shared.ef_search.load(Ordering::Relaxed);
         let probes = self.shared.probes.load(Ordering::Relaxed);
-        let mut hits: Vec<(f32, Arc<Slice>, usize)> = Vec::new();
-        for slice in slices {
+        // Slices are searched in parallel: a 24-hour horizon is 24-96 of them.
+        let per_slice = |slice: &Arc<Slice>| -> Vec<(f32, Arc<Slice>, usize)> {
             let points = read_guard(&slice.points);
             let whole_slice = from_ms <= slice.start_ms && slice.end_ms <= to_ms;
             let filter = (!whole_slice || query.near.is_some()).then_some(PlaceFilter {
@@ -1198,13 +1198,14 @@ impl RecentAppearanceIndex {
                 }
             }
             drop(points);
-            for (similarity, id) in best {
-                if query.min_similarity.is_some_and(|min| similarity < min) {
-                    continue;
-                }
-                hits.push((similarity, Arc::clone(&slice), id));
-            }
-        }
+            best.into_iter()
+                .filter(|(similarity, _)| query.min_similarity.is_none_or(|min| *similarity >= min))
+                .map(|(similarity, id)| (similarity, Arc::clone(slice), id))
+                .collect()
+        };
+        let mut hits: Vec<(f32, Arc<Slice>, usize)> = self
+            .shared
+            .in_pool(|| slices.par_iter().flat_map_iter(per_slice).collect());
         hits.sort_by(|a, b| b.0.total_cmp(&a.0));
         hits.truncate(query.k);
         hits.into_iter()
