@@ -653,11 +653,12 @@ fn horizon_at_rate() {
     // Each simulated vehicle holds an identity vector and its description (about 700 bytes):
     // at most 1M of them, so the bench's own memory stays small beside 24 hours of reads.
     let vehicles = env_usize("HORIZON_VEHICLES", (points / 20).clamp(1000, 1_000_000));
-    let mut simulator = Simulator::new(SimulatorConfig {
+    let simulator_config = SimulatorConfig {
         vehicles,
         embedding_dim: dim,
         ..SimulatorConfig::default()
-    });
+    };
+    let mut simulator = Simulator::new(simulator_config.clone());
     let index = RecentAppearanceIndex::new(AppearanceIndexConfig {
         dim,
         slice_secs: slice_secs as u64,
@@ -719,6 +720,7 @@ fn horizon_at_rate() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let mut times = Vec::new();
     let mut hits_found = 0;
+    let mut searches: Vec<(Vec<f32>, Vec<String>)> = Vec::new();
     for _ in 0..20 {
         let vehicle = rng.random_range(0..simulator.vehicle_count() as u32);
         let Some(reference) = simulator.identity_vector(vehicle) else {
@@ -727,7 +729,45 @@ fn horizon_at_rate() {
         let (milliseconds, hits) = retro_search_of(&index, reference);
         times.push(milliseconds);
         hits_found += hits.len();
+        let mut unit = reference.to_vec();
+        platestream_engine::description::normalize_vector(&mut unit);
+        searches.push((unit, hits.into_iter().map(|hit| hit.read.read_id).collect()));
     }
+    // The exact answers: the simulator is deterministic, so a second pass over the same stream
+    // regenerates every read the index holds (the last `held`; the cap dropped the oldest) and
+    // compares each with every reference vector exactly, in floats.
+    let exact_started = Instant::now();
+    let mut replay = Simulator::new(simulator_config);
+    let mut exact: Vec<Vec<(f32, String)>> = vec![Vec::new(); searches.len()];
+    for number in 0..points {
+        let (read, _) = replay.next_read(Timestamp(start_ms + (number as f64 * step_ms) as i64));
+        if number < points - held {
+            continue;
+        }
+        let Some(mut unit) = read.embedding else {
+            continue;
+        };
+        platestream_engine::description::normalize_vector(&mut unit);
+        for ((query, _), best) in searches.iter().zip(&mut exact) {
+            let similarity = dot(query, &unit);
+            if similarity < 0.85 || (best.len() == 50 && similarity <= best[49].0) {
+                continue;
+            }
+            let at = best.partition_point(|(other, _)| *other >= similarity);
+            best.insert(at, (similarity, read.read_id.clone()));
+            best.truncate(50);
+        }
+    }
+    let (mut expected, mut found) = (0usize, 0usize);
+    for ((_, hits), exact) in searches.iter().zip(&exact) {
+        expected += exact.len();
+        found += exact.iter().filter(|(_, id)| hits.contains(id)).count();
+    }
+    println!(
+        "exact answers by a second pass over the stream ({:.0} s): {expected} sightings at similarity >= 0.85 (at most 50 per vehicle), of which the index found {found} (recall {:.4})",
+        exact_started.elapsed().as_secs_f64(),
+        found as f64 / expected.max(1) as f64
+    );
     let first = times.first().copied().unwrap_or_default();
     times.sort_by(f64::total_cmp);
     println!(
