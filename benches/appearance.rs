@@ -637,7 +637,7 @@ fn retro_search() {
 /// cap kept. Only the stream's last cap-plus-one-slice of reads is generated: the cap would
 /// have dropped every earlier one. The reads are not kept by the bench, only the index holds
 /// them. The stream runs faster than real time but never more than `HORIZON_BACKLOG` reads
-/// (default 300,000) ahead of the builder: at the real rate the builder is far ahead, and an
+/// (default 100,000) ahead of the builder: at the real rate the builder is far ahead, and an
 /// unbounded backlog of unfiled reads (about 2 KB each) would not fit beside the index.
 fn horizon_at_rate() {
     let dim = env_usize("APPEARANCE_DIM", 128);
@@ -672,7 +672,7 @@ fn horizon_at_rate() {
     let step_ms = 1000.0 / rate as f64;
     let before = resident_bytes();
     let started = Instant::now();
-    let backlog = env_usize("HORIZON_BACKLOG", 300_000).max(1);
+    let backlog = env_usize("HORIZON_BACKLOG", 100_000).max(1);
     let mut template = None;
     let mut last_report = Instant::now();
     for number in 0..points {

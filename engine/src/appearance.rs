@@ -706,6 +706,9 @@ impl Shared {
                     }
                 }
                 indexed += count;
+                // Reads are packed as their vectors are filed: while a stream keeps the builder
+                // busy, the reads waiting to be packed (about 1.2 KB each) must not pile up.
+                self.pack_reads(slice, position + 1 == slices.len());
                 self.progress.notify_all();
             }
             let newest = position + 1 == slices.len();
