@@ -19,7 +19,7 @@
 //! 4. `horizon`: a stream at 1,000 reads/s into a 24-hour horizon under a memory cap, as the
 //!    engine holds it, and the time to answer over what the cap kept (`HORIZON_RATE`,
 //!    `HORIZON_SLICE_SECS`, `HORIZON_MAX_POINTS`, `HORIZON_VEHICLES`). Not run by default: the
-//!    whole 24 hours take about 45 minutes and 20 GB (`HORIZON_MAX_POINTS=5000000`: 3 minutes,
+//!    whole 24 hours take about an hour and 20 GB (`HORIZON_MAX_POINTS=5000000`: 3 minutes,
 //!    about 1.5 GB).
 //!
 //! Sizes are parameters (environment): `APPEARANCE_POINTS` (default 100000), `APPEARANCE_DIM`

@@ -48,7 +48,7 @@ use hnsw_rs::prelude::{Distance, Hnsw};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::description::{dot, normalize_vector, Area};
+use crate::description::{dot, dot_with, normalize_vector, Area};
 use crate::packed_reads::{pack, read_json, PackedReads, ReadDictionary, READS_PER_FRAME};
 use crate::read::{PlateRead, Timestamp};
 
@@ -169,26 +169,6 @@ fn quantize(unit: &[f32], codes: &mut [i8]) -> f32 {
         *code = (value / scale).round() as i8;
     }
     scale
-}
-
-/// `dot(query, codes)` for 8-bit codes, to be multiplied by their scale. Sixteen accumulators,
-/// as `dot`, so the conversions and additions vectorize.
-fn dot_codes(query: &[f32], codes: &[i8]) -> f32 {
-    let mut sums = [0.0f32; 16];
-    let chunks = query.len().min(codes.len()) / 16 * 16;
-    for (x, y) in query[..chunks]
-        .chunks_exact(16)
-        .zip(codes[..chunks].chunks_exact(16))
-    {
-        for ((sum, x), y) in sums.iter_mut().zip(x).zip(y) {
-            *sum += x * f32::from(*y);
-        }
-    }
-    let mut total = sums.iter().sum::<f32>();
-    for (x, y) in query[chunks..].iter().zip(&codes[chunks..]) {
-        total += x * f32::from(*y);
-    }
-    total
 }
 
 /// Frees most of a queue's capacity once a burst (a bulk load, a builder catching up) has
@@ -1157,7 +1137,7 @@ impl RecentAppearanceIndex {
                     for ((id, scale), codes) in points {
                         let id = *id as usize;
                         if admits(id) {
-                            let similarity = scale * dot_codes(&vector, codes);
+                            let similarity = scale * dot_with(&vector, codes);
                             if query.min_similarity.is_none_or(|min| similarity >= min) {
                                 qualifying += 1;
                             }

@@ -262,6 +262,13 @@ pub fn normalize_vector(vector: &mut [f32]) -> bool {
 /// Dot product; the cosine similarity of unit vectors.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_with(a, b)
+}
+
+/// `dot` of floats with values of another type widened to `f32` as they are multiplied (the
+/// appearance index's 8-bit codes).
+#[inline]
+pub fn dot_with<T: Copy + Into<f32>>(a: &[f32], b: &[T]) -> f32 {
     // Sixteen accumulators: four independent vector sums, so the additions of one do not wait
     // on the last (one accumulator chain made a 128-float product latency-bound).
     let mut sums = [0.0f32; 16];
@@ -271,12 +278,12 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         .zip(b[..chunks].chunks_exact(16))
     {
         for ((sum, x), y) in sums.iter_mut().zip(x).zip(y) {
-            *sum += x * y;
+            *sum += x * (*y).into();
         }
     }
     let mut total = sums.iter().sum::<f32>();
     for (x, y) in a[chunks..].iter().zip(&b[chunks..]) {
-        total += x * y;
+        total += x * (*y).into();
     }
     total
 }
