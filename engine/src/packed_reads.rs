@@ -77,7 +77,8 @@ pub(crate) fn pack(reads: &[PlateRead], dictionary: Option<&ReadDictionary>) -> 
             |compressor, group| {
                 let mut lines = Vec::with_capacity(group.len() * 768);
                 for read in group {
-                    lines.extend_from_slice(&read_json(read));
+                    // Into memory: cannot fail (see `read_json`).
+                    let _ = serde_json::to_writer(&mut lines, read);
                     lines.push(b'\n');
                 }
                 let compressed = compressor
