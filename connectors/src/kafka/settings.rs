@@ -118,7 +118,12 @@ impl KafkaSettings {
             // read's latency, and at 500 ms it also capped the drain rate (36k msgs/s against 184k
             // at 10 ms, `platestream bench --quick`). Against Apache Kafka, raise it under
             // `[kafka.consumer]` to cut an idle engine's requests (1,000 a second at 1 ms).
-            .set("fetch.wait.max.ms", "1");
+            .set("fetch.wait.max.ms", "1")
+            // Once its queue holds `queued.min.messages`, librdkafka stops fetching for this long
+            // (default 1 s). An engine slower than the broker drains that queue in well under a
+            // second and then waits on an empty one: the first `platestream bench` spent a third of
+            // its time there.
+            .set("fetch.queue.backoff.ms", "10");
         for (key, value) in &self.consumer {
             config.set(librdkafka_key(key), value);
         }
