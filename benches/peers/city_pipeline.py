@@ -258,6 +258,10 @@ def main():
             "auto.offset.reset": "earliest",
             "fetch.max.bytes": 52428800,
             "max.partition.fetch.bytes": 16777216,
+            # The engine's fetch settings too (see KafkaSettings::consumer_config), so the two
+            # pipelines differ in what they do with a message, not in how the broker feeds them.
+            "fetch.wait.max.ms": 1,
+            "fetch.queue.backoff.ms": 10,
         }
     )
     producer = (

@@ -313,7 +313,17 @@ impl Results {
             format!(
                 "platestream {} ({})",
                 env!("CARGO_PKG_VERSION"),
-                command_output("git", &["rev-parse", "--short", "HEAD"])
+                // The checkout this binary was built from, wherever the bench is run.
+                command_output(
+                    "git",
+                    &[
+                        "-C",
+                        env!("CARGO_MANIFEST_DIR"),
+                        "rev-parse",
+                        "--short",
+                        "HEAD"
+                    ]
+                )
             ),
             command_output("rustc", &["--version"]),
             self.tansu_version.clone(),
