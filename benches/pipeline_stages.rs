@@ -80,6 +80,16 @@ fn stages(c: &mut Criterion) {
         pipeline.process(message, source, Timestamp::now(), &mut processed);
     }
     group.throughput(Throughput::Elements(processed.reads.len() as u64));
+    // As the consuming thread fills a segment: one set of builders, finished batch after batch.
+    group.bench_function("archive_fill_columns", |b| {
+        let mut columns = ReadColumns::default();
+        b.iter(|| {
+            for read in &processed.reads {
+                columns.push(read);
+            }
+            std::hint::black_box(columns.finish().expect("batch"))
+        })
+    });
     group.bench_function("archive_encode_parquet_zstd", |b| {
         b.iter_batched(
             Vec::new,
