@@ -6,11 +6,13 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use parquet::arrow::ArrowWriter;
 use platestream_engine::archive::{ReadColumns, TableColumns};
-use platestream_engine::decode::CanonicalJsonDecoder;
+use platestream_engine::decode::{CanonicalJsonDecoder, ReadDecoder};
 use platestream_engine::hotlist::load_hotlist_csv;
+use platestream_engine::images::MemoryImageStore;
 use platestream_engine::matcher::ExactMatcher;
 use platestream_engine::pipeline::{Pipeline, Processed};
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
+use platestream_engine::vendor::{DecodeContext, SniffingDecoder};
 use platestream_engine::{SourcePosition, Timestamp};
 
 const READS: usize = 20_000;
@@ -116,5 +118,55 @@ fn stages(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, stages);
+/// `--format auto` on a city of several vendors' readers: the sniffing decoder, beside each
+/// message handed straight to the decoder its vendor needs (chosen before the timing), so the
+/// difference is what recognising the vendor costs.
+fn sniffing(c: &mut Criterion) {
+    let mut simulator = Simulator::new(SimulatorConfig {
+        vehicles: 200_000,
+        hotlist_fraction: 0.05,
+        vendor_mix: true,
+        ..SimulatorConfig::default()
+    });
+    let start = Timestamp::now().millis() - 3_600_000;
+    let messages: Vec<Vec<u8>> = (0..READS)
+        .map(|i| simulator.next_message(Timestamp(start + i as i64)).payload)
+        .collect();
+    let sniffer = SniffingDecoder::new(DecodeContext::new(Arc::new(MemoryImageStore::default())));
+    let chosen: Vec<(&[u8], &dyn ReadDecoder)> = messages
+        .iter()
+        .filter_map(|message| Some((message.as_slice(), sniffer.sniff(message)?)))
+        .collect();
+    let mut group = c.benchmark_group("per_read_vendor_mix");
+    group.throughput(Throughput::Elements(chosen.len() as u64));
+    group.sample_size(20);
+    group.bench_function("baseline_vendor_decoder_known", |b| {
+        let mut reads = Vec::new();
+        b.iter(|| {
+            for (message, decoder) in &chosen {
+                reads.clear();
+                std::hint::black_box(decoder.decode(message, &mut reads).is_ok());
+            }
+        })
+    });
+    group.bench_function("sniff_only", |b| {
+        b.iter(|| {
+            for (message, _) in &chosen {
+                std::hint::black_box(sniffer.sniff(message).is_some());
+            }
+        })
+    });
+    group.bench_function("decode_auto", |b| {
+        let mut reads = Vec::new();
+        b.iter(|| {
+            for (message, _) in &chosen {
+                reads.clear();
+                std::hint::black_box(sniffer.decode(message, &mut reads).is_ok());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, stages, sniffing);
 criterion_main!(benches);
