@@ -22,13 +22,19 @@ pub fn valid_position(lat: f64, lon: f64) -> bool {
 
 /// The geohash of a position with `precision` characters; `None` for an impossible position.
 pub fn geohash(lat: f64, lon: f64, precision: usize) -> Option<String> {
-    let bits = geohash_bits(lat, lon, precision)?;
-    Some(
-        (0..precision)
-            .rev()
-            .map(|character| char::from(BASE32[((bits >> (5 * character)) & 31) as usize]))
-            .collect(),
-    )
+    let mut cell = [0u8; 12];
+    geohash_into(lat, lon, cell.get_mut(..precision)?).map(str::to_owned)
+}
+
+/// [`geohash`] with as many characters as `cell` holds (at most 12), written into it: the
+/// archive computes one for every read and needs no `String` of it.
+pub fn geohash_into(lat: f64, lon: f64, cell: &mut [u8]) -> Option<&str> {
+    let bits = geohash_bits(lat, lon, cell.len())?;
+    let last = cell.len().saturating_sub(1);
+    for (index, character) in cell.iter_mut().enumerate() {
+        *character = BASE32[((bits >> (5 * (last - index))) & 31) as usize];
+    }
+    std::str::from_utf8(cell).ok()
 }
 
 /// The geohash of a position as an integer, 5 bits per character (at most 12), first character

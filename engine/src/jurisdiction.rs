@@ -5,6 +5,9 @@
 //! state or territory, then a Canadian province, because that is what North American readers mean by
 //! it. Anything not recognized becomes unknown: a wrong jurisdiction on an alert is worse than none.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 /// (code, name) of US states, DC and territories.
 const US_SUBDIVISIONS: &[(&str, &str)] = &[
     ("AL", "ALABAMA"),
@@ -352,39 +355,74 @@ pub fn alpha3_of_alpha2(code: &str) -> Option<&'static str> {
 
 /// An ISO 3166-1 alpha-3 country code as alpha-2.
 pub fn alpha2_of_alpha3(code: &str) -> Option<&'static str> {
-    ALPHA3_COUNTRIES
-        .iter()
-        .find(|(alpha3, _)| alpha3.eq_ignore_ascii_case(code))
-        .map(|(_, alpha2)| *alpha2)
+    static ALPHA2_BY_ALPHA3: LazyLock<HashMap<&'static str, &'static str>> =
+        LazyLock::new(|| first_wins(ALPHA3_COUNTRIES.iter().copied()));
+    if code.bytes().any(|byte| byte.is_ascii_lowercase()) {
+        return ALPHA2_BY_ALPHA3
+            .get(code.to_ascii_uppercase().as_str())
+            .copied();
+    }
+    ALPHA2_BY_ALPHA3.get(code).copied()
+}
+
+/// Every reader's read passes through [`normalize_jurisdiction`]: looking a state up by scanning
+/// the table cost more than matching the read against a million-entry hotlist.
+static US_INDEX: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| subdivision_index(US_SUBDIVISIONS));
+static CA_INDEX: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| subdivision_index(CA_SUBDIVISIONS));
+
+/// Each subdivision's code and name, both mapped to its code.
+fn subdivision_index(
+    table: &'static [(&'static str, &'static str)],
+) -> HashMap<&'static str, &'static str> {
+    first_wins(
+        table
+            .iter()
+            .flat_map(|&(code, name)| [(code, code), (name, code)]),
+    )
+}
+
+/// A map that answers as a scan of `pairs` in order would: the first pair with the key.
+fn first_wins(
+    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+) -> HashMap<&'static str, &'static str> {
+    let mut map = HashMap::new();
+    for (key, value) in pairs {
+        map.entry(key).or_insert(value);
+    }
+    map
+}
+
+/// `CC-SS`, built without `format!`'s machinery (it is on every read's path).
+fn subdivision_of(country: &str, code: &str) -> String {
+    let mut jurisdiction = String::with_capacity(country.len() + 1 + code.len());
+    jurisdiction.push_str(country);
+    jurisdiction.push('-');
+    jurisdiction.push_str(code);
+    jurisdiction
 }
 
 fn find_subdivision(
-    table: &'static [(&'static str, &'static str)],
+    index: &HashMap<&'static str, &'static str>,
     key: &str,
 ) -> Option<&'static str> {
-    table
-        .iter()
-        .find(|(code, name)| *code == key || *name == key)
-        .map(|(code, _)| *code)
+    index.get(key).copied()
 }
 
 /// Maps any way a reader writes a jurisdiction to `CC-SS`, or `None` when it is not recognized.
 pub fn normalize_jurisdiction(raw: &str) -> Option<String> {
-    let cleaned: String = raw
-        .trim()
-        .chars()
-        .map(|character| match character {
-            '_' => '-',
-            other => other.to_ascii_uppercase(),
-        })
-        .collect();
+    let mut cleaned = raw.trim().to_ascii_uppercase();
+    if cleaned.contains('_') {
+        cleaned = cleaned.replace('_', "-");
+    }
     if cleaned.is_empty() || cleaned == "-" || cleaned == "UNKNOWN" {
         return None;
     }
     if let Some((country, subdivision)) = cleaned.split_once('-') {
         let (country_code, table) = match country {
-            "US" | "USA" => ("US", US_SUBDIVISIONS),
-            "CA" | "CAN" => ("CA", CA_SUBDIVISIONS),
+            "US" | "USA" => ("US", &*US_INDEX),
+            "CA" | "CAN" => ("CA", &*CA_INDEX),
             _ => {
                 // `POL-MZ`: a readers' alpha-3 country in front of the subdivision.
                 let (country, cleaned) = match alpha2_of_alpha3(country) {
@@ -400,13 +438,13 @@ pub fn normalize_jurisdiction(raw: &str) -> Option<String> {
                 return plausible.then_some(cleaned);
             }
         };
-        return find_subdivision(table, subdivision).map(|code| format!("{country_code}-{code}"));
+        return find_subdivision(table, subdivision).map(|code| subdivision_of(country_code, code));
     }
-    if let Some(code) = find_subdivision(US_SUBDIVISIONS, &cleaned) {
-        return Some(format!("US-{code}"));
+    if let Some(code) = find_subdivision(&US_INDEX, &cleaned) {
+        return Some(subdivision_of("US", code));
     }
-    if let Some(code) = find_subdivision(CA_SUBDIVISIONS, &cleaned) {
-        return Some(format!("CA-{code}"));
+    if let Some(code) = find_subdivision(&CA_INDEX, &cleaned) {
+        return Some(subdivision_of("CA", code));
     }
     // Only the country is known (Axis `plateCountry` without a region). Bare two-letter
     // countries are not accepted above: `DE` is Delaware and `NA` means "not available".
@@ -415,7 +453,7 @@ pub fn normalize_jurisdiction(raw: &str) -> Option<String> {
             .iter()
             .find(|(alpha3, _)| *alpha3 == cleaned)
         {
-            return Some(format!("US-{code}"));
+            return Some(subdivision_of("US", code));
         }
         return alpha2_of_alpha3(&cleaned).map(str::to_owned);
     }

@@ -12,7 +12,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use crate::alert::Alert;
-use crate::geo::{geohash, ARCHIVE_GEOHASH_PRECISION};
+use crate::geo::{geohash_into, ARCHIVE_GEOHASH_PRECISION};
 use crate::read::{Attribute, Motion, PlateRead, SourcePosition, Timestamp};
 
 fn utc_millis() -> DataType {
@@ -113,8 +113,12 @@ pub trait TableColumns: Default {
 }
 
 /// The spatial key radius queries prune on; null without a (valid) position.
-fn position_geohash(lat: Option<f64>, lon: Option<f64>) -> Option<String> {
-    geohash(lat?, lon?, ARCHIVE_GEOHASH_PRECISION)
+fn push_position_geohash(column: &mut StringBuilder, lat: Option<f64>, lon: Option<f64>) {
+    let mut cell = [0u8; ARCHIVE_GEOHASH_PRECISION];
+    column.append_option(
+        lat.zip(lon)
+            .and_then(|(lat, lon)| geohash_into(lat, lon, &mut cell)),
+    );
 }
 
 fn timestamps() -> TimestampMillisecondBuilder {
@@ -277,8 +281,7 @@ impl TableColumns for ReadColumns {
             .append_option(read.last_observed_at.map(Timestamp::millis));
         self.duplicate_of
             .append_option(read.duplicate_of.as_deref());
-        self.geohash
-            .append_option(position_geohash(read.lat, read.lon));
+        push_position_geohash(&mut self.geohash, read.lat, read.lon);
         self.rows += 1;
     }
 
@@ -445,8 +448,7 @@ impl TableColumns for AlertColumns {
         self.source.push(alert.source.as_ref());
         self.route.append_value(alert.route.as_str());
         self.suppressed.append_value(alert.suppressed);
-        self.geohash
-            .append_option(position_geohash(alert.lat, alert.lon));
+        push_position_geohash(&mut self.geohash, alert.lat, alert.lon);
         self.attribute_matches.append_option(
             (!alert.attribute_matches.is_empty())
                 .then(|| serde_json::to_string(&alert.attribute_matches).ok())
