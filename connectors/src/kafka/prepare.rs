@@ -131,9 +131,12 @@ impl MessageBatch {
                 }
             })
             .collect();
+        let mut spare_bytes = self.bytes;
+        spare_bytes.clear();
         PreparedBatch {
             messages,
             to_process: self.to_process,
+            spare_bytes,
         }
     }
 }
@@ -152,6 +155,8 @@ pub(super) struct PreparedMessage {
 pub(super) struct PreparedBatch {
     pub messages: Vec<PreparedMessage>,
     to_process: usize,
+    /// The batch's byte buffer, emptied, for the consuming thread to fill again.
+    spare_bytes: Vec<u8>,
 }
 
 /// A prepared batch, or why preparing it failed (a bug: decoders refuse bad input, they do not
@@ -172,6 +177,9 @@ pub(super) struct PreparePool {
     /// Messages to process in submitted batches not yet returned.
     pending_to_process: usize,
     max_in_flight: usize,
+    /// Byte buffers of prepared batches, reused by new ones: a fresh buffer grew by doubling to
+    /// about 440 KB for every batch, and its new pages were 15 % of the consuming thread's time.
+    spare_bytes: Vec<Vec<u8>>,
 }
 
 impl PreparePool {
@@ -202,7 +210,16 @@ impl PreparePool {
             finished: BTreeMap::new(),
             pending_to_process: 0,
             max_in_flight,
+            spare_bytes: Vec::new(),
         })
+    }
+
+    /// An empty batch, with the buffer of one already prepared when there is one.
+    pub(super) fn new_batch(&mut self) -> MessageBatch {
+        MessageBatch {
+            bytes: self.spare_bytes.pop().unwrap_or_default(),
+            ..MessageBatch::default()
+        }
     }
 
     /// Batches submitted and not yet returned.
@@ -249,10 +266,16 @@ impl PreparePool {
         loop {
             if let Some(outcome) = self.finished.remove(&self.next_returned) {
                 self.next_returned += 1;
-                let batch = outcome.map_err(|reason| {
+                let mut batch = outcome.map_err(|reason| {
                     KafkaError::Internal(format!("preparing a batch of messages failed: {reason}"))
                 })?;
                 self.pending_to_process = self.pending_to_process.saturating_sub(batch.to_process);
+                // A buffer that one oversized message grew is let go.
+                let reusable = batch.spare_bytes.capacity() <= 2 * MAX_BATCH_BYTES;
+                if reusable && self.spare_bytes.len() <= self.max_in_flight {
+                    self.spare_bytes
+                        .push(std::mem::take(&mut batch.spare_bytes));
+                }
                 return Ok(Some(batch));
             }
             let received = match wait {
@@ -397,7 +420,7 @@ mod tests {
     }
 
     /// Batches come back in the order they went in, whichever worker finished first, and every
-    /// message keeps its place, key and disposition.
+    /// message keeps its place, key and disposition (new batches reuse the buffers of returned ones).
     #[test]
     fn batches_come_back_in_submission_order_with_every_message() {
         let pipeline = Pipeline::new(
@@ -409,7 +432,8 @@ mod tests {
             let mut returned = Vec::new();
             let mut offset = 0;
             for batch_number in 0..40 {
-                let mut batch = MessageBatch::default();
+                let mut batch = pool.new_batch();
+                assert!(batch.is_empty() && batch.bytes.is_empty());
                 // Batches of different sizes finish at different times.
                 for _ in 0..(1 + batch_number % 7 * 20) {
                     let disposition = if offset % 11 == 0 {

@@ -34,7 +34,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::prepare::{Disposition, MessageBatch, PreparePool, PreparedBatch, PreparedMessage};
+use super::prepare::{Disposition, PreparePool, PreparedBatch, PreparedMessage};
 use super::{KafkaError, KafkaSettings};
 
 /// When to stop, besides a Ctrl-C.
@@ -393,7 +393,7 @@ impl RunState<'_> {
             // is under way.
             let consumer = self.consumer;
             let mut polled = consumer.poll(if idle { POLL_TIMEOUT } else { Duration::ZERO });
-            let mut batch = MessageBatch::default();
+            let mut batch = pool.new_batch();
             let mut polled_any = false;
             loop {
                 if self.rebalance_pending() {
