@@ -106,13 +106,42 @@ impl PlatePattern {
 
     /// Runs of adjacent known characters, longest first: the index keys a pattern by one of them.
     pub fn known_runs(&self) -> Vec<&[PatternToken]> {
-        let mut runs: Vec<&[PatternToken]> = self
-            .tokens
-            .split(|token| !matches!(token, PatternToken::Known(_)))
-            .filter(|run| !run.is_empty())
-            .collect();
+        let mut runs: Vec<&[PatternToken]> = self.runs_with_starts().map(|(_, run)| run).collect();
         runs.sort_by_key(|run| std::cmp::Reverse(run.len()));
         runs
+    }
+
+    /// The longest run of adjacent known characters (the first of equally long ones) and where
+    /// it starts among [`Self::tokens`].
+    pub fn longest_known_run(&self) -> Option<(usize, &[PatternToken])> {
+        self.runs_with_starts().fold(
+            None,
+            |longest: Option<(usize, &[PatternToken])>, (start, run)| match longest {
+                Some((_, kept)) if kept.len() >= run.len() => longest,
+                _ => Some((start, run)),
+            },
+        )
+    }
+
+    fn runs_with_starts(&self) -> impl Iterator<Item = (usize, &[PatternToken])> + '_ {
+        let is_known = |token: &PatternToken| matches!(token, PatternToken::Known(_));
+        let mut start = 0;
+        std::iter::from_fn(move || {
+            start += self.tokens[start..]
+                .iter()
+                .take_while(|t| !is_known(t))
+                .count();
+            let len = self.tokens[start..]
+                .iter()
+                .take_while(|t| is_known(t))
+                .count();
+            (len > 0).then(|| {
+                let run = &self.tokens[start..start + len];
+                let found = (start, run);
+                start += len;
+                found
+            })
+        })
     }
 
     /// Matches `plate` (normalized) and returns, for the explanation, what each unknown stood for:
@@ -248,6 +277,21 @@ mod tests {
             PlatePattern::parse("AB?????????"),
             Err(PatternError::TooLong { .. })
         ));
+    }
+
+    #[test]
+    fn the_longest_known_run_is_the_first_of_equals_and_says_where_it_starts() {
+        let pattern = PlatePattern::parse("?AB*CDE?FGH").unwrap();
+        let (start, run) = pattern.longest_known_run().unwrap();
+        assert_eq!((start, run.len()), (4, 3));
+        assert_eq!(
+            PlatePattern::parse("A?B?C")
+                .unwrap()
+                .longest_known_run()
+                .unwrap()
+                .0,
+            0
+        );
     }
 
     #[test]

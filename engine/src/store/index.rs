@@ -441,9 +441,15 @@ impl Hasher for PositionHasher {
 pub(crate) type PositionSet = HashSet<u32, BuildHasherDefault<PositionHasher>>;
 
 /// A q-gram key for partial-plate patterns: packed characters with the length folded in, so a
-/// 2-gram and a 3-gram never share a key.
-fn packed_gram_key(packed: u64, len: usize) -> u64 {
-    (packed << 2) | len as u64
+/// 2-gram and a 3-gram never share a key, and the plate position the gram must be at (see
+/// [`GramPlace`]), so grams filed for different places never share a key either.
+fn packed_gram_key(packed: u64, len: usize, place: GramPlace) -> u64 {
+    let place = match place {
+        GramPlace::Anywhere => 0,
+        GramPlace::FromStart(at) => 1 + at as u64,
+        GramPlace::FromEnd(before_end) => 1 + ANCHORED_PLACES as u64 + before_end as u64,
+    };
+    (((packed << 2) | len as u64) << 6) | place
 }
 
 /// Packed 2-grams are below 37²; 3-grams below 37³.
@@ -662,20 +668,52 @@ pub(crate) struct IndexedList {
     pub by_id: StaticMultiMap,
     /// (position, pattern) of partial-plate entries.
     pub patterns: Vec<(u32, PlatePattern)>,
-    /// Indexes into `patterns` by a q-gram of known characters.
+    /// Indexes into `patterns` by a q-gram of known characters (and its place, for anchored
+    /// grams: see [`PatternGram`]).
     pub patterns_by_gram: StaticMultiMap,
-    /// The q-grams `patterns_by_gram` holds.
+    /// The floating q-grams `patterns_by_gram` holds: looked for at every place of a read.
     pub pattern_grams: GramSet,
+    /// The anchored q-grams `patterns_by_gram` holds, whatever their place: each looked for
+    /// at its places only.
+    pub anchored_pattern_grams: GramSet,
+    /// Bit `k`: some gram is anchored `k` characters from the plate's start.
+    pub anchored_starts: u16,
+    /// Bit `k`: some gram begins `k` characters before the plate's end.
+    pub anchored_ends: u16,
     /// Indexes into `patterns` that have no two adjacent known characters.
     pub unindexed_patterns: Vec<u32>,
     /// BOLOs: vehicle descriptions and reference vectors.
     pub bolos: super::bolo::BoloIndex,
 }
 
-/// The q-gram a pattern is indexed by: the first two or three characters of its first run of
-/// known characters, packed, with the width.
-fn pattern_index_gram(pattern: &PlatePattern) -> Option<(u64, usize)> {
-    let run = pattern.known_runs().first().copied()?;
+/// The q-gram a pattern is indexed by: the first two or three characters of its longest run of
+/// known characters, packed, with the width, and where a matching plate must have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PatternGram {
+    packed: u64,
+    width: usize,
+    place: GramPlace,
+}
+
+/// Where a plate that fits a pattern has the pattern's [`PatternGram`]. `?`s and known
+/// characters each stand for one character, so with no `*` before the gram it is a fixed number
+/// of characters from the plate's start (`7X?2*`: 0, `??AB*`: 2); with no `*` after it, from the
+/// plate's end (`*AB?1`: 4 before the end); after one `*` and before another, anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GramPlace {
+    Anywhere,
+    FromStart(usize),
+    FromEnd(usize),
+}
+
+/// Places a gram can be anchored at, from either end: bits of `IndexedList::anchored_starts` and
+/// `anchored_ends`. Plates are shorter.
+const ANCHORED_PLACES: usize = 16;
+const _: () = assert!(crate::normalize::MAX_PLATE_LEN < ANCHORED_PLACES);
+
+fn pattern_index_gram(pattern: &PlatePattern) -> Option<PatternGram> {
+    let tokens = pattern.tokens();
+    let (start, run) = pattern.longest_known_run()?;
     if run.len() < 2 {
         return None;
     }
@@ -684,7 +722,24 @@ fn pattern_index_gram(pattern: &PlatePattern) -> Option<(u64, usize)> {
         PatternToken::Known(character) => *character,
         _ => 0,
     });
-    Some((pack(gram), width))
+    let any_run = |tokens: &[PatternToken]| {
+        tokens
+            .iter()
+            .any(|token| matches!(token, PatternToken::AnyRun))
+    };
+    let before_end = tokens.len() - start;
+    let place = if !any_run(&tokens[..start]) && start < ANCHORED_PLACES {
+        GramPlace::FromStart(start)
+    } else if !any_run(&tokens[start..]) && before_end < ANCHORED_PLACES {
+        GramPlace::FromEnd(before_end)
+    } else {
+        GramPlace::Anywhere
+    };
+    Some(PatternGram {
+        packed: pack(gram),
+        width,
+        place,
+    })
 }
 
 /// Whether the entry's whole plate is matched with a character dropped or added.
@@ -758,10 +813,7 @@ impl IndexedList {
                 refused.push(entry);
                 continue;
             };
-            let indexable = pattern
-                .known_runs()
-                .first()
-                .is_some_and(|run| run.len() >= 2);
+            let indexable = pattern_index_gram(&pattern).is_some();
             if !indexable {
                 if unindexed_patterns.len() >= MAX_UNINDEXED_PATTERNS {
                     refused.push(entry);
@@ -822,17 +874,32 @@ impl IndexedList {
             }
         });
         let mut pattern_grams = GramSet::default();
+        let mut anchored_pattern_grams = GramSet::default();
+        let mut anchored_starts = 0u16;
+        let mut anchored_ends = 0u16;
         let patterns_by_gram = StaticMultiMap::build(|emit| {
             for (index, (_, pattern)) in patterns.iter().enumerate() {
-                if let Some((packed, width)) = pattern_index_gram(pattern) {
-                    emit(packed_gram_key(packed, width), index as u32);
+                if let Some(gram) = pattern_index_gram(pattern) {
+                    emit(
+                        packed_gram_key(gram.packed, gram.width, gram.place),
+                        index as u32,
+                    );
                 }
             }
         });
         for (_, pattern) in &patterns {
-            if let Some((packed, width)) = pattern_index_gram(pattern) {
-                pattern_grams.insert(packed, width);
+            let Some(gram) = pattern_index_gram(pattern) else {
+                continue;
+            };
+            match gram.place {
+                GramPlace::FromStart(at) => anchored_starts |= 1 << at,
+                GramPlace::FromEnd(before_end) => anchored_ends |= 1 << before_end,
+                GramPlace::Anywhere => {
+                    pattern_grams.insert(gram.packed, gram.width);
+                    continue;
+                }
             }
+            anchored_pattern_grams.insert(gram.packed, gram.width);
         }
         let list_name = entries.first().map_or("", |entry| entry.list.as_str());
         let mut compact = CompactEntries::with_capacity(list_name, entries.len());
@@ -854,6 +921,9 @@ impl IndexedList {
             patterns,
             patterns_by_gram,
             pattern_grams,
+            anchored_pattern_grams,
+            anchored_starts,
+            anchored_ends,
             unindexed_patterns,
         };
         (list, refused)
@@ -1049,23 +1119,71 @@ impl IndexedList {
     pub(crate) fn pattern_candidates(&self, read: &ReadKeys<'_>, out: &mut Vec<u32>) {
         if !self.patterns_by_gram.is_empty() {
             let plate = read.plate;
-            for start in 0..plate.len().saturating_sub(1) {
-                let pair = character_code(plate[start]) * 37 + character_code(plate[start + 1]);
-                if !self.pattern_grams.leads(pair) {
-                    continue;
+            let anchored = &self.anchored_pattern_grams;
+            let mut starts = self.anchored_starts;
+            while starts != 0 {
+                let at = starts.trailing_zeros() as usize;
+                starts &= starts - 1;
+                if at + 1 >= plate.len() {
+                    break;
                 }
-                if self.pattern_grams.contains(pair, 2) {
-                    self.patterns_by_gram.get(packed_gram_key(pair, 2), out);
+                self.gram_candidates(anchored, plate, at, GramPlace::FromStart(at), out);
+            }
+            let mut ends = self.anchored_ends;
+            while ends != 0 {
+                // A gram is at least two characters, so at least two before the end.
+                let before_end = ends.trailing_zeros() as usize;
+                ends &= ends - 1;
+                if before_end > plate.len() {
+                    break;
                 }
-                if let Some(&third) = plate.get(start + 2) {
-                    let triple = pair * 37 + character_code(third);
-                    if self.pattern_grams.contains(triple, 3) {
-                        self.patterns_by_gram.get(packed_gram_key(triple, 3), out);
-                    }
+                let at = plate.len() - before_end;
+                self.gram_candidates(anchored, plate, at, GramPlace::FromEnd(before_end), out);
+            }
+            if !self.pattern_grams.bits.is_empty() {
+                for start in 0..plate.len().saturating_sub(1) {
+                    self.gram_candidates(
+                        &self.pattern_grams,
+                        plate,
+                        start,
+                        GramPlace::Anywhere,
+                        out,
+                    );
                 }
             }
         }
         out.extend_from_slice(&self.unindexed_patterns);
+    }
+
+    /// The patterns filed under the plate's pair or triple at `start`, among `grams`, which
+    /// answers without a lookup for most places.
+    #[inline(always)]
+    fn gram_candidates(
+        &self,
+        grams: &GramSet,
+        plate: &[u8],
+        start: usize,
+        place: GramPlace,
+        out: &mut Vec<u32>,
+    ) {
+        let (Some(&first), Some(&second)) = (plate.get(start), plate.get(start + 1)) else {
+            return;
+        };
+        let pair = character_code(first) * 37 + character_code(second);
+        if !grams.leads(pair) {
+            return;
+        }
+        if grams.contains(pair, 2) {
+            self.patterns_by_gram
+                .get(packed_gram_key(pair, 2, place), out);
+        }
+        if let Some(&third) = plate.get(start + 2) {
+            let triple = pair * 37 + character_code(third);
+            if grams.contains(triple, 3) {
+                self.patterns_by_gram
+                    .get(packed_gram_key(triple, 3, place), out);
+            }
+        }
     }
 
     /// Bytes the indexes hold, without the entries.
@@ -1078,6 +1196,7 @@ impl IndexedList {
             + self.by_id.heap_bytes()
             + self.patterns_by_gram.heap_bytes()
             + self.pattern_grams.bits.capacity() * 8
+            + self.anchored_pattern_grams.bits.capacity() * 8
             + self.patterns.capacity() * std::mem::size_of::<(u32, PlatePattern)>()
             + self.unindexed_patterns.capacity() * 4
             + self.bolos.heap_bytes()

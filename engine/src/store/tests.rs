@@ -9,6 +9,7 @@ use crate::alert_policy::AlertRoute;
 use crate::hotlist::load_hotlist_csv;
 use crate::misread::MisreadIndex;
 use crate::normalize::normalize_read;
+use crate::pattern::PlatePattern;
 use crate::simulate::{Simulator, SimulatorConfig};
 
 fn read(plate: &str, jurisdiction: Option<&str>) -> PlateRead {
@@ -355,6 +356,96 @@ fn misread_matching_agrees_with_a_full_scan_for(entry_states: &[Option<&str>]) {
         reads.push(read);
         expected_per_read.push(expected);
     }
+    let mut matches = Vec::new();
+    let mut ends = Vec::new();
+    store.match_batch(&reads, now(), &mut matches, &mut ends);
+    let mut start = 0;
+    for ((read, expected), &end) in reads.iter().zip(&expected_per_read).zip(&ends) {
+        let mut found: Vec<String> = matches[start..end]
+            .iter()
+            .map(|m| m.entry.id.clone())
+            .collect();
+        found.sort();
+        assert_eq!(&found, expected, "read {} in a batch", read.plate_norm);
+        start = end;
+    }
+}
+
+#[test]
+fn partial_plate_matching_agrees_with_a_full_scan() {
+    // Patterns of every shape the index files differently: known from the start (`AB?1*`), after
+    // `?`s (`??B12`), after a `*` (`*B12?`), a `*` inside, and with no two adjacent known
+    // characters (`A?B?C`); reads drawn around them and at random.
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let alphabet = b"ABC12";
+    let random_plate = |rng: &mut ChaCha8Rng| -> Vec<u8> {
+        let len = rng.random_range(3..=8);
+        (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect()
+    };
+    let mut patterns: Vec<(String, PlatePattern)> = Vec::new();
+    while patterns.len() < 400 {
+        let mut text = random_plate(&mut rng);
+        for character in text.iter_mut() {
+            if rng.random_bool(0.3) {
+                *character = b'?';
+            }
+        }
+        match rng.random_range(0..4) {
+            0 => text[0] = b'*',
+            1 => *text.last_mut().unwrap() = b'*',
+            2 => {
+                let at = rng.random_range(0..text.len());
+                text.insert(at, b'*');
+            }
+            _ => {}
+        }
+        let text = String::from_utf8(text).unwrap();
+        if !crate::pattern::is_pattern(&text) {
+            continue;
+        }
+        if let Ok(pattern) = PlatePattern::parse(&text) {
+            patterns.push((text, pattern));
+        }
+    }
+    let store = HotlistStore::default();
+    let entries = patterns
+        .iter()
+        .enumerate()
+        .map(|(i, (text, _))| entry("witnesses", text, &i.to_string()))
+        .collect();
+    store.replace_list("witnesses", entries).unwrap();
+
+    let mut reads = Vec::new();
+    let mut expected_per_read = Vec::new();
+    for _ in 0..3000 {
+        let plate = String::from_utf8(random_plate(&mut rng)).unwrap();
+        let mut expected: Vec<String> = patterns
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, pattern))| pattern.matches(plate.as_bytes()))
+            .map(|(i, _)| i.to_string())
+            .collect();
+        expected.sort();
+        let read = read(&plate, None);
+        let mut found: Vec<String> = matches_for(&store, &read)
+            .into_iter()
+            .map(|m| m.entry.id.clone())
+            .collect();
+        found.sort();
+        assert_eq!(found, expected, "read {plate}");
+        reads.push(read);
+        expected_per_read.push(expected);
+    }
+    assert!(
+        expected_per_read
+            .iter()
+            .filter(|expected| !expected.is_empty())
+            .count()
+            > 300,
+        "the reads fit some patterns"
+    );
     let mut matches = Vec::new();
     let mut ends = Vec::new();
     store.match_batch(&reads, now(), &mut matches, &mut ends);
