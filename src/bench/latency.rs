@@ -37,14 +37,21 @@ pub struct LatencyOutcome {
     pub reads_measured: u64,
     /// Read handed to the producer → its alert read from the alerts topic.
     pub alerts: Percentiles,
+    /// Read handed to the producer → its alert raised by the engine (the alert's `raised_at`,
+    /// millisecond precision): the broker's first hop and the engine.
+    pub raised: Percentiles,
+    /// Alert raised by the engine → read from the alerts topic: the engine's producer and the
+    /// broker's second hop.
+    pub after_raised: Percentiles,
     /// Read handed to the producer → the read itself read from the reads topic by a plain
     /// consumer: the broker's share.
     pub broker: Percentiles,
     pub engine: EngineOutcome,
 }
 
-/// A read's (partition, offset) and when it, or its alert, arrived (µs since the epoch).
-type Arrival = ((i32, i64), u64);
+/// A read's (partition, offset), when it or its alert arrived, and when the engine raised the
+/// alert (µs since the epoch; 0 for a read).
+type Arrival = ((i32, i64), u64, u64);
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Percentiles {
@@ -55,11 +62,23 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    /// Of the arrivals whose send time is known, in microseconds.
+    /// Of the arrivals whose send time is known: from the send to the arrival.
     fn of(sent: &HashMap<(i32, i64), u64>, arrivals: &[Arrival]) -> Self {
+        Self::between(sent, arrivals, |sent, (_, arrived, _)| {
+            Some(arrived.saturating_sub(sent))
+        })
+    }
+
+    /// Of the arrivals whose send time is known, the span `span` gives (µs) from the send time
+    /// and the arrival.
+    fn between(
+        sent: &HashMap<(i32, i64), u64>,
+        arrivals: &[Arrival],
+        span: impl Fn(u64, &Arrival) -> Option<u64>,
+    ) -> Self {
         let mut latencies: Vec<u64> = arrivals
             .iter()
-            .filter_map(|(position, arrived)| Some(arrived.saturating_sub(*sent.get(position)?)))
+            .filter_map(|arrival| span(*sent.get(&arrival.0)?, arrival))
             .collect();
         latencies.sort_unstable();
         let Some(&max) = latencies.last() else {
@@ -126,16 +145,19 @@ pub fn run(
     let mut engine = EngineProcess::start(&config, work_dir, "latency")?;
 
     let stop_receiving = Arc::new(AtomicBool::new(false));
-    let receive = |topic: &'static str,
-                   partitions: i32,
-                   position: fn(&BorrowedMessage<'_>) -> Option<(i32, i64)>| {
-        let settings = settings.clone();
-        let stop = Arc::clone(&stop_receiving);
-        std::thread::spawn(move || receive_positions(&settings, topic, partitions, position, &stop))
-    };
+    let receive =
+        |topic: &'static str,
+         partitions: i32,
+         position: fn(&BorrowedMessage<'_>) -> Option<((i32, i64), u64)>| {
+            let settings = settings.clone();
+            let stop = Arc::clone(&stop_receiving);
+            std::thread::spawn(move || {
+                receive_positions(&settings, topic, partitions, position, &stop)
+            })
+        };
     let alert_thread = receive(ALERTS_TOPIC, 1, alert_source);
     let read_thread = receive(LATENCY_TOPIC, options.partitions, |message| {
-        Some((message.partition(), message.offset()))
+        Some(((message.partition(), message.offset()), 0))
     });
 
     // librdkafka's own defaults (`linger.ms` 5), as a reader vendor's producer has them. With
@@ -238,18 +260,35 @@ pub fn run(
         seconds: options.latency_seconds,
         reads_measured,
         alerts: Percentiles::of(&sent, &alerts_received),
+        // `raised_at` has millisecond precision: a span is never counted below zero.
+        raised: Percentiles::between(&sent, &alerts_received, |sent, &(_, _, raised)| {
+            (raised > 0).then(|| raised.saturating_sub(sent))
+        }),
+        after_raised: Percentiles::between(&sent, &alerts_received, |_, &(_, arrived, raised)| {
+            (raised > 0).then(|| arrived.saturating_sub(raised))
+        }),
         broker: Percentiles::of(&sent, &reads_received),
         engine: engine_outcome,
     })
 }
 
-/// The alerted read's position, from the alert's `source`.
-fn alert_source(message: &BorrowedMessage<'_>) -> Option<(i32, i64)> {
+/// The alerted read's position, from the alert's `source`, and when the engine raised the
+/// alert (µs since the epoch; 0 if the alert does not say).
+fn alert_source(message: &BorrowedMessage<'_>) -> Option<((i32, i64), u64)> {
     let alert: serde_json::Value = serde_json::from_slice(message.payload()?).ok()?;
     let source = &alert["source"];
+    let raised = alert["raised_at"]
+        .as_str()
+        .and_then(|text| Timestamp::parse_rfc3339(text))
+        .map_or(0, |raised| {
+            u64::try_from(raised.millis()).unwrap_or(0) * 1_000
+        });
     Some((
-        i32::try_from(source["partition"].as_i64()?).ok()?,
-        source["offset"].as_i64()?,
+        (
+            i32::try_from(source["partition"].as_i64()?).ok()?,
+            source["offset"].as_i64()?,
+        ),
+        raised,
     ))
 }
 
@@ -258,7 +297,7 @@ fn receive_positions(
     settings: &KafkaSettings,
     topic: &str,
     partitions: i32,
-    position: fn(&BorrowedMessage<'_>) -> Option<(i32, i64)>,
+    position: fn(&BorrowedMessage<'_>) -> Option<((i32, i64), u64)>,
     stop: &AtomicBool,
 ) -> Result<Vec<Arrival>> {
     let consumer: BaseConsumer = settings
@@ -285,7 +324,9 @@ fn receive_positions(
         };
         let arrived = micros_now();
         match polled {
-            Ok(message) => received.extend(position(&message).map(|at| (at, arrived))),
+            Ok(message) => {
+                received.extend(position(&message).map(|(at, raised)| (at, arrived, raised)))
+            }
             Err(error) => tracing::warn!(%error, topic, "latency consumer error"),
         }
     }
