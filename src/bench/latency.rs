@@ -53,6 +53,10 @@ pub struct LatencyOutcome {
 /// alert (µs since the epoch; 0 for a read).
 type Arrival = ((i32, i64), u64, u64);
 
+/// What a received message says: the read's (partition, offset) and when its alert was raised
+/// (µs since the epoch; 0 for a read).
+type Received = ((i32, i64), u64);
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Percentiles {
     pub count: u64,
@@ -145,16 +149,13 @@ pub fn run(
     let mut engine = EngineProcess::start(&config, work_dir, "latency")?;
 
     let stop_receiving = Arc::new(AtomicBool::new(false));
-    let receive =
-        |topic: &'static str,
-         partitions: i32,
-         position: fn(&BorrowedMessage<'_>) -> Option<((i32, i64), u64)>| {
-            let settings = settings.clone();
-            let stop = Arc::clone(&stop_receiving);
-            std::thread::spawn(move || {
-                receive_positions(&settings, topic, partitions, position, &stop)
-            })
-        };
+    let receive = |topic: &'static str,
+                   partitions: i32,
+                   position: fn(&BorrowedMessage<'_>) -> Option<Received>| {
+        let settings = settings.clone();
+        let stop = Arc::clone(&stop_receiving);
+        std::thread::spawn(move || receive_positions(&settings, topic, partitions, position, &stop))
+    };
     let alert_thread = receive(ALERTS_TOPIC, 1, alert_source);
     let read_thread = receive(LATENCY_TOPIC, options.partitions, |message| {
         Some(((message.partition(), message.offset()), 0))
@@ -274,12 +275,12 @@ pub fn run(
 
 /// The alerted read's position, from the alert's `source`, and when the engine raised the
 /// alert (µs since the epoch; 0 if the alert does not say).
-fn alert_source(message: &BorrowedMessage<'_>) -> Option<((i32, i64), u64)> {
+fn alert_source(message: &BorrowedMessage<'_>) -> Option<Received> {
     let alert: serde_json::Value = serde_json::from_slice(message.payload()?).ok()?;
     let source = &alert["source"];
     let raised = alert["raised_at"]
         .as_str()
-        .and_then(|text| Timestamp::parse_rfc3339(text))
+        .and_then(Timestamp::parse_rfc3339)
         .map_or(0, |raised| {
             u64::try_from(raised.millis()).unwrap_or(0) * 1_000
         });
@@ -297,7 +298,7 @@ fn receive_positions(
     settings: &KafkaSettings,
     topic: &str,
     partitions: i32,
-    position: fn(&BorrowedMessage<'_>) -> Option<((i32, i64), u64)>,
+    position: fn(&BorrowedMessage<'_>) -> Option<Received>,
     stop: &AtomicBool,
 ) -> Result<Vec<Arrival>> {
     let consumer: BaseConsumer = settings
