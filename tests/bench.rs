@@ -103,4 +103,15 @@ fn a_quick_bench_reports_every_measure_and_every_consumer_reads_what_was_produce
     assert!(markdown.contains("Consumed = produced for every consumer: yes"));
     let latency = table_row(&markdown, "| (3) alert latency");
     assert!(!latency[2].contains("(0 alerts)"), "{latency:?}");
+    // Each alert's time is split at its `raised_at`: both parts were measured.
+    for part in [
+        "| (3) of which: read produced → alert raised",
+        "| (3) of which: alert raised → on the alerts topic",
+    ] {
+        let row = table_row(&markdown, part);
+        assert!(
+            row.len() > 2 && !row[2].ends_with("max 0.0 ms"),
+            "{part}: {row:?}"
+        );
+    }
 }

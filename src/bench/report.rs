@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::ceiling::DrainOutcome;
 use super::engine_process::EngineOutcome;
-use super::latency::LatencyOutcome;
+use super::latency::{LatencyOutcome, Percentiles};
 use super::offline::OfflineOutcome;
 use super::peer::PeerOutcome;
 use super::workload::WorkloadSummary;
@@ -142,39 +142,30 @@ impl Results {
             }
         }
         if let Some(latency) = &self.latency {
+            let p99_ratio = |of: &Percentiles| {
+                ratio(of.p99.as_secs_f64() / latency.broker.p99.as_secs_f64().max(1e-9))
+            };
             let _ = writeln!(
                 out,
-                "| (3) alert latency, read produced → alert on the alerts topic, {} reads/s | p50 {} · p99 **{}** · max {} ({} alerts) | broker alone, read produced → read consumed: p50 {} · p99 {} · max {} ({} reads) | p99 {} | p99 < 10 ms |",
+                "| (3) alert latency, read produced → alert on the alerts topic, {} reads/s | {} ({} alerts) | broker alone, read produced → read consumed: {} ({} reads) | p99 {} | p99 < 10 ms |",
                 latency.rate,
-                millis(latency.alerts.p50),
-                millis(latency.alerts.p99),
-                millis(latency.alerts.max),
+                spread(&latency.alerts, true),
                 latency.alerts.count,
-                millis(latency.broker.p50),
-                millis(latency.broker.p99),
-                millis(latency.broker.max),
+                spread(&latency.broker, false),
                 latency.broker.count,
-                ratio(
-                    latency.alerts.p99.as_secs_f64() / latency.broker.p99.as_secs_f64().max(1e-9)
-                ),
+                p99_ratio(&latency.alerts),
             );
             let _ = writeln!(
                 out,
-                "| (3) of which: read produced → alert raised by the engine (`raised_at`) | p50 {} · p99 {} · max {} | broker alone p99 {} | p99 {} | |",
-                millis(latency.raised.p50),
-                millis(latency.raised.p99),
-                millis(latency.raised.max),
+                "| (3) of which: read produced → alert raised by the engine (`raised_at`) | {} | broker alone p99 {} | p99 {} | |",
+                spread(&latency.raised, false),
                 millis(latency.broker.p99),
-                ratio(
-                    latency.raised.p99.as_secs_f64() / latency.broker.p99.as_secs_f64().max(1e-9)
-                ),
+                p99_ratio(&latency.raised),
             );
             let _ = writeln!(
                 out,
-                "| (3) of which: alert raised → on the alerts topic (engine's producer, second broker hop) | p50 {} · p99 {} · max {} | | | |",
-                millis(latency.after_raised.p50),
-                millis(latency.after_raised.p99),
-                millis(latency.after_raised.max),
+                "| (3) of which: alert raised → on the alerts topic (engine's producer, second broker hop) | {} | | | |",
+                spread(&latency.after_raised, false),
             );
         }
         let hotlist = self
@@ -370,6 +361,21 @@ fn ratio(value: f64) -> String {
 
 fn millis(duration: std::time::Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// "p50 … · p99 … · max …", the p99 in bold when it is the row's headline.
+fn spread(of: &Percentiles, p99_in_bold: bool) -> String {
+    let p99 = millis(of.p99);
+    let p99 = if p99_in_bold {
+        format!("**{p99}**")
+    } else {
+        p99
+    };
+    format!(
+        "p50 {} · p99 {p99} · max {}",
+        millis(of.p50),
+        millis(of.max)
+    )
 }
 
 fn mib(kib: u64) -> String {
