@@ -104,7 +104,8 @@ impl PlatePattern {
             .count()
     }
 
-    /// Runs of adjacent known characters, longest first: the index keys a pattern by one of them.
+    /// Runs of adjacent known characters, longest first (the index keys a pattern by the first:
+    /// [`Self::longest_known_run`]).
     pub fn known_runs(&self) -> Vec<&[PatternToken]> {
         let mut runs: Vec<&[PatternToken]> = self.runs_with_starts().map(|(_, run)| run).collect();
         runs.sort_by_key(|run| std::cmp::Reverse(run.len()));
