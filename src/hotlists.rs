@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use platestream_engine::alert_policy::{AlertPolicy, ListPolicy};
+use platestream_engine::archive::recent_pages;
 use platestream_engine::hotlist::{load_hotlist_csv, HotlistEntry, LoadedHotlist};
 use platestream_engine::ncic::load_ncic_extract;
 use platestream_engine::store::{HotlistStore, MatchModes};
@@ -60,6 +61,58 @@ pub fn build_store(
         Arc::new(store),
         Arc::new(AlertPolicy::new(suppression_window_secs)),
     )
+}
+
+/// How long before the longest suppression window a restarted engine still looks for the pages it
+/// raised: the reads it catches up on after a restart were observed while it was down, and a
+/// page within the window before them must still suppress their hits.
+const RESTART_CATCH_UP_SECS: u64 = 3600;
+
+/// Feeds `policy` the alerts that paged officers within the longest suppression window (plus
+/// [`RESTART_CATCH_UP_SECS`]) before now, read back from the archive, so that restarting the
+/// engine does not page officers again about a vehicle they were just paged about.
+pub fn remember_recent_pages(
+    archive_dir: &Path,
+    policy: &AlertPolicy,
+    longest_window_secs: u64,
+) -> Result<()> {
+    let now = platestream_engine::read::Timestamp::now().millis();
+    let lookback_ms = i64::try_from(
+        longest_window_secs
+            .saturating_add(RESTART_CATCH_UP_SECS)
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX);
+    // Readers' clocks run a little ahead at times; their reads' pages count too.
+    let until = now.saturating_add(RESTART_CATCH_UP_SECS as i64 * 1000);
+    let report = recent_pages(
+        archive_dir,
+        now.saturating_sub(lookback_ms),
+        until,
+        |page| policy.remember_paged(page),
+    )
+    .with_context(|| {
+        format!(
+            "reading the archive's recent alerts in {}",
+            archive_dir.display()
+        )
+    })?;
+    for error in &report.unreadable_files {
+        tracing::warn!(%error, "archived alerts unreadable; their vehicles may be paged again");
+    }
+    if report.unreadable_rows > 0 {
+        tracing::warn!(
+            rows = report.unreadable_rows,
+            "archived alerts not understood; their vehicles may be paged again"
+        );
+    }
+    tracing::info!(
+        pages = report.pages,
+        files = report.files_read,
+        lookback_secs = lookback_ms / 1000,
+        "suppression windows resumed from the archive's recent pages"
+    );
+    Ok(())
 }
 
 fn report_loaded(name: &str, loaded: &LoadedHotlist) {

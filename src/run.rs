@@ -17,7 +17,7 @@ use platestream_engine::archive::ArchiveConfig;
 
 use crate::config::Config;
 use crate::hotlist_sources::{FileReloader, HotlistFiles, ReloadIntervals};
-use crate::hotlists::build_store;
+use crate::hotlists::{build_store, remember_recent_pages};
 use crate::readers::pipeline_for;
 
 /// Logs each paged alert and hands it to the webhook fan-out (which only queues it).
@@ -57,6 +57,13 @@ pub async fn run_engine(
         &config.hotlists.lists,
         config.hotlists.suppression_window_secs,
     );
+    let longest_window_secs = config
+        .hotlists
+        .lists
+        .iter()
+        .filter_map(|list| list.suppression_window_secs)
+        .fold(config.hotlists.suppression_window_secs, u64::max);
+    remember_recent_pages(&config.archive.dir, &alert_policy, longest_window_secs)?;
     check_webhook_urls(&config)?;
     let mut pipeline = pipeline_for(&config.kafka, &config.readers, store.clone())?
         .with_alert_policy(alert_policy);

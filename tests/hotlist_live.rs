@@ -452,3 +452,168 @@ fn a_full_webhook_queue_drops_its_oldest_alerts_and_a_dead_endpoint_counts_failu
     assert!(dropped >= 1, "dropped {dropped}");
     assert_eq!(failed + dropped, 6, "every alert is accounted for");
 }
+
+/// `platestream run` in `dir` with `platestream.toml`, killed when dropped.
+struct EngineProcess(std::process::Child);
+
+impl EngineProcess {
+    fn start(dir: &Path) -> Self {
+        Self(
+            std::process::Command::new(env!("CARGO_BIN_EXE_platestream"))
+                .args(["run", "--config", "platestream.toml"])
+                .current_dir(dir)
+                .env_remove("RUST_LOG")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// As a service manager stops it: SIGTERM, then the engine commits and leaves its group.
+    fn stop(mut self) {
+        let pid = self.0.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the engine did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The archived alerts as (reader, suppressed), once `count` are archived.
+fn archived_alerts(archive: &Path, count: usize) -> Vec<(String, bool)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut alerts = Vec::new();
+        for path in platestream::archive_stats::parquet_files(&archive.join("alerts")).unwrap() {
+            let file = std::fs::File::open(&path).unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let json = batch
+                    .column_by_name("alert_json")
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                for row in 0..batch.num_rows() {
+                    let alert: Alert = serde_json::from_str(json.value(row)).unwrap();
+                    alerts.push((alert.reader_id, alert.suppressed));
+                }
+            }
+        }
+        if alerts.len() >= count {
+            alerts.sort();
+            return alerts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} alerts archived",
+            alerts.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_restarted_engine_does_not_page_again_within_the_suppression_window() {
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "restart");
+    create_topics(&settings, 1);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hotlist.csv"),
+        "list,plate,jurisdiction,reason\nstolen_vehicles,ST0L3N,MD,stolen\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("platestream.toml"),
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{group}"
+raw_topics = ["{reads}"]
+alerts_topic = "{alerts}"
+covert_alerts_topic = "{covert}"
+dead_letter_topic = "{dead}"
+
+[archive]
+dir = "archive"
+segment_max_age_secs = 1
+
+[readers]
+dedupe_window_ms = 0
+
+[hotlists]
+files = ["hotlist.csv"]
+suppression_window_secs = 600
+"#,
+            bootstrap = broker.bootstrap_servers(),
+            group = settings.group_id,
+            reads = settings.raw_topics[0],
+            alerts = settings.alerts_topic,
+            covert = settings.covert_alerts_topic,
+            dead = settings.dead_letter_topic,
+        ),
+    )
+    .unwrap();
+    let now = Timestamp::now().millis();
+    let read = |reader: &str, minutes_ago: i64| {
+        let json = serde_json::json!({
+            "vendor": "t", "reader_id": reader, "plate": "ST0L3N", "jurisdiction": "MD",
+            "observed_at": now - minutes_ago * 60_000, "confidence": 0.95,
+        });
+        (
+            Some("ST0L3N".to_owned()),
+            serde_json::to_vec(&json).unwrap(),
+        )
+    };
+    let archive = dir.path().join("archive");
+
+    // The stolen car passes a reader, officers are paged, then the engine is stopped.
+    produce_all(&settings, &settings.raw_topics[0], &[read("r1", 5)]);
+    let engine = EngineProcess::start(dir.path());
+    assert_eq!(archived_alerts(&archive, 1), [("r1".to_owned(), false)]);
+    engine.stop();
+
+    // Three minutes later by the car's clock it passes another reader: the restarted engine
+    // records the hit but does not page again.
+    produce_all(&settings, &settings.raw_topics[0], &[read("r2", 2)]);
+    let _engine = EngineProcess::start(dir.path());
+    assert_eq!(
+        archived_alerts(&archive, 2),
+        [("r1".to_owned(), false), ("r2".to_owned(), true)]
+    );
+    let paged = common::drain_topic(
+        &broker.bootstrap_servers(),
+        &settings.alerts_topic,
+        Duration::from_secs(3),
+    );
+    let readers: Vec<String> = paged
+        .iter()
+        .map(|message| {
+            serde_json::from_slice::<Alert>(&message.payload)
+                .unwrap()
+                .reader_id
+        })
+        .collect();
+    assert_eq!(readers, ["r1"], "one page, before the restart");
+}

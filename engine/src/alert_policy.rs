@@ -12,7 +12,7 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 use crate::alert::Alert;
 use crate::matcher::JurisdictionAgreement;
-use crate::read::PlateRead;
+use crate::read::Timestamp;
 
 /// Default suppression window: a stolen car parked in front of a camera would otherwise page
 /// every few seconds.
@@ -119,6 +119,15 @@ struct LastPaged {
     read_hash: u64,
 }
 
+impl LastPaged {
+    fn new(observed_at: Timestamp, read_id: &str) -> Self {
+        Self {
+            observed_at_ms: observed_at.millis(),
+            read_hash: xxh3_64(read_id.as_bytes()),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct SuppressionState {
     last_paged: HashMap<u128, LastPaged>,
@@ -157,7 +166,7 @@ impl AlertPolicy {
     /// (by observation time, so replays and backfills decide the same way as live traffic), and
     /// for an exact plate from another state: recorded for whoever reviews hits, never a page
     /// (nor does it hold back the page of a later hit from the entry's own state).
-    pub fn apply(&self, read: &PlateRead, window_secs: Option<u64>, alert: &mut Alert) {
+    pub fn apply(&self, window_secs: Option<u64>, alert: &mut Alert) {
         if alert.jurisdiction_agreement == JurisdictionAgreement::Differs {
             alert.suppressed = true;
             return;
@@ -166,24 +175,13 @@ impl AlertPolicy {
         if window == 0 {
             return;
         }
-        let key = xxh3_128(
-            [
-                alert.list.as_str(),
-                alert.entry_id.as_deref().unwrap_or(&alert.entry_plate),
-                read.plate_norm.as_str(),
-            ]
-            .join("\u{0}")
-            .as_bytes(),
+        let key = suppression_key(
+            &alert.list,
+            alert.entry_id.as_deref().unwrap_or(&alert.entry_plate),
+            &alert.read_plate_norm,
         );
-        let this = LastPaged {
-            observed_at_ms: read.observed_at.millis(),
-            read_hash: xxh3_64(read.read_id.as_bytes()),
-        };
-        // A poisoned lock only means another pipeline panicked mid-update of a plain map.
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let this = LastPaged::new(alert.observed_at, &alert.read_id);
+        let mut state = self.state();
         state.newest_ms = state.newest_ms.max(this.observed_at_ms);
         let suppressed = match state.last_paged.get(&key) {
             Some(last) if last.read_hash == this.read_hash => false,
@@ -203,6 +201,61 @@ impl AlertPolicy {
             }
         }
     }
+
+    /// Records a page raised before this process started (read back from the archive), so a
+    /// restart does not page officers again about a vehicle they were paged about minutes ago.
+    /// Suppressed alerts and hits from another state paged nobody and are ignored.
+    pub fn remember_paged(&self, page: &PageRecord) {
+        if page.suppressed || page.jurisdiction_agreement == JurisdictionAgreement::Differs {
+            return;
+        }
+        let key = suppression_key(
+            &page.list,
+            page.entry_id.as_deref().unwrap_or(&page.entry_plate),
+            &page.read_plate_norm,
+        );
+        let this = LastPaged::new(page.observed_at, &page.read_id);
+        let mut state = self.state();
+        state.newest_ms = state.newest_ms.max(this.observed_at_ms);
+        state
+            .last_paged
+            .entry(key)
+            .and_modify(|last| {
+                if this.observed_at_ms > last.observed_at_ms {
+                    *last = this;
+                }
+            })
+            .or_insert(this);
+        state.prune_at_len = (state.last_paged.len() * 2).max(state.prune_at_len);
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SuppressionState> {
+        // A poisoned lock only means another pipeline panicked mid-update of a plain map.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Which earlier page can suppress a hit: one of the same list, entry and read plate.
+fn suppression_key(list: &str, entry: &str, read_plate_norm: &str) -> u128 {
+    xxh3_128([list, entry, read_plate_norm].join("\u{0}").as_bytes())
+}
+
+/// What suppression needs of an alert raised earlier: the fields of the same names in the
+/// alert's JSON (`schemas/alert.schema.json`), which the archive keeps in `alert_json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PageRecord {
+    pub list: String,
+    #[serde(default)]
+    pub entry_id: Option<String>,
+    pub entry_plate: String,
+    pub read_plate_norm: String,
+    pub observed_at: Timestamp,
+    pub read_id: String,
+    pub jurisdiction_agreement: JurisdictionAgreement,
+    #[serde(default)]
+    pub suppressed: bool,
 }
 
 fn window_ms(secs: u64) -> i64 {
@@ -218,7 +271,7 @@ mod tests {
     use crate::matcher::Matcher;
     use crate::normalize::normalize_read;
     use crate::pipeline::{Pipeline, Processed};
-    use crate::read::{SourcePosition, Timestamp};
+    use crate::read::{PlateRead, SourcePosition};
     use crate::store::HotlistStore;
 
     fn read_at(plate: &str, seconds: i64) -> PlateRead {
@@ -240,7 +293,7 @@ mod tests {
             .map(|hit| {
                 let mut alert = Alert::new(read, hit, read.observed_at);
                 let window = hit.policy.as_ref().and_then(|p| p.suppression_window_secs);
-                policy.apply(read, window, &mut alert);
+                policy.apply(window, &mut alert);
                 alert
             })
             .collect()

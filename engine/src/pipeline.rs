@@ -638,7 +638,7 @@ impl Pipeline {
             let mut alert = Alert::new(&read, hit, now);
             if let Some(policy) = &self.alert_policy {
                 let window = hit.policy.as_ref().and_then(|p| p.suppression_window_secs);
-                policy.apply(&read, window, &mut alert);
+                policy.apply(window, &mut alert);
             }
             out.alerts.push(alert);
         }

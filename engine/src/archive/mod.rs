@@ -14,6 +14,7 @@
 mod by_plate;
 mod columns;
 mod compact;
+mod paged;
 mod segment;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub use by_plate::{
 };
 pub use columns::{AlertColumns, ReadColumns, TableColumns, ALERTS_SCHEMA, READS_SCHEMA};
 pub use compact::{compact, CompactOptions, CompactReport};
+pub use paged::{recent_pages, RecentPagesReport};
 pub use segment::{ArchiveConfig, SegmentReport, SegmentWriter, WrittenFile};
 
 pub const READS_TABLE: &str = "reads";
