@@ -263,7 +263,7 @@ fn window_ms(secs: u64) -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
@@ -285,7 +285,12 @@ mod tests {
         read
     }
 
-    fn alerts_for(store: &HotlistStore, policy: &AlertPolicy, read: &PlateRead) -> Vec<Alert> {
+    /// The alerts `read` raises, each through `policy` under its list's window.
+    pub(crate) fn alerts_for(
+        store: &HotlistStore,
+        policy: &AlertPolicy,
+        read: &PlateRead,
+    ) -> Vec<Alert> {
         let mut matches = Vec::new();
         store.match_read(read, read.observed_at, &mut matches);
         matches

@@ -136,11 +136,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::alert::Alert;
+    use crate::alert_policy::tests::alerts_for;
     use crate::alert_policy::{AlertPolicy, ListPolicy};
     use crate::archive::{ArchiveConfig, SegmentWriter};
     use crate::hotlist::HotlistEntry;
-    use crate::matcher::Matcher;
     use crate::normalize::normalize_read;
     use crate::read::{PlateRead, Timestamp};
     use crate::store::HotlistStore;
@@ -159,19 +158,6 @@ mod tests {
         .unwrap();
         normalize_read(&mut read, Timestamp(millis(START) + 7_200_000)).unwrap();
         read
-    }
-
-    fn alerts_for(store: &HotlistStore, policy: &AlertPolicy, read: &PlateRead) -> Vec<Alert> {
-        let mut matches = Vec::new();
-        store.match_read(read, read.observed_at, &mut matches);
-        matches
-            .iter()
-            .map(|hit| {
-                let mut alert = Alert::new(read, hit, read.observed_at);
-                policy.apply(None, &mut alert);
-                alert
-            })
-            .collect()
     }
 
     #[test]
