@@ -62,8 +62,14 @@ fuzz_target!(|payload: &[u8]| {
     match outcome {
         MessageOutcome::DeadLettered => {
             assert_eq!(out.dead_letters.len(), 1);
-            assert!(!out.dead_letters[0].reason.is_empty(), "a dead letter says why");
-            assert_eq!(out.dead_letters[0].payload, payload, "with the original bytes");
+            assert!(
+                !out.dead_letters[0].reason.is_empty(),
+                "a dead letter says why"
+            );
+            assert_eq!(
+                out.dead_letters[0].payload, payload,
+                "with the original bytes"
+            );
         }
         MessageOutcome::NotARead | MessageOutcome::Reads(_) => assert!(out.dead_letters.is_empty()),
     }
