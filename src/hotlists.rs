@@ -83,8 +83,8 @@ pub fn remember_recent_pages(
             .saturating_mul(1000),
     )
     .unwrap_or(i64::MAX);
-    // Readers' clocks run a little ahead at times; their reads' pages count too.
-    let until = now.saturating_add(RESTART_CATCH_UP_SECS as i64 * 1000);
+    // A reader whose clock runs ahead files its reads (and their pages) in later hours.
+    let until = now.saturating_add(platestream_engine::normalize::MAX_CLOCK_AHEAD_MS);
     let report = recent_pages(
         archive_dir,
         now.saturating_sub(lookback_ms),

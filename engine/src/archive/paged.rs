@@ -10,7 +10,7 @@ use arrow::array::{Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 
-use super::{hour_partition, io_error, ArchiveError, ALERTS_TABLE, IN_PROGRESS_SUFFIX};
+use super::{hour_partition, io_error, ArchiveError, ALERTS_TABLE, PARQUET_SUFFIX};
 use crate::alert_policy::PageRecord;
 
 const MILLIS_PER_HOUR: i64 = 3_600_000;
@@ -75,10 +75,8 @@ fn finished_files(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
         let entry = entry.map_err(io_error(dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(super::PARQUET_SUFFIX)
-            && !name.ends_with(IN_PROGRESS_SUFFIX)
-            && !name.starts_with('.')
-        {
+        // Files being written are `.{name}.parquet.inprogress`.
+        if name.ends_with(PARQUET_SUFFIX) && !name.starts_with('.') {
             files.push(entry.path());
         }
     }
