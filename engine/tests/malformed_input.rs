@@ -155,6 +155,7 @@ fn mutated_vendor_messages_become_reads_non_reads_or_dead_letters_with_a_reason(
     let mut rng = ChaCha8Rng::seed_from_u64(24);
     let now = Timestamp::parse_rfc3339("2026-11-24T18:00:00Z").unwrap();
     let (mut decoded, mut not_reads, mut dead_letters) = (0, 0, 0);
+    let mut released = 0u64;
     let mut messages = examples();
     messages.extend(simulated_messages(50));
     for (path, original) in &messages {
@@ -193,6 +194,7 @@ fn mutated_vendor_messages_become_reads_non_reads_or_dead_letters_with_a_reason(
                 }
             }
             pipeline.flush_all(&mut out);
+            released += out.reads.len() as u64;
             for read in &out.reads {
                 assert!(!read.plate_norm.is_empty(), "{}", what());
                 reads.push(read);
@@ -204,9 +206,22 @@ fn mutated_vendor_messages_become_reads_non_reads_or_dead_letters_with_a_reason(
         reads.finish().unwrap();
         alerts.finish().unwrap();
     }
-    // The sample exercises every outcome: a mutation must not be rejected wholesale.
+    // Everything is counted: every message once, every read archived or folded into a pass.
+    let counts = pipeline.counts;
     let total = messages.len() * MUTATIONS_PER_MESSAGE;
     assert_eq!(decoded + not_reads + dead_letters, total);
+    assert_eq!(counts.messages, total as u64);
+    assert_eq!(
+        counts.messages,
+        counts.messages_with_reads + counts.not_reads + counts.dead_lettered
+    );
+    assert_eq!(counts.dead_lettered, dead_letters as u64);
+    assert_eq!(
+        counts.reads,
+        released + counts.duplicates_suppressed,
+        "{counts:?}"
+    );
+    // The sample exercises every outcome: a mutation must not be rejected wholesale.
     assert!(decoded > total / 20, "{decoded} of {total} decoded");
     assert!(
         dead_letters > total / 10,

@@ -27,6 +27,7 @@ struct Harness {
     pipeline: Pipeline,
     reads: ReadColumns,
     alerts: AlertColumns,
+    released_reads: u64,
 }
 
 fn harness() -> &'static Mutex<Harness> {
@@ -44,6 +45,7 @@ fn harness() -> &'static Mutex<Harness> {
             pipeline,
             reads: ReadColumns::default(),
             alerts: AlertColumns::default(),
+            released_reads: 0,
         })
     })
 }
@@ -74,6 +76,17 @@ fuzz_target!(|payload: &[u8]| {
         MessageOutcome::NotARead | MessageOutcome::Reads(_) => assert!(out.dead_letters.is_empty()),
     }
     harness.pipeline.flush_all(&mut out);
+    // Everything is counted: every message once, every read archived or folded into a pass.
+    harness.released_reads += out.reads.len() as u64;
+    let counts = harness.pipeline.counts;
+    assert_eq!(
+        counts.messages,
+        counts.messages_with_reads + counts.not_reads + counts.dead_lettered
+    );
+    assert_eq!(
+        counts.reads,
+        harness.released_reads + counts.duplicates_suppressed
+    );
     for read in &out.reads {
         harness.reads.push(read);
     }
