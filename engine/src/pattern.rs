@@ -33,7 +33,7 @@ pub enum PatternError {
     #[error("pattern {pattern:?} contains {character:?}, which no plate has")]
     BadCharacter { pattern: String, character: char },
     #[error(
-        "pattern {pattern:?} names {known} known characters; at least {MIN_PATTERN_KNOWN_CHARACTERS} are needed"
+        "pattern {pattern:?} names only {known} known character(s); at least {MIN_PATTERN_KNOWN_CHARACTERS} are needed"
     )]
     TooFewKnownCharacters { pattern: String, known: usize },
     #[error("pattern {pattern:?} is longer than any plate ({MAX_PLATE_LEN} characters)")]
