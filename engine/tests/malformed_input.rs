@@ -12,15 +12,19 @@ use std::sync::Arc;
 
 use platestream_engine::alert_policy::AlertPolicy;
 use platestream_engine::archive::{AlertColumns, ReadColumns, TableColumns};
+use platestream_engine::decode::Decoded;
 use platestream_engine::dedupe::DedupeConfig;
 use platestream_engine::hotlist::load_hotlist_csv;
 use platestream_engine::images::MemoryImageStore;
 use platestream_engine::ncic::load_ncic_extract;
+use platestream_engine::normalize::normalize_read;
 use platestream_engine::pattern::PlatePattern;
 use platestream_engine::pipeline::{MessageOutcome, Pipeline, Processed};
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::store::{HotlistStore, MatchModes};
-use platestream_engine::vendor::{encode_simulated, DecodeContext, SniffingDecoder};
+use platestream_engine::vendor::{
+    decoder_for, encode_simulated, DecodeContext, GenericMapping, SniffingDecoder,
+};
 use platestream_engine::{SourcePosition, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -227,6 +231,73 @@ fn mutated_vendor_messages_become_reads_non_reads_or_dead_letters_with_a_reason(
         dead_letters > total / 10,
         "{dead_letters} of {total} dead-lettered"
     );
+}
+
+/// A topic configured with one format, and `serve`'s `/v1/ingest/{vendor}`, decode with that
+/// vendor's decoder whatever the message looks like: another vendor's message, or garbage.
+#[test]
+fn each_vendor_decoder_decodes_or_refuses_any_mutated_message_and_appends_only_what_it_reports() {
+    let examples_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/examples");
+    let mapping: GenericMapping = serde_json::from_str(
+        &fs::read_to_string(examples_dir.join("generic/mapping.json")).unwrap(),
+    )
+    .unwrap();
+    let context = DecodeContext::new(Arc::new(MemoryImageStore::default()));
+    let decoders: Vec<_> = [
+        "canonical",
+        "rekor",
+        "plate_recognizer",
+        "genetec",
+        "axis",
+        "generic",
+    ]
+    .iter()
+    .map(|format| decoder_for(format, Some(&mapping), &context).unwrap())
+    .collect();
+    let now = Timestamp::parse_rfc3339("2026-11-24T18:00:00Z").unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let mut decoded_by = vec![0usize; decoders.len()];
+    for (path, original) in examples() {
+        for mutation in 0..MUTATIONS_PER_MESSAGE / 4 {
+            let payload = mutate(&original, &mut rng);
+            for (index, decoder) in decoders.iter().enumerate() {
+                let what = || {
+                    format!(
+                        "{} by {}, mutation {mutation}: {:?}",
+                        path.display(),
+                        decoder.format(),
+                        String::from_utf8_lossy(&payload)
+                    )
+                };
+                let mut reads = Vec::new();
+                match decoder.decode(&payload, &mut reads) {
+                    Ok(Decoded::Reads(count)) => {
+                        assert_eq!(reads.len(), count, "{}", what());
+                        decoded_by[index] += 1;
+                    }
+                    Ok(Decoded::NotARead { kind }) => {
+                        assert!(reads.is_empty() && !kind.is_empty(), "{}", what());
+                    }
+                    Err(error) => {
+                        assert!(reads.is_empty(), "nothing appended on error: {}", what());
+                        assert!(!error.code().is_empty() && !error.to_string().is_empty());
+                    }
+                }
+                for mut read in reads {
+                    if let Err(invalid) = normalize_read(&mut read, now) {
+                        assert!(!invalid.code().is_empty() && !invalid.to_string().is_empty());
+                    }
+                }
+            }
+        }
+    }
+    for (index, decoder) in decoders.iter().enumerate() {
+        assert!(
+            decoded_by[index] > 0,
+            "{} decoded nothing",
+            decoder.format()
+        );
+    }
 }
 
 #[test]

@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use platestream_engine::alert_policy::AlertPolicy;
 use platestream_engine::archive::{AlertColumns, ReadColumns, TableColumns};
+use platestream_engine::decode::{Decoded, ReadDecoder};
 use platestream_engine::dedupe::DedupeConfig;
 use platestream_engine::hotlist::load_hotlist_csv;
 use platestream_engine::images::MemoryImageStore;
+use platestream_engine::normalize::normalize_read;
 use platestream_engine::pipeline::{MessageOutcome, Pipeline, Processed};
 use platestream_engine::store::{HotlistStore, MatchModes};
-use platestream_engine::vendor::{DecodeContext, SniffingDecoder};
+use platestream_engine::vendor::{decoder_for, DecodeContext, GenericMapping, SniffingDecoder};
 use platestream_engine::{SourcePosition, Timestamp};
 
 const HOTLIST: &str = "list,plate,jurisdiction,reason\n\
@@ -23,8 +25,19 @@ const HOTLIST: &str = "list,plate,jurisdiction,reason\n\
     amber_alert,7X?2*,,witness\n\
     local_bolo,*P82*,DC,witness\n";
 
+const FORMATS: [&str; 6] = [
+    "canonical",
+    "rekor",
+    "plate_recognizer",
+    "genetec",
+    "axis",
+    "generic",
+];
+
 struct Harness {
     pipeline: Pipeline,
+    /// Each format's own decoder, as a topic configured with it (or `serve`'s ingest) uses it.
+    decoders: Vec<Arc<dyn ReadDecoder>>,
     reads: ReadColumns,
     alerts: AlertColumns,
     released_reads: u64,
@@ -38,11 +51,19 @@ fn harness() -> &'static Mutex<Harness> {
             .entries;
         let store = HotlistStore::from_entries(MatchModes::FULL, &[], entries);
         let context = DecodeContext::new(Arc::new(MemoryImageStore::default()));
+        let mapping: GenericMapping =
+            serde_json::from_str(include_str!("../../schemas/examples/generic/mapping.json"))
+                .expect("the example mapping parses");
+        let decoders = FORMATS
+            .iter()
+            .map(|format| decoder_for(format, Some(&mapping), &context).expect("a known format"))
+            .collect();
         let pipeline = Pipeline::new(Arc::new(SniffingDecoder::new(context)), Arc::new(store))
             .with_dedupe(DedupeConfig::default())
             .with_alert_policy(Arc::new(AlertPolicy::default()));
         Mutex::new(Harness {
             pipeline,
+            decoders,
             reads: ReadColumns::default(),
             alerts: AlertColumns::default(),
             released_reads: 0,
@@ -92,6 +113,16 @@ fuzz_target!(|payload: &[u8]| {
     }
     for alert in &out.alerts {
         harness.alerts.push(alert);
+    }
+    for decoder in &harness.decoders {
+        let mut reads = Vec::new();
+        match decoder.decode(payload, &mut reads) {
+            Ok(Decoded::Reads(count)) => assert_eq!(reads.len(), count),
+            Ok(Decoded::NotARead { .. }) | Err(_) => assert!(reads.is_empty()),
+        }
+        for mut read in reads {
+            let _ = normalize_read(&mut read, now);
+        }
     }
     harness.reads.finish().expect("archived reads encode");
     harness.alerts.finish().expect("archived alerts encode");
