@@ -23,7 +23,7 @@ use platestream_engine::pipeline::{MessageOutcome, Pipeline, Processed};
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
 use platestream_engine::store::{HotlistStore, MatchModes};
 use platestream_engine::vendor::{
-    decoder_for, encode_simulated, DecodeContext, GenericMapping, SniffingDecoder,
+    decoder_for, encode_simulated, DecodeContext, GenericMapping, SniffingDecoder, KNOWN_FORMATS,
 };
 use platestream_engine::{SourcePosition, Timestamp};
 use rand::{Rng, SeedableRng};
@@ -234,7 +234,7 @@ fn mutated_vendor_messages_become_reads_non_reads_or_dead_letters_with_a_reason(
 }
 
 /// A topic configured with one format, and `serve`'s `/v1/ingest/{vendor}`, decode with that
-/// vendor's decoder whatever the message looks like: another vendor's message, or garbage.
+/// format's decoder whatever the message looks like: another vendor's message, or garbage.
 #[test]
 fn each_vendor_decoder_decodes_or_refuses_any_mutated_message_and_appends_only_what_it_reports() {
     let examples_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/examples");
@@ -243,17 +243,10 @@ fn each_vendor_decoder_decodes_or_refuses_any_mutated_message_and_appends_only_w
     )
     .unwrap();
     let context = DecodeContext::new(Arc::new(MemoryImageStore::default()));
-    let decoders: Vec<_> = [
-        "canonical",
-        "rekor",
-        "plate_recognizer",
-        "genetec",
-        "axis",
-        "generic",
-    ]
-    .iter()
-    .map(|format| decoder_for(format, Some(&mapping), &context).unwrap())
-    .collect();
+    let decoders: Vec<_> = KNOWN_FORMATS
+        .iter()
+        .map(|format| decoder_for(format, Some(&mapping), &context).unwrap())
+        .collect();
     let now = Timestamp::parse_rfc3339("2026-11-24T18:00:00Z").unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(31);
     let mut decoded_by = vec![0usize; decoders.len()];

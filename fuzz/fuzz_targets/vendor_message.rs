@@ -16,7 +16,9 @@ use platestream_engine::images::MemoryImageStore;
 use platestream_engine::normalize::normalize_read;
 use platestream_engine::pipeline::{MessageOutcome, Pipeline, Processed};
 use platestream_engine::store::{HotlistStore, MatchModes};
-use platestream_engine::vendor::{decoder_for, DecodeContext, GenericMapping, SniffingDecoder};
+use platestream_engine::vendor::{
+    decoder_for, DecodeContext, GenericMapping, SniffingDecoder, KNOWN_FORMATS,
+};
 use platestream_engine::{SourcePosition, Timestamp};
 
 const HOTLIST: &str = "list,plate,jurisdiction,reason\n\
@@ -24,15 +26,6 @@ const HOTLIST: &str = "list,plate,jurisdiction,reason\n\
     stolen_vehicles,8XYZ123,MD,stolen\n\
     amber_alert,7X?2*,,witness\n\
     local_bolo,*P82*,DC,witness\n";
-
-const FORMATS: [&str; 6] = [
-    "canonical",
-    "rekor",
-    "plate_recognizer",
-    "genetec",
-    "axis",
-    "generic",
-];
 
 struct Harness {
     pipeline: Pipeline,
@@ -54,7 +47,7 @@ fn harness() -> &'static Mutex<Harness> {
         let mapping: GenericMapping =
             serde_json::from_str(include_str!("../../schemas/examples/generic/mapping.json"))
                 .expect("the example mapping parses");
-        let decoders = FORMATS
+        let decoders = KNOWN_FORMATS
             .iter()
             .map(|format| decoder_for(format, Some(&mapping), &context).expect("a known format"))
             .collect();
