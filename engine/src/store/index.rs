@@ -877,9 +877,13 @@ impl IndexedList {
         let mut anchored_pattern_grams = GramSet::default();
         let mut anchored_starts = 0u16;
         let mut anchored_ends = 0u16;
+        let grams: Vec<Option<PatternGram>> = patterns
+            .iter()
+            .map(|(_, pattern)| pattern_index_gram(pattern))
+            .collect();
         let patterns_by_gram = StaticMultiMap::build(|emit| {
-            for (index, (_, pattern)) in patterns.iter().enumerate() {
-                if let Some(gram) = pattern_index_gram(pattern) {
+            for (index, gram) in grams.iter().enumerate() {
+                if let Some(gram) = gram {
                     emit(
                         packed_gram_key(gram.packed, gram.width, gram.place),
                         index as u32,
@@ -887,10 +891,7 @@ impl IndexedList {
                 }
             }
         });
-        for (_, pattern) in &patterns {
-            let Some(gram) = pattern_index_gram(pattern) else {
-                continue;
-            };
+        for gram in grams.into_iter().flatten() {
             match gram.place {
                 GramPlace::FromStart(at) => anchored_starts |= 1 << at,
                 GramPlace::FromEnd(before_end) => anchored_ends |= 1 << before_end,
