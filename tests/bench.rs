@@ -13,15 +13,13 @@ fn table_row<'a>(markdown: &'a str, starts_with: &str) -> Vec<&'a str> {
     line.split('|').map(str::trim).collect()
 }
 
-#[test]
-fn a_quick_bench_reports_every_measure_and_every_consumer_reads_what_was_produced() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("bench-results.md");
+/// Runs `platestream bench --quick` in `work_dir`; the markdown it wrote, and what it printed.
+fn quick_bench(work_dir: &std::path::Path, out: &std::path::Path) -> (String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_platestream"))
         .args(["bench", "--quick", "--out"])
-        .arg(&out)
+        .arg(out)
         .arg("--work-dir")
-        .arg(dir.path().join("work"))
+        .arg(work_dir)
         .output()
         .unwrap();
     assert!(
@@ -30,11 +28,18 @@ fn a_quick_bench_reports_every_measure_and_every_consumer_reads_what_was_produce
         String::from_utf8_lossy(&output.stderr),
         String::from_utf8_lossy(&output.stdout)
     );
-    let markdown = std::fs::read_to_string(&out).unwrap();
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("| measure |"),
-        "the table is printed too"
-    );
+    (
+        std::fs::read_to_string(out).unwrap(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_quick_bench_reports_every_measure_and_every_consumer_reads_what_was_produced() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench-results.md");
+    let (markdown, printed) = quick_bench(&dir.path().join("work"), &out);
+    assert!(printed.contains("| measure |"), "the table is printed too");
 
     for measure in [
         "| (1a) ceiling",
@@ -114,4 +119,20 @@ fn a_quick_bench_reports_every_measure_and_every_consumer_reads_what_was_produce
             "{part}: {row:?}"
         );
     }
+}
+
+/// `--work-dir` keeps the last bench's archives for inspection; a second bench in the same
+/// directory (against a fresh broker, whose offsets start at 0 again) must not take them for its
+/// own and skip the reads they hold.
+#[test]
+fn a_second_bench_in_the_same_work_dir_consumes_everything_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let out = dir.path().join("bench-results.md");
+    quick_bench(&work, &out);
+    assert!(work.join("engine-archive").exists(), "the archive is kept");
+    let (markdown, _) = quick_bench(&work, &out);
+    let produced = table_row(&markdown, "| produced to the topic |")[2];
+    assert_eq!(table_row(&markdown, "| platestream run |")[2], produced);
+    assert!(markdown.contains("Consumed = produced for every consumer: yes"));
 }

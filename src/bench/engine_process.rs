@@ -123,6 +123,17 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 impl EngineProcess {
     pub fn start(config: &EngineConfig, work_dir: &Path, label: &str) -> Result<Self> {
+        // Each bench starts a fresh broker, whose offsets begin at 0 again. An archive left in a
+        // reused `--work-dir` by an earlier bench says those offsets are archived already, so the
+        // engine would skip them as redeliveries and never consume what the bench waits for.
+        if config.archive_dir.exists() {
+            std::fs::remove_dir_all(&config.archive_dir).with_context(|| {
+                format!(
+                    "removing the last bench's archive {}",
+                    config.archive_dir.display()
+                )
+            })?;
+        }
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let config_path = work_dir.join(format!("{label}.toml"));
         std::fs::write(&config_path, config.toml(metrics))
