@@ -316,6 +316,72 @@ fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
     );
 }
 
+/// A second `platestream demo`, or a topic deleted and created again, meets an archive whose
+/// offsets are of other messages. None of the new messages may be skipped as already archived,
+/// then or after a restart, and the earlier reads stay in the archive.
+#[test]
+fn an_archive_of_an_earlier_broker_or_topic_skips_none_of_the_new_messages() {
+    let archive = tempfile::tempdir().unwrap();
+    let earlier = traffic(1_200, 21);
+    {
+        let broker = TansuBroker::start().unwrap();
+        let settings = settings(&broker, "incarnation");
+        create_topics(&settings, 2);
+        produce_all(&settings, &settings.raw_topics[0], &earlier.payloads);
+        let summary = run_engine(
+            &settings,
+            archive.path(),
+            &earlier.hotlist_csv,
+            until_idle(),
+            OnStop::CommitAll,
+        );
+        assert_eq!(summary.reads_archived, 1_200);
+    }
+
+    // The same topic names on a fresh broker: its offsets start at 0 again.
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "incarnation");
+    create_topics(&settings, 2);
+    let fewer = traffic(300, 22);
+    produce_all(&settings, &settings.raw_topics[0], &fewer.payloads);
+    let second = run_engine(
+        &settings,
+        archive.path(),
+        &fewer.hotlist_csv,
+        until_idle(),
+        OnStop::CommitAll,
+    );
+    assert_eq!(
+        (second.reads_archived, second.already_archived),
+        (300, 0),
+        "the earlier broker's offsets were taken for this one's"
+    );
+
+    // Restarted once the new topic has grown past the offsets the earlier one reached.
+    let more = traffic(1_500, 23);
+    produce_all(&settings, &settings.raw_topics[0], &more.payloads);
+    let third = run_engine(
+        &settings,
+        archive.path(),
+        &more.hotlist_csv,
+        until_idle(),
+        OnStop::CommitAll,
+    );
+    assert_eq!((third.reads_archived, third.already_archived), (1_500, 0));
+
+    let archived = archived_reads(archive.path());
+    let unique: BTreeSet<&str> = archived.iter().map(|read| read.read_id.as_str()).collect();
+    assert_eq!(unique.len(), archived.len(), "a read was archived twice");
+    for (name, traffic) in [("earlier", &earlier), ("fewer", &fewer), ("more", &more)] {
+        let missing = traffic
+            .reads
+            .iter()
+            .filter(|read| !unique.contains(read.read_id.as_str()))
+            .count();
+        assert_eq!(missing, 0, "{name}: {missing} reads not in the archive");
+    }
+}
+
 #[test]
 fn covert_hits_reach_only_the_covert_topic_and_repeat_hits_are_archived_but_not_paged() {
     use platestream_engine::alert_policy::{AlertRoute, ListPolicy};

@@ -22,8 +22,8 @@ use metrics::{counter, gauge, histogram};
 use platestream_engine::alert::Alert;
 use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::archive::{
-    recover_partition, ArchiveConfig, ArchiveError, SegmentReport, SegmentWriter, ALERTS_TABLE,
-    READS_TABLE,
+    recover_partition, retire_partition, ArchiveConfig, ArchiveError, SegmentReport, SegmentWriter,
+    ALERTS_TABLE, READS_TABLE,
 };
 use platestream_engine::pipeline::{DeadLetter, Pipeline, PipelineCounts, Processed};
 use platestream_engine::{SourcePosition, Timestamp};
@@ -528,12 +528,39 @@ impl RunState<'_> {
             .get_mut(topic)
             .ok_or_else(|| KafkaError::Internal("topic state vanished".to_owned()))?;
         if let std::collections::hash_map::Entry::Vacant(vacant) = partitions.entry(partition) {
-            let recovery = recover_partition(&self.engine.archive.root, topic, partition)?;
+            let root = &self.engine.archive.root;
+            let mut recovery = recover_partition(root, topic, partition)?;
             for path in &recovery.removed_incomplete {
                 tracing::warn!(path = %path.display(), "removed a file of an incomplete segment; its reads will be replayed");
             }
-            let resume_at =
-                resume_offset(self.consumer, topic, partition, recovery.archived_through)?;
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .map_err(KafkaError::client("watermarks"))?;
+            if let Some(through) = recovery.archived_through.filter(|&through| high <= through) {
+                // The partition never held the offsets the archive says it archived: the topic
+                // was created again, or this is another broker. Skipping up to them would lose
+                // the new messages there.
+                let retired = retire_partition(root, topic, partition, Timestamp::now().millis())?;
+                tracing::warn!(
+                    topic,
+                    partition,
+                    archived_through = through,
+                    high_watermark = high,
+                    files = retired.len(),
+                    "the archive's positions are of an earlier incarnation of this partition; its \
+                     files stay queryable as *.retired*.parquet and the partition is consumed from \
+                     its start"
+                );
+                recovery.archived_through = None;
+            }
+            let resume_at = resume_offset(
+                self.consumer,
+                topic,
+                partition,
+                recovery.archived_through,
+                (low, high),
+            )?;
             tracing::info!(topic, partition, archived_through = ?recovery.archived_through, resume_at, "partition assigned");
             vacant.insert(PartitionState {
                 archived_through: recovery.archived_through,
@@ -1143,6 +1170,7 @@ fn resume_offset(
     topic: &str,
     partition: i32,
     archived_through: Option<i64>,
+    (low, high): (i64, i64),
 ) -> Result<i64, KafkaError> {
     let timeout = Duration::from_secs(10);
     let mut list = TopicPartitionList::new();
@@ -1155,10 +1183,9 @@ fn resume_offset(
         .and_then(|element| match element.offset() {
             Offset::Offset(offset) => Some(offset),
             _ => None,
-        });
-    let (low, _) = consumer
-        .fetch_watermarks(topic, partition, timeout)
-        .map_err(KafkaError::client("watermarks"))?;
+        })
+        // A commit beyond the end is of an earlier incarnation of the topic, like an archive's.
+        .filter(|&offset| offset <= high);
     let after_archive = archived_through.map_or(low, |through| through + 1);
     Ok(committed.unwrap_or(low).max(after_archive).max(low))
 }

@@ -17,9 +17,9 @@ mod compact;
 mod paged;
 mod segment;
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::io;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use by_plate::{
@@ -224,6 +224,14 @@ pub fn recover_partition(
     topic: &str,
     partition: i32,
 ) -> Result<PartitionRecovery, ArchiveError> {
+    let marker = retiring_marker(root, topic, partition);
+    if let Some(stamp) = read_retiring_marker(&marker)? {
+        // A retirement was interrupted: every file of the partition still under its own name is
+        // of the earlier incarnation (nothing is archived for it before retirement finishes), so
+        // finishing it is safe, where taking its files for an incomplete segment would delete
+        // the earlier incarnation's last copy of their reads.
+        finish_retirement(root, topic, partition, stamp, &marker)?;
+    }
     let in_progress_prefix = format!(".{topic}-p{partition}-");
     let mut segments: BTreeMap<SegmentName, Vec<(PathBuf, String)>> = BTreeMap::new();
     let mut compacted: Vec<(PathBuf, CompactedName)> = Vec::new();
@@ -281,6 +289,91 @@ pub fn recover_partition(
     })
 }
 
+/// What a retired file's name carries before `.parquet`: `{segment or compacted name}.retired{ms}`.
+const RETIRED_MARK: &str = ".retired";
+
+/// `{root}/.retiring-{topic}-p{partition}`, holding the retirement's stamp while it is under way.
+fn retiring_marker(root: &Path, topic: &str, partition: i32) -> PathBuf {
+    root.join(format!(".retiring-{topic}-p{partition}"))
+}
+
+fn read_retiring_marker(marker: &Path) -> Result<Option<i64>, ArchiveError> {
+    match fs::read_to_string(marker) {
+        // An unreadable stamp still marks a retirement to finish; any distinct stamp will do.
+        Ok(stamp) => Ok(Some(stamp.trim().parse().unwrap_or(0))),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(io_error(marker)(error)),
+    }
+}
+
+/// Sets aside the archive's record of one source partition because it describes another
+/// incarnation of that partition: the topic was deleted and created again, or the engine now reads
+/// a different broker (as a second `platestream demo` does), so offsets the archive counts as
+/// archived belong to other messages. Without this the engine would skip those offsets' new
+/// messages as already archived.
+///
+/// Every complete segment file and compacted file of the partition, in both tables, is renamed to
+/// `{name}.retired{stamp_ms}.parquet`: queries still see their reads (they end in `.parquet`), but
+/// recovery, compaction and file names of new segments no longer meet them. Crash-safe: a marker
+/// file is made durable first, and [`recover_partition`] finishes a retirement it finds marked.
+/// Returns the files renamed.
+///
+/// Call it only for partitions this process owns, before it archives anything of them.
+pub fn retire_partition(
+    root: &Path,
+    topic: &str,
+    partition: i32,
+    stamp_ms: i64,
+) -> Result<Vec<PathBuf>, ArchiveError> {
+    fs::create_dir_all(root).map_err(io_error(root))?;
+    let marker = retiring_marker(root, topic, partition);
+    {
+        let mut file = File::create(&marker).map_err(io_error(&marker))?;
+        file.write_all(stamp_ms.to_string().as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(io_error(&marker))?;
+    }
+    segment::sync_directory(root)?;
+    finish_retirement(root, topic, partition, stamp_ms, &marker)
+}
+
+fn finish_retirement(
+    root: &Path,
+    topic: &str,
+    partition: i32,
+    stamp_ms: i64,
+    marker: &Path,
+) -> Result<Vec<PathBuf>, ArchiveError> {
+    let mut retired = Vec::new();
+    let mut directories = BTreeSet::new();
+    for table in TABLES {
+        for (dir, name) in archive_files(root, table)? {
+            let of_partition = match (SegmentName::parse(&name), CompactedName::parse(&name)) {
+                (Some(segment), _) => segment.topic == topic && segment.partition == partition,
+                (None, Some(merged)) => merged.topic == topic && merged.partition == partition,
+                (None, None) => false,
+            };
+            if !of_partition {
+                continue;
+            }
+            let Some(stem) = name.strip_suffix(PARQUET_SUFFIX) else {
+                continue;
+            };
+            let from = dir.join(&name);
+            let to = dir.join(format!("{stem}{RETIRED_MARK}{stamp_ms}{PARQUET_SUFFIX}"));
+            fs::rename(&from, &to).map_err(io_error(&from))?;
+            directories.insert(dir);
+            retired.push(to);
+        }
+    }
+    for directory in &directories {
+        segment::sync_directory(directory)?;
+    }
+    fs::remove_file(marker).map_err(io_error(marker))?;
+    segment::sync_directory(root)?;
+    Ok(retired)
+}
+
 /// A read at `offset` of partition 0 of topic `reads`, id `r{offset}`, for the archive's tests.
 #[cfg(test)]
 pub(crate) fn test_read(offset: i64, plate: &str, observed: &str) -> crate::read::PlateRead {
@@ -320,5 +413,76 @@ mod tests {
     #[test]
     fn hour_partitions_are_by_utc_observation_hour() {
         assert_eq!(hour_partition(1_795_539_600_250), "date=2026-11-24/hour=17");
+    }
+
+    /// Files named as complete segments (recovery reads only names): partition 0's segment 0-9
+    /// in two hours and its alerts, a compacted file of it, and partition 1's segment 0-5.
+    fn archive_of_two_partitions(root: &Path) -> [PathBuf; 5] {
+        let hour = |table: &str, hour: &str| {
+            let dir = root.join(table).join("date=2026-11-27").join(hour);
+            fs::create_dir_all(&dir).unwrap();
+            dir
+        };
+        let files = [
+            hour(READS_TABLE, "hour=10").join("reads-p0-0-9-n3.parquet"),
+            hour(READS_TABLE, "hour=11").join("reads-p0-0-9-n3.parquet"),
+            hour(ALERTS_TABLE, "hour=10").join("reads-p0-0-9-n3.parquet"),
+            hour(READS_TABLE, "hour=09").join("reads-p0-0-4-c2.parquet"),
+            hour(READS_TABLE, "hour=10").join("reads-p1-0-5-n1.parquet"),
+        ];
+        for file in &files {
+            fs::write(file, b"rows").unwrap();
+        }
+        files
+    }
+
+    fn retired_name(file: &Path, stamp: i64) -> PathBuf {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let stem = name.strip_suffix(".parquet").unwrap();
+        file.with_file_name(format!("{stem}.retired{stamp}.parquet"))
+    }
+
+    #[test]
+    fn a_retired_partition_keeps_its_files_but_no_longer_counts_as_archived() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = archive_of_two_partitions(dir.path());
+        let recovered = |partition| recover_partition(dir.path(), "reads", partition).unwrap();
+        assert_eq!(recovered(0).archived_through, Some(9));
+
+        let retired = retire_partition(dir.path(), "reads", 0, 1_764_000_000_000).unwrap();
+        assert_eq!(retired.len(), 4);
+        for file in &files[..4] {
+            assert!(!file.exists());
+            assert!(retired_name(file, 1_764_000_000_000).exists());
+        }
+        assert!(files[4].exists(), "another partition's file was touched");
+        let after = recovered(0);
+        assert_eq!(after.archived_through, None);
+        assert!(after.removed_incomplete.is_empty());
+        assert_eq!(recovered(1).archived_through, Some(5));
+        assert!(!retiring_marker(dir.path(), "reads", 0).exists());
+        // Nothing left of partition 0 to retire again.
+        assert!(retire_partition(dir.path(), "reads", 0, 1)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn recovery_finishes_an_interrupted_retirement_instead_of_deleting_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = archive_of_two_partitions(dir.path());
+        // A crash after the marker and the first rename: two of the segment's three files are
+        // still under their own names, which would make it an incomplete segment.
+        fs::write(retiring_marker(dir.path(), "reads", 0), "7").unwrap();
+        fs::rename(&files[0], retired_name(&files[0], 7)).unwrap();
+
+        let recovery = recover_partition(dir.path(), "reads", 0).unwrap();
+        assert_eq!(recovery.archived_through, None);
+        assert!(recovery.removed_incomplete.is_empty(), "{recovery:?}");
+        for file in &files[..4] {
+            assert!(retired_name(file, 7).exists(), "{}", file.display());
+        }
+        assert!(!retiring_marker(dir.path(), "reads", 0).exists());
+        assert!(files[4].exists());
     }
 }

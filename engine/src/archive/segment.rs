@@ -558,7 +558,7 @@ impl Drop for SegmentWriter {
     }
 }
 
-fn sync_directory(directory: &Path) -> Result<(), ArchiveError> {
+pub(super) fn sync_directory(directory: &Path) -> Result<(), ArchiveError> {
     File::open(directory)
         .and_then(|handle| handle.sync_all())
         .map_err(io_error(directory))
