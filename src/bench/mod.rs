@@ -58,7 +58,8 @@ pub struct BenchOptions {
     /// Where the markdown results are written (they are printed too).
     #[arg(long, default_value = "bench-results.md")]
     pub out: PathBuf,
-    /// Keep the generated reads, hotlist and archives here instead of a temporary directory.
+    /// Keep the generated reads, hotlist and archives here instead of a temporary directory (a
+    /// later bench in the same directory replaces the archives: its broker is a fresh one).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// The Python that runs the peer (needs confluent-kafka and pyarrow); default: the one
