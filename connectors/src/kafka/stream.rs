@@ -542,6 +542,7 @@ impl RunState<'_> {
                 // was created again, or this is another broker. Skipping up to them would lose
                 // the new messages there.
                 let retired = retire_partition(root, topic, partition, Timestamp::now().millis())?;
+                counter!("platestream_archive_partitions_retired_total").increment(1);
                 tracing::warn!(
                     topic,
                     partition,
