@@ -139,8 +139,26 @@ impl Default for HotlistSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
-    /// Where `/metrics` (Prometheus) is served; empty turns it off.
+    /// Where `/metrics` (Prometheus) is served; `""` (or `"off"`) turns it off.
+    #[serde(deserialize_with = "address_or_off")]
     pub listen: Option<SocketAddr>,
+}
+
+/// A socket address, or `None` for `""` or `"off"`: a missing key means the default address, so
+/// turning the endpoint off must be said (two engines on one host would both want the default).
+fn address_or_off<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|error| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not HOST:PORT ({error}); \"\" or \"off\" turns the endpoint off"
+        ))
+    })
 }
 
 impl Default for MetricsSettings {
@@ -263,5 +281,40 @@ mod tests {
             assert!(error.contains("topik"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn the_metrics_endpoint_is_on_by_default_and_turned_off_by_saying_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let listen = |metrics: &str| {
+            std::fs::write(
+                &path,
+                format!("[kafka]\nbootstrap_servers = \"a:9092\"\n{metrics}"),
+            )
+            .unwrap();
+            let mut outcome = None;
+            // In a jail: the other config tests set PLATESTREAM_ variables.
+            figment::Jail::expect_with(|_| {
+                outcome = Some(Config::load(&path).map(|config| config.metrics.listen));
+                Ok(())
+            });
+            outcome.unwrap()
+        };
+        let default = Some(SocketAddr::from(([127, 0, 0, 1], 9464)));
+        assert_eq!(listen("").unwrap(), default);
+        assert_eq!(listen("[metrics]\n").unwrap(), default);
+        assert_eq!(listen("[metrics]\nlisten = \"\"\n").unwrap(), None);
+        assert_eq!(listen("[metrics]\nlisten = \"off\"\n").unwrap(), None);
+        assert_eq!(
+            listen("[metrics]\nlisten = \"0.0.0.0:9100\"\n").unwrap(),
+            Some(SocketAddr::from(([0, 0, 0, 0], 9100)))
+        );
+        let error = format!(
+            "{:#}",
+            listen("[metrics]\nlisten = \"nine\"\n").unwrap_err()
+        );
+        assert!(error.contains("listen") && error.contains("off"), "{error}");
     }
 }

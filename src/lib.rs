@@ -9,6 +9,7 @@ pub mod compact_cmd;
 pub mod config;
 pub mod demo;
 pub mod evaluate;
+pub mod hotlist_cmd;
 pub mod hotlist_sources;
 pub mod hotlists;
 pub mod query;

@@ -180,6 +180,9 @@ enum Command {
     /// Build an archive of simulated reads and time the investigative queries beside full scans.
     #[command(hide = true)]
     BenchQueries(platestream::bench_queries::BenchQueriesOptions),
+    /// Hand-entered hotlist changes (an AMBER alert) sent to the live updates topic every engine
+    /// follows, and checks of hotlist files before they are deployed.
+    Hotlist(platestream::hotlist_cmd::HotlistArgs),
     /// Investigate over the Parquet archive: incident, plate, stakeout, convoy, frequency, or any SQL.
     Query(platestream::query::QueryArgs),
     /// Merge the many small files of closed hours into few large ones, without losing or
@@ -439,6 +442,7 @@ async fn run_command(command: Command) -> Result<()> {
             tokio::task::block_in_place(|| platestream::bench_queries::bench_queries(&options))
         }
         Command::Query(args) => platestream::query::run_query(args).await,
+        Command::Hotlist(args) => platestream::hotlist_cmd::run_hotlist(args).await,
         Command::Compact {
             archive,
             config,

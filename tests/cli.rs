@@ -221,7 +221,9 @@ fn repeated_frames_of_a_vehicle_pass_fold_into_one_read_and_every_report_is_coun
 fn every_subcommand_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let help = text(&platestream(&["--help"], dir.path()).stdout);
-    for command in ["demo", "run", "serve", "simulate", "replay", "compact"] {
+    for command in [
+        "demo", "run", "serve", "simulate", "replay", "compact", "hotlist",
+    ] {
         assert!(help.contains(command), "{help}");
         let sub = platestream(&[command, "--help"], dir.path());
         assert!(sub.status.success());

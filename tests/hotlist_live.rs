@@ -493,32 +493,43 @@ impl Drop for EngineProcess {
     }
 }
 
+/// Every alert archived so far.
+fn archived_alert_records(archive: &Path) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    let directory = archive.join("alerts");
+    if !directory.exists() {
+        return alerts;
+    }
+    for path in platestream::archive_stats::parquet_files(&directory).unwrap() {
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let json = batch
+                .column_by_name("alert_json")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap();
+            for row in 0..batch.num_rows() {
+                alerts.push(serde_json::from_str(json.value(row)).unwrap());
+            }
+        }
+    }
+    alerts
+}
+
 /// The archived alerts as (reader, suppressed), once `count` are archived.
 fn archived_alerts(archive: &Path, count: usize) -> Vec<(String, bool)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let mut alerts = Vec::new();
-        for path in platestream::archive_stats::parquet_files(&archive.join("alerts")).unwrap() {
-            let file = std::fs::File::open(&path).unwrap();
-            let reader =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap()
-                    .build()
-                    .unwrap();
-            for batch in reader {
-                let batch = batch.unwrap();
-                let json = batch
-                    .column_by_name("alert_json")
-                    .unwrap()
-                    .as_any()
-                    .downcast_ref::<arrow::array::StringArray>()
-                    .unwrap();
-                for row in 0..batch.num_rows() {
-                    let alert: Alert = serde_json::from_str(json.value(row)).unwrap();
-                    alerts.push((alert.reader_id, alert.suppressed));
-                }
-            }
-        }
+        let mut alerts: Vec<(String, bool)> = archived_alert_records(archive)
+            .into_iter()
+            .map(|alert| (alert.reader_id, alert.suppressed))
+            .collect();
         if alerts.len() >= count {
             alerts.sort();
             return alerts;
@@ -532,19 +543,11 @@ fn archived_alerts(archive: &Path, count: usize) -> Vec<(String, bool)> {
     }
 }
 
-#[test]
-fn a_restarted_engine_does_not_page_again_within_the_suppression_window() {
-    let broker = TansuBroker::start().unwrap();
-    let settings = settings(&broker, "restart");
-    create_topics(&settings, 1);
-    let dir = tempfile::tempdir().unwrap();
+/// `platestream.toml` in `dir` for an engine on `settings`' topics, archiving to `dir/archive`
+/// every second, with `hotlists` as its `[hotlists]` section.
+fn write_engine_config(dir: &Path, settings: &KafkaSettings, hotlists: &str) {
     std::fs::write(
-        dir.path().join("hotlist.csv"),
-        "list,plate,jurisdiction,reason\nstolen_vehicles,ST0L3N,MD,stolen\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("platestream.toml"),
+        dir.join("platestream.toml"),
         format!(
             r#"
 [kafka]
@@ -562,11 +565,13 @@ segment_max_age_secs = 1
 [readers]
 dedupe_window_ms = 0
 
+[metrics]
+listen = ""
+
 [hotlists]
-files = ["hotlist.csv"]
-suppression_window_secs = 600
+{hotlists}
 "#,
-            bootstrap = broker.bootstrap_servers(),
+            bootstrap = settings.bootstrap_servers,
             group = settings.group_id,
             reads = settings.raw_topics[0],
             alerts = settings.alerts_topic,
@@ -575,6 +580,24 @@ suppression_window_secs = 600
         ),
     )
     .unwrap();
+}
+
+#[test]
+fn a_restarted_engine_does_not_page_again_within_the_suppression_window() {
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "restart");
+    create_topics(&settings, 1);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hotlist.csv"),
+        "list,plate,jurisdiction,reason\nstolen_vehicles,ST0L3N,MD,stolen\n",
+    )
+    .unwrap();
+    write_engine_config(
+        dir.path(),
+        &settings,
+        "files = [\"hotlist.csv\"]\nsuppression_window_secs = 600",
+    );
     let now = Timestamp::now().millis();
     let read = |reader: &str, minutes_ago: i64| {
         let json = serde_json::json!({
@@ -616,4 +639,276 @@ suppression_window_secs = 600
         })
         .collect();
     assert_eq!(readers, ["r1"], "one page, before the restart");
+}
+
+/// A canonical read of `plate` at `reader`, observed now, keyed by its plate.
+fn read_message(plate: &str, jurisdiction: &str, reader: &str) -> (Option<String>, Vec<u8>) {
+    let json = serde_json::json!({
+        "vendor": "t", "reader_id": reader, "plate": plate, "jurisdiction": jurisdiction,
+        "observed_at": Timestamp::now().millis(), "confidence": 0.95,
+    });
+    (Some(plate.to_owned()), serde_json::to_vec(&json).unwrap())
+}
+
+/// The archived alerts of `list`, once there are `count`.
+fn alerts_of(archive: &Path, list: &str, count: usize) -> Vec<Alert> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alerts: Vec<Alert> = archived_alert_records(archive)
+            .into_iter()
+            .filter(|alert| alert.list == list)
+            .collect();
+        if alerts.len() >= count {
+            return alerts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} {list} alerts archived",
+            alerts.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_dispatcher_enters_and_removes_alerts_with_the_hotlist_command_and_the_running_engine_follows()
+{
+    use common::{platestream, succeed, text};
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "cli");
+    create_topics(&settings, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let reads_topic = settings.raw_topics[0].clone();
+    write_engine_config(
+        dir.path(),
+        &settings,
+        "files = []\nupdates_topic = \"cli-hotlist-updates\"",
+    );
+    let archive = dir.path().join("archive");
+
+    // The topic does not exist yet: refused with the way out, nothing sent.
+    let amber = [
+        "hotlist",
+        "put",
+        "--config",
+        "platestream.toml",
+        "--list",
+        "amber_alert",
+        "--id",
+        "VA-2026-0042",
+        "--plate",
+        "AMB 3R1",
+        "--jurisdiction",
+        "VA",
+        "--priority",
+        "1",
+        "--reason",
+        "AMBER alert: child abduction",
+        "--set",
+        "make=Honda",
+        "--set",
+        "color=blue",
+        "--expires-in",
+        "48h",
+    ];
+    let missing = platestream(&amber, dir.path());
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("--create-topic"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    // Entered before the engine starts: its rebuild from the topic holds it.
+    let stdout = succeed(&[&amber[..], &["--create-topic"]].concat(), dir.path());
+    assert!(
+        stdout.contains("published amber_alert/VA-2026-0042 on cli-hotlist-updates"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("plate AMB3R1, [US-VA], priority 1"),
+        "{stdout}"
+    );
+    let engine = EngineProcess::start(dir.path());
+    produce_all(
+        &settings,
+        &reads_topic,
+        &[read_message("AMB3R1", "VA", "r1")],
+    );
+    let paged = alerts_of(&archive, "amber_alert", 1);
+    assert_eq!(paged[0].read_plate_norm, "AMB3R1");
+    assert_eq!(paged[0].priority, 1);
+    assert_eq!(
+        paged[0].entry_attributes.get("make").map(String::as_str),
+        Some("Honda")
+    );
+
+    // Entered while the engine runs: it matches within seconds, without a restart. Reads keep
+    // coming until one is matched after the entry arrived.
+    let stdout = succeed(
+        &[
+            "hotlist",
+            "put",
+            "--config",
+            "platestream.toml",
+            "--list",
+            "silver_alert",
+            "--plate",
+            "SLV 4419",
+            "--jurisdiction",
+            "MD",
+            "--priority",
+            "2",
+        ],
+        dir.path(),
+    );
+    assert!(
+        stdout.contains("published silver_alert/SLV4419/US-MD"),
+        "{stdout}"
+    );
+    let started = Instant::now();
+    let mut reader = 0;
+    while archived_alert_records(&archive)
+        .iter()
+        .all(|alert| alert.list != "silver_alert")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the live silver alert never matched"
+        );
+        reader += 1;
+        produce_all(
+            &settings,
+            &reads_topic,
+            &[read_message("SLV4419", "MD", &format!("live-{reader}"))],
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // Removed, then the engine restarts and rebuilds from the topic: the AMBER plate passes a
+    // reader before the silver one does, and only the silver one alerts.
+    let stdout = succeed(
+        &[
+            "hotlist",
+            "delete",
+            "--config",
+            "platestream.toml",
+            "--list",
+            "amber_alert",
+            "--id",
+            "VA-2026-0042",
+        ],
+        dir.path(),
+    );
+    assert!(
+        stdout.contains("deleted amber_alert/VA-2026-0042"),
+        "{stdout}"
+    );
+    engine.stop();
+    let silver_before = alerts_of(&archive, "silver_alert", 1).len();
+    let _engine = EngineProcess::start(dir.path());
+    produce_all(
+        &settings,
+        &reads_topic,
+        &[
+            read_message("AMB3R1", "VA", "after-delete"),
+            read_message("SLV4419", "MD", "after-delete"),
+        ],
+    );
+    let silver = alerts_of(&archive, "silver_alert", silver_before + 1);
+    assert!(silver.iter().any(|alert| alert.reader_id == "after-delete"));
+    let amber: Vec<String> = archived_alert_records(&archive)
+        .into_iter()
+        .filter(|alert| alert.list == "amber_alert")
+        .map(|alert| alert.reader_id)
+        .collect();
+    assert_eq!(amber, ["r1"], "no AMBER alert after its deletion");
+
+    // A file with one bad line is refused whole, each bad line named; nothing is sent.
+    std::fs::write(
+        dir.path().join("updates.ndjson"),
+        concat!(
+            r#"{"key":"local_bolo/B-1","value":{"plate":"BOL0111"}}"#,
+            "\n",
+            r#"{"key":"local_bolo/B-2","value":{"plate":"BOL0222","priority":42}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let refused = platestream(
+        &[
+            "hotlist",
+            "publish",
+            "--config",
+            "platestream.toml",
+            "updates.ndjson",
+        ],
+        dir.path(),
+    );
+    assert!(!refused.status.success());
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("line 2 (local_bolo/B-2): priority \"42\"")
+            && stderr.contains("nothing was sent"),
+        "{stderr}"
+    );
+    // The shipped example file is accepted.
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples/hotlist-updates.ndjson");
+    let stdout = succeed(
+        &[
+            "hotlist",
+            "publish",
+            "--quiet",
+            "--config",
+            "platestream.toml",
+            example.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        stdout.contains("published 4 updates (2 upserts, 2 deletes)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn hotlist_check_reports_what_the_engine_would_load_and_every_refused_row() {
+    use common::{platestream, text};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("state.csv"),
+        "list,plate,jurisdiction,priority,expires_at,misreads\n\
+         stolen_vehicles,ABC1234,VA,1,,\n\
+         stolen_vehicles,7X?2*,,2,,false\n\
+         stolen_vehicles,XYZ999,MD,urgent,,\n\
+         amber_alert,AMB3R1,VA,1,2020-01-01T00:00:00Z,\n",
+    )
+    .unwrap();
+    let output = platestream(&["hotlist", "check", "state.csv"], dir.path());
+    let stdout = text(&output.stdout);
+    assert!(!output.status.success(), "a refused row fails the check");
+    assert!(
+        stdout.contains("state.csv: 3 entries, 1 rows refused"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 4: priority \"urgent\""), "{stdout}");
+    let row = |list: &str| {
+        stdout
+            .lines()
+            .find(|line| line.starts_with(list))
+            .unwrap_or_else(|| panic!("no {list} row in {stdout}"))
+            .split_whitespace()
+            .skip(1)
+            .map(|cell| cell.parse::<usize>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // entries, plates, partial, BOLOs, any state, expired, exact only
+    assert_eq!(row("stolen_vehicles"), [2, 1, 1, 0, 1, 0, 1]);
+    assert_eq!(row("amber_alert"), [1, 1, 0, 0, 0, 1, 0]);
+    assert!(text(&output.stderr).contains("1 row(s) refused"));
+
+    let missing = platestream(&["hotlist", "check", "nope.csv"], dir.path());
+    assert!(!missing.status.success());
+    assert!(text(&missing.stdout).contains("nope.csv: CANNOT BE LOADED"));
 }

@@ -1,12 +1,14 @@
 //! Kafka: settings, topic administration, producing reads, and the streaming engine.
 
 mod admin;
+pub mod hotlist_publish;
 pub mod hotlist_updates;
 mod prepare;
 mod settings;
 mod stream;
 
 pub use admin::{ensure_compacted_topics, ensure_topics, group_lag};
+pub use hotlist_publish::{publish_updates, Delivered, PublishError, UpdateMessage};
 pub use hotlist_updates::{spawn_hotlist_updates, HotlistUpdatesThread, LiveUpdates};
 pub use settings::KafkaSettings;
 pub use stream::{OnStop, StopWhen, StreamEngine, StreamObserver, StreamOptions, StreamSummary};

@@ -1,0 +1,611 @@
+//! `platestream hotlist`: what a dispatcher or list keeper does by hand. `put` and `delete` send
+//! one change (an AMBER alert entered at 3 a.m.) to the live updates topic that every engine
+//! follows, `publish` sends a file of them, and `check` reads hotlist files as the engine would
+//! and says what it would load and refuse, before the files are deployed.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use platestream_connectors::kafka::{
+    ensure_compacted_topics, publish_updates, Delivered, KafkaSettings, PublishError, UpdateMessage,
+};
+use platestream_engine::hotlist::{
+    entry_from_fields, load_hotlist_csv, EntryFields, HotlistEntry, LoadedHotlist,
+};
+use platestream_engine::ncic::load_ncic_extract;
+use platestream_engine::store::Update;
+use platestream_engine::Timestamp;
+
+use crate::config::Config;
+use crate::query::args::parse_duration_ms;
+
+#[derive(Args)]
+pub struct HotlistArgs {
+    #[command(subcommand)]
+    pub command: HotlistCommand,
+}
+
+#[derive(Subcommand)]
+pub enum HotlistCommand {
+    /// Add or replace one entry through the live updates topic (hotlists.updates_topic): every
+    /// engine following it matches the entry within seconds. Checked as the engines will read it
+    /// before it is sent.
+    Put(Box<PutArgs>),
+    /// Remove one entry through the live updates topic. An entry that a hotlist file still holds
+    /// comes back at that file's next reload: remove it from the file too.
+    Delete(DeleteArgs),
+    /// Publish a file of updates, one {"key": "<list>/<id>", "value": {...}} per line (a null
+    /// value deletes; schemas/hotlist.md). Every line is checked before any is sent.
+    Publish(PublishArgs),
+    /// Read hotlist CSV files and NCIC-style extracts as the engine loads them: entries per list,
+    /// and every refused row with its line and reason. Exit status 1 if any row is refused or a
+    /// file cannot be read.
+    Check(CheckArgs),
+}
+
+/// Where updates go.
+#[derive(Args)]
+pub struct TopicArgs {
+    /// Config file: its [kafka] section (servers, security properties) and
+    /// hotlists.updates_topic.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers, instead of the config file's.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// The updates topic, instead of the config file's hotlists.updates_topic.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Create the topic (compacted) if it does not exist.
+    #[arg(long)]
+    create_topic: bool,
+}
+
+#[derive(Args)]
+pub struct PutArgs {
+    #[command(flatten)]
+    target: TopicArgs,
+    /// The list (amber_alert, silver_alert, local_bolo...).
+    #[arg(long)]
+    list: String,
+    /// The entry's id within its list (a case number); default: the NCIC number if given, else
+    /// PLATE/JURISDICTION, as for a CSV row.
+    #[arg(long)]
+    id: Option<String>,
+    /// The plate, or a partial plate from a witness (`7X?2*`: ? one character, * any run).
+    #[arg(long)]
+    plate: Option<String>,
+    /// State or province (VA, US-VA, ON); omit when unknown: then a plate from any jurisdiction
+    /// matches.
+    #[arg(long)]
+    jurisdiction: Option<String>,
+    /// Why the vehicle is wanted; shown to the officer.
+    #[arg(long)]
+    reason: Option<String>,
+    /// 1 (most urgent) to 9.
+    #[arg(long)]
+    priority: Option<String>,
+    #[arg(long)]
+    case_number: Option<String>,
+    #[arg(long)]
+    ncic_number: Option<String>,
+    /// Free text shown to the officer (vehicle, suspect, what to do).
+    #[arg(long)]
+    description: Option<String>,
+    /// NCIC plate type (PC, MC, TK...).
+    #[arg(long)]
+    plate_type: Option<String>,
+    #[arg(long)]
+    entered_by: Option<String>,
+    /// When the entry stops matching (RFC 3339).
+    #[arg(long, conflicts_with = "expires_in")]
+    expires_at: Option<String>,
+    /// When the entry stops matching, from now (`48h`, `7d`).
+    #[arg(long)]
+    expires_in: Option<String>,
+    /// `false` matches this entry exactly only, whatever its list's policy says.
+    #[arg(long)]
+    misreads: Option<bool>,
+    /// Any other column, repeatable: --set make=Honda --set model=Odyssey --set color=blue.
+    #[arg(long = "set", value_name = "COLUMN=VALUE")]
+    set: Vec<String>,
+    /// Print the message that would be sent, and send nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    target: TopicArgs,
+    #[arg(long)]
+    list: String,
+    /// The entry's id, as `put` printed it.
+    #[arg(long)]
+    id: String,
+}
+
+#[derive(Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    target: TopicArgs,
+    /// NDJSON file of updates; `-` reads standard input.
+    file: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Hotlist CSV files (schemas/hotlist.md).
+    files: Vec<PathBuf>,
+    /// NCIC-style extracts, fixed-width or comma-delimited (repeatable).
+    #[arg(long)]
+    ncic: Vec<PathBuf>,
+    /// Also check the files named in this config's [hotlists] section.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Refused rows listed per file at most (all are counted).
+    #[arg(long, default_value_t = 50)]
+    show_refused: usize,
+}
+
+pub async fn run_hotlist(args: HotlistArgs) -> Result<()> {
+    match args.command {
+        HotlistCommand::Put(put) => run_put(*put).await,
+        HotlistCommand::Delete(delete) => {
+            let message = UpdateMessage {
+                key: format!("{}/{}", delete.list.trim(), delete.id.trim()),
+                value: None,
+            };
+            check_message(&message)?;
+            let (settings, topic) = delete.target.resolve().await?;
+            let delivered = publish(&settings, &topic, std::slice::from_ref(&message), false)
+                .await?
+                .into_iter()
+                .next();
+            print_delivered(&topic, &message.key, delivered, "deleted");
+            Ok(())
+        }
+        HotlistCommand::Publish(publish_args) => run_publish(publish_args).await,
+        HotlistCommand::Check(check) => run_check(&check),
+    }
+}
+
+impl TopicArgs {
+    async fn resolve(&self) -> Result<(KafkaSettings, String)> {
+        let config = self.config.as_deref().map(Config::load).transpose()?;
+        let mut settings = match (&config, &self.brokers) {
+            (Some(config), _) => config.kafka.clone(),
+            (None, Some(brokers)) => KafkaSettings::new(brokers.clone()),
+            (None, None) => bail!("give --config FILE (its [kafka] section) or --brokers HOSTS"),
+        };
+        if let Some(brokers) = &self.brokers {
+            settings.bootstrap_servers = brokers.clone();
+        }
+        let topic = match (&self.topic, &config) {
+            (Some(topic), _) => topic.clone(),
+            (None, Some(config)) => config.hotlists.updates_topic.clone().with_context(|| {
+                format!(
+                    "{} sets no hotlists.updates_topic; set it (and restart the engines) or give --topic",
+                    self.config.as_deref().unwrap_or(Path::new("")).display()
+                )
+            })?,
+            (None, None) => bail!("give --topic TOPIC or --config FILE with hotlists.updates_topic"),
+        };
+        if self.create_topic {
+            ensure_compacted_topics(
+                &settings.producer_config(),
+                &[(topic.as_str(), 1)],
+                Duration::from_secs(30),
+            )
+            .await
+            .with_context(|| format!("creating the updates topic {topic}"))?;
+        }
+        Ok((settings, topic))
+    }
+}
+
+async fn run_put(put: PutArgs) -> Result<()> {
+    let mut value = serde_json::Map::new();
+    let mut column = |name: &str, given: &Option<String>| {
+        if let Some(text) = given {
+            value.insert(name.to_owned(), serde_json::Value::String(text.clone()));
+        }
+    };
+    column("plate", &put.plate);
+    column("jurisdiction", &put.jurisdiction);
+    column("reason", &put.reason);
+    column("priority", &put.priority);
+    column("case_number", &put.case_number);
+    column("ncic_number", &put.ncic_number);
+    column("description", &put.description);
+    column("plate_type", &put.plate_type);
+    column("entered_by", &put.entered_by);
+    column("expires_at", &put.expires_at);
+    if let Some(text) = &put.expires_in {
+        let millis = parse_duration_ms("--expires-in", text)?;
+        let at = Timestamp::from_millis(Timestamp::now().millis().saturating_add(millis));
+        value.insert("expires_at".into(), at.to_string().into());
+    }
+    if let Some(misreads) = put.misreads {
+        value.insert("misreads".into(), misreads.into());
+    }
+    for assignment in &put.set {
+        let Some((name, text)) = assignment.split_once('=') else {
+            bail!("--set {assignment:?} is not COLUMN=VALUE");
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if name.is_empty() || matches!(name.as_str(), "list" | "id" | "op") {
+            bail!("--set {assignment:?}: give the list and id with --list and --id");
+        }
+        value.insert(name, text.into());
+    }
+    // A hand entry says when it was made unless the dispatcher said otherwise.
+    value
+        .entry("entered_at")
+        .or_insert_with(|| Timestamp::now().to_string().into());
+    let list = put.list.trim();
+    let id = match &put.id {
+        Some(id) => id.trim().to_owned(),
+        None => default_id(list, &value)?,
+    };
+    let message = UpdateMessage {
+        key: format!("{list}/{id}"),
+        value: Some(serde_json::Value::Object(value).to_string()),
+    };
+    let entry = match check_message(&message)? {
+        Update::Upsert(entry) => entry,
+        Update::Delete(_) => bail!("internal: an upsert was read as a delete"),
+    };
+    if put.dry_run {
+        println!(
+            "{}",
+            serde_json::json!({"key": message.key, "value": message.value.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose()?})
+        );
+        println!("{}", describe_entry(&entry));
+        return Ok(());
+    }
+    let (settings, topic) = put.target.resolve().await?;
+    let delivered = publish(&settings, &topic, std::slice::from_ref(&message), false)
+        .await?
+        .into_iter()
+        .next();
+    print_delivered(&topic, &message.key, delivered, "published");
+    println!("  {}", describe_entry(&entry));
+    Ok(())
+}
+
+/// The id a CSV row with these columns would get.
+fn default_id(list: &str, value: &serde_json::Map<String, serde_json::Value>) -> Result<String> {
+    let mut fields = EntryFields {
+        list: Some(list.to_owned()),
+        ..EntryFields::default()
+    };
+    for (name, text) in value {
+        match text {
+            serde_json::Value::String(text) => fields.set(name, text),
+            other => fields.set(name, &other.to_string()),
+        }
+    }
+    let entry = entry_from_fields(fields).map_err(|reason| anyhow::anyhow!("{reason}"))?;
+    Ok(entry.id)
+}
+
+/// What the engines will make of `message`, or the reason they would refuse it.
+fn check_message(message: &UpdateMessage) -> Result<Update> {
+    message
+        .check()
+        .map(|checked| checked.update)
+        .map_err(|reason| anyhow::anyhow!("{}: {reason}", message.key))
+}
+
+/// One line an officer's supervisor can check the entry by.
+fn describe_entry(entry: &HotlistEntry) -> String {
+    let mut parts = Vec::new();
+    if entry.partial {
+        parts.push(format!("partial plate {}", entry.plate_norm));
+    } else if entry.plate_norm.is_empty() {
+        parts.push("no plate (vehicle description)".to_owned());
+    } else {
+        parts.push(format!("plate {}", entry.plate_norm));
+    }
+    parts.push(match &entry.jurisdiction {
+        Some(jurisdiction) => format!("[{jurisdiction}]"),
+        None => "[any jurisdiction]".to_owned(),
+    });
+    parts.push(format!("priority {}", entry.priority));
+    if entry.misreads == Some(false) {
+        parts.push("exact matches only".to_owned());
+    }
+    match entry.expires_at {
+        Some(at) if at.millis() <= Timestamp::now().millis() => {
+            parts.push(format!("ALREADY EXPIRED at {at}: it will not match"))
+        }
+        Some(at) => parts.push(format!("expires {at}")),
+        None => parts.push("no expiry".to_owned()),
+    }
+    if !entry.attributes.is_empty() {
+        let attributes: Vec<String> = entry
+            .attributes
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        parts.push(attributes.join(" "));
+    }
+    parts.join(", ")
+}
+
+fn print_delivered(topic: &str, key: &str, delivered: Option<Delivered>, what: &str) {
+    match delivered {
+        Some(at) => println!(
+            "{what} {key} on {topic} (partition {}, offset {}); engines following the topic apply it within seconds",
+            at.partition, at.offset
+        ),
+        None => println!("{what} {key} on {topic}"),
+    }
+}
+
+async fn publish(
+    settings: &KafkaSettings,
+    topic: &str,
+    messages: &[UpdateMessage],
+    show_progress: bool,
+) -> Result<Vec<Delivered>> {
+    let bar = if show_progress {
+        let bar = ProgressBar::new(messages.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} updates ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let outcome = publish_updates(settings, topic, messages, |done| {
+        bar.set_position(done as u64)
+    })
+    .await;
+    bar.finish_and_clear();
+    outcome.map_err(|error| match error {
+        PublishError::MissingTopic(_) => anyhow::anyhow!(
+            "{error}: `platestream run --create-topics` creates it compacted, or add --create-topic"
+        ),
+        other => anyhow::Error::new(other).context(format!(
+            "publishing to {topic} on {}",
+            settings.bootstrap_servers
+        )),
+    })
+}
+
+/// One line of an updates file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateLine {
+    key: String,
+    value: Option<serde_json::Value>,
+}
+
+async fn run_publish(args: PublishArgs) -> Result<()> {
+    let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(&args.file)
+            .with_context(|| format!("opening {}", args.file.display()))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let name = args.file.display().to_string();
+    let mut messages = Vec::new();
+    let mut refused = Vec::new();
+    let (mut upserts, mut deletes) = (0usize, 0usize);
+    for (number, line) in reader.lines().enumerate() {
+        let number = number + 1;
+        let line = line.with_context(|| format!("reading {name} line {number}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: UpdateLine = match serde_json::from_str(&line) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                refused.push(format!(
+                    "line {number}: not {{\"key\": \"<list>/<id>\", \"value\": {{...}} or null}}: {error}"
+                ));
+                continue;
+            }
+        };
+        let message = UpdateMessage {
+            key: parsed.key,
+            value: parsed
+                .value
+                .filter(|value| !value.is_null())
+                .map(|value| match value {
+                    serde_json::Value::String(text) => text,
+                    other => other.to_string(),
+                }),
+        };
+        match message.check() {
+            Ok(checked) => {
+                match checked.update {
+                    Update::Upsert(_) => upserts += 1,
+                    Update::Delete(_) => deletes += 1,
+                }
+                messages.push(message);
+            }
+            Err(reason) => refused.push(format!("line {number} ({}): {reason}", message.key)),
+        }
+    }
+    if !refused.is_empty() {
+        let shown: Vec<&str> = refused.iter().take(20).map(String::as_str).collect();
+        let more = refused.len().saturating_sub(shown.len());
+        bail!(
+            "{name}: {} of {} lines would be refused by the engines; nothing was sent\n  {}{}",
+            refused.len(),
+            refused.len() + messages.len(),
+            shown.join("\n  "),
+            if more > 0 {
+                format!("\n  ... and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
+    if messages.is_empty() {
+        bail!("{name} holds no updates");
+    }
+    let (settings, topic) = args.target.resolve().await?;
+    let delivered = publish(&settings, &topic, &messages, !args.quiet).await?;
+    println!(
+        "published {} updates ({upserts} upserts, {deletes} deletes) from {name} to {topic}; engines following the topic apply them within seconds",
+        delivered.len()
+    );
+    Ok(())
+}
+
+/// What `check` found in one file.
+struct CheckedFile {
+    name: String,
+    loaded: LoadedHotlist,
+}
+
+fn run_check(args: &CheckArgs) -> Result<()> {
+    let mut csv_files = args.files.clone();
+    let mut ncic_files = args.ncic.clone();
+    if let Some(path) = &args.config {
+        let config = Config::load(path)?;
+        csv_files.extend(config.hotlists.files);
+        ncic_files.extend(config.hotlists.ncic_files);
+    }
+    if csv_files.is_empty() && ncic_files.is_empty() {
+        bail!("name hotlist CSV files, --ncic extracts, or --config FILE");
+    }
+    let mut checked = Vec::new();
+    let mut unreadable = Vec::new();
+    let files = csv_files
+        .iter()
+        .map(|path| (path, false))
+        .chain(ncic_files.iter().map(|path| (path, true)));
+    for (path, ncic) in files {
+        let name = path.display().to_string();
+        let loaded = std::fs::File::open(path)
+            .with_context(|| format!("opening {name}"))
+            .and_then(|file| {
+                let reader = std::io::BufReader::new(file);
+                if ncic {
+                    load_ncic_extract(&name, reader, None).map_err(anyhow::Error::new)
+                } else {
+                    load_hotlist_csv(&name, reader).map_err(anyhow::Error::new)
+                }
+            });
+        match loaded {
+            Ok(loaded) => checked.push(CheckedFile { name, loaded }),
+            Err(error) => {
+                println!("{name}: CANNOT BE LOADED: {error:#}");
+                unreadable.push(name);
+            }
+        }
+    }
+    let now = Timestamp::now();
+    let mut lists: BTreeMap<String, ListCounts> = BTreeMap::new();
+    let mut refused = 0usize;
+    for file in &checked {
+        println!(
+            "{}: {} entries, {} rows refused",
+            file.name,
+            file.loaded.entries.len(),
+            file.loaded.rejected.len()
+        );
+        for row in file.loaded.rejected.iter().take(args.show_refused) {
+            println!("  line {}: {}", row.line, row.reason);
+        }
+        if file.loaded.rejected.len() > args.show_refused {
+            println!(
+                "  ... and {} more (--show-refused N)",
+                file.loaded.rejected.len() - args.show_refused
+            );
+        }
+        refused += file.loaded.rejected.len();
+        for entry in &file.loaded.entries {
+            lists
+                .entry(entry.list.clone())
+                .or_default()
+                .count(entry, now);
+        }
+    }
+    if !lists.is_empty() {
+        println!();
+        println!(
+            "{:<24} {:>9} {:>9} {:>9} {:>6} {:>13} {:>8} {:>14}",
+            "list", "entries", "plates", "partial", "BOLOs", "any state", "expired", "exact only"
+        );
+        for (list, counts) in &lists {
+            println!(
+                "{:<24} {:>9} {:>9} {:>9} {:>6} {:>13} {:>8} {:>14}",
+                list,
+                counts.entries,
+                counts.plates,
+                counts.partial,
+                counts.bolos,
+                counts.any_jurisdiction,
+                counts.expired,
+                counts.exact_only
+            );
+        }
+        let duplicated: usize = lists.values().map(|counts| counts.repeated_ids).sum();
+        if duplicated > 0 {
+            println!(
+                "\n{duplicated} entries repeat an id already seen in their list: the engine keeps the last of each"
+            );
+        }
+    }
+    if !unreadable.is_empty() || refused > 0 {
+        bail!(
+            "{} file(s) cannot be loaded, {refused} row(s) refused (the engine skips refused rows and loads the rest)",
+            unreadable.len()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct ListCounts {
+    entries: usize,
+    plates: usize,
+    partial: usize,
+    bolos: usize,
+    any_jurisdiction: usize,
+    expired: usize,
+    exact_only: usize,
+    ids: std::collections::HashSet<String>,
+    repeated_ids: usize,
+}
+
+impl ListCounts {
+    fn count(&mut self, entry: &HotlistEntry, now: Timestamp) {
+        self.entries += 1;
+        if entry.is_bolo() {
+            self.bolos += 1;
+        } else if entry.partial {
+            self.partial += 1;
+        } else {
+            self.plates += 1;
+        }
+        if entry.jurisdiction.is_none() {
+            self.any_jurisdiction += 1;
+        }
+        if entry.is_expired_at(now) {
+            self.expired += 1;
+        }
+        if entry.misreads == Some(false) {
+            self.exact_only += 1;
+        }
+        if !self.ids.insert(entry.id.clone()) {
+            self.repeated_ids += 1;
+        }
+    }
+}
