@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use platestream_connectors::kafka::hotlist_updates::UpdatesStatus;
 use platestream_connectors::kafka::{
-    ensure_topics, group_lag, KafkaSettings, StopWhen, StreamEngine, StreamObserver, StreamOptions,
-    StreamSummary,
+    ensure_compacted_topics, ensure_topics, group_lag, publish_updates, spawn_hotlist_updates,
+    KafkaSettings, LiveUpdates, StopWhen, StreamEngine, StreamObserver, StreamOptions,
+    StreamSummary, UpdateMessage,
 };
 use platestream_engine::alert::Alert;
 use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::archive::ArchiveConfig;
-use platestream_engine::simulate::{Simulator, SimulatorConfig};
+use platestream_engine::simulate::{SimulatedMessage, Simulator, SimulatorConfig};
 use platestream_engine::Timestamp;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -91,8 +93,14 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         Duration::from_secs(30),
     )
     .await?;
+    ensure_compacted_topics(
+        &settings.producer_config(),
+        &[(UPDATES_TOPIC, 1)],
+        Duration::from_secs(30),
+    )
+    .await?;
     println!(
-        "broker {} with topics {}, {}, {}",
+        "broker {} with topics {}, {}, {}, {UPDATES_TOPIC}",
         settings.bootstrap_servers, raw_topic, settings.alerts_topic, settings.dead_letter_topic
     );
 
@@ -121,26 +129,6 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         simulator.readers().len()
     );
 
-    let produced = Arc::new(AtomicU64::new(0));
-    let producer_done = Arc::new(AtomicBool::new(false));
-    let producer_thread = {
-        let settings = settings.clone();
-        let produced = Arc::clone(&produced);
-        let producer_done = Arc::clone(&producer_done);
-        let stop_flag = Arc::clone(&stop_flag);
-        let (seconds, rate) = (options.seconds, options.rate);
-        std::thread::spawn(move || {
-            let result =
-                produce_simulated(&settings, simulator, seconds, rate, &produced, &stop_flag);
-            producer_done.store(true, Ordering::Relaxed);
-            result
-        })
-    };
-
-    println!(
-        "streaming {} reads/s for {} s; alerts follow (Ctrl-C stops early)\n",
-        options.rate, options.seconds
-    );
     let engine_stop = StopWhen {
         flag: Arc::clone(&stop_flag),
         idle: None,
@@ -161,7 +149,57 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         ..ReaderSettings::default()
     };
     let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
+    // The engine follows the live updates topic as `platestream run` does with
+    // hotlists.updates_topic, so alerts entered by hand (the demo's dispatcher below, or
+    // `platestream hotlist put` in another terminal) match while it runs.
+    let updates = spawn_hotlist_updates(
+        &settings,
+        UPDATES_TOPIC,
+        Arc::clone(&store),
+        Arc::new(LiveUpdates::default()),
+        Arc::clone(&stop_flag),
+    )?;
     let mut pipeline = pipeline_for(&settings, &readers, store)?.with_alert_policy(alert_policy);
+
+    let produced = Arc::new(AtomicU64::new(0));
+    let producer_done = Arc::new(AtomicBool::new(false));
+    let mut dispatcher = DemoDispatcher {
+        settings: settings.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        status: Arc::clone(&updates.status),
+        due: Instant::now() + Duration::from_secs(options.seconds) / 3,
+        entered: None,
+        print: print_alerts,
+    };
+    let producer_thread = {
+        let settings = settings.clone();
+        let produced = Arc::clone(&produced);
+        let producer_done = Arc::clone(&producer_done);
+        let stop_flag = Arc::clone(&stop_flag);
+        let (seconds, rate) = (options.seconds, options.rate);
+        std::thread::spawn(move || {
+            let result = produce_simulated(
+                &settings,
+                simulator,
+                seconds,
+                rate,
+                &produced,
+                &stop_flag,
+                &mut |simulator, message| dispatcher.before_send(simulator, message),
+            );
+            producer_done.store(true, Ordering::Relaxed);
+            result.map(|()| dispatcher.entered)
+        })
+    };
+
+    println!(
+        "streaming {} reads/s for {} s; alerts follow (Ctrl-C stops early)",
+        options.rate, options.seconds
+    );
+    println!(
+        "enter an alert by hand while it runs: platestream hotlist put --brokers {} --topic {UPDATES_TOPIC} --list amber_alert --plate PLATE\n",
+        settings.bootstrap_servers
+    );
     let engine_thread = std::thread::spawn(move || {
         engine.run(
             &mut pipeline,
@@ -189,14 +227,110 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
     let producer_result = producer_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the simulated readers' thread panicked"))?;
-    producer_result?;
+    let entered_by_hand = producer_result?;
     let summary = engine_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the engine thread panicked"))??;
+    let updates_applied = updates.status.applied.load(Ordering::Relaxed);
+    updates
+        .join()
+        .context("following the hotlist updates topic")?;
     let lag = group_lag(&settings, &raw_topic)?;
     drop(broker);
     print_summary(&summary, produced_total, started.elapsed(), &data_dir, lag)?;
+    println!(
+        "hotlist entries entered by hand      {updates_applied}{}",
+        entered_by_hand.map_or(String::new(), |plate| format!(
+            " (the dispatcher's AMBER alert for {plate})"
+        ))
+    );
     Ok(())
+}
+
+/// The demo's live updates topic (`hotlists.updates_topic` of `platestream run`).
+pub const UPDATES_TOPIC: &str = "plate-hotlist-updates";
+
+/// A dispatcher at the demo's real-time crime center: a third of the way into the run, an AMBER
+/// alert comes in for a vehicle that is about to pass one of the readers, and is entered by hand
+/// through the updates topic, exactly as `platestream hotlist put` does. The read that follows is
+/// the first the engine matches against it.
+struct DemoDispatcher {
+    settings: KafkaSettings,
+    runtime: tokio::runtime::Handle,
+    status: Arc<UpdatesStatus>,
+    due: Instant,
+    /// The plate entered, once it is.
+    entered: Option<String>,
+    print: bool,
+}
+
+impl DemoDispatcher {
+    fn before_send(&mut self, simulator: &Simulator, message: &SimulatedMessage) -> Result<()> {
+        if self.entered.is_some() || Instant::now() < self.due {
+            return Ok(());
+        }
+        // A vehicle read correctly, not on the sample hotlist already.
+        let Some(truth) = message
+            .truth
+            .as_ref()
+            .filter(|truth| !truth.hotlisted && !truth.misread)
+        else {
+            return Ok(());
+        };
+        self.entered = Some(truth.true_plate.clone());
+        let looks = simulator.vehicle_looks(truth.vehicle_id);
+        let mut value = serde_json::json!({
+            "plate": truth.true_plate,
+            "jurisdiction": truth.true_jurisdiction,
+            "priority": 1,
+            "reason": "AMBER alert: child abduction (entered by the demo's dispatcher)",
+            "entered_by": "demo dispatcher",
+            "entered_at": Timestamp::now().to_string(),
+        });
+        if let (Some(looks), Some(object)) = (&looks, value.as_object_mut()) {
+            object.insert("make".into(), looks.make.into());
+            object.insert("model".into(), looks.model.into());
+            object.insert("color".into(), looks.color.into());
+        }
+        let message = UpdateMessage {
+            key: format!("amber_alert/DEMO-{}", truth.vehicle_id),
+            value: Some(value.to_string()),
+        };
+        let applied_before = self.status.applied.load(Ordering::Relaxed);
+        let entered_at = Instant::now();
+        if let Err(error) = self.runtime.block_on(publish_updates(
+            &self.settings,
+            UPDATES_TOPIC,
+            std::slice::from_ref(&message),
+            |_| {},
+        )) {
+            tracing::warn!(%error, "the demo's dispatcher could not enter its AMBER alert");
+            return Ok(());
+        }
+        // The engine's updates thread applies it within a poll; the vehicle's read goes out after.
+        let deadline = entered_at + Duration::from_secs(10);
+        while self.status.applied.load(Ordering::Relaxed) == applied_before
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if self.print {
+            let vehicle = looks.map_or(String::new(), |looks| {
+                format!(", a {} {} {}", looks.color, looks.make, looks.model)
+            });
+            println!(
+                "\n[dispatcher] AMBER alert entered by hand for {} [{}]{vehicle}: on {UPDATES_TOPIC}, applied by the engine {} ms later",
+                truth.true_plate,
+                truth.true_jurisdiction,
+                entered_at.elapsed().as_millis()
+            );
+            println!(
+                "             (as `platestream hotlist put --brokers {} --topic {UPDATES_TOPIC} --list amber_alert --plate {} --jurisdiction {} --priority 1` does); the vehicle is about to pass a reader\n",
+                self.settings.bootstrap_servers, truth.true_plate, truth.true_jurisdiction
+            );
+        }
+        Ok(())
+    }
 }
 
 pub fn produce_simulated(
@@ -206,6 +340,7 @@ pub fn produce_simulated(
     rate: u64,
     produced: &AtomicU64,
     stop_flag: &AtomicBool,
+    before_send: &mut dyn FnMut(&Simulator, &SimulatedMessage) -> Result<()>,
 ) -> Result<()> {
     let producer: ThreadedProducer<DefaultProducerContext> = settings
         .producer_config()
@@ -224,6 +359,7 @@ pub fn produce_simulated(
         let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
         while sent < due {
             let message = simulator.next_message(Timestamp::now());
+            before_send(&simulator, &message)?;
             let key = message
                 .truth
                 .as_ref()

@@ -400,6 +400,7 @@ async fn run_command(command: Command) -> Result<()> {
                         rate as u64,
                         &produced,
                         &never,
+                        &mut |_, _| Ok(()),
                     )
                 })?;
                 println!("sent {} reads to {topic}", produced.load(Ordering::Relaxed));

@@ -1,0 +1,80 @@
+//! `platestream demo`, the README's first command, run as a new user runs it: a real tansu broker,
+//! simulated readers, the engine, the archive, and the demo's dispatcher entering an AMBER alert by
+//! hand through the live updates topic.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::succeed;
+
+/// The number after `label` on its line of the demo's summary.
+fn figure(stdout: &str, label: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|line| line.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {stdout}"));
+    line[line.find(label).unwrap() + label.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("no number in {line:?}"))
+}
+
+#[test]
+fn the_demo_accounts_for_every_read_and_pages_on_the_alert_its_dispatcher_enters_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = ["demo", "--seconds", "6", "--data-dir", "data"];
+    for run in 1..=2 {
+        let stdout = succeed(&demo, dir.path());
+        let produced = figure(&stdout, "reads produced by simulated readers");
+        let consumed = figure(&stdout, "messages consumed");
+        assert!(produced > 3_000, "run {run}: {stdout}");
+        assert_eq!(consumed, produced, "run {run}: {stdout}");
+        // Every message is archived, folded into a pass already read, or dead-lettered; a
+        // second run on the same directory (a fresh broker) skips none of them.
+        assert_eq!(
+            figure(&stdout, "reads archived")
+                + figure(&stdout, "duplicate frames folded")
+                + figure(&stdout, "dead-lettered (with reasons)")
+                + figure(&stdout, "not reads (heartbeats)"),
+            consumed,
+            "run {run}: {stdout}"
+        );
+        assert_eq!(
+            figure(&stdout, "skipped, archived by an earlier run"),
+            0,
+            "run {run}: {stdout}"
+        );
+        assert_eq!(figure(&stdout, "consumer lag after commit"), 0);
+
+        // The dispatcher's AMBER alert, then the engine paging on the vehicle's next read.
+        let entered = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("[dispatcher] AMBER alert entered by hand for "))
+            .unwrap_or_else(|| panic!("run {run}: no dispatcher line in {stdout}"));
+        let plate = entered.split_whitespace().next().unwrap();
+        let after_entry = &stdout[stdout.find("[dispatcher]").unwrap()..];
+        assert!(
+            after_entry.contains(&format!("ALERT p1 amber_alert {plate} ")),
+            "run {run}: no page for {plate} in {stdout}"
+        );
+        assert_eq!(figure(&stdout, "hotlist entries entered by hand"), 1);
+    }
+
+    // Both runs' reads are in the archive, and the hand-entered alerts with them.
+    let archived = succeed(
+        &[
+            "query",
+            "sql",
+            "SELECT count(*) AS alerts FROM alerts WHERE list = 'amber_alert' AND reason LIKE '%dispatcher%'",
+            "--archive",
+            "data",
+            "--format",
+            "csv",
+        ],
+        dir.path(),
+    );
+    let alerts: u64 = archived.lines().nth(1).unwrap().trim().parse().unwrap();
+    assert!(alerts >= 2, "{archived}");
+}
