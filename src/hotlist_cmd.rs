@@ -12,7 +12,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use platestream_connectors::kafka::{
-    ensure_compacted_topics, publish_updates, Delivered, KafkaSettings, PublishError, UpdateMessage,
+    ensure_compacted_topics, publish_updates, read_updates_topic, Delivered, KafkaSettings,
+    PublishError, UpdateMessage,
 };
 use platestream_engine::hotlist::{
     entry_from_fields, load_hotlist_csv, EntryFields, HotlistEntry, LoadedHotlist,
@@ -42,6 +43,10 @@ pub enum HotlistCommand {
     /// Publish a file of updates, one {"key": "<list>/<id>", "value": {...}} per line (a null
     /// value deletes; schemas/hotlist.md). Every line is checked before any is sent.
     Publish(PublishArgs),
+    /// List the entries the live updates topic holds now, what an engine starting now rebuilds
+    /// from it, with the ids `delete` takes. Entries of hotlist files are not listed (`check`
+    /// reads those).
+    Show(ShowArgs),
     /// Read hotlist CSV files and NCIC-style extracts as the engine loads them: entries per list,
     /// and every refused row with its line and reason. Exit status 1 if any row is refused or a
     /// file cannot be read.
@@ -142,6 +147,19 @@ pub struct PublishArgs {
 }
 
 #[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    target: TopicArgs,
+    /// Only this list.
+    #[arg(long)]
+    list: Option<String>,
+    /// One JSON object per entry (the entry as the engines hold it, and where it is on the
+    /// topic) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 pub struct CheckArgs {
     /// Hotlist CSV files (schemas/hotlist.md).
     files: Vec<PathBuf>,
@@ -174,6 +192,7 @@ pub async fn run_hotlist(args: HotlistArgs) -> Result<()> {
             Ok(())
         }
         HotlistCommand::Publish(publish_args) => run_publish(publish_args).await,
+        HotlistCommand::Show(show) => run_show(show).await,
         HotlistCommand::Check(check) => run_check(&check),
     }
 }
@@ -463,6 +482,118 @@ async fn run_publish(args: PublishArgs) -> Result<()> {
     println!(
         "published {} updates ({upserts} upserts, {deletes} deletes) from {name} to {topic}; engines following the topic apply them within seconds",
         delivered.len()
+    );
+    Ok(())
+}
+
+async fn run_show(args: ShowArgs) -> Result<()> {
+    let (settings, topic) = args.target.resolve().await?;
+    let state = tokio::task::block_in_place(|| {
+        read_updates_topic(&settings, &topic, Duration::from_secs(120))
+    })
+    .map_err(|error| match error {
+        PublishError::MissingTopic(_) => anyhow::anyhow!(
+            "{error}: nothing has been entered by hand yet (`platestream hotlist put --create-topic` creates it)"
+        ),
+        other => anyhow::Error::new(other).context(format!("reading {topic}")),
+    })?;
+    for (partition, offset, reason) in &state.refused {
+        eprintln!("partition {partition} offset {offset}: refused by the engines: {reason}");
+    }
+    let now = Timestamp::now();
+    let entries: Vec<_> = state
+        .entries
+        .iter()
+        .filter(|live| {
+            args.list
+                .as_deref()
+                .is_none_or(|list| live.entry.list == list)
+        })
+        .collect();
+    if args.json {
+        for live in &entries {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "list": live.entry.list,
+                    "id": live.entry.id,
+                    "entry": live.entry,
+                    "expired": live.entry.is_expired_at(now),
+                    "partition": live.partition,
+                    "offset": live.offset,
+                    "published_at": live.published_at_ms.map(|ms| Timestamp::from_millis(ms).to_string()),
+                })
+            );
+        }
+        return Ok(());
+    }
+    let header = [
+        "list",
+        "id",
+        "plate",
+        "jurisdiction",
+        "priority",
+        "expires",
+        "entered_by",
+        "reason",
+    ];
+    let rows: Vec<[String; 8]> = entries
+        .iter()
+        .map(|live| {
+            let entry = &live.entry;
+            [
+                entry.list.clone(),
+                entry.id.clone(),
+                if entry.plate_norm.is_empty() {
+                    "(description)".to_owned()
+                } else {
+                    entry.plate_norm.clone()
+                },
+                entry
+                    .jurisdiction
+                    .clone()
+                    .unwrap_or_else(|| "any".to_owned()),
+                entry.priority.to_string(),
+                match entry.expires_at {
+                    Some(at) if at <= now => format!("EXPIRED {at}"),
+                    Some(at) => at.to_string(),
+                    None => "-".to_owned(),
+                },
+                entry.entered_by.clone().unwrap_or_else(|| "-".to_owned()),
+                entry.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|column| {
+            rows.iter()
+                .map(|row| row[column].chars().count())
+                .chain([header[column].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[&str]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(&header);
+    for row in &rows {
+        line(&row.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    println!(
+        "\n{} live entries on {topic} ({} messages read{})",
+        rows.len(),
+        state.messages,
+        if state.refused.is_empty() {
+            String::new()
+        } else {
+            format!(", {} refused by the engines", state.refused.len())
+        }
     );
     Ok(())
 }

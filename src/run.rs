@@ -224,7 +224,10 @@ pub async fn run_engine(
     tracing::info!(
         messages = summary.counts.messages,
         reads_archived = summary.reads_archived,
+        duplicates_folded = summary.counts.duplicates_suppressed,
         dead_lettered = summary.counts.dead_lettered,
+        not_reads = summary.counts.not_reads,
+        skipped_already_archived = summary.already_archived,
         alerts = summary.counts.alerts,
         files = summary.files_written,
         elapsed_ms = summary.elapsed.as_millis() as u64,

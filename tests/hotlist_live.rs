@@ -804,6 +804,26 @@ fn a_dispatcher_enters_and_removes_alerts_with_the_hotlist_command_and_the_runni
         stdout.contains("deleted amber_alert/VA-2026-0042"),
         "{stdout}"
     );
+    // What is live now: the silver alert, with the id `delete` takes; the AMBER alert is gone.
+    let shown = succeed(
+        &["hotlist", "show", "--config", "platestream.toml"],
+        dir.path(),
+    );
+    let rows: Vec<Vec<&str>> = shown
+        .lines()
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .map(|line| line.split_whitespace().take(5).collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [["silver_alert", "SLV4419/US-MD", "SLV4419", "US-MD", "2"]],
+        "{shown}"
+    );
+    assert!(
+        shown.contains("1 live entries on cli-hotlist-updates (3 messages read)"),
+        "{shown}"
+    );
     engine.stop();
     let silver_before = alerts_of(&archive, "silver_alert", 1).len();
     let _engine = EngineProcess::start(dir.path());

@@ -382,6 +382,89 @@ fn an_archive_of_an_earlier_broker_or_topic_skips_none_of_the_new_messages() {
     }
 }
 
+/// A reader vendor's producer batches messages (librdkafka's default). tansu 0.6 then reports a
+/// partition's end as one past the first offset of its last batch, short of messages the archive
+/// already holds. That must not be taken for another incarnation of the partition: an engine of a
+/// new consumer group over the same archive (or one that crashed after archiving, before
+/// committing) skips what is archived instead of retiring the archive and reading it all again.
+#[test]
+fn a_short_watermark_after_batched_produces_is_not_taken_for_a_new_topic() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    let archive = tempfile::tempdir().unwrap();
+    let broker = TansuBroker::start().unwrap();
+    let mut settings = settings(&broker, "batched");
+    create_topics(&settings, 1);
+    let reads = traffic(1_000, 31);
+    let producer: ThreadedProducer<DefaultProducerContext> = settings
+        .producer_config()
+        .set("linger.ms", "500")
+        .create()
+        .unwrap();
+    for (key, payload) in &reads.payloads {
+        let mut record = BaseRecord::<[u8], [u8]>::to(&settings.raw_topics[0]).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key.as_bytes());
+        }
+        producer.send(record).map_err(|(error, _)| error).unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let watermark_client: BaseConsumer = settings.consumer_config().create().unwrap();
+    let (_, high) = watermark_client
+        .fetch_watermarks(&settings.raw_topics[0], 0, Duration::from_secs(10))
+        .unwrap();
+    assert!(
+        high < 1_000,
+        "the precondition: tansu reports the end of the last batch's first message ({high})"
+    );
+
+    let first = run_engine(
+        &settings,
+        archive.path(),
+        &reads.hotlist_csv,
+        until_idle(),
+        OnStop::CommitAll,
+    );
+    assert_eq!(first.reads_archived, 1_000);
+
+    settings.group_id = "batched-second-group".to_owned();
+    let second = run_engine(
+        &settings,
+        archive.path(),
+        &reads.hotlist_csv,
+        until_idle(),
+        OnStop::CommitAll,
+    );
+    assert_eq!(
+        (second.reads_archived, second.already_archived),
+        (0, 1_000),
+        "the archive was taken for another incarnation's"
+    );
+    let retired = walk(archive.path())
+        .into_iter()
+        .filter(|path| path.contains(".retired"))
+        .count();
+    assert_eq!(retired, 0, "files were retired");
+    let archived = archived_reads(archive.path());
+    let unique: BTreeSet<&str> = archived.iter().map(|read| read.read_id.as_str()).collect();
+    assert_eq!((archived.len(), unique.len()), (1_000, 1_000));
+}
+
+/// Every file under `dir`, as strings.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
 #[test]
 fn covert_hits_reach_only_the_covert_topic_and_repeat_hits_are_archived_but_not_paged() {
     use platestream_engine::alert_policy::{AlertRoute, ListPolicy};

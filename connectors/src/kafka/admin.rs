@@ -121,3 +121,51 @@ pub fn group_lag(settings: &KafkaSettings, topic: &str) -> Result<Option<i64>, K
     }
     Ok(Some(lag))
 }
+
+/// The offset after the last message of a partition whose watermarks are `(low, high)`.
+///
+/// Kafka's high watermark is exactly that. tansu 0.6 answers one past the *first* offset of the
+/// partition's last record batch instead, so after a producer that batches (librdkafka's default)
+/// it can be hundreds of messages short. Where that matters (the end compared with offsets
+/// already seen) this reads from `high - 1` and takes the last offset delivered: on Kafka the last
+/// message, on tansu the whole last batch.
+pub fn confirmed_partition_end(
+    settings: &KafkaSettings,
+    topic: &str,
+    partition: i32,
+    (low, high): (i64, i64),
+) -> Result<i64, KafkaError> {
+    if high <= low {
+        return Ok(high);
+    }
+    let consumer: BaseConsumer = settings
+        .consumer_config()
+        .set("group.id", "platestream-partition-end")
+        .create()
+        .map_err(KafkaError::client("partition end reader"))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Offset(high - 1))
+        .map_err(KafkaError::client("partition end reader"))?;
+    consumer
+        .assign(&assignment)
+        .map_err(KafkaError::client("partition end reader"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut end = high;
+    let mut delivered = false;
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                delivered = true;
+                end = end.max(rdkafka::Message::offset(&message) + 1);
+            }
+            Some(Err(error)) => {
+                tracing::debug!(%error, topic, partition, "reading the partition's last batch");
+            }
+            // A batch arrives whole: once one has, a quiet poll means the end.
+            None if delivered => break,
+            None => {}
+        }
+    }
+    Ok(end)
+}

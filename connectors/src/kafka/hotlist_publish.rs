@@ -1,19 +1,26 @@
-//! Writing to the hotlist updates topic: how a dispatcher's hand-entered AMBER alert, or a local
-//! system's batch of changes, reaches every engine that follows the topic
-//! ([`super::hotlist_updates`] reads it back).
+//! Writing to the hotlist updates topic, and reading what it holds: how a dispatcher's
+//! hand-entered AMBER alert, or a local system's batch of changes, reaches every engine that
+//! follows the topic ([`super::hotlist_updates`] is the engines' side), and how the dispatcher
+//! sees which entries are live.
 //!
 //! Every message is checked with the engine's own [`decode_update`] before anything is sent, so
 //! a message the engines would refuse is refused here, with its reason, instead of being logged on
 //! an engine's console where the dispatcher never looks.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use platestream_engine::hotlist::HotlistEntry;
+use platestream_engine::store::Update;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::hotlist_updates::{decode_update, InvalidUpdate, ListUpdate};
-use super::{KafkaError, KafkaSettings};
+use super::{confirmed_partition_end, KafkaError, KafkaSettings};
 
 /// One message of the updates topic: its key `<list>/<entry id>` and its value, a JSON object, or
 /// `None` for a tombstone (delete).
@@ -51,6 +58,8 @@ pub enum PublishError {
     },
     #[error("topic {0:?} does not exist on the cluster")]
     MissingTopic(String),
+    #[error("topic {topic:?} was not read to its end within {waited:?}")]
+    ReadTimedOut { topic: String, waited: Duration },
     #[error("message {index} ({key:?}) was not acknowledged by the cluster: {source}")]
     NotDelivered {
         index: usize,
@@ -129,26 +138,138 @@ pub async fn publish_updates(
 }
 
 fn ensure_topic_exists(settings: &KafkaSettings, topic: &str) -> Result<(), PublishError> {
+    topic_partitions(&metadata_client(settings)?, topic).map(|_| ())
+}
+
+fn metadata_client(settings: &KafkaSettings) -> Result<BaseConsumer, PublishError> {
     let mut config = settings.consumer_config();
     config.set("allow.auto.create.topics", "false");
-    let client: BaseConsumer = config
+    Ok(config
         .create()
-        .map_err(KafkaError::client("metadata client"))?;
+        .map_err(KafkaError::client("metadata client"))?)
+}
+
+/// The partitions of `topic`, or [`PublishError::MissingTopic`].
+fn topic_partitions(client: &BaseConsumer, topic: &str) -> Result<Vec<i32>, PublishError> {
     let metadata = client
         .fetch_metadata(Some(topic), Duration::from_secs(15))
         .map_err(KafkaError::client("topic metadata"))?;
-    let known = metadata.topics().iter().any(|found| {
-        found.name() == topic
-            && found.error().is_none_or(|code| {
-                RDKafkaErrorCode::from(code) != RDKafkaErrorCode::UnknownTopicOrPartition
-            })
-            && !found.partitions().is_empty()
-    });
-    if known {
-        Ok(())
-    } else {
-        Err(PublishError::MissingTopic(topic.to_owned()))
+    metadata
+        .topics()
+        .iter()
+        .find(|found| {
+            found.name() == topic
+                && found.error().is_none_or(|code| {
+                    RDKafkaErrorCode::from(code) != RDKafkaErrorCode::UnknownTopicOrPartition
+                })
+        })
+        .map(|found| {
+            found
+                .partitions()
+                .iter()
+                .map(|p| p.id())
+                .collect::<Vec<_>>()
+        })
+        .filter(|partitions| !partitions.is_empty())
+        .ok_or_else(|| PublishError::MissingTopic(topic.to_owned()))
+}
+
+/// An entry the updates topic holds now: the last upsert of its key, not deleted since.
+#[derive(Debug, Clone)]
+pub struct LiveEntry {
+    pub entry: Arc<HotlistEntry>,
+    pub partition: i32,
+    pub offset: i64,
+    /// When the broker stored the upsert (ms since the epoch), if it says.
+    pub published_at_ms: Option<i64>,
+}
+
+/// What the updates topic holds, read from its beginning to where it ended when reading began:
+/// what an engine starting now would rebuild.
+#[derive(Debug, Default)]
+pub struct TopicState {
+    /// By list, then id.
+    pub entries: Vec<LiveEntry>,
+    pub messages: u64,
+    /// Messages an engine refuses, as (partition, offset, reason).
+    pub refused: Vec<(i32, i64, String)>,
+}
+
+/// Reads `topic` from its beginning to its current end, as an engine's rebuild does, and folds
+/// its upserts and deletes by key.
+pub fn read_updates_topic(
+    settings: &KafkaSettings,
+    topic: &str,
+    limit: Duration,
+) -> Result<TopicState, PublishError> {
+    let consumer = metadata_client(settings)?;
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
+    for partition in topic_partitions(&consumer, topic)? {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, Duration::from_secs(15))
+            .map_err(KafkaError::client("updates topic watermarks"))?;
+        if high > low {
+            let end = confirmed_partition_end(settings, topic, partition, (low, high))?;
+            remaining.insert(partition, end);
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .map_err(KafkaError::client("updates topic assignment"))?;
+        }
     }
+    let mut state = TopicState::default();
+    let mut live: BTreeMap<(String, String), LiveEntry> = BTreeMap::new();
+    if !remaining.is_empty() {
+        consumer
+            .assign(&assignment)
+            .map_err(KafkaError::client("updates topic assignment"))?;
+    }
+    let started = Instant::now();
+    while !remaining.is_empty() {
+        if started.elapsed() > limit {
+            return Err(PublishError::ReadTimedOut {
+                topic: topic.to_owned(),
+                waited: limit,
+            });
+        }
+        let Some(polled) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = polled.map_err(KafkaError::client("reading the updates topic"))?;
+        let (partition, offset) = (message.partition(), message.offset());
+        if remaining
+            .get(&partition)
+            .is_some_and(|end| offset + 1 >= *end)
+        {
+            remaining.remove(&partition);
+        }
+        state.messages += 1;
+        match decode_update(message.key(), message.payload()) {
+            Ok(ListUpdate {
+                list,
+                update: Update::Upsert(entry),
+            }) => {
+                live.insert(
+                    (list, entry.id.clone()),
+                    LiveEntry {
+                        entry,
+                        partition,
+                        offset,
+                        published_at_ms: message.timestamp().to_millis(),
+                    },
+                );
+            }
+            Ok(ListUpdate {
+                list,
+                update: Update::Delete(id),
+            }) => {
+                live.remove(&(list, id));
+            }
+            Err(reason) => state.refused.push((partition, offset, reason.to_string())),
+        }
+    }
+    state.entries = live.into_values().collect();
+    Ok(state)
 }
 
 #[cfg(test)]

@@ -7,8 +7,11 @@ mod prepare;
 mod settings;
 mod stream;
 
-pub use admin::{ensure_compacted_topics, ensure_topics, group_lag};
-pub use hotlist_publish::{publish_updates, Delivered, PublishError, UpdateMessage};
+pub use admin::{confirmed_partition_end, ensure_compacted_topics, ensure_topics, group_lag};
+pub use hotlist_publish::{
+    publish_updates, read_updates_topic, Delivered, LiveEntry, PublishError, TopicState,
+    UpdateMessage,
+};
 pub use hotlist_updates::{spawn_hotlist_updates, HotlistUpdatesThread, LiveUpdates};
 pub use settings::KafkaSettings;
 pub use stream::{OnStop, StopWhen, StreamEngine, StreamObserver, StreamOptions, StreamSummary};

@@ -35,7 +35,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::prepare::{Disposition, PreparePool, PreparedBatch, PreparedMessage};
-use super::{KafkaError, KafkaSettings};
+use super::{confirmed_partition_end, KafkaError, KafkaSettings};
 
 /// When to stop, besides a Ctrl-C.
 #[derive(Debug, Clone, Default)]
@@ -533,10 +533,21 @@ impl RunState<'_> {
             for path in &recovery.removed_incomplete {
                 tracing::warn!(path = %path.display(), "removed a file of an incomplete segment; its reads will be replayed");
             }
-            let (low, high) = self
+            let (low, mut high) = self
                 .consumer
                 .fetch_watermarks(topic, partition, Duration::from_secs(10))
                 .map_err(KafkaError::client("watermarks"))?;
+            let committed = committed_offset(self.consumer, topic, partition)?;
+            if recovery
+                .archived_through
+                .is_some_and(|through| high <= through)
+                || committed.is_some_and(|offset| offset > high)
+            {
+                // Before taking the archive or the commit for another incarnation's, make sure
+                // the watermark is the partition's end: tansu's can be short of it.
+                high =
+                    confirmed_partition_end(&self.engine.settings, topic, partition, (low, high))?;
+            }
             if let Some(through) = recovery.archived_through.filter(|&through| high <= through) {
                 // The partition never held the offsets the archive says it archived: the topic
                 // was created again, or this is another broker. Skipping up to them would lose
@@ -555,13 +566,7 @@ impl RunState<'_> {
                 );
                 recovery.archived_through = None;
             }
-            let resume_at = resume_offset(
-                self.consumer,
-                topic,
-                partition,
-                recovery.archived_through,
-                (low, high),
-            )?;
+            let resume_at = resume_offset(committed, recovery.archived_through, (low, high));
             tracing::info!(topic, partition, archived_through = ?recovery.archived_through, resume_at, "partition assigned");
             vacant.insert(PartitionState {
                 archived_through: recovery.archived_through,
@@ -1166,29 +1171,36 @@ impl Drop for Checkpointer {
 
 /// Where consumption of a newly assigned partition must resume: after what is committed and
 /// after what is archived, and no earlier than the oldest offset the broker still holds.
-fn resume_offset(
+/// Where the group committed it would resume `partition`, if it did.
+fn committed_offset(
     consumer: &BaseConsumer<EngineConsumerContext>,
     topic: &str,
     partition: i32,
-    archived_through: Option<i64>,
-    (low, high): (i64, i64),
-) -> Result<i64, KafkaError> {
-    let timeout = Duration::from_secs(10);
+) -> Result<Option<i64>, KafkaError> {
     let mut list = TopicPartitionList::new();
     list.add_partition(topic, partition);
-    let committed = consumer
-        .committed_offsets(list, timeout)
+    Ok(consumer
+        .committed_offsets(list, Duration::from_secs(10))
         .map_err(KafkaError::client("committed offsets"))?
         .elements()
         .first()
         .and_then(|element| match element.offset() {
             Offset::Offset(offset) => Some(offset),
             _ => None,
-        })
-        // A commit beyond the end is of an earlier incarnation of the topic, like an archive's.
-        .filter(|&offset| offset <= high);
+        }))
+}
+
+/// The first offset to process: after both the group's commit and the durable archive, within
+/// the partition's `(low, high)` range.
+fn resume_offset(
+    committed: Option<i64>,
+    archived_through: Option<i64>,
+    (low, high): (i64, i64),
+) -> i64 {
+    // A commit beyond the end is of an earlier incarnation of the topic, like an archive's.
+    let committed = committed.filter(|&offset| offset <= high);
     let after_archive = archived_through.map_or(low, |through| through + 1);
-    Ok(committed.unwrap_or(low).max(after_archive).max(low))
+    committed.unwrap_or(low).max(after_archive).max(low)
 }
 
 fn dead_letter_headers(dead_letter: &DeadLetter) -> OwnedHeaders {
