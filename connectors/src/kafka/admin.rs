@@ -117,7 +117,13 @@ pub fn group_lag(settings: &KafkaSettings, topic: &str) -> Result<Option<i64>, K
             Offset::Offset(offset) => offset,
             _ => low,
         };
-        lag += (high - position).max(0);
+        // A group that looks caught up may only be past tansu's short watermark.
+        let end = if position >= high {
+            confirmed_partition_end(settings, topic, element.partition(), (low, high))?
+        } else {
+            high
+        };
+        lag += (end - position).max(0);
     }
     Ok(Some(lag))
 }
