@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{create_topics, produce_all, runtime};
+use common::{create_topics, produce_all, runtime, EngineProcess};
 use platestream::broker::TansuBroker;
 use platestream::hotlist_sources::{FileReloader, HotlistFiles, ReloadIntervals};
 use platestream_connectors::kafka::{
@@ -453,46 +453,6 @@ fn a_full_webhook_queue_drops_its_oldest_alerts_and_a_dead_endpoint_counts_failu
     assert_eq!(failed + dropped, 6, "every alert is accounted for");
 }
 
-/// `platestream run` in `dir` with `platestream.toml`, killed when dropped.
-struct EngineProcess(std::process::Child);
-
-impl EngineProcess {
-    fn start(dir: &Path) -> Self {
-        Self(
-            std::process::Command::new(env!("CARGO_BIN_EXE_platestream"))
-                .args(["run", "--config", "platestream.toml"])
-                .current_dir(dir)
-                .env_remove("RUST_LOG")
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    }
-
-    /// As a service manager stops it: SIGTERM, then the engine commits and leaves its group.
-    fn stop(mut self) {
-        let pid = self.0.id().to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the engine did not stop");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for EngineProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Every alert archived so far.
 fn archived_alert_records(archive: &Path) -> Vec<Alert> {
     let mut alerts = Vec::new();
@@ -613,14 +573,14 @@ fn a_restarted_engine_does_not_page_again_within_the_suppression_window() {
 
     // The stolen car passes a reader, officers are paged, then the engine is stopped.
     produce_all(&settings, &settings.raw_topics[0], &[read("r1", 5)]);
-    let engine = EngineProcess::start(dir.path());
+    let engine = EngineProcess::start(dir.path(), "platestream.toml");
     assert_eq!(archived_alerts(&archive, 1), [("r1".to_owned(), false)]);
     engine.stop();
 
     // Three minutes later by the car's clock it passes another reader: the restarted engine
     // records the hit but does not page again.
     produce_all(&settings, &settings.raw_topics[0], &[read("r2", 2)]);
-    let _engine = EngineProcess::start(dir.path());
+    let _engine = EngineProcess::start(dir.path(), "platestream.toml");
     assert_eq!(
         archived_alerts(&archive, 2),
         [("r1".to_owned(), false), ("r2".to_owned(), true)]
@@ -729,7 +689,7 @@ fn a_dispatcher_enters_and_removes_alerts_with_the_hotlist_command_and_the_runni
         stdout.contains("plate AMB3R1, [US-VA], priority 1"),
         "{stdout}"
     );
-    let engine = EngineProcess::start(dir.path());
+    let engine = EngineProcess::start(dir.path(), "platestream.toml");
     produce_all(
         &settings,
         &reads_topic,
@@ -826,7 +786,7 @@ fn a_dispatcher_enters_and_removes_alerts_with_the_hotlist_command_and_the_runni
     );
     engine.stop();
     let silver_before = alerts_of(&archive, "silver_alert", 1).len();
-    let _engine = EngineProcess::start(dir.path());
+    let _engine = EngineProcess::start(dir.path(), "platestream.toml");
     produce_all(
         &settings,
         &reads_topic,

@@ -245,3 +245,58 @@ pub fn archived_reads(dir: &Path) -> Vec<ArchivedRead> {
     }
     reads
 }
+
+/// `platestream run --config CONFIG` in `dir`, as a service manager runs it; its log goes to
+/// `dir/CONFIG.log` (appended, so a restarted engine's follows). Killed when dropped.
+pub struct EngineProcess(std::process::Child);
+
+impl EngineProcess {
+    pub fn start(dir: &Path, config: &str) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{config}.log")))
+            .unwrap();
+        Self(
+            Command::new(env!("CARGO_BIN_EXE_platestream"))
+                .args(["run", "--config", config])
+                .current_dir(dir)
+                .env_remove("RUST_LOG")
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// As a service manager stops it: SIGTERM, then the engine commits and leaves its group.
+    /// Returns how it exited.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        if let Some(status) = self.0.try_wait().unwrap() {
+            return status;
+        }
+        let pid = self.0.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the engine did not stop");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether it is still running (it has not failed).
+    pub fn running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

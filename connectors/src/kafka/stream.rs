@@ -111,7 +111,48 @@ pub struct StreamSummary {
 struct EngineConsumerContext {
     /// Partitions assigned or revoked during the last poll; handled by the loop after it returns.
     rebalanced: Mutex<Vec<(String, i32)>>,
+    files_in_flight: Arc<FilesInFlight>,
 }
+
+/// Checkpoints handed to the checkpoint thread whose files are not yet all in place. Engines of
+/// one group may share an archive directory; the next owner of a partition recovers its files as
+/// soon as it is assigned, and would take a segment caught between its renames for an
+/// incomplete one and delete it. So a revocation waits for these before librdkafka rejoins the
+/// group.
+#[derive(Default)]
+struct FilesInFlight {
+    count: Mutex<usize>,
+    settled: Condvar,
+}
+
+impl FilesInFlight {
+    fn begin(&self) {
+        if let Ok(mut count) = self.count.lock() {
+            *count += 1;
+        }
+    }
+
+    fn end(&self) {
+        if let Ok(mut count) = self.count.lock() {
+            *count = count.saturating_sub(1);
+        }
+        self.settled.notify_all();
+    }
+
+    /// Whether none is in flight any more, waiting up to `limit`.
+    fn wait_settled(&self, limit: Duration) -> bool {
+        let Ok(count) = self.count.lock() else {
+            return false;
+        };
+        self.settled
+            .wait_timeout_while(count, limit, |count| *count > 0)
+            .is_ok_and(|(count, _)| *count == 0)
+    }
+}
+
+/// How long a revocation waits for checkpoints' files: one checkpoint waits for its alerts'
+/// acknowledgements (`DELIVERY_TIMEOUT`) before writing.
+const REVOKE_WAIT: Duration = Duration::from_secs(60);
 
 impl ClientContext for EngineConsumerContext {
     fn stats(&self, statistics: Statistics) {
@@ -146,6 +187,15 @@ impl ConsumerContext for EngineConsumerContext {
             for element in partitions.elements() {
                 rebalanced.push((element.topic().to_owned(), element.partition()));
             }
+        }
+        if matches!(rebalance, Rebalance::Revoke(_))
+            && !self.files_in_flight.wait_settled(REVOKE_WAIT)
+        {
+            tracing::warn!(
+                waited_secs = REVOKE_WAIT.as_secs(),
+                "partitions revoked while a checkpoint's files are still being written; their next \
+                 owner may take that segment for an incomplete one and archive its reads again"
+            );
         }
         tracing::info!(
             kind = if matches!(rebalance, Rebalance::Assign(_)) {
@@ -280,10 +330,14 @@ impl StreamEngine {
         pipeline: &mut Pipeline,
         observer: &mut dyn StreamObserver,
     ) -> Result<StreamSummary, KafkaError> {
+        let files_in_flight = Arc::new(FilesInFlight::default());
         let consumer: BaseConsumer<EngineConsumerContext> = self
             .settings
             .consumer_config()
-            .create_with_context(EngineConsumerContext::default())
+            .create_with_context(EngineConsumerContext {
+                files_in_flight: Arc::clone(&files_in_flight),
+                ..EngineConsumerContext::default()
+            })
             .map_err(KafkaError::client("consumer"))?;
         let topics: Vec<&str> = self
             .settings
@@ -304,7 +358,7 @@ impl StreamEngine {
             engine: self,
             consumer: &consumer,
             producer: &producer,
-            checkpoints: Checkpointer::spawn(Arc::clone(producer.context()))?,
+            checkpoints: Checkpointer::spawn(Arc::clone(producer.context()), files_in_flight)?,
             partitions: HashMap::new(),
             summary: StreamSummary::default(),
             processed: Processed::default(),
@@ -1069,18 +1123,24 @@ struct Checkpointer {
     requests: Option<SyncSender<Checkpoint>>,
     finished: Receiver<Result<FinishedCheckpoint, KafkaError>>,
     in_flight: usize,
+    files_in_flight: Arc<FilesInFlight>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    fn spawn(deliveries: Arc<DeliveryTracker>) -> Result<Self, KafkaError> {
+    fn spawn(
+        deliveries: Arc<DeliveryTracker>,
+        files_in_flight: Arc<FilesInFlight>,
+    ) -> Result<Self, KafkaError> {
         let (requests, incoming) = sync_channel::<Checkpoint>(1);
         let (report, finished) = channel();
+        let settled = Arc::clone(&files_in_flight);
         let thread = std::thread::Builder::new()
             .name("archive-checkpoint".to_owned())
             .spawn(move || {
                 for checkpoint in incoming {
                     let result = Self::make_durable(&deliveries, checkpoint);
+                    settled.end();
                     if report.send(result).is_err() {
                         return;
                     }
@@ -1091,6 +1151,7 @@ impl Checkpointer {
             requests: Some(requests),
             finished,
             in_flight: 0,
+            files_in_flight,
             thread: Some(thread),
         })
     }
@@ -1120,11 +1181,13 @@ impl Checkpointer {
     }
 
     fn submit(&mut self, checkpoint: Checkpoint) -> Result<(), KafkaError> {
+        self.files_in_flight.begin();
         let sent = self
             .requests
             .as_ref()
             .is_some_and(|requests| requests.send(checkpoint).is_ok());
         if !sent {
+            self.files_in_flight.end();
             return Err(KafkaError::Internal(
                 "the checkpoint thread has stopped".to_owned(),
             ));
@@ -1169,8 +1232,6 @@ impl Drop for Checkpointer {
     }
 }
 
-/// Where consumption of a newly assigned partition must resume: after what is committed and
-/// after what is archived, and no earlier than the oldest offset the broker still holds.
 /// Where the group committed it would resume `partition`, if it did.
 fn committed_offset(
     consumer: &BaseConsumer<EngineConsumerContext>,
@@ -1190,8 +1251,8 @@ fn committed_offset(
         }))
 }
 
-/// The first offset to process: after both the group's commit and the durable archive, within
-/// the partition's `(low, high)` range.
+/// Where consumption of a newly assigned partition must resume: after what is committed and
+/// after what is archived, and no earlier than the oldest offset the broker still holds.
 fn resume_offset(
     committed: Option<i64>,
     archived_through: Option<i64>,
@@ -1249,6 +1310,23 @@ fn send(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_revocation_waits_for_checkpoint_files_in_flight_and_no_longer() {
+        let in_flight = Arc::new(FilesInFlight::default());
+        assert!(in_flight.wait_settled(Duration::ZERO), "none in flight");
+        in_flight.begin();
+        assert!(!in_flight.wait_settled(Duration::from_millis(20)));
+        let writer = Arc::clone(&in_flight);
+        let finishing = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            writer.end();
+        });
+        let started = Instant::now();
+        assert!(in_flight.wait_settled(Duration::from_secs(10)));
+        assert!(started.elapsed() >= Duration::from_millis(40));
+        finishing.join().unwrap();
+    }
     use super::*;
 
     #[test]
