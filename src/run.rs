@@ -8,11 +8,12 @@ use anyhow::{bail, Context, Result};
 use platestream_connectors::http::{BoundSearchApi, SearchApi};
 use platestream_connectors::kafka::hotlist_updates::UpdatesStatus;
 use platestream_connectors::kafka::{
-    ensure_compacted_topics, ensure_topics, spawn_hotlist_updates, LiveUpdates, StopWhen,
-    StreamEngine, StreamObserver, StreamOptions,
+    ensure_compacted_topics, ensure_topics, missing_topics, spawn_hotlist_updates, KafkaSettings,
+    LiveUpdates, StopWhen, StreamEngine, StreamObserver, StreamOptions,
 };
 use platestream_connectors::webhooks::{validate_webhook_url, WebhookFanout};
 use platestream_engine::alert::Alert;
+use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::archive::ArchiveConfig;
 
 use crate::config::Config;
@@ -124,6 +125,7 @@ pub async fn run_engine(
             .await?;
         }
     }
+    require_topics(&config.kafka, &engine_topics(&config))?;
     std::fs::create_dir_all(&config.archive.dir).with_context(|| {
         format!(
             "archive.dir {} cannot be created",
@@ -279,4 +281,61 @@ fn check_webhook_urls(config: &Config) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The topics the engine reads or writes, with the setting that names each. The covert topic
+/// only when a list routes there.
+fn engine_topics(config: &Config) -> Vec<(&str, &'static str)> {
+    let mut topics: Vec<(&str, &'static str)> = config
+        .kafka
+        .raw_topics
+        .iter()
+        .map(|topic| (topic.as_str(), "[kafka] raw_topics"))
+        .collect();
+    topics.push((&config.kafka.alerts_topic, "[kafka] alerts_topic"));
+    topics.push((&config.kafka.dead_letter_topic, "[kafka] dead_letter_topic"));
+    if config
+        .hotlists
+        .lists
+        .iter()
+        .any(|list| list.route == AlertRoute::Covert)
+    {
+        topics.push((
+            &config.kafka.covert_alerts_topic,
+            "[kafka] covert_alerts_topic",
+        ));
+    }
+    topics
+}
+
+/// Refuses to start on topics the cluster does not have: the engine would otherwise consume
+/// nothing, or fail half a minute in at its first alert with a timed-out delivery. A cluster that
+/// cannot be asked now is only warned about (the clients keep retrying).
+pub fn require_topics(settings: &KafkaSettings, topics: &[(&str, &str)]) -> Result<()> {
+    let names: Vec<&str> = topics.iter().map(|(topic, _)| *topic).collect();
+    let missing = match missing_topics(settings, &names) {
+        Ok(missing) => missing,
+        Err(error) => {
+            tracing::warn!(%error, "could not check that the configured topics exist");
+            return Ok(());
+        }
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let described: Vec<String> = topics
+        .iter()
+        .filter(|(topic, _)| missing.contains(topic))
+        .map(|(topic, setting)| format!("{topic} ({setting})"))
+        .collect();
+    let (noun, pronoun) = if described.len() == 1 {
+        ("topic", "it")
+    } else {
+        ("topics", "them")
+    };
+    bail!(
+        "the cluster at {} has no {noun} {}: create {pronoun}, or start with --create-topics",
+        settings.bootstrap_servers,
+        described.join(", ")
+    )
 }

@@ -58,6 +58,11 @@ pub async fn serve(
         )
         .await?;
     }
+    let vendor_topics: Vec<(&str, &str)> = topics
+        .iter()
+        .map(|topic| (*topic, "[ingest.vendors.*] topic"))
+        .collect();
+    crate::run::require_topics(&config.kafka, &vendor_topics)?;
     warn_about_engine_formats(&config);
     let bound = server.bind().await?;
     tracing::info!(

@@ -583,3 +583,33 @@ fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() 
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn an_engine_whose_topics_do_not_exist_refuses_to_start_and_names_them() {
+    let broker = platestream::broker::TansuBroker::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("platestream.toml"),
+        format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\nraw_topics = [\"absent-reads\"]\n\
+             alerts_topic = \"absent-alerts\"\ndead_letter_topic = \"absent-dead\"\n\
+             [archive]\ndir = \"archive\"\n[hotlists]\nfiles = []\n[metrics]\nlisten = \"\"\n",
+            broker.bootstrap_servers()
+        ),
+    )
+    .unwrap();
+    // Without the check the engine waited on the reads topic and failed half a minute later at
+    // its first alert with "Message timed out".
+    let run = platestream(&["run", "--config", "platestream.toml"], dir.path());
+    assert!(!run.status.success());
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains("absent-reads ([kafka] raw_topics)")
+            && stderr.contains("absent-alerts ([kafka] alerts_topic)")
+            && stderr.contains("absent-dead ([kafka] dead_letter_topic)")
+            && stderr.contains("--create-topics"),
+        "{stderr}"
+    );
+    // Covert alerts go nowhere unless a list routes there: that topic is not required.
+    assert!(!stderr.contains("covert"), "{stderr}");
+}

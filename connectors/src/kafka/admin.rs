@@ -175,3 +175,54 @@ pub fn confirmed_partition_end(
     }
     Ok(end)
 }
+
+/// A client for metadata requests that never creates a topic by asking about it.
+pub(crate) fn metadata_client(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
+    let mut config = settings.consumer_config();
+    config.set("allow.auto.create.topics", "false");
+    config
+        .create()
+        .map_err(KafkaError::client("metadata client"))
+}
+
+/// The partitions of `topic`, or `None` when the cluster does not have it.
+pub(crate) fn topic_partitions(
+    client: &BaseConsumer,
+    topic: &str,
+) -> Result<Option<Vec<i32>>, KafkaError> {
+    let metadata = client
+        .fetch_metadata(Some(topic), Duration::from_secs(15))
+        .map_err(KafkaError::client("topic metadata"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|found| {
+            found.name() == topic
+                && found.error().is_none_or(|code| {
+                    RDKafkaErrorCode::from(code) != RDKafkaErrorCode::UnknownTopicOrPartition
+                })
+        })
+        .map(|found| {
+            found
+                .partitions()
+                .iter()
+                .map(|p| p.id())
+                .collect::<Vec<_>>()
+        })
+        .filter(|partitions| !partitions.is_empty()))
+}
+
+/// Of `topics`, those the cluster does not have.
+pub fn missing_topics<'a>(
+    settings: &KafkaSettings,
+    topics: &[&'a str],
+) -> Result<Vec<&'a str>, KafkaError> {
+    let client = metadata_client(settings)?;
+    let mut missing = Vec::new();
+    for &topic in topics {
+        if topic_partitions(&client, topic)?.is_none() {
+            missing.push(topic);
+        }
+    }
+    Ok(missing)
+}

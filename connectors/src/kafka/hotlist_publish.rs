@@ -16,9 +16,9 @@ use platestream_engine::store::Update;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::admin::{metadata_client, topic_partitions};
 use super::hotlist_updates::{decode_update, InvalidUpdate, ListUpdate};
 use super::{confirmed_partition_end, KafkaError, KafkaSettings};
 
@@ -138,40 +138,11 @@ pub async fn publish_updates(
 }
 
 fn ensure_topic_exists(settings: &KafkaSettings, topic: &str) -> Result<(), PublishError> {
-    topic_partitions(&metadata_client(settings)?, topic).map(|_| ())
+    partitions_of(&metadata_client(settings)?, topic).map(|_| ())
 }
 
-fn metadata_client(settings: &KafkaSettings) -> Result<BaseConsumer, PublishError> {
-    let mut config = settings.consumer_config();
-    config.set("allow.auto.create.topics", "false");
-    Ok(config
-        .create()
-        .map_err(KafkaError::client("metadata client"))?)
-}
-
-/// The partitions of `topic`, or [`PublishError::MissingTopic`].
-fn topic_partitions(client: &BaseConsumer, topic: &str) -> Result<Vec<i32>, PublishError> {
-    let metadata = client
-        .fetch_metadata(Some(topic), Duration::from_secs(15))
-        .map_err(KafkaError::client("topic metadata"))?;
-    metadata
-        .topics()
-        .iter()
-        .find(|found| {
-            found.name() == topic
-                && found.error().is_none_or(|code| {
-                    RDKafkaErrorCode::from(code) != RDKafkaErrorCode::UnknownTopicOrPartition
-                })
-        })
-        .map(|found| {
-            found
-                .partitions()
-                .iter()
-                .map(|p| p.id())
-                .collect::<Vec<_>>()
-        })
-        .filter(|partitions| !partitions.is_empty())
-        .ok_or_else(|| PublishError::MissingTopic(topic.to_owned()))
+fn partitions_of(client: &BaseConsumer, topic: &str) -> Result<Vec<i32>, PublishError> {
+    topic_partitions(client, topic)?.ok_or_else(|| PublishError::MissingTopic(topic.to_owned()))
 }
 
 /// An entry the updates topic holds now: the last upsert of its key, not deleted since.
@@ -205,7 +176,7 @@ pub fn read_updates_topic(
     let consumer = metadata_client(settings)?;
     let mut assignment = TopicPartitionList::new();
     let mut remaining: BTreeMap<i32, i64> = BTreeMap::new();
-    for partition in topic_partitions(&consumer, topic)? {
+    for partition in partitions_of(&consumer, topic)? {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, Duration::from_secs(15))
             .map_err(KafkaError::client("updates topic watermarks"))?;

@@ -7,7 +7,9 @@ mod prepare;
 mod settings;
 mod stream;
 
-pub use admin::{confirmed_partition_end, ensure_compacted_topics, ensure_topics, group_lag};
+pub use admin::{
+    confirmed_partition_end, ensure_compacted_topics, ensure_topics, group_lag, missing_topics,
+};
 pub use hotlist_publish::{
     publish_updates, read_updates_topic, Delivered, LiveEntry, PublishError, TopicState,
     UpdateMessage,
