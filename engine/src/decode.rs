@@ -51,8 +51,10 @@ pub trait ReadDecoder: Send + Sync {
 }
 
 /// Message bytes as text. `from_utf8` then `from_str` is faster in serde_json than `from_slice`,
-/// and it gives the dead letter a precise reason for binary garbage.
+/// and it gives the dead letter a precise reason for binary garbage. A UTF-8 byte order mark in
+/// front (Windows tools write one: PowerShell's `Out-File`, Notepad) is not part of the JSON.
 pub fn payload_text(payload: &[u8]) -> Result<&str, DecodeError> {
+    let payload = payload.strip_prefix(UTF8_BOM).unwrap_or(payload);
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError::Empty);
     }
@@ -60,6 +62,8 @@ pub fn payload_text(payload: &[u8]) -> Result<&str, DecodeError> {
         valid_up_to: error.valid_up_to(),
     })
 }
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// platestream's own format: one `PlateRead` as JSON (`schemas/plate-read.schema.json`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -99,6 +103,20 @@ mod tests {
         assert_eq!(decoded, Decoded::Reads(1));
         assert_eq!(reads[0].plate, "ABC123");
         assert_eq!(reads[0].jurisdiction.as_deref(), Some("US-VA"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_in_front_is_not_part_of_the_message() {
+        let mut reads = Vec::new();
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), GOOD.as_bytes()].concat();
+        assert_eq!(
+            CanonicalJsonDecoder.decode(&with_bom, &mut reads).unwrap(),
+            Decoded::Reads(1)
+        );
+        let error = CanonicalJsonDecoder
+            .decode(b"\xEF\xBB\xBF \n", &mut reads)
+            .unwrap_err();
+        assert_eq!(error.code(), "empty_message");
     }
 
     #[test]

@@ -351,7 +351,7 @@ fn externalize_raw(
         return Ok((bytes, Vec::new()));
     }
     // Not JSON: nothing recognizable to move; the decoder judges the bytes as sent.
-    let Some(mut value) = std::str::from_utf8(&bytes)
+    let Some(mut value) = platestream_engine::decode::payload_text(&bytes)
         .ok()
         .and_then(|text| serde_json::from_str::<Value>(text).ok())
     else {
