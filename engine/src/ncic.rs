@@ -233,7 +233,12 @@ pub fn load_ncic_extract<R: BufRead>(
             source_name: source_name.to_owned(),
             error,
         })?;
-        let line = line.trim_end_matches(['\r', '\n']);
+        let mut line = line.trim_end_matches(['\r', '\n']);
+        if line_number == 1 {
+            // A byte order mark (Windows tools write one) would shift every fixed-width field
+            // of the first record by one place.
+            line = line.trim_start_matches('\u{feff}');
+        }
         if line.trim().is_empty() {
             continue;
         }
@@ -286,6 +291,19 @@ mod tests {
         assert_eq!(stolen.attributes["ori"], "LA0570200");
         assert_eq!(loaded.entries[1].list, "stolen_plates");
         assert_eq!(loaded.entries[1].priority, 3);
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_shift_the_first_record() {
+        for first in [
+            "V123456789LA057020020190509AB123456  CA2009MC2009YAMACYLMCBLK",
+            "V165399977,0H0671200,20200124,GGX-6728,0H,2021,2009,D0DG,CHA,4D,GRY",
+        ] {
+            let extract = format!("\u{feff}{first}\r\n");
+            let loaded = load_ncic_extract("x.dat", extract.as_bytes(), None).unwrap();
+            assert_eq!(loaded.entries.len(), 1, "{first}");
+            assert_eq!(loaded.entries[0].ncic_number.as_deref(), Some(&first[..10]));
+        }
     }
 
     #[test]
