@@ -217,6 +217,25 @@ const KNOWN_COLUMNS: &[&str] = &[
     "min_score",
 ];
 
+/// A row as text. Files should be UTF-8, but Excel's "CSV (Comma delimited)" writes
+/// Windows-1252: a row that is not UTF-8 (`José` in a description) is read as that rather than
+/// keeping the whole file from loading.
+fn text_record(record: csv::ByteRecord) -> csv::StringRecord {
+    csv::StringRecord::from_byte_record(record).unwrap_or_else(|error| {
+        let record = error.into_byte_record();
+        let mut text = csv::StringRecord::with_capacity(record.as_slice().len(), record.len());
+        for field in &record {
+            text.push_field(
+                &encoding_rs::WINDOWS_1252
+                    .decode_without_bom_handling(field)
+                    .0,
+            );
+        }
+        text.set_position(record.position().cloned());
+        text
+    })
+}
+
 /// Loads hotlist entries from CSV with a header row. `source_name` (a file name) goes into errors.
 pub fn load_hotlist_csv<R: Read>(
     source_name: &str,
@@ -270,8 +289,8 @@ pub fn load_hotlist_csv<R: Read>(
     };
 
     let mut loaded = LoadedHotlist::default();
-    for record in reader.records() {
-        let record = record.map_err(csv_error)?;
+    for record in reader.byte_records() {
+        let record = text_record(record.map_err(csv_error)?);
         let line = record.position().map_or(0, |position| position.line());
         let field = |index: Option<usize>| {
             index
@@ -578,6 +597,25 @@ impl EntryFields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_in_windows_1252_is_read_as_such_and_the_file_still_loads() {
+        let csv: &[u8] = b"list,plate,jurisdiction,description\n\
+            stolen_vehicles, ABC 1234 ,VA,Jos\xe9's \x93silver\x94 Civic\n\
+            stolen_vehicles,XYZ999,MD, caf\xc3\xa9 owner \n";
+        let loaded = load_hotlist_csv("state.csv", csv).unwrap();
+        assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+        assert_eq!(loaded.entries.len(), 2);
+        assert_eq!(loaded.entries[0].plate_norm, "ABC1234");
+        assert_eq!(
+            loaded.entries[0].description.as_deref(),
+            Some("Jos\u{e9}'s \u{201c}silver\u{201d} Civic")
+        );
+        assert_eq!(
+            loaded.entries[1].description.as_deref(),
+            Some("caf\u{e9} owner")
+        );
+    }
 
     #[test]
     fn rows_load_with_optional_and_extra_columns() {

@@ -227,12 +227,21 @@ pub fn load_ncic_extract<R: BufRead>(
 ) -> Result<LoadedHotlist, HotlistError> {
     let mut loaded = LoadedHotlist::default();
     let mut layout = layout;
-    for (index, line) in input.lines().enumerate() {
+    for (index, line) in input.split(b'\n').enumerate() {
         let line_number = index as u64 + 1;
         let line = line.map_err(|error| HotlistError::Io {
             source_name: source_name.to_owned(),
             error,
         })?;
+        // Extracts should be ASCII; a line that is not UTF-8 is read as Windows-1252 (what a
+        // Windows export writes) rather than keeping the whole file from loading.
+        let line = match String::from_utf8(line) {
+            Ok(text) => text,
+            Err(error) => encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(error.as_bytes())
+                .0
+                .into_owned(),
+        };
         let mut line = line.trim_end_matches(['\r', '\n']);
         if line_number == 1 {
             // A byte order mark (Windows tools write one) would shift every fixed-width field
@@ -304,6 +313,16 @@ mod tests {
             assert_eq!(loaded.entries.len(), 1, "{first}");
             assert_eq!(loaded.entries[0].ncic_number.as_deref(), Some(&first[..10]));
         }
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_does_not_keep_the_extract_from_loading() {
+        let extract: &[u8] =
+            b"V165399977,0H0671200,20200124,GGX-6728,0H,2021,2009,D0DG,CHA,4D,GRY\n\
+            V165399978,VA0000000,20200124,ABC123,VA,2021,2009,SE\xc1T,CHA,4D,GRY\n";
+        let loaded = load_ncic_extract("x.csv", extract, None).unwrap();
+        assert_eq!(loaded.entries.len(), 2, "{:?}", loaded.rejected);
+        assert_eq!(loaded.entries[1].attributes["make"], "SE\u{c1}T");
     }
 
     #[test]
