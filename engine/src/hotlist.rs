@@ -217,25 +217,6 @@ const KNOWN_COLUMNS: &[&str] = &[
     "min_score",
 ];
 
-/// A row as text. Files should be UTF-8, but Excel's "CSV (Comma delimited)" writes
-/// Windows-1252: a row that is not UTF-8 (`José` in a description) is read as that rather than
-/// keeping the whole file from loading.
-fn text_record(record: csv::ByteRecord) -> csv::StringRecord {
-    csv::StringRecord::from_byte_record(record).unwrap_or_else(|error| {
-        let record = error.into_byte_record();
-        let mut text = csv::StringRecord::with_capacity(record.as_slice().len(), record.len());
-        for field in &record {
-            text.push_field(
-                &encoding_rs::WINDOWS_1252
-                    .decode_without_bom_handling(field)
-                    .0,
-            );
-        }
-        text.set_position(record.position().cloned());
-        text
-    })
-}
-
 /// Loads hotlist entries from CSV with a header row. `source_name` (a file name) goes into errors.
 pub fn load_hotlist_csv<R: Read>(
     source_name: &str,
@@ -290,7 +271,7 @@ pub fn load_hotlist_csv<R: Read>(
 
     let mut loaded = LoadedHotlist::default();
     for record in reader.byte_records() {
-        let record = text_record(record.map_err(csv_error)?);
+        let record = crate::csv_text::text_record(record.map_err(csv_error)?);
         let line = record.position().map_or(0, |position| position.line());
         let field = |index: Option<usize>| {
             index

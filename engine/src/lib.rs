@@ -5,6 +5,7 @@ pub mod alert;
 pub mod alert_policy;
 pub mod appearance;
 pub mod archive;
+mod csv_text;
 pub mod decode;
 pub mod dedupe;
 pub mod description;

@@ -214,14 +214,25 @@ pub fn read_csv<R: Read>(input: R, path: &str) -> Result<Vec<RegistryEntry>, Reg
         .trim(csv::Trim::All)
         .from_reader(input);
     let mut entries = Vec::new();
-    for (index, row) in reader.deserialize::<CsvRow>().enumerate() {
+    let headers = reader
+        .headers()
+        .map_err(|error| RegistryError::BadCsvRow {
+            path: path.to_owned(),
+            line: 1,
+            reason: error.to_string(),
+        })?
+        .clone();
+    for (index, row) in reader.byte_records().enumerate() {
         let line = index as u64 + 2;
         let bad = |reason: String| RegistryError::BadCsvRow {
             path: path.to_owned(),
             line,
             reason,
         };
-        let row = row.map_err(|error| bad(error.to_string()))?;
+        let row: CsvRow =
+            crate::csv_text::text_record(row.map_err(|error| bad(error.to_string()))?)
+                .deserialize(Some(&headers))
+                .map_err(|error| bad(error.to_string()))?;
         let lat = parse_number("lat", &row.lat).map_err(bad)?;
         let lon = parse_number("lon", &row.lon).map_err(bad)?;
         let fov_direction = match non_empty(row.fov_direction) {
@@ -454,6 +465,18 @@ mod tests {
         let mut written = Vec::new();
         write_csv(&from_csv, &mut written).unwrap();
         assert_eq!(read_csv(written.as_slice(), "again.csv").unwrap(), from_csv);
+    }
+
+    #[test]
+    fn a_spreadsheet_saved_as_windows_1252_loads() {
+        let csv: &[u8] =
+            b"\xef\xbb\xbfid,kind,name,lat,lon,fov_direction,owner,contact,access_terms\r\n\
+            cam-1,private-registered-camera,Caf\xe9 Luna,38.9,-77.03,90,Caf\xe9 Luna LLC,,\r\n";
+        let entries = read_csv(csv, "cameras.csv").unwrap();
+        assert_eq!(entries[0].name.as_deref(), Some("Caf\u{e9} Luna"));
+        assert_eq!(entries[0].owner.as_deref(), Some("Caf\u{e9} Luna LLC"));
+        let bad = read_csv(&b"id,kind,lat,lon\ncam-1,camera,north,-77\n"[..], "c.csv").unwrap_err();
+        assert!(bad.to_string().contains("line 2"), "{bad}");
     }
 
     #[test]
