@@ -133,8 +133,10 @@ pub fn group_lag(settings: &KafkaSettings, topic: &str) -> Result<Option<i64>, K
 /// Kafka's high watermark is exactly that. tansu 0.6 answers one past the *first* offset of the
 /// partition's last record batch instead, so after a producer that batches (librdkafka's default)
 /// it can be hundreds of messages short. Where that matters (the end compared with offsets
-/// already seen) this reads from `high - 1` and takes the last offset delivered: on Kafka the last
-/// message, on tansu the whole last batch.
+/// already seen) this reads from `high - 1`: on Kafka the last message, on tansu the whole last
+/// batch. The answer only counts if no batch was appended meanwhile (the watermark is the same
+/// after the read): a message read could otherwise be a newer one, and a partition taken for
+/// longer than it was could have its new messages skipped. A growing partition keeps `high`.
 pub fn confirmed_partition_end(
     settings: &KafkaSettings,
     topic: &str,
@@ -156,7 +158,7 @@ pub fn confirmed_partition_end(
     consumer
         .assign(&assignment)
         .map_err(KafkaError::client("partition end reader"))?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
     let mut end = high;
     let mut delivered = false;
     while std::time::Instant::now() < deadline {
@@ -173,7 +175,10 @@ pub fn confirmed_partition_end(
             None => {}
         }
     }
-    Ok(end)
+    let (_, high_after) = consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .map_err(KafkaError::client("watermarks"))?;
+    Ok(if high_after == high { end } else { high })
 }
 
 /// A client for metadata requests that never creates a topic by asking about it.
