@@ -31,13 +31,7 @@ use platestream_engine::store::{HotlistStore, MatchModes};
 use platestream_engine::{PlateRead, Timestamp};
 
 fn settings(broker: &TansuBroker, name: &str) -> KafkaSettings {
-    let mut settings = KafkaSettings::new(broker.bootstrap_servers());
-    settings.group_id = format!("{name}-group");
-    settings.raw_topics = vec![format!("{name}-reads")];
-    settings.alerts_topic = format!("{name}-alerts");
-    settings.covert_alerts_topic = format!("{name}-alerts-covert");
-    settings.dead_letter_topic = format!("{name}-dead-letter");
-    settings
+    common::named_settings(broker, name)
 }
 
 fn read_of(plate: &str, jurisdiction: &str) -> PlateRead {
@@ -484,62 +478,24 @@ fn archived_alert_records(archive: &Path) -> Vec<Alert> {
 
 /// The archived alerts as (reader, suppressed), once `count` are archived.
 fn archived_alerts(archive: &Path, count: usize) -> Vec<(String, bool)> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut alerts: Vec<(String, bool)> = archived_alert_records(archive)
-            .into_iter()
-            .map(|alert| (alert.reader_id, alert.suppressed))
-            .collect();
-        if alerts.len() >= count {
+    common::eventually(
+        &format!("{count} alerts archived"),
+        Duration::from_secs(60),
+        || {
+            let mut alerts: Vec<(String, bool)> = archived_alert_records(archive)
+                .into_iter()
+                .map(|alert| (alert.reader_id, alert.suppressed))
+                .collect();
             alerts.sort();
-            return alerts;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {count} alerts archived",
-            alerts.len()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            (alerts.len() >= count).then_some(alerts)
+        },
+    )
 }
 
-/// `platestream.toml` in `dir` for an engine on `settings`' topics, archiving to `dir/archive`
-/// every second, with `hotlists` as its `[hotlists]` section.
+/// `platestream.toml` in `dir` for an engine on `settings`' topics, with `hotlists` as its
+/// `[hotlists]` section.
 fn write_engine_config(dir: &Path, settings: &KafkaSettings, hotlists: &str) {
-    std::fs::write(
-        dir.join("platestream.toml"),
-        format!(
-            r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{group}"
-raw_topics = ["{reads}"]
-alerts_topic = "{alerts}"
-covert_alerts_topic = "{covert}"
-dead_letter_topic = "{dead}"
-
-[archive]
-dir = "archive"
-segment_max_age_secs = 1
-
-[readers]
-dedupe_window_ms = 0
-
-[metrics]
-listen = ""
-
-[hotlists]
-{hotlists}
-"#,
-            bootstrap = settings.bootstrap_servers,
-            group = settings.group_id,
-            reads = settings.raw_topics[0],
-            alerts = settings.alerts_topic,
-            covert = settings.covert_alerts_topic,
-            dead = settings.dead_letter_topic,
-        ),
-    )
-    .unwrap();
+    common::write_engine_config(dir, "platestream.toml", settings, "", hotlists);
 }
 
 #[test]
@@ -612,22 +568,17 @@ fn read_message(plate: &str, jurisdiction: &str, reader: &str) -> (Option<String
 
 /// The archived alerts of `list`, once there are `count`.
 fn alerts_of(archive: &Path, list: &str, count: usize) -> Vec<Alert> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let alerts: Vec<Alert> = archived_alert_records(archive)
-            .into_iter()
-            .filter(|alert| alert.list == list)
-            .collect();
-        if alerts.len() >= count {
-            return alerts;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {count} {list} alerts archived",
-            alerts.len()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    common::eventually(
+        &format!("{count} {list} alerts archived"),
+        Duration::from_secs(60),
+        || {
+            let alerts: Vec<Alert> = archived_alert_records(archive)
+                .into_iter()
+                .filter(|alert| alert.list == list)
+                .collect();
+            (alerts.len() >= count).then_some(alerts)
+        },
+    )
 }
 
 #[test]

@@ -61,12 +61,7 @@ fn traffic(count: usize, seed: u64) -> Traffic {
 }
 
 fn settings(broker: &TansuBroker, name: &str) -> KafkaSettings {
-    let mut settings = KafkaSettings::new(broker.bootstrap_servers());
-    settings.group_id = format!("{name}-group");
-    settings.raw_topics = vec![format!("{name}-reads")];
-    settings.alerts_topic = format!("{name}-alerts");
-    settings.covert_alerts_topic = format!("{name}-alerts-covert");
-    settings.dead_letter_topic = format!("{name}-dead-letter");
+    let mut settings = common::named_settings(broker, name);
     settings
         .consumer
         .insert("session.timeout.ms".into(), "6000".into());

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{archived_reads, create_topics, produce_all, EngineProcess};
 use platestream::broker::TansuBroker;
@@ -31,71 +31,23 @@ fn reads(simulator: &mut Simulator, count: usize, start_ms: i64) -> (Payloads, V
 }
 
 /// Waits until the archive holds `count` reads.
-fn wait_for_archive(dir: &Path, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let archived = archived_reads(dir).len();
-        if archived >= count {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{archived} of {count} reads archived"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
-fn write_config(dir: &Path, name: &str, settings: &KafkaSettings, archive_extra: &str) {
-    std::fs::write(
-        dir.join(name),
-        format!(
-            r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-group_id = "{group}"
-raw_topics = ["{reads}"]
-alerts_topic = "{alerts}"
-covert_alerts_topic = "{covert}"
-dead_letter_topic = "{dead}"
-
-[kafka.consumer]
-"session.timeout.ms" = "6000"
-
-[archive]
-dir = "archive"
-segment_max_age_secs = 1
-{archive_extra}
-
-[readers]
-dedupe_window_ms = 0
-
-[hotlists]
-files = []
-
-[metrics]
-listen = ""
-"#,
-            bootstrap = settings.bootstrap_servers,
-            group = settings.group_id,
-            reads = settings.raw_topics[0],
-            alerts = settings.alerts_topic,
-            covert = settings.covert_alerts_topic,
-            dead = settings.dead_letter_topic,
-        ),
-    )
-    .unwrap();
+fn wait_for_archive(archive: &Path, count: usize) {
+    common::eventually(
+        &format!("{count} reads archived"),
+        Duration::from_secs(90),
+        || (archived_reads(archive).len() >= count).then_some(()),
+    );
 }
 
 fn topics(broker: &TansuBroker, name: &str) -> KafkaSettings {
-    let mut settings = KafkaSettings::new(broker.bootstrap_servers());
-    settings.group_id = format!("{name}-group");
-    settings.raw_topics = vec![format!("{name}-reads")];
-    settings.alerts_topic = format!("{name}-alerts");
-    settings.covert_alerts_topic = format!("{name}-alerts-covert");
-    settings.dead_letter_topic = format!("{name}-dead-letter");
+    let settings = common::named_settings(broker, name);
     create_topics(&settings, 3);
     settings
+}
+
+/// Engines with these settings and no hotlist, as `file` in `dir`.
+fn write_config(dir: &Path, file: &str, settings: &KafkaSettings, archive_extra: &str) {
+    common::write_engine_config(dir, file, settings, archive_extra, "files = []");
 }
 
 /// The archive holds exactly the reads `expected`, each once.

@@ -300,3 +300,76 @@ impl Drop for EngineProcess {
         let _ = self.0.wait();
     }
 }
+
+/// Settings for topics and a group named after `name` on `broker` (`{name}-reads`, ...).
+pub fn named_settings(broker: &platestream::broker::TansuBroker, name: &str) -> KafkaSettings {
+    let mut settings = KafkaSettings::new(broker.bootstrap_servers());
+    settings.group_id = format!("{name}-group");
+    settings.raw_topics = vec![format!("{name}-reads")];
+    settings.alerts_topic = format!("{name}-alerts");
+    settings.covert_alerts_topic = format!("{name}-alerts-covert");
+    settings.dead_letter_topic = format!("{name}-dead-letter");
+    settings
+}
+
+/// Writes `dir/file`, a config for `platestream run` on `settings`' topics: the archive in
+/// `dir/archive` made durable every second (plus `archive_extra` lines), duplicate folding and
+/// the metrics endpoint off, session timeouts of 6 s, and `hotlists` as the `[hotlists]` section.
+pub fn write_engine_config(
+    dir: &Path,
+    file: &str,
+    settings: &KafkaSettings,
+    archive_extra: &str,
+    hotlists: &str,
+) {
+    std::fs::write(
+        dir.join(file),
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+group_id = "{group}"
+raw_topics = ["{reads}"]
+alerts_topic = "{alerts}"
+covert_alerts_topic = "{covert}"
+dead_letter_topic = "{dead}"
+
+[kafka.consumer]
+"session.timeout.ms" = "6000"
+
+[archive]
+dir = "archive"
+segment_max_age_secs = 1
+{archive_extra}
+
+[readers]
+dedupe_window_ms = 0
+
+[metrics]
+listen = ""
+
+[hotlists]
+{hotlists}
+"#,
+            bootstrap = settings.bootstrap_servers,
+            group = settings.group_id,
+            reads = settings.raw_topics[0],
+            alerts = settings.alerts_topic,
+            covert = settings.covert_alerts_topic,
+            dead = settings.dead_letter_topic,
+        ),
+    )
+    .unwrap();
+}
+
+/// Waits up to `limit` for `check` to give an answer; fails the test with `what` otherwise.
+pub fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(answer) = check() {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
