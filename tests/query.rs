@@ -216,7 +216,16 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
     );
     assert!(reads[0]["direction"].is_string() && reads[0]["reader_id"].is_string());
     // Without --registry, only a registry file inside the archive directory is used: none here.
+    // The table says the cameras are unknown rather than that there are none.
     assert_eq!(incident["sources"].as_array().unwrap().len(), 0);
+    let without = succeed(
+        &[&args[..], &["--quiet", "--format", "table"]].concat(),
+        dir,
+    );
+    assert!(
+        without.contains("Readers and cameras within 500 m: unknown, no registry loaded"),
+        "{without}"
+    );
     let mut with_registry = args.clone();
     with_registry.extend(["--registry", "registry.csv"]);
     let incident = json(&with_registry, dir);

@@ -264,7 +264,23 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             emit(&result, args.format, out)
         }
         QueryCommand::Incident(incident) => {
-            run_incident(&session, incident, range, args.format, out, args.quiet).await
+            if registry.is_empty() {
+                eprintln!(
+                    "no reader or camera registry in {}: only reads are listed (--registry FILE, CSV or GeoJSON)",
+                    archive.display()
+                );
+            }
+            let sources_known = !registry.is_empty();
+            run_incident(
+                &session,
+                incident,
+                range,
+                args.format,
+                out,
+                args.quiet,
+                sources_known,
+            )
+            .await
         }
         QueryCommand::Plate { pattern, misreads } => {
             let filter = if *misreads {
@@ -479,6 +495,7 @@ async fn run_incident(
     format: OutputFormat,
     out: Option<&Path>,
     quiet: bool,
+    sources_known: bool,
 ) -> Result<()> {
     check_position(incident.lat, incident.lon)?;
     let Some(range) = range else {
@@ -522,7 +539,14 @@ async fn run_incident(
             let mut text = Vec::new();
             output::write_table(&reads, &mut text)?;
             let mut sources_text = Vec::new();
-            output::write_table(&sources, &mut sources_text)?;
+            let sources_count = if sources_known {
+                output::write_table(&sources, &mut sources_text)?;
+                sources.rows().to_string()
+            } else {
+                "unknown, no registry loaded (--registry FILE, or registry.csv in the archive \
+                 directory)"
+                    .to_owned()
+            };
             let report = format!(
                 "Reads within {radius_m} m of ({lat}, {lon}) from {} to {}, nearest first: {} reads\n{}\n\
                  Readers and cameras within {radius_m} m: {}\n{}",
@@ -530,7 +554,7 @@ async fn run_incident(
                 args::rfc3339(range.to_ms),
                 reads.rows(),
                 String::from_utf8_lossy(&text),
-                sources.rows(),
+                sources_count,
                 String::from_utf8_lossy(&sources_text)
             );
             output::write_string(&report, out)
