@@ -71,6 +71,18 @@ impl StreamObserver for PrintAlerts {
 }
 
 pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Result<()> {
+    let config = SimulatorConfig {
+        seed: options.seed,
+        hotlist_fraction: options.hotlist_fraction,
+        malformed_rate: options.malformed_rate,
+        repeat_frame_rate: 0.25,
+        vendor_mix: true,
+        ..SimulatorConfig::default()
+    };
+    config.check().map_err(anyhow::Error::msg)?;
+    if options.rate == 0 {
+        anyhow::bail!("--rate must be at least 1 read per second");
+    }
     std::fs::create_dir_all(&options.data_dir)
         .with_context(|| format!("creating {}", options.data_dir.display()))?;
     let data_dir = options.data_dir.canonicalize()?;
@@ -104,14 +116,7 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         settings.bootstrap_servers, raw_topic, settings.alerts_topic, settings.dead_letter_topic
     );
 
-    let simulator = Simulator::new(SimulatorConfig {
-        seed: options.seed,
-        hotlist_fraction: options.hotlist_fraction,
-        malformed_rate: options.malformed_rate,
-        repeat_frame_rate: 0.25,
-        vendor_mix: true,
-        ..SimulatorConfig::default()
-    });
+    let simulator = Simulator::new(config);
     let hotlist_path = data_dir.join("sample-hotlist.csv");
     simulator.write_hotlist_csv(std::fs::File::create(&hotlist_path)?)?;
     let registry_path = data_dir.join("registry.csv");

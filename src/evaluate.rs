@@ -149,13 +149,27 @@ fn simulated_reads(
 
 /// Runs the evaluation: one row per list size and matching mode.
 pub fn evaluate(options: &EvaluateOptions) -> Result<Vec<EvaluationRow>> {
-    let mut simulator = Simulator::new(SimulatorConfig {
+    if options.reads == 0 {
+        anyhow::bail!("--reads must be at least 1");
+    }
+    if options.sizes.is_empty() || options.sizes.contains(&0) {
+        anyhow::bail!("--sizes must list hotlist sizes of at least 1 (e.g. 10000,1000000)");
+    }
+    if !(0.0..=1.0).contains(&options.partial_share) {
+        anyhow::bail!(
+            "--partial-share {} is not a share from 0 to 1",
+            options.partial_share
+        );
+    }
+    let config = SimulatorConfig {
         seed: options.seed,
         vehicles: options.vehicles,
         hotlist_fraction: options.hotlist_fraction,
         misread_rate: options.misread_rate,
         ..SimulatorConfig::default()
-    });
+    };
+    config.check().map_err(anyhow::Error::msg)?;
+    let mut simulator = Simulator::new(config);
     let reads = simulated_reads(options, &mut simulator);
     let mut rows = Vec::new();
     for &size in &options.sizes {

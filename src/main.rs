@@ -374,6 +374,10 @@ async fn run_command(command: Command) -> Result<()> {
                 embedding_noise,
                 ..SimulatorConfig::default()
             };
+            config.check().map_err(anyhow::Error::msg)?;
+            if !(rate.is_finite() && rate > 0.0) {
+                anyhow::bail!("--rate {rate} must be more than 0 reads per second");
+            }
             if let Some(brokers) = brokers {
                 let mut settings = KafkaSettings::new(brokers);
                 settings.raw_topics = vec![topic.clone()];

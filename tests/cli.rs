@@ -250,6 +250,28 @@ fn bad_configuration_and_arguments_are_clear_errors_naming_the_setting() {
     let missing = platestream(&["run", "--config", "nope.toml"], dir.path());
     assert!(text(&missing.stderr).contains("nope.toml"));
 
+    for (args, flag) in [
+        (
+            &["simulate", "--out", "x.ndjson", "--misread-rate", "3"][..],
+            "--misread-rate",
+        ),
+        (
+            &["simulate", "--out", "x.ndjson", "--vehicles", "0"],
+            "--vehicles",
+        ),
+        (&["simulate", "--out", "x.ndjson", "--rate", "0"], "--rate"),
+        (&["evaluate", "--reads", "0"], "--reads"),
+        (&["demo", "--hotlist-fraction", "2"], "--hotlist-fraction"),
+    ] {
+        let refused = platestream(args, dir.path());
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            text(&refused.stderr).contains(flag),
+            "{args:?}: {}",
+            text(&refused.stderr)
+        );
+    }
+
     let replay = platestream(
         &["replay", "--input", "absent.ndjson", "--out", "o"],
         dir.path(),

@@ -134,6 +134,32 @@ pub struct SimulatorConfig {
     pub vendor_mix: bool,
 }
 
+impl SimulatorConfig {
+    /// Why these settings cannot make a city, naming the command-line flag.
+    pub fn check(&self) -> Result<(), String> {
+        if self.vehicles == 0 || self.readers == 0 {
+            return Err("--vehicles must be at least 1".to_owned());
+        }
+        for (flag, share) in [
+            ("--hotlist-fraction", self.hotlist_fraction),
+            ("--misread-rate", self.misread_rate),
+            ("--malformed-rate", self.malformed_rate),
+            ("--repeat-frame-rate", self.repeat_frame_rate),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!("{flag} {share} is not a share from 0 to 1"));
+            }
+        }
+        if !(self.embedding_noise.is_finite() && self.embedding_noise >= 0.0) {
+            return Err(format!(
+                "--embedding-noise {} must be 0 or more",
+                self.embedding_noise
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SimulatorConfig {
     fn default() -> Self {
         Self {
