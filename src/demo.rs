@@ -172,7 +172,7 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         settings: settings.clone(),
         runtime: tokio::runtime::Handle::current(),
         status: Arc::clone(&updates.status),
-        due: Instant::now() + Duration::from_secs(options.seconds) / 3,
+        due: Some(Instant::now() + Duration::from_secs(options.seconds) / 3),
         entered: None,
         print: print_alerts,
     };
@@ -263,7 +263,8 @@ struct DemoDispatcher {
     settings: KafkaSettings,
     runtime: tokio::runtime::Handle,
     status: Arc<UpdatesStatus>,
-    due: Instant,
+    /// When to enter the alert; `None` once tried.
+    due: Option<Instant>,
     /// The plate entered, once it is.
     entered: Option<String>,
     print: bool,
@@ -271,7 +272,7 @@ struct DemoDispatcher {
 
 impl DemoDispatcher {
     fn before_send(&mut self, simulator: &Simulator, message: &SimulatedMessage) -> Result<()> {
-        if self.entered.is_some() || Instant::now() < self.due {
+        if self.due.is_none_or(|due| Instant::now() < due) {
             return Ok(());
         }
         // A vehicle read correctly, not on the sample hotlist already.
@@ -282,7 +283,7 @@ impl DemoDispatcher {
         else {
             return Ok(());
         };
-        self.entered = Some(truth.true_plate.clone());
+        self.due = None;
         let looks = simulator.vehicle_looks(truth.vehicle_id);
         let mut value = serde_json::json!({
             "plate": truth.true_plate,
@@ -312,6 +313,7 @@ impl DemoDispatcher {
             tracing::warn!(%error, "the demo's dispatcher could not enter its AMBER alert");
             return Ok(());
         }
+        self.entered = Some(truth.true_plate.clone());
         // The engine's updates thread applies it within a poll; the vehicle's read goes out after.
         let deadline = entered_at + Duration::from_secs(10);
         while self.status.applied.load(Ordering::Relaxed) == applied_before

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use platestream_connectors::kafka::{
     ensure_compacted_topics, publish_updates, read_updates_topic, Delivered, KafkaSettings,
     PublishError, UpdateMessage,
@@ -22,6 +21,7 @@ use platestream_engine::ncic::load_ncic_extract;
 use platestream_engine::store::Update;
 use platestream_engine::Timestamp;
 
+use crate::compact_cmd::steps_bar;
 use crate::config::Config;
 use crate::query::args::parse_duration_ms;
 
@@ -183,13 +183,7 @@ pub async fn run_hotlist(args: HotlistArgs) -> Result<()> {
                 value: None,
             };
             check_message(&message)?;
-            let (settings, topic) = delete.target.resolve().await?;
-            let delivered = publish(&settings, &topic, std::slice::from_ref(&message), false)
-                .await?
-                .into_iter()
-                .next();
-            print_delivered(&topic, &message.key, delivered, "deleted");
-            Ok(())
+            publish_one(&delete.target, &message, "deleted").await
         }
         HotlistCommand::Publish(publish_args) => run_publish(publish_args).await,
         HotlistCommand::Show(show) => run_show(show).await,
@@ -275,9 +269,10 @@ async fn run_put(put: PutArgs) -> Result<()> {
         Some(id) => id.trim().to_owned(),
         None => default_id(list, &value)?,
     };
+    let value = serde_json::Value::Object(value);
     let message = UpdateMessage {
         key: format!("{list}/{id}"),
-        value: Some(serde_json::Value::Object(value).to_string()),
+        value: Some(value.to_string()),
     };
     let entry = match check_message(&message)? {
         Update::Upsert(entry) => entry,
@@ -286,18 +281,27 @@ async fn run_put(put: PutArgs) -> Result<()> {
     if put.dry_run {
         println!(
             "{}",
-            serde_json::json!({"key": message.key, "value": message.value.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose()?})
+            serde_json::json!({"key": message.key, "value": value})
         );
         println!("{}", describe_entry(&entry));
         return Ok(());
     }
-    let (settings, topic) = put.target.resolve().await?;
-    let delivered = publish(&settings, &topic, std::slice::from_ref(&message), false)
-        .await?
-        .into_iter()
-        .next();
-    print_delivered(&topic, &message.key, delivered, "published");
+    publish_one(&put.target, &message, "published").await?;
     println!("  {}", describe_entry(&entry));
+    Ok(())
+}
+
+/// Sends one checked message where `target` says and prints where it landed.
+async fn publish_one(target: &TopicArgs, message: &UpdateMessage, what: &str) -> Result<()> {
+    let (settings, topic) = target.resolve().await?;
+    let delivered = publish(&settings, &topic, std::slice::from_ref(message), false)
+        .await?
+        .pop()
+        .context("the cluster acknowledged nothing")?;
+    println!(
+        "{what} {} on {topic} (partition {}, offset {}); engines following the topic apply it within seconds",
+        message.key, delivered.partition, delivered.offset
+    );
     Ok(())
 }
 
@@ -361,32 +365,14 @@ fn describe_entry(entry: &HotlistEntry) -> String {
     parts.join(", ")
 }
 
-fn print_delivered(topic: &str, key: &str, delivered: Option<Delivered>, what: &str) {
-    match delivered {
-        Some(at) => println!(
-            "{what} {key} on {topic} (partition {}, offset {}); engines following the topic apply it within seconds",
-            at.partition, at.offset
-        ),
-        None => println!("{what} {key} on {topic}"),
-    }
-}
-
 async fn publish(
     settings: &KafkaSettings,
     topic: &str,
     messages: &[UpdateMessage],
     show_progress: bool,
 ) -> Result<Vec<Delivered>> {
-    let bar = if show_progress {
-        let bar = ProgressBar::new(messages.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} updates ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = steps_bar(!show_progress, "updates");
+    bar.set_length(messages.len() as u64);
     let outcome = publish_updates(settings, topic, messages, |done| {
         bar.set_position(done as u64)
     })

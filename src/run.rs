@@ -125,7 +125,9 @@ pub async fn run_engine(
             .await?;
         }
     }
-    require_topics(&config.kafka, &engine_topics(&config))?;
+    if !create_topics {
+        require_topics(&config.kafka, &engine_topics(&config))?;
+    }
     std::fs::create_dir_all(&config.archive.dir).with_context(|| {
         format!(
             "archive.dir {} cannot be created",

@@ -233,15 +233,7 @@ pub fn load_ncic_extract<R: BufRead>(
             source_name: source_name.to_owned(),
             error,
         })?;
-        // Extracts should be ASCII; a line that is not UTF-8 is read as Windows-1252 (what a
-        // Windows export writes) rather than keeping the whole file from loading.
-        let line = match String::from_utf8(line) {
-            Ok(text) => text,
-            Err(error) => encoding_rs::WINDOWS_1252
-                .decode_without_bom_handling(error.as_bytes())
-                .0
-                .into_owned(),
-        };
+        let line = crate::csv_text::text_line(line);
         let mut line = line.trim_end_matches(['\r', '\n']);
         if line_number == 1 {
             // A byte order mark (Windows tools write one) would shift every fixed-width field

@@ -1310,6 +1310,7 @@ fn send(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn a_revocation_waits_for_checkpoint_files_in_flight_and_no_longer() {
@@ -1327,7 +1328,6 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(40));
         finishing.join().unwrap();
     }
-    use super::*;
 
     #[test]
     fn a_checkpoint_waits_for_the_deliveries_handed_over_before_it_and_no_others() {
