@@ -693,7 +693,8 @@ fn count_files(dir: &Path) -> usize {
 fn bad_input_is_a_clear_error() {
     let Archive { dir, .. } = archive();
     let dir = dir.path();
-    let cases: [(&[&str], &str); 7] = [
+    let archived_files = count_files(&dir.join("archive"));
+    let cases: [(&[&str], &str); 9] = [
         (
             &["query", "plate", "A*", "--archive", "archive"],
             "at least 2 are needed",
@@ -757,6 +758,27 @@ fn bad_input_is_a_clear_error() {
             ],
             "nonsense",
         ),
+        // An investigation only reads: an INSERT would put a file of copied reads in the archive.
+        (
+            &[
+                "query",
+                "sql",
+                "INSERT INTO reads SELECT * FROM reads LIMIT 5",
+                "--archive",
+                "archive",
+            ],
+            "queries only read the archive",
+        ),
+        (
+            &[
+                "query",
+                "sql",
+                "COPY (SELECT * FROM reads) TO 'archive/reads/copied.parquet'",
+                "--archive",
+                "archive",
+            ],
+            "queries only read the archive",
+        ),
     ];
     for (args, message) in cases {
         let output = platestream(args, dir);
@@ -764,6 +786,7 @@ fn bad_input_is_a_clear_error() {
         let stderr = text(&output.stderr);
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+    assert_eq!(count_files(&dir.join("archive")), archived_files);
 
     // CSV has no lists: the embedding is written as its text.
     let csv = succeed(

@@ -11,7 +11,22 @@ pub struct TimeRange {
     pub to_ms: i64,
 }
 
+/// The bounds of a range given only `--to` or only `--from`: far enough out for any archive, near
+/// enough that adding a window to them cannot overflow.
+const OPEN_START: i64 = i64::MIN / 4;
+const OPEN_END: i64 = i64::MAX / 4;
+
 impl TimeRange {
+    /// `from X to Y`, `from X on` or `before Y`, as a report's heading says it.
+    pub fn describe(&self) -> String {
+        match (self.from_ms <= OPEN_START, self.to_ms >= OPEN_END) {
+            (false, false) => format!("from {} to {}", rfc3339(self.from_ms), rfc3339(self.to_ms)),
+            (false, true) => format!("from {} on", rfc3339(self.from_ms)),
+            (true, false) => format!("before {}", rfc3339(self.to_ms)),
+            (true, true) => "at any time".to_owned(),
+        }
+    }
+
     pub fn new(from_ms: i64, to_ms: i64) -> Result<Self> {
         if from_ms >= to_ms {
             bail!(
@@ -69,7 +84,7 @@ pub fn time_range(
         (from, to) => {
             let from = from.map(|text| parse_time("--from", text)).transpose()?;
             let to = to.map(|text| parse_time("--to", text)).transpose()?;
-            TimeRange::new(from.unwrap_or(i64::MIN / 4), to.unwrap_or(i64::MAX / 4)).map(Some)
+            TimeRange::new(from.unwrap_or(OPEN_START), to.unwrap_or(OPEN_END)).map(Some)
         }
     }
 }
@@ -197,5 +212,30 @@ mod tests {
         .to_string();
         assert!(error.contains("empty"), "{error}");
         assert!(time_range(Some("yesterday"), None, None, None).is_err());
+    }
+
+    #[test]
+    fn a_range_open_at_one_end_is_said_so() {
+        let described = |from: Option<&str>, to: Option<&str>| {
+            time_range(from, to, None, None)
+                .unwrap()
+                .unwrap()
+                .describe()
+        };
+        assert_eq!(
+            described(Some("2026-11-24T13:30:00Z"), None),
+            "from 2026-11-24T13:30:00.000Z on"
+        );
+        assert_eq!(
+            described(None, Some("2026-11-24T13:30:00Z")),
+            "before 2026-11-24T13:30:00.000Z"
+        );
+        assert_eq!(
+            described(
+                Some("2026-11-24T13:00:00Z"),
+                Some("2026-11-24T13:30:00+00:00")
+            ),
+            "from 2026-11-24T13:00:00.000Z to 2026-11-24T13:30:00.000Z"
+        );
     }
 }

@@ -255,8 +255,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
     match &args.command {
         QueryCommand::Sql { query } => {
             let frame = session
-                .context
-                .sql(query)
+                .read_only_sql(query)
                 .await
                 .map_err(innermost)
                 .context("in the SQL")?;
@@ -264,12 +263,6 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             emit(&result, args.format, out)
         }
         QueryCommand::Incident(incident) => {
-            if registry.is_empty() {
-                eprintln!(
-                    "no reader or camera registry in {}: only reads are listed (--registry FILE, CSV or GeoJSON)",
-                    archive.display()
-                );
-            }
             let sources_known = !registry.is_empty();
             run_incident(
                 &session,
@@ -440,8 +433,7 @@ pub async fn query_result(
 ) -> Result<QueryResult> {
     tracing::debug!(sql = text, "query");
     let frame = session
-        .context
-        .sql(text)
+        .read_only_sql(text)
         .await
         .map_err(innermost)
         .with_context(|| format!("planning the query for {what}"))?;
@@ -510,6 +502,12 @@ async fn run_incident(
     if let Some(plate) = &incident.plate {
         filters.push(plate_filter("plate_norm", plate)?);
     }
+    if !sources_known {
+        eprintln!(
+            "no reader or camera registry (registry.csv or registry.geojson in the archive \
+             directory, or --registry FILE): only reads are listed"
+        );
+    }
     for (column, value) in [
         ("make", &incident.make),
         ("model", &incident.model),
@@ -548,10 +546,9 @@ async fn run_incident(
                     .to_owned()
             };
             let report = format!(
-                "Reads within {radius_m} m of ({lat}, {lon}) from {} to {}, nearest first: {} reads\n{}\n\
+                "Reads within {radius_m} m of ({lat}, {lon}) {}, nearest first: {} reads\n{}\n\
                  Readers and cameras within {radius_m} m: {}\n{}",
-                args::rfc3339(range.from_ms),
-                args::rfc3339(range.to_ms),
+                range.describe(),
                 reads.rows(),
                 String::from_utf8_lossy(&text),
                 sources_count,

@@ -7,9 +7,12 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{bail, Context, Result};
 use arrow::array::{Float64Builder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use platestream_engine::archive::{
     by_plate_schema, current_plate_copies, ALERTS_SCHEMA, ALERTS_TABLE, BY_PLATE_FILE,
@@ -36,6 +39,27 @@ pub struct ArchiveSession {
 }
 
 impl ArchiveSession {
+    /// Plans a query that only reads. `INSERT INTO reads` would write a file into the archive that
+    /// no segment accounts for (its reads then counted twice), and `COPY ... TO` or `CREATE
+    /// EXTERNAL TABLE` would write or read files elsewhere: an investigation never needs either.
+    pub async fn read_only_sql(&self, text: &str) -> Result<DataFrame, DataFusionError> {
+        let reading_only = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.context
+            .sql_with_options(text, reading_only)
+            .await
+            .map_err(|error| match error {
+                DataFusionError::Plan(message) if message.contains(" not supported: ") => {
+                    DataFusionError::Plan(format!(
+                        "{message}: queries only read the archive (SELECT, WITH, EXPLAIN, DESCRIBE)"
+                    ))
+                }
+                other => other,
+            })
+    }
+
     /// Days (`YYYY-MM-DD`) whose plate-ordered copy (`reads_by_plate`) holds exactly their
     /// current `reads` files, so plate lookups may read them from it.
     pub fn plate_copy_dates(&self) -> Result<&[String]> {
