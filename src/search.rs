@@ -307,9 +307,25 @@ fn hit(read: &PlateRead, similarity: f32) -> SearchHit {
 
 /// The `k` nearest reads, most similar first (the query read itself left out).
 pub fn search_archive(options: &SearchOptions) -> Result<Vec<SearchHit>> {
+    if options.k == 0 {
+        bail!("-k 0: ask for at least one read");
+    }
     let reads = load_reads(options)?;
     let queries = query_vectors(options, &reads)?;
     let dim = queries.first().map_or(0, Vec::len);
+    // A vector of another model's length compares with nothing; an empty answer would read as
+    // "no such vehicle".
+    if !reads.is_empty() && !reads.iter().any(|archived| archived.embedding.len() == dim) {
+        let lengths: std::collections::BTreeSet<usize> = reads
+            .iter()
+            .map(|archived| archived.embedding.len())
+            .collect();
+        let lengths: Vec<String> = lengths.iter().map(usize::to_string).collect();
+        bail!(
+            "the query vector has {dim} values, but the archive's embeddings have {}",
+            lengths.join(" or ")
+        );
+    }
     // One more than asked, in case the query read is among them.
     let k = options.k + usize::from(options.read_id.is_some());
     let mut hits: Vec<SearchHit> = Vec::new();
@@ -396,6 +412,9 @@ pub fn print_hits(hits: &[SearchHit], json: bool) -> Result<()> {
         "{:>4}  {:>10}  {:<24}  {:<14}  {:<10}  {:<6}  {:<22}  read_id",
         "rank", "similarity", "observed_at", "reader", "plate", "state", "position"
     );
+    if hits.is_empty() {
+        println!("(no archived read with an embedding in the time range and area)");
+    }
     for (rank, found) in hits.iter().enumerate() {
         let position = match (found.lat, found.lon) {
             (Some(lat), Some(lon)) => format!("{lat:.5},{lon:.5}"),

@@ -604,6 +604,21 @@ fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() 
         "{}",
         text(&bad.stderr)
     );
+    // A vector from another model (another length) matches nothing: said, not an empty answer.
+    std::fs::write(dir.path().join("short.json"), "[0.5, 0.25, 0.125]").unwrap();
+    for exact in [false, true] {
+        let mut args = vec!["search", "--archive", "out", "--vector", "short.json"];
+        if exact {
+            args.push("--exact");
+        }
+        let other_model = platestream(&args, dir.path());
+        assert!(!other_model.status.success());
+        assert!(
+            text(&other_model.stderr).contains("has 3 values, but the archive's embeddings have"),
+            "{}",
+            text(&other_model.stderr)
+        );
+    }
 }
 
 #[test]
