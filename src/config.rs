@@ -189,13 +189,51 @@ impl Config {
                     })
                     .split("__"),
             )
-            .extract()
+            .extract::<Self>()
+            .map_err(anyhow::Error::from)
+            .and_then(|config| config.check().map(|()| config))
             .with_context(|| {
                 format!(
                     "invalid configuration in {} or PLATESTREAM_ variables",
                     path.display()
                 )
             })
+    }
+
+    /// Values the types allow but the engine cannot work with. Found here, at start: otherwise a
+    /// bad `zstd_level` stopped the engine at its first segment, after it had consumed reads, and
+    /// a `segment_max_rows` of 0 wrote a file per read.
+    fn check(&self) -> Result<()> {
+        let archive = &self.archive;
+        if archive.segment_max_rows == 0 {
+            anyhow::bail!("[archive] segment_max_rows = 0: a segment needs at least one row");
+        }
+        if archive.segment_max_age_secs == 0 {
+            anyhow::bail!(
+                "[archive] segment_max_age_secs = 0: give at least 1 (seconds a segment stays open)"
+            );
+        }
+        if !(1..=22).contains(&archive.zstd_level) {
+            anyhow::bail!(
+                "[archive] zstd_level = {}: zstd levels are 1 to 22",
+                archive.zstd_level
+            );
+        }
+        if self.kafka.prepare_threads == Some(0) {
+            anyhow::bail!(
+                "[kafka] prepare_threads = 0: give at least 1, or leave it out (one per core)"
+            );
+        }
+        if self.webhooks.timeout_ms == 0 {
+            anyhow::bail!("[webhooks] timeout_ms = 0: every delivery would time out");
+        }
+        if self.ingest.max_body_bytes == 0 {
+            anyhow::bail!("[ingest] max_body_bytes = 0: every read would be refused");
+        }
+        if self.ingest.produce_timeout_ms == 0 {
+            anyhow::bail!("[ingest] produce_timeout_ms = 0: every read would be answered 503");
+        }
+        Ok(())
     }
 }
 
@@ -211,6 +249,40 @@ mod tests {
         figment::Jail::expect_with(|_| {
             let config = Config::load(&path).unwrap();
             assert_eq!(config.kafka.raw_topics, vec!["plate-reads".to_owned()]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
+    fn settings_the_engine_cannot_work_with_are_refused_at_load_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (section, setting) in [
+            ("[archive]", "segment_max_rows = 0"),
+            ("[archive]", "segment_max_age_secs = 0"),
+            ("[archive]", "zstd_level = 50"),
+            ("[archive]", "zstd_level = 0"),
+            ("", "prepare_threads = 0"),
+            ("[webhooks]", "timeout_ms = 0"),
+            ("[ingest]", "max_body_bytes = 0"),
+        ] {
+            let text = format!("[kafka]\nbootstrap_servers = \"a:9092\"\n{section}\n{setting}\n");
+            std::fs::write(&path, text).unwrap();
+            figment::Jail::expect_with(|_| {
+                let error = format!("{:#}", Config::load(&path).unwrap_err());
+                assert!(error.contains(setting), "{setting}: {error}");
+                Ok(())
+            });
+        }
+        std::fs::write(
+            &path,
+            "[kafka]\nbootstrap_servers = \"a:9092\"\n[archive]\nzstd_level = 22\nsegment_max_rows = 1\n",
+        )
+        .unwrap();
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(&path).unwrap();
+            assert_eq!(config.archive.zstd_level, 22);
             Ok(())
         });
     }
