@@ -543,6 +543,7 @@ async fn run_command(command: Command) -> Result<()> {
                 if !path.is_file() {
                     anyhow::bail!("--input {} does not exist", path.display());
                 }
+                platestream::replay::check_one_message_per_line(path)?;
             }
             let readers = ReaderSettings {
                 timezone: reader_timezone,

@@ -42,6 +42,36 @@ pub fn replay_pipeline(
     Ok(pipeline)
 }
 
+/// Refuses a file of pretty-printed JSON (its first line a lone `[` or `{`): replay reads a
+/// message per line, so each of its lines would be dead-lettered as a broken message.
+pub fn check_one_message_per_line(path: &Path) -> Result<()> {
+    let file = File::open(path).with_context(|| format!("opening --input {}", path.display()))?;
+    let mut first_line = Vec::new();
+    for line in BufReader::new(file).split(b'\n').take(1000) {
+        let line = line.with_context(|| format!("reading --input {}", path.display()))?;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            first_line = line;
+            break;
+        }
+    }
+    let first_line = first_line
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(&first_line);
+    match first_line.trim_ascii() {
+        b"[" => anyhow::bail!(
+            "--input {} is a JSON array over several lines; replay reads one message per line \
+             (NDJSON): convert it with  jq -c '.[]' {0} > reads.ndjson",
+            path.display()
+        ),
+        b"{" => anyhow::bail!(
+            "--input {} is JSON over several lines; replay reads one message per line \
+             (NDJSON): convert it with  jq -c . {0} > reads.ndjson",
+            path.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 pub const ALERTS_FILE: &str = "alerts.ndjson";
 pub const DEAD_LETTER_FILE: &str = "dead-letter.ndjson";
 

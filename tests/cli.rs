@@ -279,6 +279,24 @@ fn bad_configuration_and_arguments_are_clear_errors_naming_the_setting() {
     assert!(!replay.status.success());
     assert!(text(&replay.stderr).contains("absent.ndjson"));
 
+    // A pretty-printed export is refused whole, not dead-lettered line by line.
+    std::fs::write(
+        dir.path().join("export.json"),
+        "[\n  {\n    \"plate\": \"ABC123\"\n  }\n]\n",
+    )
+    .unwrap();
+    let pretty = platestream(
+        &["replay", "--input", "export.json", "--out", "pretty"],
+        dir.path(),
+    );
+    assert!(!pretty.status.success());
+    assert!(
+        text(&pretty.stderr).contains("jq -c '.[]' export.json"),
+        "{}",
+        text(&pretty.stderr)
+    );
+    assert!(!dir.path().join("pretty").exists());
+
     std::fs::write(dir.path().join("h.csv"), "plate,reason\nABC123,x\n").unwrap();
     std::fs::write(dir.path().join("r.ndjson"), "").unwrap();
     let hotlist = platestream(

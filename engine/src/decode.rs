@@ -76,11 +76,27 @@ impl ReadDecoder for CanonicalJsonDecoder {
 
     fn decode(&self, payload: &[u8], reads: &mut Vec<PlateRead>) -> Result<Decoded, DecodeError> {
         let text = payload_text(payload)?;
-        let read =
-            serde_json::from_str::<PlateRead>(text).map_err(|error| DecodeError::Malformed {
+        let read = serde_json::from_str::<PlateRead>(text).map_err(|error| {
+            // serde reads an array as a struct's fields in order ("invalid type: map, expected a
+            // string"), and a second read after the first as "trailing characters": neither says
+            // what the sender did wrong.
+            let detail = if text.trim_start().starts_with('[') {
+                "a JSON array: a canonical message is one read, one JSON object; send each read \
+                 as its own message"
+                    .to_owned()
+            } else if error.to_string().starts_with("trailing characters") {
+                format!(
+                    "{error}: a canonical message is one read, one JSON object; send each read as \
+                     its own message"
+                )
+            } else {
+                error.to_string()
+            };
+            DecodeError::Malformed {
                 format: "canonical",
-                detail: error.to_string(),
-            })?;
+                detail,
+            }
+        })?;
         reads.push(read);
         Ok(Decoded::Reads(1))
     }
@@ -93,6 +109,20 @@ mod tests {
     const GOOD: &str = r#"{"vendor":"acme","reader_id":"r1","observed_at":"2026-11-24T17:00:00Z",
         "plate":"ABC123","jurisdiction":"US-VA","confidence":0.9,"lat":38.9,"lon":-77.0,
         "future_field":"kept compatible"}"#;
+
+    #[test]
+    fn several_reads_in_one_canonical_message_are_refused_saying_so() {
+        for batch in [format!("[{GOOD}, {GOOD}]"), format!("{GOOD}\n{GOOD}\n")] {
+            let error = CanonicalJsonDecoder
+                .decode(batch.as_bytes(), &mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains("send each read as its own message"),
+                "{error}"
+            );
+        }
+    }
 
     #[test]
     fn canonical_json_decodes_and_tolerates_unknown_fields() {
