@@ -668,3 +668,34 @@ fn an_engine_whose_topics_do_not_exist_refuses_to_start_and_names_them() {
     // Covert alerts go nowhere unless a list routes there: that topic is not required.
     assert!(!stderr.contains("covert"), "{stderr}");
 }
+
+#[test]
+fn a_cluster_that_does_not_answer_is_named_instead_of_waited_on_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bound once to find it free, then released.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    // Before, `simulate --brokers` said nothing for a minute and then "OperationTimedOut".
+    for args in [
+        vec!["simulate", "--brokers", &address, "--seconds", "1"],
+        vec![
+            "hotlist",
+            "show",
+            "--brokers",
+            &address,
+            "--topic",
+            "updates",
+        ],
+    ] {
+        let output = platestream(&args, dir.path());
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!("no broker at {address} answered")),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -47,6 +47,13 @@ async fn create_topics(
     topic_config: &[(&str, &str)],
     deadline: Duration,
 ) -> Result<(), KafkaError> {
+    // The admin requests below wait for their own timeouts on every retry: a mistyped address
+    // took a minute to say "OperationTimedOut". A metadata request says at once what is wrong.
+    let probe_config = client_config.clone();
+    let probe_timeout = deadline.min(Duration::from_secs(15));
+    tokio::task::spawn_blocking(move || check_reachable(&probe_config, probe_timeout))
+        .await
+        .map_err(|error| KafkaError::Internal(format!("broker probe: {error}")))??;
     let admin: AdminClient<DefaultClientContext> = client_config
         .create()
         .map_err(KafkaError::client("admin client"))?;
@@ -182,12 +189,62 @@ pub fn confirmed_partition_end(
 }
 
 /// A client for metadata requests that never creates a topic by asking about it.
+/// A client for metadata requests, once the cluster has answered one: a cluster that cannot be
+/// reached is said to be so, not reported as a failed request about a topic.
 pub(crate) fn metadata_client(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
     let mut config = settings.consumer_config();
     config.set("allow.auto.create.topics", "false");
-    config
+    let client: BaseConsumer = config
         .create()
-        .map_err(KafkaError::client("metadata client"))
+        .map_err(KafkaError::client("metadata client"))?;
+    client
+        .fetch_metadata(None, Duration::from_secs(15))
+        .map_err(|error| unreachable_or(error, &config, "cluster metadata"))?;
+    Ok(client)
+}
+
+/// Whether any broker of `client_config` answers a metadata request within `timeout` (librdkafka
+/// keeps connecting meanwhile, so a broker still starting is waited for).
+fn check_reachable(client_config: &ClientConfig, timeout: Duration) -> Result<(), KafkaError> {
+    let client: BaseConsumer = client_config
+        .create()
+        .map_err(KafkaError::client("metadata client"))?;
+    client
+        .fetch_metadata(None, timeout)
+        .map(|_| ())
+        .map_err(|error| unreachable_or(error, client_config, "cluster metadata"))
+}
+
+/// A metadata error that means no broker answered, said as such; other errors as they are.
+fn unreachable_or(
+    error: rdkafka::error::KafkaError,
+    client_config: &ClientConfig,
+    what: &'static str,
+) -> KafkaError {
+    let no_broker = matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::Resolve
+        )
+    );
+    if no_broker {
+        KafkaError::Unreachable {
+            brokers: client_config
+                .get("bootstrap.servers")
+                .unwrap_or("(no bootstrap.servers)")
+                .to_owned(),
+            reason: error.to_string(),
+        }
+    } else {
+        KafkaError::Client {
+            what,
+            source: error,
+        }
+    }
 }
 
 /// The partitions of `topic`, or `None` when the cluster does not have it.

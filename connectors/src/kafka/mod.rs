@@ -29,6 +29,11 @@ pub enum KafkaError {
     },
     #[error("kafka: could not create topics: {0}")]
     TopicCreation(String),
+    #[error(
+        "kafka: no broker at {brokers} answered ({reason}); check the bootstrap servers \
+         ([kafka] bootstrap_servers, or --brokers) and that the cluster is up"
+    )]
+    Unreachable { brokers: String, reason: String },
     #[error("kafka: an alert or dead letter was not delivered ({0}); offsets were not committed past it")]
     DeliveryFailed(String),
     #[error(transparent)]
