@@ -42,7 +42,7 @@ pub struct DemoOptions {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Partitions of the raw-reads topic.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
     /// Share of vehicles on the sample hotlist.
     #[arg(long, default_value_t = 0.01)]

@@ -262,6 +262,8 @@ fn bad_configuration_and_arguments_are_clear_errors_naming_the_setting() {
         (&["simulate", "--out", "x.ndjson", "--rate", "0"], "--rate"),
         (&["evaluate", "--reads", "0"], "--reads"),
         (&["demo", "--hotlist-fraction", "2"], "--hotlist-fraction"),
+        (&["demo", "--partitions", "0"], "--partitions"),
+        (&["bench", "--partitions", "0"], "--partitions"),
     ] {
         let refused = platestream(args, dir.path());
         assert!(!refused.status.success(), "{args:?}");

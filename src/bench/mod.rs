@@ -37,7 +37,7 @@ pub struct BenchOptions {
     #[arg(long, default_value_t = 1_000_000)]
     pub hotlist_size: usize,
     /// Partitions of the reads topic.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
     /// Reads per second produced steadily during the alert latency run.
     #[arg(long, default_value_t = 20_000)]

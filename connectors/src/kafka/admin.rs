@@ -47,6 +47,12 @@ async fn create_topics(
     topic_config: &[(&str, &str)],
     deadline: Duration,
 ) -> Result<(), KafkaError> {
+    // tansu creates a topic of 0 partitions when asked, and nothing can be produced to it.
+    if let Some((name, partitions)) = topics.iter().find(|(_, partitions)| *partitions < 1) {
+        return Err(KafkaError::TopicCreation(format!(
+            "{name}: {partitions} partitions (at least 1)"
+        )));
+    }
     // The admin requests below wait for their own timeouts on every retry: a mistyped address
     // took a minute to say "OperationTimedOut". A metadata request says at once what is wrong.
     let probe_config = client_config.clone();
