@@ -890,3 +890,82 @@ fn duckdb_reads_the_archive_and_agrees_with_platestream() {
     assert!(!theirs_ids.is_empty());
     assert_eq!(ours_plate_ids, theirs_ids);
 }
+
+/// A dispatcher's query about something happening now says how fresh the archive is: reads of the
+/// last half minute are still in the engine's open segments.
+#[test]
+fn an_incident_of_the_last_minutes_names_the_newest_archived_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let now = chrono::Utc::now().timestamp_millis();
+    // 2,000 reads at 4 a second from 10 minutes ago: the newest about 100 s ago.
+    let start = rfc3339(now - 600_000);
+    succeed(
+        &[
+            "simulate",
+            "--out",
+            "reads.ndjson",
+            "--count",
+            "2000",
+            "--rate",
+            "4",
+            "--start",
+            &start,
+        ],
+        dir,
+    );
+    succeed(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--out",
+            "archive",
+            "--quiet",
+        ],
+        dir,
+    );
+    let incident = |at: &str| {
+        platestream(
+            &[
+                "query",
+                "incident",
+                "--archive",
+                "archive",
+                "--lat",
+                "38.91702",
+                "--lon",
+                "-77.03192",
+                "--radius",
+                "2km",
+                "--at",
+                at,
+                "--window",
+                "15m",
+                "--format",
+                "json",
+                "--quiet",
+            ],
+            dir,
+        )
+    };
+    let live = incident(&rfc3339(now));
+    assert!(live.status.success(), "{}", text(&live.stderr));
+    let stderr = text(&live.stderr);
+    assert!(
+        stderr.contains("the archive's newest read was observed at"),
+        "{stderr}"
+    );
+    // The notice goes to stderr: the answer on stdout stays the tools' JSON.
+    let answer: Value = serde_json::from_slice(&live.stdout).unwrap();
+    assert!(!answer["reads"].as_array().unwrap().is_empty());
+
+    // About a window the archive covers, nothing to say.
+    let past = incident(&rfc3339(now - 1_800_000));
+    assert!(past.status.success(), "{}", text(&past.stderr));
+    assert!(
+        !text(&past.stderr).contains("newest read"),
+        "{}",
+        text(&past.stderr)
+    );
+}

@@ -480,6 +480,59 @@ async fn misread_filter(
     Ok(format!("plate_norm IN ({})", plates.join(", ")))
 }
 
+/// How long before now an incident window must end for the archive's freshness to matter: the
+/// engine makes a segment durable at least every `segment_max_age_secs` (30 s by default).
+const LIVE_INCIDENT_MS: i64 = 15 * 60 * 1000;
+
+/// For an incident window that reaches into the last minutes: a notice naming the newest archived
+/// read, because reads after it are still in the engine's open segments and not in this answer.
+async fn archive_freshness_notice(
+    session: &ArchiveSession,
+    range: TimeRange,
+    now_ms: i64,
+) -> Result<Option<String>> {
+    if range.to_ms < now_ms - LIVE_INCIDENT_MS {
+        return Ok(None);
+    }
+    let recent = TimeRange {
+        from_ms: range.from_ms.min(now_ms - LIVE_INCIDENT_MS),
+        to_ms: range.to_ms.max(now_ms + 60_000),
+    };
+    let newest_sql = format!(
+        "SELECT CAST(max(observed_at) AS BIGINT) AS newest FROM reads WHERE {}",
+        time_filter(session, "", Some(recent), 0)
+    );
+    let newest = query_result(session, &newest_sql, "the newest archived read", true).await?;
+    let newest_ms = newest
+        .batches
+        .iter()
+        .find(|batch| batch.num_rows() > 0)
+        .and_then(|batch| {
+            batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .filter(|values| arrow::array::Array::is_valid(*values, 0))
+                .map(|values| values.value(0))
+        });
+    let end = range.to_ms.min(now_ms);
+    Ok(match newest_ms {
+        Some(newest) if newest >= end => None,
+        Some(newest) => Some(format!(
+            "the archive's newest read was observed at {} ({} s ago): reads after it are not in \
+             this answer; a running engine archives them within [archive] segment_max_age_secs \
+             (30 s by default), so run the query again in a moment",
+            args::rfc3339(newest),
+            (now_ms - newest).max(0) / 1000
+        )),
+        None => Some(format!(
+            "the archive holds no read of the last {} minutes: reads since are in the engine's \
+             open segments (or no engine is archiving here)",
+            LIVE_INCIDENT_MS / 60_000
+        )),
+    })
+}
+
 async fn run_incident(
     session: &ArchiveSession,
     incident: &IncidentArgs,
@@ -532,6 +585,10 @@ async fn run_incident(
     );
     let reads = query_result(session, &reads_sql, "reads near the incident", quiet).await?;
     let sources = query_result(session, &sources_sql, "readers and cameras", true).await?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    if let Some(notice) = archive_freshness_notice(session, range, now_ms).await? {
+        eprintln!("{notice}");
+    }
     match format {
         OutputFormat::Table => {
             let mut text = Vec::new();
