@@ -494,9 +494,11 @@ async fn archive_freshness_notice(
     if range.to_ms < now_ms - LIVE_INCIDENT_MS {
         return Ok(None);
     }
+    // Only the last minutes are read (readers' clocks may run up to a day ahead), whatever the
+    // incident's window: an older newest read is news enough.
     let recent = TimeRange {
-        from_ms: range.from_ms.min(now_ms - LIVE_INCIDENT_MS),
-        to_ms: range.to_ms.max(now_ms + 60_000),
+        from_ms: now_ms - LIVE_INCIDENT_MS,
+        to_ms: now_ms + 2 * 86_400_000,
     };
     let newest_sql = format!(
         "SELECT CAST(max(observed_at) AS BIGINT) AS newest FROM reads WHERE {}",

@@ -57,7 +57,7 @@ async fn create_topics(
     // took a minute to say "OperationTimedOut". A metadata request says at once what is wrong.
     let probe_config = client_config.clone();
     let probe_timeout = deadline.min(Duration::from_secs(15));
-    tokio::task::spawn_blocking(move || check_reachable(&probe_config, probe_timeout))
+    tokio::task::spawn_blocking(move || answering_client(&probe_config, probe_timeout).map(drop))
         .await
         .map_err(|error| KafkaError::Internal(format!("broker probe: {error}")))??;
     let admin: AdminClient<DefaultClientContext> = client_config
@@ -194,31 +194,28 @@ pub fn confirmed_partition_end(
     Ok(if high_after == high { end } else { high })
 }
 
-/// A client for metadata requests that never creates a topic by asking about it.
-/// A client for metadata requests, once the cluster has answered one: a cluster that cannot be
-/// reached is said to be so, not reported as a failed request about a topic.
+/// A client for metadata requests that never creates a topic by asking about it, once the cluster
+/// has answered one: a cluster that cannot be reached is said to be so, not reported as a failed
+/// request about a topic.
 pub(crate) fn metadata_client(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
     let mut config = settings.consumer_config();
     config.set("allow.auto.create.topics", "false");
-    let client: BaseConsumer = config
-        .create()
-        .map_err(KafkaError::client("metadata client"))?;
-    client
-        .fetch_metadata(None, Duration::from_secs(15))
-        .map_err(|error| unreachable_or(error, &config, "cluster metadata"))?;
-    Ok(client)
+    answering_client(&config, Duration::from_secs(15))
 }
 
-/// Whether any broker of `client_config` answers a metadata request within `timeout` (librdkafka
-/// keeps connecting meanwhile, so a broker still starting is waited for).
-fn check_reachable(client_config: &ClientConfig, timeout: Duration) -> Result<(), KafkaError> {
+/// A client of `client_config` once a broker has answered a metadata request within `timeout`
+/// (librdkafka keeps connecting meanwhile, so a broker still starting is waited for).
+fn answering_client(
+    client_config: &ClientConfig,
+    timeout: Duration,
+) -> Result<BaseConsumer, KafkaError> {
     let client: BaseConsumer = client_config
         .create()
         .map_err(KafkaError::client("metadata client"))?;
     client
         .fetch_metadata(None, timeout)
-        .map(|_| ())
-        .map_err(|error| unreachable_or(error, client_config, "cluster metadata"))
+        .map_err(|error| unreachable_or(error, client_config, "cluster metadata"))?;
+    Ok(client)
 }
 
 /// A metadata error that means no broker answered, said as such; other errors as they are.
