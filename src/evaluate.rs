@@ -230,11 +230,17 @@ pub fn markdown_table(rows: &[EvaluationRow]) -> String {
          | ---: | --- | ---: | ---: | ---: |\n",
     );
     for row in rows {
+        // With no hotlisted pass in the reads there is no share to give, and 0 % would read as
+        // "caught none".
+        let share = if row.hotlisted_passes == 0 {
+            "n/a".to_owned()
+        } else {
+            format!("{:.1} %", row.caught_share() * 100.0)
+        };
         table.push_str(&format!(
-            "| {} | {} | {:.1} % ({}/{}) | {}/{} | {:.1} |\n",
+            "| {} | {} | {share} ({}/{}) | {}/{} | {:.1} |\n",
             row.list_size,
             row.mode,
-            row.caught_share() * 100.0,
             row.caught,
             row.hotlisted_passes,
             row.misread_caught,
@@ -272,5 +278,21 @@ mod tests {
         let table = markdown_table(&rows);
         assert_eq!(table.lines().count(), 5);
         assert!(table.contains("| 5000 | exact |"), "{table}");
+    }
+
+    #[test]
+    fn a_run_without_hotlisted_passes_gives_no_share() {
+        let row = EvaluationRow {
+            mode: "exact",
+            list_size: 10,
+            hotlisted_passes: 0,
+            caught: 0,
+            misread_passes: 0,
+            misread_caught: 0,
+            false_alerts: 0,
+            reads: 10,
+        };
+        let table = markdown_table(&[row]);
+        assert!(table.contains("| n/a (0/0) |"), "{table}");
     }
 }
