@@ -223,10 +223,15 @@ enum Command {
         /// Rows per archive segment.
         #[arg(long, default_value_t = 1_000_000)]
         segment_rows: usize,
-        /// Wire format of the input lines: canonical, rekor, plate_recognizer, genetec, axis, or
-        /// auto (recognize each line's vendor).
+        /// Wire format of the input lines: canonical, rekor, plate_recognizer, genetec, axis,
+        /// generic (with --generic-mapping), or auto (recognize each line's vendor).
         #[arg(long, default_value = "canonical")]
         format: String,
+        /// Column mapping of --format generic: JSON (schemas/examples/generic/mapping.json) or
+        /// TOML with the keys of [readers.generic], to try a mapping on a vendor's sample before
+        /// deploying it.
+        #[arg(long)]
+        generic_mapping: Option<PathBuf>,
         /// IANA time zone of readers that send local times without an offset.
         #[arg(long, default_value = "UTC")]
         reader_timezone: String,
@@ -529,6 +534,7 @@ async fn run_command(command: Command) -> Result<()> {
             segment_rows,
             quiet,
             format,
+            generic_mapping,
             reader_timezone,
             image_dir,
             dedupe_window_ms,
@@ -550,7 +556,10 @@ async fn run_command(command: Command) -> Result<()> {
                 image_dir: image_dir.unwrap_or_else(|| out.join("images")),
                 dedupe_window_ms,
                 keep_duplicates,
-                generic: None,
+                generic: generic_mapping
+                    .as_deref()
+                    .map(|path| platestream::replay::load_generic_mapping(path, &format))
+                    .transpose()?,
                 embedding_dim,
             };
             let mut pipeline = replay_pipeline(&hotlist, &ncic, &format, &readers)?;
@@ -567,6 +576,12 @@ async fn run_command(command: Command) -> Result<()> {
                 counts.messages as f64 / seconds
             );
             println!("reads archived      {}", summary.reads_archived);
+            if counts.not_reads > 0 {
+                println!(
+                    "not reads           {} (well-formed messages holding no read: heartbeats, CSV headers)",
+                    counts.not_reads
+                );
+            }
             println!(
                 "duplicates folded   {} (reports of a vehicle pass already read)",
                 counts.duplicates_suppressed

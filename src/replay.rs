@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::archive::{ArchiveConfig, SegmentWriter, ALERTS_TABLE, READS_TABLE};
 use platestream_engine::pipeline::{Pipeline, PipelineCounts, Prepared, Preparer, Processed};
-use platestream_engine::vendor::decoder_for;
+use platestream_engine::vendor::{decoder_for, GenericMapping};
 use platestream_engine::{SourcePosition, Timestamp};
 
 use crate::config::ReaderSettings;
@@ -33,8 +33,8 @@ pub fn replay_pipeline(
     entries.extend(load_ncic_files(ncic)?);
     let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
     let context = decode_context(readers)?;
-    let decoder =
-        decoder_for(format, None, &context).with_context(|| format!("--format {format:?}"))?;
+    let decoder = decoder_for(format, readers.generic.as_ref(), &context)
+        .with_context(|| format!("--format {format:?}"))?;
     let mut pipeline = Pipeline::new(decoder, store).with_alert_policy(alert_policy);
     if let Some(dedupe) = dedupe_config(readers) {
         pipeline = pipeline.with_dedupe(dedupe);
@@ -70,6 +70,26 @@ pub fn check_one_message_per_line(path: &Path) -> Result<()> {
         ),
         _ => Ok(()),
     }
+}
+
+/// `--generic-mapping`: the column mapping of `[readers.generic]`, as JSON or (`.toml`) TOML.
+pub fn load_generic_mapping(path: &Path, format: &str) -> Result<GenericMapping> {
+    if format != "generic" {
+        anyhow::bail!("--generic-mapping is for --format generic (not {format:?})");
+    }
+    let is_toml = path.extension().is_some_and(|ext| ext == "toml");
+    let mapping = if is_toml {
+        figment::Figment::from(
+            <figment::providers::Toml as figment::providers::Format>::file_exact(path),
+        )
+        .extract::<GenericMapping>()
+        .map_err(anyhow::Error::from)
+    } else {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --generic-mapping {}", path.display()))?;
+        serde_json::from_str::<GenericMapping>(&text).map_err(anyhow::Error::from)
+    };
+    mapping.with_context(|| format!("--generic-mapping {}", path.display()))
 }
 
 pub const ALERTS_FILE: &str = "alerts.ndjson";

@@ -701,3 +701,69 @@ fn a_cluster_that_does_not_answer_is_named_instead_of_waited_on_silently() {
         );
     }
 }
+
+/// A vendor we have no decoder for: its column mapping is tried on a sample with `replay` before
+/// it goes into `[readers.generic]`, and every line is accounted for.
+#[test]
+fn a_generic_mapping_is_tried_on_a_sample_with_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mapping.toml"),
+        "syntax = \"csv\"\ncolumns = [\"cam\", \"ts\", \"plate\", \"conf\"]\nvendor = \"csvcam\"\n\
+         plate = \"plate\"\nobserved_at = \"ts\"\nreader_id = \"cam\"\nconfidence = \"conf\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sample.csv"),
+        "cam,ts,plate,conf\nr1,2026-11-24T12:00:00Z,ABC123,0.9\n\
+         r2,2026-11-24T12:00:01Z,XYZ789,0.8\nr3,yesterday,QQQ111,0.7\n",
+    )
+    .unwrap();
+    let replay = |format: &str, out: &str| {
+        platestream(
+            &[
+                "replay",
+                "--input",
+                "sample.csv",
+                "--format",
+                format,
+                "--generic-mapping",
+                "mapping.toml",
+                "--out",
+                out,
+                "--quiet",
+            ],
+            dir.path(),
+        )
+    };
+    let output = replay("generic", "out");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    // Four lines: two reads, the header, and a line whose time is no time.
+    assert!(stdout.contains("lines read          4"), "{stdout}");
+    assert!(stdout.contains("reads archived      2"), "{stdout}");
+    assert!(stdout.contains("not reads           1"), "{stdout}");
+    assert!(stdout.contains("dead-lettered       1"), "{stdout}");
+    let dead = std::fs::read_to_string(dir.path().join("out/dead-letter.ndjson")).unwrap();
+    assert!(dead.contains("ts is not a time"), "{dead}");
+    let mut archived: Vec<(String, String)> = common::archived_reads(&dir.path().join("out"))
+        .into_iter()
+        .map(|read| (read.reader_id, read.plate_norm))
+        .collect();
+    archived.sort();
+    assert_eq!(
+        archived,
+        [
+            ("r1".to_owned(), "ABC123".to_owned()),
+            ("r2".to_owned(), "XYZ789".to_owned())
+        ]
+    );
+
+    let refused = replay("canonical", "other");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("--generic-mapping is for --format generic"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
