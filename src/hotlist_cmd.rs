@@ -23,6 +23,7 @@ use platestream_engine::Timestamp;
 
 use crate::compact_cmd::steps_bar;
 use crate::config::Config;
+use crate::hotlists::policies_of_no_list;
 use crate::query::args::parse_duration_ms;
 
 #[derive(Args)]
@@ -593,10 +594,12 @@ struct CheckedFile {
 fn run_check(args: &CheckArgs) -> Result<()> {
     let mut csv_files = args.files.clone();
     let mut ncic_files = args.ncic.clone();
+    let mut policies = Vec::new();
     if let Some(path) = &args.config {
         let config = Config::load(path)?;
         csv_files.extend(config.hotlists.files);
         ncic_files.extend(config.hotlists.ncic_files);
+        policies = config.hotlists.lists;
     }
     if csv_files.is_empty() && ncic_files.is_empty() {
         bail!("name hotlist CSV files, --ncic extracts, or --config FILE");
@@ -678,6 +681,14 @@ fn run_check(args: &CheckArgs) -> Result<()> {
             println!(
                 "\n{duplicated} entries repeat an id already seen in their list: the engine keeps the last of each"
             );
+        }
+    }
+    let loaded_lists: Vec<String> = lists.keys().cloned().collect();
+    let unmatched = policies_of_no_list(&policies, &loaded_lists);
+    if !unmatched.is_empty() {
+        println!();
+        for warning in &unmatched {
+            println!("{warning}");
         }
     }
     if !unreadable.is_empty() || refused > 0 {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use platestream_engine::alert_policy::{AlertPolicy, ListPolicy};
+use platestream_engine::alert_policy::{AlertPolicy, AlertRoute, ListPolicy};
 use platestream_engine::archive::recent_pages;
 use platestream_engine::hotlist::{load_hotlist_csv, HotlistEntry, LoadedHotlist};
 use platestream_engine::ncic::load_ncic_extract;
@@ -51,6 +51,35 @@ pub fn load_ncic_file(path: &Path) -> Result<LoadedHotlist> {
 
 /// The live store and alert policy for these entries: full matching, lists under the given
 /// policies (the default policy for lists not named).
+/// What to say of each `[[hotlists.lists]]` policy whose name no loaded list has. A mistyped name
+/// leaves the real list on the defaults, and the defaults route to field officers: a covert list
+/// spelled otherwise in the files would page them. A list fed only by hand (the updates topic)
+/// may not exist yet, so this is a warning, not an error.
+pub fn policies_of_no_list(policies: &[ListPolicy], lists: &[String]) -> Vec<String> {
+    policies
+        .iter()
+        .filter(|policy| !lists.contains(&policy.name))
+        .map(|policy| {
+            let known = if lists.is_empty() {
+                "none".to_owned()
+            } else {
+                lists.join(", ")
+            };
+            let consequence = if policy.route == AlertRoute::Covert {
+                "; if the files spell it otherwise, that list's hits go to field officers, not \
+                 the covert topic"
+            } else {
+                ""
+            };
+            format!(
+                "[[hotlists.lists]] name = {:?} names no loaded list (loaded: {known}): its policy \
+                 applies to nothing until entries of that list arrive{consequence}",
+                policy.name
+            )
+        })
+        .collect()
+}
+
 pub fn build_store(
     entries: Vec<Arc<HotlistEntry>>,
     policies: &[ListPolicy],
@@ -124,5 +153,33 @@ fn report_loaded(name: &str, loaded: &LoadedHotlist) {
             tracing::warn!(file = %name, more = loaded.rejected.len() - 20, "more hotlist rows refused");
         }
         tracing::info!(file = %name, entries = loaded.entries.len(), refused = loaded.rejected.len(), "hotlist loaded");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_naming_no_loaded_list_is_reported_and_a_covert_one_says_what_is_at_stake() {
+        let lists = vec!["stolen_vehicles".to_owned(), "gang_watch".to_owned()];
+        let mut covert = ListPolicy::named("gang_wacth");
+        covert.route = AlertRoute::Covert;
+        let policies = [
+            ListPolicy::named("stolen_vehicles"),
+            covert,
+            ListPolicy::named("amber_alert"),
+        ];
+        let said = policies_of_no_list(&policies, &lists);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].contains("\"gang_wacth\""), "{}", said[0]);
+        assert!(said[0].contains("field officers"), "{}", said[0]);
+        assert!(
+            said[0].contains("stolen_vehicles, gang_watch"),
+            "{}",
+            said[0]
+        );
+        assert!(said[1].contains("\"amber_alert\""), "{}", said[1]);
+        assert!(!said[1].contains("field officers"), "{}", said[1]);
     }
 }

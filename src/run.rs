@@ -18,7 +18,7 @@ use platestream_engine::archive::ArchiveConfig;
 
 use crate::config::Config;
 use crate::hotlist_sources::{FileReloader, HotlistFiles, ReloadIntervals};
-use crate::hotlists::{build_store, remember_recent_pages};
+use crate::hotlists::{build_store, policies_of_no_list, remember_recent_pages};
 use crate::readers::pipeline_for;
 
 /// Logs each paged alert and hands it to the webhook fan-out (which only queues it).
@@ -164,6 +164,15 @@ pub async fn run_engine(
     };
     if let Some(updates) = &updates {
         wait_for_rebuild(&updates.status, &stop_flag).await;
+    }
+    // The store holds a list for every policy; only lists with entries count as loaded.
+    let loaded_lists: Vec<String> = store
+        .list_names()
+        .into_iter()
+        .filter(|list| store.list_len(list) > 0)
+        .collect();
+    for warning in policies_of_no_list(&config.hotlists.lists, &loaded_lists) {
+        tracing::warn!("{warning}");
     }
     let file_watcher = if config.hotlists.reload_check_secs > 0 && !files.is_empty() {
         let intervals = ReloadIntervals {

@@ -842,4 +842,28 @@ fn hotlist_check_reports_what_the_engine_would_load_and_every_refused_row() {
     let missing = platestream(&["hotlist", "check", "nope.csv"], dir.path());
     assert!(!missing.status.success());
     assert!(text(&missing.stdout).contains("nope.csv: CANNOT BE LOADED"));
+
+    // A covert policy whose name the files spell otherwise would leave that list's hits on the
+    // field topic: the check names it.
+    std::fs::write(
+        dir.path().join("gang.csv"),
+        "list,plate,jurisdiction,priority
+gang_watch,GNG1234,VA,2
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("engine.toml"),
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:9\"\n[hotlists]\nfiles = [\"gang.csv\"]\n\
+         [[hotlists.lists]]\nname = \"gang_wacth\"\nroute = \"covert\"\n",
+    )
+    .unwrap();
+    let policies = platestream(&["hotlist", "check", "--config", "engine.toml"], dir.path());
+    let stdout = text(&policies.stdout);
+    assert!(policies.status.success(), "{}", text(&policies.stderr));
+    assert!(
+        stdout.contains("name = \"gang_wacth\" names no loaded list (loaded: gang_watch)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("go to field officers"), "{stdout}");
 }
