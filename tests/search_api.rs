@@ -104,7 +104,15 @@ fn the_running_engine_answers_appearance_searches_of_its_recent_reads() {
         embedding_dim: DIM,
         ..SimulatorConfig::default()
     });
-    let start = Timestamp::now().millis() - 25 * 60_000;
+    // They must all fall in one day, the one slice configured below: across midnight UTC the new
+    // day's slice stays short of its training size while it is the newest, its reads wait
+    // unindexed, and the wait below never ends (it failed so in a run at 00:09 UTC).
+    const DAY_MS: i64 = 86_400_000;
+    const SPAN_MS: i64 = 1500 * 1000;
+    let mut start = Timestamp::now().millis() - 25 * 60_000;
+    if start / DAY_MS != (start + SPAN_MS) / DAY_MS {
+        start = (start + SPAN_MS) / DAY_MS * DAY_MS - SPAN_MS - 1000;
+    }
     let mut payloads = Vec::new();
     let mut vehicle_of: HashMap<String, u32> = HashMap::new();
     let mut reads = Vec::new();
