@@ -55,7 +55,7 @@ pub fn check_one_message_per_line(path: &Path) -> Result<()> {
         }
     }
     let first_line = first_line
-        .strip_prefix(b"\xEF\xBB\xBF")
+        .strip_prefix(platestream_engine::decode::UTF8_BOM)
         .unwrap_or(&first_line);
     match first_line.trim_ascii() {
         b"[" => anyhow::bail!(

@@ -63,7 +63,8 @@ pub fn payload_text(payload: &[u8]) -> Result<&str, DecodeError> {
     })
 }
 
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+/// The UTF-8 byte order mark Windows tools write in front of text.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// platestream's own format: one `PlateRead` as JSON (`schemas/plate-read.schema.json`).
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,15 +81,12 @@ impl ReadDecoder for CanonicalJsonDecoder {
             // serde reads an array as a struct's fields in order ("invalid type: map, expected a
             // string"), and a second read after the first as "trailing characters": neither says
             // what the sender did wrong.
+            const ONE_READ: &str =
+                "a canonical message is one read, one JSON object; send each read as its own message";
             let detail = if text.trim_start().starts_with('[') {
-                "a JSON array: a canonical message is one read, one JSON object; send each read \
-                 as its own message"
-                    .to_owned()
+                format!("a JSON array: {ONE_READ}")
             } else if error.to_string().starts_with("trailing characters") {
-                format!(
-                    "{error}: a canonical message is one read, one JSON object; send each read as \
-                     its own message"
-                )
+                format!("{error}: {ONE_READ}")
             } else {
                 error.to_string()
             };
