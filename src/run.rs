@@ -15,6 +15,7 @@ use platestream_connectors::webhooks::{validate_webhook_url, WebhookFanout};
 use platestream_engine::alert::Alert;
 use platestream_engine::alert_policy::AlertRoute;
 use platestream_engine::archive::ArchiveConfig;
+use platestream_engine::unarchived::UnarchivedReads;
 
 use crate::config::Config;
 use crate::hotlist_sources::{FileReloader, HotlistFiles, ReloadIntervals};
@@ -85,13 +86,14 @@ pub async fn run_engine(
         pipeline = pipeline.with_appearance_index(Arc::clone(&index));
         appearance_index = Some(index);
     }
-    let search_api = match (&config.api, appearance_index) {
-        (None, _) => None,
-        (Some(_), None) => bail!(
-            "[api] serves appearance searches of the engine's index: add an [appearance] section too"
-        ),
-        (Some(settings), Some(index)) => {
-            let api = SearchApi::new(settings, index)
+    // Held only for the API to serve: without it nobody could ask for them.
+    let unarchived = config
+        .api
+        .as_ref()
+        .map(|settings| Arc::new(UnarchivedReads::new(settings.unarchived_max_reads)));
+    let search_api = match (&config.api, &unarchived) {
+        (Some(settings), Some(unarchived)) => {
+            let api = SearchApi::new(settings, appearance_index, Arc::clone(unarchived))
                 .context("[api]")?
                 .bind()
                 .await
@@ -99,6 +101,7 @@ pub async fn run_engine(
             tracing::info!(address = %api.local_addr(), "search API listening");
             Some(spawn_search_api(api, Arc::clone(&stop_flag)))
         }
+        _ => None,
     };
     if create_topics {
         let mut topics: Vec<(&str, i32)> = config
@@ -148,6 +151,7 @@ pub async fn run_engine(
                 flag: Arc::clone(&stop_flag),
                 ..StopWhen::default()
             },
+            unarchived,
             ..StreamOptions::default()
         },
     );

@@ -21,6 +21,7 @@ use platestream_engine::hotlist::load_hotlist_csv;
 use platestream_engine::matcher::ExactMatcher;
 use platestream_engine::pipeline::Pipeline;
 use platestream_engine::simulate::{GroundTruth, Simulator, SimulatorConfig};
+use platestream_engine::unarchived::{UnarchivedQuery, UnarchivedReads};
 use platestream_engine::{PlateRead, Timestamp};
 
 struct Traffic {
@@ -80,6 +81,8 @@ fn run_engine(
         Arc::new(CanonicalJsonDecoder),
         Arc::new(ExactMatcher::new(entries)),
     );
+    let commits_all = matches!(on_stop, OnStop::CommitAll);
+    let unarchived = Arc::new(UnarchivedReads::new(usize::MAX));
     let engine = StreamEngine::new(
         settings.clone(),
         Arc::new(ArchiveConfig::new(archive_dir)),
@@ -88,9 +91,21 @@ fn run_engine(
             segment_max_age: Duration::from_millis(500),
             stop,
             on_stop,
+            unarchived: Some(Arc::clone(&unarchived)),
         },
     );
-    engine.run(&mut pipeline, &mut ()).unwrap()
+    let summary = engine.run(&mut pipeline, &mut ()).unwrap();
+    if commits_all {
+        // Every segment was committed, so every read the API could list has left for the archive.
+        let left = unarchived.snapshot(&UnarchivedQuery::default());
+        assert_eq!(
+            left.held,
+            0,
+            "reads still held as unarchived: {:?}",
+            left.reads.first()
+        );
+    }
+    summary
 }
 
 fn until_idle() -> StopWhen {

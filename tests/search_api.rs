@@ -305,3 +305,271 @@ token = "{TOKEN}"
         "unknown_read",
     );
 }
+
+fn get_unarchived(
+    client: &reqwest::blocking::Client,
+    base: &str,
+    token: Option<&str>,
+    query: &str,
+) -> (StatusCode, Value) {
+    let mut request = client.get(format!("{base}/v1/reads/unarchived?{query}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().unwrap();
+    let status = response.status();
+    let text = response.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+    )
+}
+
+fn incident_ids(output: &str) -> Vec<String> {
+    let answer: Value = serde_json::from_str(output).unwrap();
+    let mut ids: Vec<String> = answer["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|read| read["read_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A dispatcher asks right after a call: the reads of the last minutes are still in the engine's
+/// open segments (here for 10 minutes), and `query incident` gets them from the engine's API.
+#[test]
+fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archived() {
+    let broker = TansuBroker::start().unwrap();
+    let settings = common::named_settings(&broker, "unarchived");
+    create_topics(&settings, 2);
+    let mut simulator = Simulator::new(SimulatorConfig {
+        seed: 11,
+        vehicles: 200,
+        ..SimulatorConfig::default()
+    });
+    // 400 reads over the last 4 minutes.
+    let start = Timestamp::now().millis() - 4 * 60_000;
+    let mut payloads = Vec::new();
+    let mut reads = Vec::new();
+    for index in 0..400_i64 {
+        let (read, truth) = simulator.next_read(Timestamp(start + index * 600));
+        payloads.push((Some(truth.true_plate), serde_json::to_vec(&read).unwrap()));
+        reads.push(read);
+    }
+    produce_all(&settings, &settings.raw_topics[0], &payloads);
+
+    // The place of the incident: the busiest reader, 500 m around it, the last 10 minutes.
+    let mut reads_per_reader: HashMap<&str, usize> = HashMap::new();
+    for read in &reads {
+        *reads_per_reader.entry(read.reader_id.as_str()).or_default() += 1;
+    }
+    let busiest = reads_per_reader
+        .iter()
+        .max_by_key(|(reader, count)| (**count, *reader))
+        .map(|(reader, _)| *reader)
+        .unwrap();
+    let place = reads.iter().find(|read| read.reader_id == busiest).unwrap();
+    let (lat, lon) = (place.lat.unwrap(), place.lon.unwrap());
+    let (from, to) = (
+        Timestamp(start - 6 * 60_000),
+        Timestamp(Timestamp::now().millis() + 60_000),
+    );
+    let mut expected: Vec<String> = reads
+        .iter()
+        .filter(|read| {
+            platestream_engine::description::haversine_m(
+                lat,
+                lon,
+                read.lat.unwrap(),
+                read.lon.unwrap(),
+            ) <= 500.0
+        })
+        .map(|read| read.read_id.clone())
+        .collect();
+    expected.sort();
+    assert!(
+        expected.len() >= 5 && expected.len() < reads.len(),
+        "{} reads near {busiest}",
+        expected.len()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+
+    let port = free_port();
+    let api_section =
+        |port: u16| format!("[api]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"{TOKEN}\"\n");
+    // Segments of 10 minutes: nothing is archived while the engine runs.
+    let write_config = |dir: &std::path::Path, settings: &KafkaSettings, port: u16| {
+        common::write_engine_config(dir, "platestream.toml", settings, "", "files = []");
+        let config = std::fs::read_to_string(dir.join("platestream.toml"))
+            .unwrap()
+            .replacen(
+                "segment_max_age_secs = 1\n",
+                "segment_max_age_secs = 600\n",
+                1,
+            )
+            + &api_section(port);
+        std::fs::write(dir.join("platestream.toml"), config).unwrap();
+    };
+    write_config(dir.path(), &settings, port);
+    let engine = common::EngineProcess::start(dir.path(), "platestream.toml");
+
+    let client = reqwest::blocking::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let holds_every_read = |base: &str| {
+        let response = client
+            .get(format!("{base}/v1/reads/unarchived"))
+            .bearer_auth(TOKEN)
+            .send()
+            .ok()?;
+        let answer: Value = serde_json::from_str(&response.text().ok()?).ok()?;
+        (answer["held_reads"] == reads.len()).then_some(())
+    };
+    common::eventually(
+        "the engine holds every read",
+        Duration::from_secs(90),
+        || holds_every_read(&base),
+    );
+
+    // The API: a token, a whole circle and a real range, or a reason.
+    let (status, _) = get_unarchived(&client, &base, None, "");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    for (query, code) in [
+        ("lat=95&lon=-77&radius_m=500", "bad_area"),
+        ("lat=38.9&lon=-77", "partial_area"),
+        (
+            "from=2026-11-24T12:00:00Z&to=2026-11-24T11:00:00Z",
+            "empty_range",
+        ),
+        ("from=yesterday", "bad_time"),
+        ("radius=5", "malformed_query"),
+    ] {
+        let (status, answer) = get_unarchived(&client, &base, Some(TOKEN), query);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
+        assert_eq!(answer["error"], code, "{query}: {answer}");
+    }
+    let (status, answer) = get_unarchived(
+        &client,
+        &base,
+        Some(TOKEN),
+        &format!("lat={lat}&lon={lon}&radius_m=500&from={from}&to={to}"),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("schemas/unarchived-reads-response.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut documented: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|field| field.as_str().unwrap())
+        .collect();
+    let mut answered: Vec<&str> = answer
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort_unstable();
+    answered.sort_unstable();
+    assert_eq!(answered, documented);
+    assert_eq!(answer["missing_reads"], 0);
+    let mut ids: Vec<String> = answer["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|read| read["read_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, expected);
+    // No appearance index is configured: the search says so instead of failing obscurely.
+    let (status, answer) = Api {
+        base: base.clone(),
+        client: client.clone(),
+    }
+    .search(Some(TOKEN), r#"{"vector": [1.0], "k": 1}"#);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(answer["error"], "no_appearance_index");
+
+    // The dispatcher's query: the archive holds nothing yet, the engine everything.
+    let incident = |extra: &[&str]| {
+        let (lat, lon, from, to) = (
+            lat.to_string(),
+            lon.to_string(),
+            from.to_string(),
+            to.to_string(),
+        );
+        let mut args = vec![
+            "query",
+            "incident",
+            "--config",
+            "platestream.toml",
+            "--lat",
+            &lat,
+            "--lon",
+            &lon,
+            "--radius",
+            "500m",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        common::platestream(&args, dir.path())
+    };
+    let live = incident(&[]);
+    assert!(live.status.success(), "{}", common::text(&live.stderr));
+    assert_eq!(incident_ids(&common::text(&live.stdout)), expected);
+    let notes = common::text(&live.stderr);
+    assert!(
+        notes.contains(&format!(
+            "{} read(s) not yet archived came from the engine",
+            expected.len()
+        )),
+        "{notes}"
+    );
+
+    // Once stopped, the engine has archived them: the same answer from the archive alone,
+    // and the query says the engine did not answer.
+    assert!(engine.stop().success());
+    let archived = incident(&[]);
+    assert!(
+        archived.status.success(),
+        "{}",
+        common::text(&archived.stderr)
+    );
+    assert_eq!(incident_ids(&common::text(&archived.stdout)), expected);
+    assert!(
+        common::text(&archived.stderr).contains("did not answer"),
+        "{}",
+        common::text(&archived.stderr)
+    );
+
+    // A second engine (another group and archive) holds the same reads unarchived while the
+    // first archive has them: each read is listed once.
+    let second = tempfile::tempdir().unwrap();
+    let second_port = free_port();
+    let mut second_settings = settings.clone();
+    second_settings.group_id = "unarchived-second".into();
+    write_config(second.path(), &second_settings, second_port);
+    let _second_engine = common::EngineProcess::start(second.path(), "platestream.toml");
+    let second_base = format!("127.0.0.1:{second_port}");
+    common::eventually(
+        "the second engine holds every read",
+        Duration::from_secs(90),
+        || holds_every_read(&format!("http://{second_base}")),
+    );
+    let both = incident(&["--engine", &second_base]);
+    assert!(both.status.success(), "{}", common::text(&both.stderr));
+    assert_eq!(incident_ids(&common::text(&both.stdout)), expected);
+}

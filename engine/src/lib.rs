@@ -24,6 +24,7 @@ pub mod read;
 pub mod registry;
 pub mod simulate;
 pub mod store;
+pub mod unarchived;
 pub mod vendor;
 
 pub use read::{

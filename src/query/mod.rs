@@ -4,6 +4,7 @@ pub mod args;
 pub mod output;
 pub mod session;
 pub mod sql;
+pub mod unarchived;
 
 use std::path::{Path, PathBuf};
 
@@ -143,6 +144,15 @@ pub struct IncidentArgs {
     /// like --format); with --format table or json they are part of the output.
     #[arg(long)]
     pub sources_out: Option<PathBuf>,
+    /// A running engine's API (HOST:PORT or URL; repeatable, one per engine of the group) to ask
+    /// for the reads it has not archived yet, when the window reaches into the last 15 minutes.
+    /// Default: `[api] listen` of --config. Token: `[api] token` of --config, or
+    /// PLATESTREAM_API_TOKEN.
+    #[arg(long = "engine")]
+    pub engines: Vec<String>,
+    /// Only the archive: do not ask any engine.
+    #[arg(long, conflicts_with = "engines")]
+    pub archive_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -234,14 +244,33 @@ fn exact_plate(text: &str) -> Result<String> {
 }
 
 pub async fn run_query(args: QueryArgs) -> Result<()> {
-    let archive = archive_dir(args.archive.as_deref(), args.config.as_deref())?;
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    let archive = match (&args.archive, &config) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(config)) => config.archive.dir.clone(),
+        (None, None) => PathBuf::from(DEFAULT_ARCHIVE_DIR),
+    };
     let registry = load_registry(&args.registry, &archive)?;
     let pruning = if args.full_scan {
         Pruning::FullScan
     } else {
         Pruning::On
     };
-    let session = session::open(&archive, &registry, pruning, !args.no_plate_copy).await?;
+    let engines = match &args.command {
+        QueryCommand::Incident(incident) if !incident.archive_only => unarchived::engines_to_ask(
+            &incident.engines,
+            config.as_ref().and_then(|config| config.api.as_ref()),
+        ),
+        _ => Vec::new(),
+    };
+    let session = session::open(
+        &archive,
+        &registry,
+        pruning,
+        !args.no_plate_copy,
+        !engines.is_empty(),
+    )
+    .await?;
     let range = match &args.command {
         QueryCommand::Incident(incident) => time_range(
             args.from.as_deref(),
@@ -267,6 +296,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             run_incident(
                 &session,
                 incident,
+                &engines,
                 range,
                 args.format,
                 out,
@@ -523,21 +553,25 @@ async fn archive_freshness_notice(
         Some(newest) => Some(format!(
             "the archive's newest read was observed at {} ({} s ago): reads after it are not in \
              this answer; a running engine archives them within [archive] segment_max_age_secs \
-             (30 s by default), so run the query again in a moment",
+             (30 s by default): run the query again in a moment, or give --engine HOST:PORT \
+             (its [api]) to include them",
             args::rfc3339(newest),
             (now_ms - newest).max(0) / 1000
         )),
         None => Some(format!(
             "the archive holds no read of the last {} minutes: reads since are in the engine's \
-             open segments (or no engine is archiving here)",
+             open segments, which --engine HOST:PORT (its [api]) includes (or no engine is \
+             archiving here)",
             LIVE_INCIDENT_MS / 60_000
         )),
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_incident(
     session: &ArchiveSession,
     incident: &IncidentArgs,
+    engines: &[unarchived::EngineApi],
     range: Option<TimeRange>,
     format: OutputFormat,
     out: Option<&Path>,
@@ -572,13 +606,41 @@ async fn run_incident(
             filters.push(attribute_filter(column, value));
         }
     }
-    let reads_sql = format!(
-        "SELECT round({d}, 1) AS distance_m, {columns} FROM reads WHERE {filters} \
-         ORDER BY distance_m, observed_at, read_id",
-        d = distance("", lat, lon),
-        columns = read_columns(""),
-        filters = filters.join(" AND ")
-    );
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let recent = range.to_ms >= now_ms - LIVE_INCIDENT_MS;
+    // Asked before the archive is listed: a read the engine archives meanwhile is then in the
+    // archive's answer (and dropped here by its id), never in neither.
+    let unarchived = if recent && !engines.is_empty() {
+        let query = unarchived::incident_query(range.from_ms, range.to_ms, lat, lon, radius_m);
+        let found = unarchived::fetch_from(engines, &query).await;
+        for notice in &found.notices {
+            eprintln!("{notice}");
+        }
+        unarchived::register(session, &found.reads)?;
+        found.answered.then_some(found.reads.len())
+    } else {
+        None
+    };
+    let filters = filters.join(" AND ");
+    let select = |table: &str| {
+        format!(
+            "SELECT round({d}, 1) AS distance_m, {columns} FROM {table} WHERE {filters}",
+            d = distance("", lat, lon),
+            columns = read_columns(""),
+        )
+    };
+    let reads_sql = match unarchived {
+        Some(_) => format!(
+            "SELECT * FROM ({archived} UNION ALL {held} AND read_id NOT IN \
+             (SELECT read_id FROM reads WHERE {filters})) ORDER BY distance_m, observed_at, read_id",
+            archived = select("reads"),
+            held = select(unarchived::UNARCHIVED_TABLE),
+        ),
+        None => format!(
+            "{} ORDER BY distance_m, observed_at, read_id",
+            select("reads")
+        ),
+    };
     let sources_sql = format!(
         "SELECT round({d}, 1) AS distance_m, id, kind, name, fov_direction, owner, contact, access_terms, footage \
          FROM (SELECT * FROM readers UNION ALL SELECT * FROM cameras) \
@@ -587,9 +649,10 @@ async fn run_incident(
     );
     let reads = query_result(session, &reads_sql, "reads near the incident", quiet).await?;
     let sources = query_result(session, &sources_sql, "readers and cameras", true).await?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    if let Some(notice) = archive_freshness_notice(session, range, now_ms).await? {
-        eprintln!("{notice}");
+    if unarchived.is_none() {
+        if let Some(notice) = archive_freshness_notice(session, range, now_ms).await? {
+            eprintln!("{notice}");
+        }
     }
     match format {
         OutputFormat::Table => {

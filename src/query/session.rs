@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{bail, Context, Result};
 use arrow::array::{Float64Builder, RecordBatch, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::ListingOptions;
@@ -97,14 +97,46 @@ fn session_config(pruning: Pruning) -> SessionConfig {
         .set_bool("datafusion.execution.collect_statistics", on)
 }
 
+/// The `reads` table's columns as a query sees them: the files' and the `date` and `hour` of
+/// their partitions.
+pub fn reads_schema_with_partitions() -> SchemaRef {
+    let mut fields: Vec<Field> = READS_SCHEMA
+        .fields()
+        .iter()
+        .map(|field| field.as_ref().clone())
+        .collect();
+    fields.push(Field::new("date", DataType::Utf8, true));
+    fields.push(Field::new("hour", DataType::Utf8, true));
+    Arc::new(Schema::new(fields))
+}
+
 /// `plate_copies`: plate lookups may read current plate-ordered copies (with pruning on).
+/// `empty_ok`: an archive without reads yet is an empty `reads` table, not an error (a new
+/// engine's archive, when its unarchived reads are asked for too).
 pub async fn open(
     archive: &Path,
     registry: &[RegistryEntry],
     pruning: Pruning,
     plate_copies: bool,
+    empty_ok: bool,
 ) -> Result<ArchiveSession> {
     let reads_dir = archive.join(READS_TABLE);
+    let no_reads =
+        !reads_dir.is_dir() || crate::archive_stats::parquet_files(&reads_dir)?.is_empty();
+    if empty_ok && no_reads && archive.is_dir() {
+        eprintln!(
+            "the archive {} holds no reads yet: only reads a running engine has not archived \
+             can be listed",
+            archive.display()
+        );
+        let context = SessionContext::new_with_config(session_config(pruning));
+        let schema = reads_schema_with_partitions();
+        context.register_table(
+            READS_TABLE,
+            Arc::new(MemTable::try_new(Arc::clone(&schema), vec![vec![]])?),
+        )?;
+        return finish_open(context, archive, registry, pruning, plate_copies);
+    }
     if !reads_dir.is_dir() {
         bail!(
             "{} is not a platestream archive (no {READS_TABLE}/ directory); give --archive DIR",
@@ -155,6 +187,17 @@ pub async fn open(
             .await
             .with_context(|| format!("opening the {table} table under {}", dir.display()))?;
     }
+    finish_open(context, archive, registry, pruning, plate_copies)
+}
+
+/// Registers the registry's tables.
+fn finish_open(
+    context: SessionContext,
+    archive: &Path,
+    registry: &[RegistryEntry],
+    pruning: Pruning,
+    plate_copies: bool,
+) -> Result<ArchiveSession> {
     let readers: Vec<&RegistryEntry> = registry.iter().filter(|e| e.kind.is_reader()).collect();
     let cameras: Vec<&RegistryEntry> = registry.iter().filter(|e| !e.kind.is_reader()).collect();
     context.register_table("readers", Arc::new(registry_table(&readers)?))?;

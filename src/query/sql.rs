@@ -17,11 +17,12 @@ pub fn quote(text: &str) -> String {
 }
 
 /// Bounds far outside any real archive mean "open" and are not written.
-fn is_open_bound(millis: i64) -> bool {
+pub fn is_open_bound(millis: i64) -> bool {
     !(-(1i64 << 50)..(1i64 << 50)).contains(&millis)
 }
 
-fn partition_of(millis: i64) -> Option<(String, String)> {
+/// The `date` and `hour` partition values of a time.
+pub fn partition_of(millis: i64) -> Option<(String, String)> {
     let time = DateTime::from_timestamp_millis(millis)?;
     Some((
         time.format("%Y-%m-%d").to_string(),

@@ -33,7 +33,10 @@ pub use auth::API_KEY_HEADER;
 pub use error::{IngestError, IngestSetupError, RETRY_AFTER_SECONDS};
 pub use ingest::{Accepted, IMAGES_FIELD, IMAGE_FIELD, VENDOR_HEADER};
 pub use inline_images::{externalize_inline_images, inline_image_bytes, MIN_INLINE_IMAGE_CHARS};
-pub use search::{BoundSearchApi, SearchApi, SearchApiSettings, SearchError, SearchSetupError};
+pub use search::{
+    fetch_unarchived, BoundSearchApi, SearchApi, SearchApiSettings, SearchError, SearchSetupError,
+    UnarchivedFetchError, UnarchivedResponse,
+};
 pub use settings::{IngestSettings, Token, VendorSettings, MIN_TOKEN_CHARS};
 
 use crate::kafka::KafkaSettings;

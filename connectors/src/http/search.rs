@@ -3,6 +3,7 @@
 //! | route | what |
 //! | --- | --- |
 //! | `POST /v1/search/appearance` | the reads in the live appearance index nearest a vector or another read, within a time range and an area |
+//! | `GET /v1/reads/unarchived` | the reads consumed but not yet durable in the archive, within a time range and an area |
 //! | `GET /healthz` | 200 while the engine runs |
 //!
 //! The index holds the last `[appearance] horizon_secs` of reads in memory, so "has this car been
@@ -15,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,6 +24,7 @@ use axum::{Json, Router};
 use metrics::counter;
 use platestream_engine::appearance::{AppearanceQuery, RecentAppearanceIndex};
 use platestream_engine::description::{normalize_vector, Area};
+use platestream_engine::unarchived::{UnarchivedQuery, UnarchivedReads};
 use platestream_engine::{PlateRead, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +46,14 @@ pub struct SearchApiSettings {
     pub listen: SocketAddr,
     /// Sent as `Authorization: Bearer <token>` (or `X-Api-Key`); at least 16 characters.
     pub token: Token,
+    /// Most reads held between their consumption and their segment's commit, for
+    /// `GET /v1/reads/unarchived` (and so `query incident`); default 250,000.
+    #[serde(default = "default_unarchived_max_reads")]
+    pub unarchived_max_reads: usize,
+}
+
+fn default_unarchived_max_reads() -> usize {
+    platestream_engine::unarchived::DEFAULT_MAX_READS
 }
 
 fn default_listen() -> SocketAddr {
@@ -96,6 +106,12 @@ pub enum SearchError {
     BadSimilarity(f32),
     #[error("no read {0:?} is in the appearance index (no embedding, or older than the horizon)")]
     UnknownRead(String),
+    #[error("this engine keeps no appearance index: add an [appearance] section to its config")]
+    NoAppearanceIndex,
+    #[error("the query string is not valid: {0}")]
+    MalformedQuery(String),
+    #[error("give `lat`, `lon` and `radius_m` together, or none of them")]
+    PartialArea,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -117,6 +133,9 @@ impl SearchError {
             Self::BadArea => "bad_area",
             Self::BadSimilarity(_) => "bad_similarity",
             Self::UnknownRead(_) => "unknown_read",
+            Self::NoAppearanceIndex => "no_appearance_index",
+            Self::MalformedQuery(_) => "malformed_query",
+            Self::PartialArea => "partial_area",
             Self::Internal(_) => "internal",
         }
     }
@@ -124,7 +143,7 @@ impl SearchError {
     fn status(&self) -> StatusCode {
         match self {
             Self::MissingToken | Self::WrongToken => StatusCode::UNAUTHORIZED,
-            Self::UnknownRead(_) => StatusCode::NOT_FOUND,
+            Self::UnknownRead(_) | Self::NoAppearanceIndex => StatusCode::NOT_FOUND,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -182,8 +201,99 @@ struct SearchHit {
 }
 
 struct SearchState {
-    index: Arc<RecentAppearanceIndex>,
+    index: Option<Arc<RecentAppearanceIndex>>,
+    unarchived: Arc<UnarchivedReads>,
     token: TokenDigest,
+}
+
+/// `GET /v1/reads/unarchived`'s query string, as `schemas/unarchived-reads-response.schema.json`
+/// describes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnarchivedParams {
+    from: Option<String>,
+    to: Option<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    radius_m: Option<f64>,
+    /// Read by the token check, not here.
+    #[allow(dead_code)]
+    token: Option<String>,
+}
+
+/// The answer of `GET /v1/reads/unarchived`, as `schemas/unarchived-reads-response.schema.json`
+/// describes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnarchivedResponse {
+    /// Oldest first.
+    pub reads: Vec<PlateRead>,
+    /// Reads the engine holds unarchived, whatever the query.
+    pub held_reads: usize,
+    /// Reads consumed but in neither the archive nor this answer: the engine's store of them
+    /// (`[api] unarchived_max_reads`) was full.
+    pub missing_reads: u64,
+}
+
+/// Why the engine's unarchived reads could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum UnarchivedFetchError {
+    #[error("the engine at {url} did not answer: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("the engine at {url} refused: {status} {body}")]
+    Refused {
+        url: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("the engine at {url} answered something else than reads: {source}")]
+    Malformed {
+        url: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Asks a running engine's API (`base`, e.g. `http://127.0.0.1:8091`) for the reads it holds
+/// unarchived within the query.
+pub async fn fetch_unarchived(
+    base: &str,
+    token: &str,
+    query: &UnarchivedQuery,
+    timeout: std::time::Duration,
+) -> Result<UnarchivedResponse, UnarchivedFetchError> {
+    let url = format!("{}/v1/reads/unarchived", base.trim_end_matches('/'));
+    let mut params: Vec<(&str, String)> = Vec::new();
+    if let Some(from) = query.from {
+        params.push(("from", from.to_string()));
+    }
+    if let Some(to) = query.to {
+        params.push(("to", to.to_string()));
+    }
+    if let Some((lat, lon, radius_m)) = query.near {
+        params.push(("lat", lat.to_string()));
+        params.push(("lon", lon.to_string()));
+        params.push(("radius_m", radius_m.to_string()));
+    }
+    let unreachable = |source| UnarchivedFetchError::Unreachable {
+        url: url.clone(),
+        source,
+    };
+    let response = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(unreachable)?
+        .get(&url)
+        .query(&params)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(UnarchivedFetchError::Refused { url, status, body });
+    }
+    let body = response.bytes().await.map_err(unreachable)?;
+    serde_json::from_slice(&body).map_err(|source| UnarchivedFetchError::Malformed { url, source })
 }
 
 /// The search API, configured but not yet listening.
@@ -195,7 +305,8 @@ pub struct SearchApi {
 impl SearchApi {
     pub fn new(
         settings: &SearchApiSettings,
-        index: Arc<RecentAppearanceIndex>,
+        index: Option<Arc<RecentAppearanceIndex>>,
+        unarchived: Arc<UnarchivedReads>,
     ) -> Result<Self, SearchSetupError> {
         if settings.token.as_str().trim().chars().count() < MIN_TOKEN_CHARS {
             return Err(SearchSetupError::ShortToken {
@@ -204,10 +315,12 @@ impl SearchApi {
         }
         let state = Arc::new(SearchState {
             index,
+            unarchived,
             token: TokenDigest::of(settings.token.as_str()),
         });
         let router = Router::new()
             .route("/v1/search/appearance", post(appearance))
+            .route("/v1/reads/unarchived", get(unarchived_reads))
             .route("/healthz", get(|| async { "ok" }))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(state);
@@ -279,6 +392,94 @@ async fn appearance(
     response
 }
 
+async fn unarchived_reads(
+    State(state): State<Arc<SearchState>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let response = match unarchived(&state, &headers, &uri).await {
+        Ok(found) => Json(found).into_response(),
+        Err(error) => {
+            tracing::debug!(code = error.code(), reason = %error, "unarchived reads refused");
+            error.into_response()
+        }
+    };
+    counter!(
+        "platestream_unarchived_requests_total",
+        "status" => response.status().as_str().to_owned()
+    )
+    .increment(1);
+    response
+}
+
+async fn unarchived(
+    state: &Arc<SearchState>,
+    headers: &HeaderMap,
+    uri: &Uri,
+) -> Result<UnarchivedResponse, SearchError> {
+    let token = presented_token(headers, uri).ok_or(SearchError::MissingToken)?;
+    if !state.token.matches(&token) {
+        return Err(SearchError::WrongToken);
+    }
+    let Query(params) = Query::<UnarchivedParams>::try_from_uri(uri)
+        .map_err(|rejection| SearchError::MalformedQuery(rejection.body_text()))?;
+    let (from, to) = checked_range(params.from.as_ref(), params.to.as_ref())?;
+    let near = match (params.lat, params.lon, params.radius_m) {
+        (None, None, None) => None,
+        (Some(lat), Some(lon), Some(radius_m)) => {
+            let area = Area { lat, lon, radius_m };
+            check_area(&area)?;
+            Some((lat, lon, radius_m))
+        }
+        _ => return Err(SearchError::PartialArea),
+    };
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || {
+        let mut snapshot = state
+            .unarchived
+            .snapshot(&UnarchivedQuery { from, to, near });
+        snapshot
+            .reads
+            .sort_by(|a, b| (a.observed_at, &a.read_id).cmp(&(b.observed_at, &b.read_id)));
+        UnarchivedResponse {
+            reads: snapshot.reads,
+            held_reads: snapshot.held,
+            missing_reads: snapshot.missing,
+        }
+    })
+    .await
+    .map_err(|error| SearchError::Internal(format!("the lookup failed: {error}")))
+}
+
+fn checked_range(
+    from: Option<&String>,
+    to: Option<&String>,
+) -> Result<(Option<Timestamp>, Option<Timestamp>), SearchError> {
+    let from = parse_time("from", from)?;
+    let to = parse_time("to", to)?;
+    if let (Some(from), Some(to)) = (from, to) {
+        if from >= to {
+            return Err(SearchError::EmptyRange {
+                from: from.to_string(),
+                to: to.to_string(),
+            });
+        }
+    }
+    Ok((from, to))
+}
+
+fn check_area(area: &Area) -> Result<(), SearchError> {
+    let valid = (-90.0..=90.0).contains(&area.lat)
+        && (-180.0..=180.0).contains(&area.lon)
+        && area.radius_m > 0.0
+        && area.radius_m <= MAX_SEARCH_RADIUS_M;
+    if valid {
+        Ok(())
+    } else {
+        Err(SearchError::BadArea)
+    }
+}
+
 fn parse_time(
     field: &'static str,
     value: Option<&String>,
@@ -308,32 +509,17 @@ async fn search(
     if request.k == 0 || request.k > MAX_SEARCH_K {
         return Err(SearchError::BadK(request.k));
     }
-    let from = parse_time("from", request.from.as_ref())?;
-    let to = parse_time("to", request.to.as_ref())?;
-    if let (Some(from), Some(to)) = (from, to) {
-        if from >= to {
-            return Err(SearchError::EmptyRange {
-                from: from.to_string(),
-                to: to.to_string(),
-            });
-        }
-    }
+    let (from, to) = checked_range(request.from.as_ref(), request.to.as_ref())?;
     if let Some(area) = &request.near {
-        let valid = (-90.0..=90.0).contains(&area.lat)
-            && (-180.0..=180.0).contains(&area.lon)
-            && area.radius_m > 0.0
-            && area.radius_m <= MAX_SEARCH_RADIUS_M;
-        if !valid {
-            return Err(SearchError::BadArea);
-        }
+        check_area(area)?;
     }
     if let Some(similarity) = request.min_similarity {
         if !(-1.0..=1.0).contains(&similarity) {
             return Err(SearchError::BadSimilarity(similarity));
         }
     }
-    let expected = state.index.config().dim;
-    let state = Arc::clone(state);
+    let index = state.index.clone().ok_or(SearchError::NoAppearanceIndex)?;
+    let expected = index.config().dim;
     // A search scans up to a few hundred thousand vectors: off the server's threads.
     tokio::task::spawn_blocking(move || {
         let vector = match (request.vector, &request.read_id) {
@@ -351,14 +537,13 @@ async fn search(
                 }
                 vector
             }
-            (None, Some(read_id)) => state
-                .index
+            (None, Some(read_id)) => index
                 .unit_vector_of(read_id)
                 .ok_or_else(|| SearchError::UnknownRead(read_id.clone()))?,
         };
         // The read searched from is its own nearest: ask for one more and leave it out.
         let extra = usize::from(request.read_id.is_some());
-        let hits = state.index.search(&AppearanceQuery {
+        let hits = index.search(&AppearanceQuery {
             vector: &vector,
             k: request.k + extra,
             from,
@@ -377,8 +562,8 @@ async fn search(
             .collect();
         Ok(SearchResponse {
             hits,
-            indexed_reads: state.index.len(),
-            unindexed_reads: state.index.unindexed_len(),
+            indexed_reads: index.len(),
+            unindexed_reads: index.unindexed_len(),
         })
     })
     .await

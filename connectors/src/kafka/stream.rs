@@ -26,6 +26,7 @@ use platestream_engine::archive::{
     ALERTS_TABLE, READS_TABLE,
 };
 use platestream_engine::pipeline::{DeadLetter, Pipeline, PipelineCounts, Processed};
+use platestream_engine::unarchived::UnarchivedReads;
 use platestream_engine::{SourcePosition, Timestamp};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
@@ -69,6 +70,8 @@ pub struct StreamOptions {
     pub segment_max_age: Duration,
     pub stop: StopWhen,
     pub on_stop: OnStop,
+    /// Where reads wait, visible to the API, between their segment and its commit.
+    pub unarchived: Option<Arc<UnarchivedReads>>,
 }
 
 impl Default for StreamOptions {
@@ -78,6 +81,7 @@ impl Default for StreamOptions {
             segment_max_age: Duration::from_secs(30),
             stop: StopWhen::default(),
             on_stop: OnStop::CommitAll,
+            unarchived: None,
         }
     }
 }
@@ -550,6 +554,9 @@ impl RunState<'_> {
         self.finish_checkpoints(observer, Waiting::ForAll, Committing::IfStillAssigned)?;
         for (topic, partition) in changed {
             pipeline.forget_partition(&topic, partition);
+            if let Some(unarchived) = &self.engine.options.unarchived {
+                unarchived.forget_partition(&topic, partition);
+            }
             let state = self
                 .partitions
                 .get_mut(&topic)
@@ -799,6 +806,7 @@ impl RunState<'_> {
     }
     /// Appends reads to the open segments of the partitions they came from.
     fn archive_reads(&mut self, reads: &[platestream_engine::PlateRead]) -> Result<(), KafkaError> {
+        let mut moved_away = Vec::new();
         for read in reads {
             let Some(source) = &read.source else {
                 return Err(KafkaError::Internal(format!(
@@ -812,6 +820,7 @@ impl RunState<'_> {
                 .and_then(|partitions| partitions.get_mut(&source.partition))
             else {
                 // The partition moved away while the pass was held: its next owner replays it.
+                moved_away.push((source.topic.as_str(), source.partition));
                 continue;
             };
             let segment = match &mut state.segment {
@@ -823,6 +832,12 @@ impl RunState<'_> {
                 )?),
             };
             segment.append_read(read)?;
+        }
+        if let Some(unarchived) = &self.engine.options.unarchived {
+            unarchived.hold(reads);
+            for (topic, partition) in moved_away {
+                unarchived.forget_partition(topic, partition);
+            }
         }
         Ok(())
     }
@@ -949,6 +964,9 @@ impl RunState<'_> {
                 let still_assigned = state.is_some();
                 if let Some(state) = state {
                     state.archived_through = Some(last);
+                }
+                if let Some(unarchived) = &self.engine.options.unarchived {
+                    unarchived.archived_through(&topic, partition, last);
                 }
                 self.summary.reads_archived += report.rows(READS_TABLE) as u64;
                 self.summary.alerts_archived += report.rows(ALERTS_TABLE) as u64;

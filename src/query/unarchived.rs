@@ -1,0 +1,177 @@
+//! Reads a running engine has consumed but not yet archived, added to answers about the last
+//! minutes: a dispatcher asking right after a 911 call must not miss the last half minute.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use arrow::array::{ArrayRef, StringBuilder};
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use platestream_connectors::http::{fetch_unarchived, SearchApiSettings};
+use platestream_engine::archive::{ReadColumns, TableColumns};
+use platestream_engine::unarchived::UnarchivedQuery;
+use platestream_engine::{PlateRead, Timestamp};
+
+use super::session::{reads_schema_with_partitions, ArchiveSession};
+use super::sql::{is_open_bound, partition_of};
+
+/// The table a query unions with `reads` for the engine's unarchived reads.
+pub const UNARCHIVED_TABLE: &str = "unarchived_reads";
+/// The token `query` presents to an engine named by --engine (or when the config has none).
+pub const TOKEN_VARIABLE: &str = "PLATESTREAM_API_TOKEN";
+/// An engine that has not answered by then is reported and left out, not waited for.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running engine's API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineApi {
+    pub base: String,
+    pub token: Option<String>,
+}
+
+/// The engines to ask: those given with --engine, else the one of the config's `[api]`.
+pub fn engines_to_ask(explicit: &[String], api: Option<&SearchApiSettings>) -> Vec<EngineApi> {
+    let token_from_env = std::env::var(TOKEN_VARIABLE)
+        .ok()
+        .filter(|token| !token.is_empty());
+    let configured_token = api.map(|api| api.token.as_str().to_owned());
+    if !explicit.is_empty() {
+        return explicit
+            .iter()
+            .map(|address| EngineApi {
+                base: if address.contains("://") {
+                    address.clone()
+                } else {
+                    format!("http://{address}")
+                },
+                token: token_from_env.clone().or_else(|| configured_token.clone()),
+            })
+            .collect();
+    }
+    api.map(|api| {
+        let mut listen = api.listen;
+        // An engine listening on every interface is reached on loopback from its own host.
+        if listen.ip().is_unspecified() {
+            listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        EngineApi {
+            base: format!("http://{listen}"),
+            token: configured_token.or(token_from_env),
+        }
+    })
+    .into_iter()
+    .collect()
+}
+
+/// What the engines answered, and what a user should be told about it.
+#[derive(Debug, Default)]
+pub struct Unarchived {
+    pub reads: Vec<PlateRead>,
+    /// At least one engine answered.
+    pub answered: bool,
+    pub notices: Vec<String>,
+}
+
+pub async fn fetch_from(engines: &[EngineApi], query: &UnarchivedQuery) -> Unarchived {
+    let mut found = Unarchived::default();
+    for engine in engines {
+        let Some(token) = &engine.token else {
+            found.notices.push(format!(
+                "not asking the engine at {} for its unarchived reads: no token ([api] token in \
+                 --config, or {TOKEN_VARIABLE})",
+                engine.base
+            ));
+            continue;
+        };
+        match fetch_unarchived(&engine.base, token, query, ENGINE_TIMEOUT).await {
+            Ok(answer) => {
+                found.answered = true;
+                found.notices.push(format!(
+                    "{} read(s) not yet archived came from the engine at {} (it holds {} \
+                     unarchived)",
+                    answer.reads.len(),
+                    engine.base,
+                    answer.held_reads
+                ));
+                if answer.missing_reads > 0 {
+                    found.notices.push(format!(
+                        "the engine at {} let {} unarchived read(s) go for room ([api] \
+                         unarchived_max_reads): they are in this answer only once archived",
+                        engine.base, answer.missing_reads
+                    ));
+                }
+                found.reads.extend(answer.reads);
+            }
+            Err(error) => found.notices.push(format!(
+                "{error}: its reads of the last half minute are not in this answer"
+            )),
+        }
+    }
+    found
+}
+
+/// Registers the reads as [`UNARCHIVED_TABLE`], with the archive's columns and the `date` and
+/// `hour` the archive's partitions add, so the filters written for `reads` apply to it as they are.
+pub fn register(session: &ArchiveSession, reads: &[PlateRead]) -> Result<()> {
+    let mut columns = ReadColumns::default();
+    let mut dates = StringBuilder::new();
+    let mut hours = StringBuilder::new();
+    for read in reads {
+        columns.push(read);
+        let (date, hour) = partition_of(read.observed_at.millis()).unzip();
+        dates.append_option(date);
+        hours.append_option(hour);
+    }
+    let batch = columns
+        .finish()
+        .context("encoding the engine's unarchived reads")?;
+    let schema = reads_schema_with_partitions();
+    let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+    arrays.push(Arc::new(dates.finish()));
+    arrays.push(Arc::new(hours.finish()));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
+        .context("encoding the engine's unarchived reads")?;
+    session.context.register_table(
+        UNARCHIVED_TABLE,
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+    )?;
+    Ok(())
+}
+
+/// The query an incident's window and circle make.
+pub fn incident_query(
+    from_ms: i64,
+    to_ms: i64,
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+) -> UnarchivedQuery {
+    let bound = |millis: i64| (!is_open_bound(millis)).then_some(Timestamp(millis));
+    UnarchivedQuery {
+        from: bound(from_ms),
+        to: bound(to_ms),
+        near: Some((lat, lon, radius_m)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_is_named_by_its_address_or_its_url() {
+        let engines = engines_to_ask(
+            &[
+                "127.0.0.1:8091".to_owned(),
+                "https://engine.example:443".to_owned(),
+            ],
+            None,
+        );
+        let bases: Vec<&str> = engines.iter().map(|e| e.base.as_str()).collect();
+        assert_eq!(
+            bases,
+            ["http://127.0.0.1:8091", "https://engine.example:443"]
+        );
+    }
+}
