@@ -17,6 +17,7 @@ use platestream_engine::alert::Alert;
 use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::archive::ArchiveConfig;
 use platestream_engine::simulate::{SimulatedMessage, Simulator, SimulatorConfig};
+use platestream_engine::unarchived::UnarchivedReads;
 use platestream_engine::Timestamp;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -134,6 +135,19 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         simulator.readers().len()
     );
 
+    // The dispatcher's corner for the 911 call: a fixed reader, the README's 14th & U if present.
+    let call_place = simulator
+        .readers()
+        .iter()
+        .filter(|reader| !reader.mobile)
+        .find(|reader| reader.name.contains("14th St NW & U St NW"))
+        .or_else(|| simulator.readers().iter().find(|reader| !reader.mobile))
+        .cloned();
+    let unarchived = Arc::new(UnarchivedReads::new(
+        platestream_engine::unarchived::DEFAULT_MAX_READS,
+    ));
+    let engine_api =
+        crate::demo_call::serve_api(Arc::clone(&unarchived), Arc::clone(&stop_flag)).await?;
     let engine_stop = StopWhen {
         flag: Arc::clone(&stop_flag),
         idle: None,
@@ -145,6 +159,7 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         StreamOptions {
             segment_max_age: Duration::from_secs(5),
             stop: engine_stop,
+            unarchived: Some(unarchived),
             ..StreamOptions::default()
         },
     );
@@ -202,9 +217,17 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
         options.rate, options.seconds
     );
     println!(
-        "enter an alert by hand while it runs: platestream hotlist put --brokers {} --topic {UPDATES_TOPIC} --list amber_alert --plate PLATE\n",
+        "enter an alert by hand while it runs: platestream hotlist put --brokers {} --topic {UPDATES_TOPIC} --list amber_alert --plate PLATE",
         settings.bootstrap_servers
     );
+    if let Some(place) = &call_place {
+        println!(
+            "ask what passed {} while it runs: {}",
+            place.name,
+            crate::demo_call::query_command_line(&engine_api, &data_dir, place)
+        );
+    }
+    println!();
     let engine_thread = std::thread::spawn(move || {
         engine.run(
             &mut pipeline,
@@ -216,7 +239,23 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
 
     // Once the readers stop, let the engine drain what they sent, then stop it.
     let started = Instant::now();
+    let mut call_due = call_place.as_ref().map(|place| {
+        (
+            started + Duration::from_secs(options.seconds) * 2 / 3,
+            place,
+        )
+    });
     while !producer_done.load(Ordering::Relaxed) {
+        if let Some((due, place)) = call_due {
+            if Instant::now() >= due && !options.quiet {
+                call_due = None;
+                if let Err(error) =
+                    crate::demo_call::answer_call(&data_dir, &engine_api, place).await
+                {
+                    println!("[dispatcher] the incident query failed: {error:#}");
+                }
+            }
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let produced_total = produced.load(Ordering::Relaxed);

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod compact_cmd;
 pub mod config;
 pub mod demo;
+pub mod demo_call;
 pub mod evaluate;
 pub mod hotlist_cmd;
 pub mod hotlist_sources;

@@ -1,6 +1,6 @@
 //! `platestream demo`, the README's first command, run as a new user runs it: a real tansu broker,
 //! simulated readers, the engine, the archive, and the demo's dispatcher entering an AMBER alert by
-//! hand through the live updates topic.
+//! hand through the live updates topic and asking about a 911 call over the engine's API.
 
 #![allow(clippy::unwrap_used)]
 
@@ -60,6 +60,25 @@ fn the_demo_accounts_for_every_read_and_pages_on_the_alert_its_dispatcher_enters
             "run {run}: no page for {plate} in {stdout}"
         );
         assert_eq!(figure(&stdout, "hotlist entries entered by hand"), 1);
+
+        // The 911 call two thirds in: the reads near the corner, with the engine's own, not yet
+        // archived (in the first run the archive has none yet: its first segment is 5 s away).
+        let call = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("[dispatcher] 911 call at "))
+            .unwrap_or_else(|| panic!("run {run}: no 911 call in {stdout}"));
+        let reads: u64 = call
+            .split("): ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|number| number.parse().ok())
+            .unwrap_or_else(|| panic!("run {run}: no read count in {call:?}"));
+        assert!(reads > 0, "run {run}: {call}");
+        assert!(call.contains("from the engine's API"), "run {run}: {call}");
+        assert!(
+            stdout.contains("[dispatcher] within 500 m: ") && stdout.contains("fixed-reader: "),
+            "run {run}: {stdout}"
+        );
     }
 
     // Both runs' reads are in the archive, and the hand-entered alerts with them.

@@ -567,55 +567,68 @@ async fn archive_freshness_notice(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_incident(
+/// An incident query: a place, a radius, a time range and optional filters.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentSpec {
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_m: f64,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub plate: Option<String>,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub color: Option<String>,
+}
+
+/// What an incident query found.
+pub struct IncidentAnswer {
+    /// Nearest first.
+    pub reads: QueryResult,
+    /// Readers and cameras within the radius, nearest first.
+    pub sources: QueryResult,
+    /// Reads that came from engines, not yet archived; `None` when no engine answered.
+    pub from_engines: Option<usize>,
+    /// What a user should know about the answer (engines asked, the archive's freshness).
+    pub notices: Vec<String>,
+}
+
+/// Reads near a place in a time range, from the archive and, for the last minutes, from the
+/// `engines`' reads not yet archived; and the readers and cameras there.
+pub async fn incident_answer(
     session: &ArchiveSession,
-    incident: &IncidentArgs,
+    spec: &IncidentSpec,
     engines: &[unarchived::EngineApi],
-    range: Option<TimeRange>,
-    format: OutputFormat,
-    out: Option<&Path>,
     quiet: bool,
-    sources_known: bool,
-) -> Result<()> {
-    check_position(incident.lat, incident.lon)?;
-    let Some(range) = range else {
-        bail!("give the incident's time: --at T [--window 30m], or --from and --to");
-    };
-    let radius_m = parse_distance_m("--radius", &incident.radius)?;
-    let (lat, lon) = (incident.lat, incident.lon);
+) -> Result<IncidentAnswer> {
+    check_position(spec.lat, spec.lon)?;
+    let range = TimeRange::new(spec.from_ms, spec.to_ms)?;
+    let (lat, lon, radius_m) = (spec.lat, spec.lon, spec.radius_m);
     let mut filters = vec![
         time_filter(session, "", Some(range), 0),
         area_filter("", lat, lon, radius_m),
     ];
-    if let Some(plate) = &incident.plate {
+    if let Some(plate) = &spec.plate {
         filters.push(plate_filter("plate_norm", plate)?);
     }
-    if !sources_known {
-        eprintln!(
-            "no reader or camera registry (registry.csv or registry.geojson in the archive \
-             directory, or --registry FILE): only reads are listed"
-        );
-    }
     for (column, value) in [
-        ("make", &incident.make),
-        ("model", &incident.model),
-        ("color", &incident.color),
+        ("make", &spec.make),
+        ("model", &spec.model),
+        ("color", &spec.color),
     ] {
         if let Some(value) = value {
             filters.push(attribute_filter(column, value));
         }
     }
+    let mut notices = Vec::new();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let recent = range.to_ms >= now_ms - LIVE_INCIDENT_MS;
     // Asked before the archive is listed: a read the engine archives meanwhile is then in the
     // archive's answer (and dropped here by its id), never in neither.
-    let unarchived = if recent && !engines.is_empty() {
+    let from_engines = if recent && !engines.is_empty() {
         let query = unarchived::incident_query(range.from_ms, range.to_ms, lat, lon, radius_m);
         let found = unarchived::fetch_from(engines, &query).await;
-        for notice in &found.notices {
-            eprintln!("{notice}");
-        }
+        notices.extend(found.notices);
         unarchived::register(session, &found.reads)?;
         found.answered.then_some(found.reads.len())
     } else {
@@ -629,7 +642,7 @@ async fn run_incident(
             columns = read_columns(""),
         )
     };
-    let reads_sql = match unarchived {
+    let reads_sql = match from_engines {
         Some(_) => format!(
             "SELECT * FROM ({archived} UNION ALL {held} AND read_id NOT IN \
              (SELECT read_id FROM reads WHERE {filters})) ORDER BY distance_m, observed_at, read_id",
@@ -649,10 +662,62 @@ async fn run_incident(
     );
     let reads = query_result(session, &reads_sql, "reads near the incident", quiet).await?;
     let sources = query_result(session, &sources_sql, "readers and cameras", true).await?;
-    if unarchived.is_none() {
-        if let Some(notice) = archive_freshness_notice(session, range, now_ms).await? {
-            eprintln!("{notice}");
-        }
+    if from_engines.is_none() {
+        notices.extend(archive_freshness_notice(session, range, now_ms).await?);
+    }
+    Ok(IncidentAnswer {
+        reads,
+        sources,
+        from_engines,
+        notices,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_incident(
+    session: &ArchiveSession,
+    incident: &IncidentArgs,
+    engines: &[unarchived::EngineApi],
+    range: Option<TimeRange>,
+    format: OutputFormat,
+    out: Option<&Path>,
+    quiet: bool,
+    sources_known: bool,
+) -> Result<()> {
+    check_position(incident.lat, incident.lon)?;
+    let Some(range) = range else {
+        bail!("give the incident's time: --at T [--window 30m], or --from and --to");
+    };
+    let radius_m = parse_distance_m("--radius", &incident.radius)?;
+    let (lat, lon) = (incident.lat, incident.lon);
+    if let Some(plate) = &incident.plate {
+        plate_filter("plate_norm", plate)?;
+    }
+    if !sources_known {
+        eprintln!(
+            "no reader or camera registry (registry.csv or registry.geojson in the archive \
+             directory, or --registry FILE): only reads are listed"
+        );
+    }
+    let spec = IncidentSpec {
+        lat,
+        lon,
+        radius_m,
+        from_ms: range.from_ms,
+        to_ms: range.to_ms,
+        plate: incident.plate.clone(),
+        make: incident.make.clone(),
+        model: incident.model.clone(),
+        color: incident.color.clone(),
+    };
+    let IncidentAnswer {
+        reads,
+        sources,
+        notices,
+        ..
+    } = incident_answer(session, &spec, engines, quiet).await?;
+    for notice in &notices {
+        eprintln!("{notice}");
     }
     match format {
         OutputFormat::Table => {
