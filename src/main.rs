@@ -71,8 +71,8 @@ enum Command {
         /// NDJSON output file (one canonical read per line).
         #[arg(long, conflicts_with = "brokers", required_unless_present = "brokers")]
         out: Option<PathBuf>,
-        /// Number of messages written to --out.
-        #[arg(long, default_value_t = 100_000)]
+        /// Number of messages written to --out (with --brokers, --seconds and --rate say how many).
+        #[arg(long, default_value_t = 100_000, conflicts_with = "brokers")]
         count: u64,
         /// Kafka bootstrap servers to stream to instead of a file.
         #[arg(long)]
@@ -86,8 +86,8 @@ enum Command {
         /// Reads per second: the simulated clock's pace in files, the send rate to Kafka.
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
-        /// First observation time in files (RFC 3339).
-        #[arg(long, default_value = DEFAULT_START)]
+        /// First observation time in files (RFC 3339); reads sent with --brokers are observed now.
+        #[arg(long, default_value = DEFAULT_START, conflicts_with = "brokers")]
         start: String,
         #[arg(long, default_value_t = 42)]
         seed: u64,
@@ -111,8 +111,9 @@ enum Command {
         /// Write the sample hotlist (CSV) here.
         #[arg(long)]
         hotlist_out: Option<PathBuf>,
-        /// Write each line's ground truth (NDJSON) here.
-        #[arg(long)]
+        /// Write each line's ground truth (NDJSON) here (with --out: its `line` is the line of
+        /// the file it describes).
+        #[arg(long, conflicts_with = "brokers")]
         truth_out: Option<PathBuf>,
         /// Write the simulated readers and nearby cameras as a registry CSV here
         /// (schemas/registry.md), for `platestream query incident --registry FILE`.
@@ -398,6 +399,15 @@ async fn run_command(command: Command) -> Result<()> {
                 }
                 if let Some(path) = &bolo_out {
                     simulator.write_bolo_csv(std::fs::File::create(path)?, bolo_count)?;
+                }
+                if let Some(path) = &registry_out {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    platestream_engine::registry::write_csv(
+                        &platestream_engine::registry::simulated_registry(simulator.readers()),
+                        file,
+                    )
+                    .with_context(|| format!("writing {}", path.display()))?;
                 }
                 let produced = AtomicU64::new(0);
                 let never = AtomicBool::new(false);

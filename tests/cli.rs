@@ -767,3 +767,47 @@ fn a_generic_mapping_is_tried_on_a_sample_with_replay() {
         text(&refused.stderr)
     );
 }
+
+/// Streaming to Kafka writes the registry the incident query needs, and refuses what only a file
+/// has (a line-numbered ground truth, a fixed start, a count) instead of ignoring it.
+#[test]
+fn simulate_to_kafka_writes_its_registry_and_refuses_what_only_files_have() {
+    let broker = platestream::broker::TansuBroker::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let brokers = broker.bootstrap_servers();
+    let output = platestream(
+        &[
+            "simulate",
+            "--brokers",
+            &brokers,
+            "--seconds",
+            "1",
+            "--rate",
+            "50",
+            "--registry-out",
+            "registry.csv",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let registry = std::fs::read_to_string(dir.path().join("registry.csv")).unwrap();
+    assert!(registry.starts_with("id,"), "{registry}");
+    assert!(registry.lines().count() > 40, "{registry}");
+    for flag in [
+        ["--truth-out", "truth.ndjson"],
+        ["--start", "2026-11-24T12:00:00Z"],
+        ["--count", "10"],
+    ] {
+        let output = platestream(
+            &["simulate", "--brokers", &brokers, flag[0], flag[1]],
+            dir.path(),
+        );
+        assert!(!output.status.success(), "{flag:?}");
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(flag[0]) && stderr.contains("--brokers"),
+            "{flag:?}: {stderr}"
+        );
+    }
+    assert!(!dir.path().join("truth.ndjson").exists());
+}
