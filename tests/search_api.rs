@@ -46,21 +46,12 @@ struct Api {
 
 impl Api {
     fn search(&self, token: Option<&str>, body: &str) -> (StatusCode, Value) {
-        let mut request = self
+        let request = self
             .client
             .post(format!("{}/v1/search/appearance", self.base))
             .header("content-type", "application/json")
             .body(body.to_owned());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().unwrap();
-        let status = response.status();
-        let text = response.text().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
-        )
+        answer_of(request, token)
     }
 
     fn ok(&self, body: Value) -> Value {
@@ -312,7 +303,17 @@ fn get_unarchived(
     token: Option<&str>,
     query: &str,
 ) -> (StatusCode, Value) {
-    let mut request = client.get(format!("{base}/v1/reads/unarchived?{query}"));
+    answer_of(
+        client.get(format!("{base}/v1/reads/unarchived?{query}")),
+        token,
+    )
+}
+
+/// Sends the request (with the token, if any) and takes its status and JSON body.
+fn answer_of(
+    mut request: reqwest::blocking::RequestBuilder,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }

@@ -377,19 +377,12 @@ async fn appearance(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let response = match search(&state, &headers, &uri, &body).await {
-        Ok(found) => Json(found).into_response(),
-        Err(error) => {
-            tracing::debug!(code = error.code(), reason = %error, "appearance search refused");
-            error.into_response()
-        }
-    };
-    counter!(
+    let found = search(&state, &headers, &uri, &body).await;
+    respond(
+        found,
         "platestream_search_requests_total",
-        "status" => response.status().as_str().to_owned()
+        "appearance search",
     )
-    .increment(1);
-    response
 }
 
 async fn unarchived_reads(
@@ -397,18 +390,28 @@ async fn unarchived_reads(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let response = match unarchived(&state, &headers, &uri).await {
+    let found = unarchived(&state, &headers, &uri).await;
+    respond(
+        found,
+        "platestream_unarchived_requests_total",
+        "unarchived reads",
+    )
+}
+
+/// The answer as JSON, or the refusal with its reason; counted by status under `metric`.
+fn respond<T: Serialize>(
+    found: Result<T, SearchError>,
+    metric: &'static str,
+    what: &'static str,
+) -> Response {
+    let response = match found {
         Ok(found) => Json(found).into_response(),
         Err(error) => {
-            tracing::debug!(code = error.code(), reason = %error, "unarchived reads refused");
+            tracing::debug!(code = error.code(), reason = %error, "{what} refused");
             error.into_response()
         }
     };
-    counter!(
-        "platestream_unarchived_requests_total",
-        "status" => response.status().as_str().to_owned()
-    )
-    .increment(1);
+    counter!(metric, "status" => response.status().as_str().to_owned()).increment(1);
     response
 }
 
