@@ -98,7 +98,11 @@ pub async fn run_engine(
                 .bind()
                 .await
                 .context("[api]")?;
-            tracing::info!(address = %api.local_addr(), "search API listening");
+            tracing::info!(
+                address = %api.local_addr(),
+                appearance_search = config.appearance.is_some(),
+                "API listening (GET /v1/reads/unarchived; POST /v1/search/appearance with [appearance])"
+            );
             Some(spawn_search_api(api, Arc::clone(&stop_flag)))
         }
         _ => None,

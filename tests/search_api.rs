@@ -446,6 +446,8 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
         ),
         ("from=yesterday", "bad_time"),
         ("radius=5", "malformed_query"),
+        ("plate=A*", "bad_plate"),
+        ("plate=AB%23C", "bad_plate"),
     ] {
         let (status, answer) = get_unarchived(&client, &base, Some(TOKEN), query);
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
@@ -539,6 +541,70 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
         )),
         "{notes}"
     );
+
+    // A plate seen a minute ago: its reads come from the engine too, exact or as a pattern.
+    let plate_norm = |read: &platestream_engine::PlateRead| {
+        platestream_engine::normalize::normalize_plate(&read.plate).unwrap()
+    };
+    let target = &reads[reads.len() - 10];
+    let target_norm = plate_norm(target);
+    let mut of_plate: Vec<String> = reads
+        .iter()
+        .filter(|read| plate_norm(read) == target_norm)
+        .map(|read| read.read_id.clone())
+        .collect();
+    of_plate.sort();
+    let pattern = format!("{}*", &target_norm[..3]);
+    let of_pattern = reads
+        .iter()
+        .filter(|read| plate_norm(read).starts_with(&target_norm[..3]))
+        .count();
+    for (plate, expected_count) in [
+        (target.plate.as_str(), of_plate.len()),
+        (&pattern, of_pattern),
+    ] {
+        let output = common::platestream(
+            &[
+                "query",
+                "plate",
+                plate,
+                "--config",
+                "platestream.toml",
+                "--format",
+                "json",
+            ],
+            dir.path(),
+        );
+        assert!(output.status.success(), "{}", common::text(&output.stderr));
+        let rows: Vec<Value> = serde_json::from_str(&common::text(&output.stdout)).unwrap();
+        let mut ids: Vec<String> = rows
+            .iter()
+            .map(|row| row["read_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        assert_eq!(ids.len(), expected_count, "{plate}: {ids:?}");
+        if plate == target.plate {
+            assert_eq!(ids, of_plate);
+        }
+        assert!(
+            common::text(&output.stderr).contains("came from the engine"),
+            "{}",
+            common::text(&output.stderr)
+        );
+    }
+    let refused = common::platestream(
+        &[
+            "query",
+            "plate",
+            &target.plate,
+            "--misreads",
+            "--engine",
+            "127.0.0.1:1",
+        ],
+        dir.path(),
+    );
+    assert!(!refused.status.success());
+    assert!(common::text(&refused.stderr).contains("--misreads reads the archive only"));
 
     // Once stopped, the engine has archived them: the same answer from the archive alone,
     // and the query says the engine did not answer.

@@ -85,6 +85,8 @@ pub enum QueryCommand {
         pattern: String,
         #[arg(long)]
         misreads: bool,
+        #[command(flatten)]
+        live: EngineArgs,
     },
     /// Plates seen at at least --min-hits of several places, each with its own radius and window.
     Stakeout {
@@ -144,9 +146,16 @@ pub struct IncidentArgs {
     /// like --format); with --format table or json they are part of the output.
     #[arg(long)]
     pub sources_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub live: EngineArgs,
+}
+
+/// Which running engines a query about the last minutes asks for the reads they hold unarchived.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EngineArgs {
     /// A running engine's API (HOST:PORT or URL; repeatable, one per engine of the group) to ask
-    /// for the reads it has not archived yet, when the window reaches into the last 15 minutes.
-    /// Default: `[api] listen` of --config. Token: `[api] token` of --config, or
+    /// for the reads it has not archived yet, when the time range reaches into the last 15
+    /// minutes. Default: `[api] listen` of --config. Token: `[api] token` of --config, or
     /// PLATESTREAM_API_TOKEN.
     #[arg(long = "engine")]
     pub engines: Vec<String>,
@@ -256,9 +265,31 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
     } else {
         Pruning::On
     };
-    let engines = match &args.command {
-        QueryCommand::Incident(incident) if !incident.archive_only => unarchived::engines_to_ask(
-            &incident.engines,
+    let live = match &args.command {
+        QueryCommand::Incident(incident) => Some(&incident.live),
+        QueryCommand::Plate {
+            live,
+            misreads: false,
+            ..
+        } => Some(live),
+        _ => None,
+    };
+    if let QueryCommand::Plate {
+        misreads: true,
+        live,
+        ..
+    } = &args.command
+    {
+        if !live.engines.is_empty() {
+            bail!(
+                "--misreads reads the archive only: the engines' unarchived reads are asked for \
+                 a plate or a pattern (drop --misreads, or --engine)"
+            );
+        }
+    }
+    let engines = match live {
+        Some(live) if !live.archive_only => unarchived::engines_to_ask(
+            &live.engines,
             config.as_ref().and_then(|config| config.api.as_ref()),
         ),
         _ => Vec::new(),
@@ -305,20 +336,48 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             )
             .await
         }
-        QueryCommand::Plate { pattern, misreads } => {
+        QueryCommand::Plate {
+            pattern, misreads, ..
+        } => {
             let filter = if *misreads {
                 misread_filter(&session, pattern, range, args.quiet).await?
             } else {
                 plate_filter("plate_norm", pattern)?
             };
-            let text = format!(
-                "SELECT * FROM ({}) ORDER BY observed_at, read_id",
-                by_plate_select(
-                    &session,
-                    &read_columns(""),
-                    &format!("{} AND {filter}", time_filter(&session, "", range, 0))
-                )?
-            );
+            let filter = format!("{} AND {filter}", time_filter(&session, "", range, 0));
+            let archived = by_plate_select(&session, &read_columns(""), &filter)?;
+            let (from_ms, to_ms) = range.map_or((i64::MIN, i64::MAX), |r| (r.from_ms, r.to_ms));
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let mut from_engines = false;
+            if to_ms >= now_ms - LIVE_INCIDENT_MS && !engines.is_empty() {
+                let (from, to) = unarchived::time_bounds(from_ms, to_ms);
+                let query = platestream_engine::unarchived::UnarchivedQuery {
+                    from,
+                    to,
+                    near: None,
+                    plate: Some(
+                        platestream_engine::unarchived::PlateSelector::parse(pattern)
+                            .map_err(anyhow::Error::msg)?,
+                    ),
+                };
+                let found = unarchived::fetch_from(&engines, &query).await;
+                for notice in &found.notices {
+                    eprintln!("{notice}");
+                }
+                unarchived::register(&session, &found.reads)?;
+                from_engines = found.answered;
+            }
+            let text = if from_engines {
+                format!(
+                    "SELECT * FROM ({archived} UNION ALL SELECT {columns} FROM {held} WHERE \
+                     {filter} AND read_id NOT IN ({archived_ids})) ORDER BY observed_at, read_id",
+                    columns = read_columns(""),
+                    held = unarchived::UNARCHIVED_TABLE,
+                    archived_ids = by_plate_select(&session, "read_id", &filter)?,
+                )
+            } else {
+                format!("SELECT * FROM ({archived}) ORDER BY observed_at, read_id")
+            };
             run_sql(&session, &text, "the plate", args.format, out, args.quiet).await
         }
         QueryCommand::Stakeout { places, min_hits } => {

@@ -139,6 +139,12 @@ pub fn register(session: &ArchiveSession, reads: &[PlateRead]) -> Result<()> {
     Ok(())
 }
 
+/// A query's time range as the API takes it: open bounds are left out.
+pub fn time_bounds(from_ms: i64, to_ms: i64) -> (Option<Timestamp>, Option<Timestamp>) {
+    let bound = |millis: i64| (!is_open_bound(millis)).then_some(Timestamp(millis));
+    (bound(from_ms), bound(to_ms))
+}
+
 /// The query an incident's window and circle make.
 pub fn incident_query(
     from_ms: i64,
@@ -147,11 +153,12 @@ pub fn incident_query(
     lon: f64,
     radius_m: f64,
 ) -> UnarchivedQuery {
-    let bound = |millis: i64| (!is_open_bound(millis)).then_some(Timestamp(millis));
+    let (from, to) = time_bounds(from_ms, to_ms);
     UnarchivedQuery {
-        from: bound(from_ms),
-        to: bound(to_ms),
+        from,
+        to,
         near: Some((lat, lon, radius_m)),
+        plate: None,
     }
 }
 

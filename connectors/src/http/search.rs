@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use metrics::counter;
 use platestream_engine::appearance::{AppearanceQuery, RecentAppearanceIndex};
 use platestream_engine::description::{normalize_vector, Area};
-use platestream_engine::unarchived::{UnarchivedQuery, UnarchivedReads};
+use platestream_engine::unarchived::{PlateSelector, UnarchivedQuery, UnarchivedReads};
 use platestream_engine::{PlateRead, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,8 @@ pub enum SearchError {
     MalformedQuery(String),
     #[error("give `lat`, `lon` and `radius_m` together, or none of them")]
     PartialArea,
+    #[error("`plate` is neither a plate nor a partial plate: {0}")]
+    BadPlate(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -136,6 +138,7 @@ impl SearchError {
             Self::NoAppearanceIndex => "no_appearance_index",
             Self::MalformedQuery(_) => "malformed_query",
             Self::PartialArea => "partial_area",
+            Self::BadPlate(_) => "bad_plate",
             Self::Internal(_) => "internal",
         }
     }
@@ -216,6 +219,8 @@ struct UnarchivedParams {
     lat: Option<f64>,
     lon: Option<f64>,
     radius_m: Option<f64>,
+    /// A plate or partial plate (`?`/`_` one character, `*`/`%` any run).
+    plate: Option<String>,
     /// Read by the token check, not here.
     #[allow(dead_code)]
     token: Option<String>,
@@ -272,6 +277,9 @@ pub async fn fetch_unarchived(
         params.push(("lat", lat.to_string()));
         params.push(("lon", lon.to_string()));
         params.push(("radius_m", radius_m.to_string()));
+    }
+    if let Some(plate) = &query.plate {
+        params.push(("plate", plate.to_string()));
     }
     let unreachable = |source| UnarchivedFetchError::Unreachable {
         url: url.clone(),
@@ -436,11 +444,20 @@ async fn unarchived(
         }
         _ => return Err(SearchError::PartialArea),
     };
+    let plate = params
+        .plate
+        .as_deref()
+        .map(PlateSelector::parse)
+        .transpose()
+        .map_err(SearchError::BadPlate)?;
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
-        let mut snapshot = state
-            .unarchived
-            .snapshot(&UnarchivedQuery { from, to, near });
+        let mut snapshot = state.unarchived.snapshot(&UnarchivedQuery {
+            from,
+            to,
+            near,
+            plate,
+        });
         snapshot
             .reads
             .sort_by(|a, b| (a.observed_at, &a.read_id).cmp(&(b.observed_at, &b.read_id)));
