@@ -280,6 +280,8 @@ fn pushed_reads_reach_the_raw_topic_and_the_archive_and_bad_requests_get_reasons
     let too_large = server.send(server.post("acme").bearer_auth(ACME_TOKEN).body(oversized));
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(too_large.json()["error"], "body_too_large");
+    // The unread rest of the body ends the connection: the sender must not reuse it.
+    assert_eq!(too_large.headers[header::CONNECTION], "close");
 
     // Plate Recognizer style: a form with the JSON in `json` and the frame as `upload`.
     let frame = jpeg(0x11);

@@ -128,6 +128,12 @@ impl IntoResponse for IngestError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
+        if matches!(self, Self::BodyTooLarge { .. }) {
+            // The rest of the body is never read, so the server closes the connection after this
+            // answer; saying so keeps the sender from reusing it for its next webhook, which would
+            // then fail as an incomplete message (seen in CI under load).
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
