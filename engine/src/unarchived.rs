@@ -153,31 +153,26 @@ impl UnarchivedReads {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Holds copies of reads just handed to their partitions' open segments. Reads without a
-    /// source position are not from a partition and are never archived by one: not held.
-    pub fn hold(&self, reads: &[PlateRead]) {
-        if reads.is_empty() {
-            return;
-        }
+    /// Holds reads just handed to their partitions' open segments (taken, not copied: the
+    /// segment has what it needs). Reads without a source position are not from a partition and
+    /// are never archived by one: not held.
+    pub fn hold(&self, reads: impl IntoIterator<Item = PlateRead>) {
         let mut held = self.lock();
-        for read in reads {
+        for mut read in reads {
             let Some(SourcePosition {
                 topic, partition, ..
             }) = &read.source
             else {
                 continue;
             };
-            let copy = PlateRead {
-                // The vector is what the appearance API is for; here it would treble the memory.
-                embedding: None,
-                ..read.clone()
-            };
             let key = (topic.clone(), *partition);
+            // The vector is what the appearance API is for; here it would treble the memory.
+            read.embedding = None;
             held.partitions
                 .entry(key)
                 .or_default()
                 .reads
-                .push_back(copy);
+                .push_back(read);
             held.count += 1;
         }
         while held.count > self.max_reads {
@@ -299,8 +294,8 @@ mod tests {
     #[test]
     fn reads_stay_until_their_offsets_are_archived() {
         let held = UnarchivedReads::new(100);
-        held.hold(&[read(0, 10, 1_000, 38.9), read(0, 11, 2_000, 38.9)]);
-        held.hold(&[read(1, 5, 1_500, 38.9)]);
+        held.hold([read(0, 10, 1_000, 38.9), read(0, 11, 2_000, 38.9)]);
+        held.hold([read(1, 5, 1_500, 38.9)]);
         let all = held.snapshot(&UnarchivedQuery::default());
         assert_eq!(ids(&all), ["r0-10", "r0-11", "r1-5"]);
         assert!(all.reads.iter().all(|r| r.embedding.is_none()));
@@ -320,7 +315,7 @@ mod tests {
     fn a_query_keeps_the_time_range_and_the_circle() {
         let held = UnarchivedReads::new(100);
         // 38.9 and 38.91 are about 1.1 km apart.
-        held.hold(&[
+        held.hold([
             read(0, 1, 1_000, 38.9),
             read(0, 2, 2_000, 38.9),
             read(0, 3, 3_000, 38.91),
@@ -339,7 +334,7 @@ mod tests {
         let held = UnarchivedReads::new(100);
         let mut other = read(0, 2, 2_000, 38.9);
         other.plate_norm = "XYZ789".into();
-        held.hold(&[read(0, 1, 1_000, 38.9), other]);
+        held.hold([read(0, 1, 1_000, 38.9), other]);
         for (text, expected) in [
             ("abc-123", vec!["r0-1"]),
             ("XY?7*", vec!["r0-2"]),
@@ -362,7 +357,7 @@ mod tests {
     #[test]
     fn a_full_store_says_how_many_reads_are_missing_until_they_are_archived() {
         let held = UnarchivedReads::new(2);
-        held.hold(&[
+        held.hold([
             read(0, 1, 1_000, 38.9),
             read(0, 2, 2_000, 38.9),
             read(0, 3, 3_000, 38.9),

@@ -734,7 +734,7 @@ impl RunState<'_> {
             &source,
             key.as_deref(),
             produced_at_ms,
-            &processed,
+            &mut processed,
         );
         processed.clear();
         self.processed = processed;
@@ -748,7 +748,7 @@ impl RunState<'_> {
         source: &SourcePosition,
         key: Option<&[u8]>,
         produced_at_ms: Option<i64>,
-        processed: &Processed,
+        processed: &mut Processed,
     ) -> Result<(), KafkaError> {
         if let Some(segment) = self
             .partitions
@@ -762,7 +762,7 @@ impl RunState<'_> {
         }
         // With duplicate suppression the reads that come out may be passes that began in another
         // partition: each goes to its own partition's segment.
-        self.archive_reads(&processed.reads)?;
+        self.archive_reads(&mut processed.reads)?;
         let settings = &self.engine.settings;
         for alert in &processed.alerts {
             // A repeat hit within the list's suppression window is archived (above) but does not
@@ -804,10 +804,14 @@ impl RunState<'_> {
         }
         Ok(())
     }
-    /// Appends reads to the open segments of the partitions they came from.
-    fn archive_reads(&mut self, reads: &[platestream_engine::PlateRead]) -> Result<(), KafkaError> {
+    /// Appends reads to the open segments of the partitions they came from; with an API to
+    /// serve them, the reads move on to wait there until their segments are durable.
+    fn archive_reads(
+        &mut self,
+        reads: &mut Vec<platestream_engine::PlateRead>,
+    ) -> Result<(), KafkaError> {
         let mut moved_away = Vec::new();
-        for read in reads {
+        for read in reads.iter() {
             let Some(source) = &read.source else {
                 return Err(KafkaError::Internal(format!(
                     "read {} has no source position",
@@ -820,7 +824,7 @@ impl RunState<'_> {
                 .and_then(|partitions| partitions.get_mut(&source.partition))
             else {
                 // The partition moved away while the pass was held: its next owner replays it.
-                moved_away.push((source.topic.as_str(), source.partition));
+                moved_away.push((source.topic.clone(), source.partition));
                 continue;
             };
             let segment = match &mut state.segment {
@@ -834,9 +838,11 @@ impl RunState<'_> {
             segment.append_read(read)?;
         }
         if let Some(unarchived) = &self.engine.options.unarchived {
-            unarchived.hold(reads);
+            if !reads.is_empty() {
+                unarchived.hold(reads.drain(..));
+            }
             for (topic, partition) in moved_away {
-                unarchived.forget_partition(topic, partition);
+                unarchived.forget_partition(&topic, partition);
             }
         }
         Ok(())
@@ -846,7 +852,7 @@ impl RunState<'_> {
     fn release_due_passes(&mut self, pipeline: &mut Pipeline) -> Result<(), KafkaError> {
         let mut processed = std::mem::take(&mut self.processed);
         pipeline.release_due(Timestamp::now(), &mut processed);
-        let result = self.archive_reads(&processed.reads);
+        let result = self.archive_reads(&mut processed.reads);
         processed.clear();
         self.processed = processed;
         result
@@ -912,7 +918,7 @@ impl RunState<'_> {
         for (topic, partition) in due {
             pipeline.flush_partition(topic, *partition, &mut processed);
         }
-        let archived = self.archive_reads(&processed.reads);
+        let archived = self.archive_reads(&mut processed.reads);
         processed.clear();
         self.processed = processed;
         archived?;
