@@ -360,12 +360,12 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                             .map_err(anyhow::Error::msg)?,
                     ),
                 };
-                let found = unarchived::fetch_from(&engines, &query).await;
-                for notice in &found.notices {
+                let (answered, notices) =
+                    unarchived::ask_engines(&session, &engines, &query).await?;
+                for notice in &notices {
                     eprintln!("{notice}");
                 }
-                unarchived::register(&session, &found.reads)?;
-                from_engines = found.answered;
+                from_engines = answered.is_some();
             }
             let text = if from_engines {
                 format!(
@@ -686,10 +686,9 @@ pub async fn incident_answer(
     // archive's answer (and dropped here by its id), never in neither.
     let from_engines = if recent && !engines.is_empty() {
         let query = unarchived::incident_query(range.from_ms, range.to_ms, lat, lon, radius_m);
-        let found = unarchived::fetch_from(engines, &query).await;
-        notices.extend(found.notices);
-        unarchived::register(session, &found.reads)?;
-        found.answered.then_some(found.reads.len())
+        let (answered, asked) = unarchived::ask_engines(session, engines, &query).await?;
+        notices.extend(asked);
+        answered
     } else {
         None
     };

@@ -73,7 +73,19 @@ pub struct Unarchived {
     pub notices: Vec<String>,
 }
 
-pub async fn fetch_from(engines: &[EngineApi], query: &UnarchivedQuery) -> Unarchived {
+/// Asks the engines and registers what they hold as [`UNARCHIVED_TABLE`]. The count of their
+/// reads is `None` when none answered (the query then reads the archive alone).
+pub async fn ask_engines(
+    session: &ArchiveSession,
+    engines: &[EngineApi],
+    query: &UnarchivedQuery,
+) -> Result<(Option<usize>, Vec<String>)> {
+    let found = fetch_from(engines, query).await;
+    register(session, &found.reads)?;
+    Ok((found.answered.then_some(found.reads.len()), found.notices))
+}
+
+async fn fetch_from(engines: &[EngineApi], query: &UnarchivedQuery) -> Unarchived {
     let mut found = Unarchived::default();
     for engine in engines {
         let Some(token) = &engine.token else {
@@ -113,7 +125,7 @@ pub async fn fetch_from(engines: &[EngineApi], query: &UnarchivedQuery) -> Unarc
 
 /// Registers the reads as [`UNARCHIVED_TABLE`], with the archive's columns and the `date` and
 /// `hour` the archive's partitions add, so the filters written for `reads` apply to it as they are.
-pub fn register(session: &ArchiveSession, reads: &[PlateRead]) -> Result<()> {
+fn register(session: &ArchiveSession, reads: &[PlateRead]) -> Result<()> {
     let mut columns = ReadColumns::default();
     let mut dates = StringBuilder::new();
     let mut hours = StringBuilder::new();
