@@ -326,9 +326,9 @@ fn answer_of(
     )
 }
 
-fn incident_ids(output: &str) -> Vec<String> {
-    let answer: Value = serde_json::from_str(output).unwrap();
-    let mut ids: Vec<String> = answer["reads"]
+/// The `read_id`s of an array of reads (or rows), sorted.
+fn sorted_read_ids(reads: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = reads
         .as_array()
         .unwrap()
         .iter()
@@ -336,6 +336,11 @@ fn incident_ids(output: &str) -> Vec<String> {
         .collect();
     ids.sort();
     ids
+}
+
+fn incident_ids(output: &str) -> Vec<String> {
+    let answer: Value = serde_json::from_str(output).unwrap();
+    sorted_read_ids(&answer["reads"])
 }
 
 /// A dispatcher asks right after a call: the reads of the last minutes are still in the engine's
@@ -484,14 +489,7 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
     answered.sort_unstable();
     assert_eq!(answered, documented);
     assert_eq!(answer["missing_reads"], 0);
-    let mut ids: Vec<String> = answer["reads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|read| read["read_id"].as_str().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    assert_eq!(ids, expected);
+    assert_eq!(sorted_read_ids(&answer["reads"]), expected);
     // No appearance index is configured: the search says so instead of failing obscurely.
     let (status, answer) = Api {
         base: base.clone(),
@@ -576,12 +574,8 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
             dir.path(),
         );
         assert!(output.status.success(), "{}", common::text(&output.stderr));
-        let rows: Vec<Value> = serde_json::from_str(&common::text(&output.stdout)).unwrap();
-        let mut ids: Vec<String> = rows
-            .iter()
-            .map(|row| row["read_id"].as_str().unwrap().to_owned())
-            .collect();
-        ids.sort();
+        let rows: Value = serde_json::from_str(&common::text(&output.stdout)).unwrap();
+        let ids = sorted_read_ids(&rows);
         assert_eq!(ids.len(), expected_count, "{plate}: {ids:?}");
         if plate == target.plate {
             assert_eq!(ids, of_plate);
