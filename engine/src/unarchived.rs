@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::description::haversine_m;
+use crate::description::Area;
 use crate::normalize::normalize_plate;
 use crate::pattern::{is_pattern, PlatePattern};
 use crate::read::{PlateRead, SourcePosition, Timestamp};
@@ -65,8 +65,8 @@ pub struct UnarchivedQuery {
     pub from: Option<Timestamp>,
     /// Observation time, exclusive.
     pub to: Option<Timestamp>,
-    /// A circle: `(lat, lon, radius_m)`. Reads without a position are outside any circle.
-    pub near: Option<(f64, f64, f64)>,
+    /// Reads without a position are outside any circle.
+    pub near: Option<Area>,
     pub plate: Option<PlateSelector>,
 }
 
@@ -85,9 +85,7 @@ impl UnarchivedQuery {
         }
         match (self.near, read.lat, read.lon) {
             (None, _, _) => true,
-            (Some((lat, lon, radius_m)), Some(read_lat), Some(read_lon)) => {
-                haversine_m(lat, lon, read_lat, read_lon) <= radius_m
-            }
+            (Some(area), Some(lat), Some(lon)) => area.contains(lat, lon),
             (Some(_), _, _) => false,
         }
     }
@@ -116,7 +114,8 @@ struct PartitionReads {
 
 #[derive(Default)]
 struct Held {
-    partitions: HashMap<(String, i32), PartitionReads>,
+    /// By topic, then partition: a read finds its place without allocating its topic's name.
+    partitions: HashMap<String, HashMap<i32, PartitionReads>>,
     count: usize,
 }
 
@@ -165,20 +164,24 @@ impl UnarchivedReads {
             else {
                 continue;
             };
-            let key = (topic.clone(), *partition);
+            let partition = *partition;
+            if !held.partitions.contains_key(topic.as_str()) {
+                held.partitions.insert(topic.clone(), HashMap::new());
+            }
+            let Some(topic_reads) = held.partitions.get_mut(topic.as_str()) else {
+                continue;
+            };
+            let partition_reads = topic_reads.entry(partition).or_default();
             // The vector is what the appearance API is for; here it would treble the memory.
             read.embedding = None;
-            held.partitions
-                .entry(key)
-                .or_default()
-                .reads
-                .push_back(read);
+            partition_reads.reads.push_back(read);
             held.count += 1;
         }
         while held.count > self.max_reads {
             let Some(fullest) = held
                 .partitions
                 .values_mut()
+                .flat_map(HashMap::values_mut)
                 .max_by_key(|partition| partition.reads.len())
             else {
                 break;
@@ -201,7 +204,11 @@ impl UnarchivedReads {
     /// seconds), so a later read may leave with the next segment instead.
     pub fn archived_through(&self, topic: &str, partition: i32, last_offset: i64) {
         let mut held = self.lock();
-        let Some(reads) = held.partitions.get_mut(&(topic.to_owned(), partition)) else {
+        let Some(reads) = held
+            .partitions
+            .get_mut(topic)
+            .and_then(|partitions| partitions.get_mut(&partition))
+        else {
             return;
         };
         let mut released = 0;
@@ -225,7 +232,11 @@ impl UnarchivedReads {
     /// consumes those messages again and holds their reads.
     pub fn forget_partition(&self, topic: &str, partition: i32) {
         let mut held = self.lock();
-        if let Some(reads) = held.partitions.remove(&(topic.to_owned(), partition)) {
+        if let Some(reads) = held
+            .partitions
+            .get_mut(topic)
+            .and_then(|partitions| partitions.remove(&partition))
+        {
             held.count -= reads.reads.len();
         }
         metrics::gauge!("platestream_unarchived_reads").set(held.count as f64);
@@ -237,7 +248,7 @@ impl UnarchivedReads {
             held: held.count,
             ..UnarchivedSnapshot::default()
         };
-        for partition in held.partitions.values() {
+        for partition in held.partitions.values().flat_map(HashMap::values) {
             snapshot.missing += partition.dropped;
             snapshot.reads.extend(
                 partition
@@ -323,7 +334,11 @@ mod tests {
         let query = UnarchivedQuery {
             from: Some(Timestamp(1_500)),
             to: Some(Timestamp(3_001)),
-            near: Some((38.9, -77.0, 500.0)),
+            near: Some(Area {
+                lat: 38.9,
+                lon: -77.0,
+                radius_m: 500.0,
+            }),
             plate: None,
         };
         assert_eq!(ids(&held.snapshot(&query)), ["r0-2"]);

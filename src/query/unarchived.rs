@@ -169,7 +169,7 @@ pub fn incident_query(
     UnarchivedQuery {
         from,
         to,
-        near: Some((lat, lon, radius_m)),
+        near: Some(platestream_engine::description::Area { lat, lon, radius_m }),
         plate: None,
     }
 }

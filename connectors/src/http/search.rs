@@ -273,10 +273,10 @@ pub async fn fetch_unarchived(
     if let Some(to) = query.to {
         params.push(("to", to.to_string()));
     }
-    if let Some((lat, lon, radius_m)) = query.near {
-        params.push(("lat", lat.to_string()));
-        params.push(("lon", lon.to_string()));
-        params.push(("radius_m", radius_m.to_string()));
+    if let Some(area) = query.near {
+        params.push(("lat", area.lat.to_string()));
+        params.push(("lon", area.lon.to_string()));
+        params.push(("radius_m", area.radius_m.to_string()));
     }
     if let Some(plate) = &query.plate {
         params.push(("plate", plate.to_string()));
@@ -440,7 +440,7 @@ async fn unarchived(
         (Some(lat), Some(lon), Some(radius_m)) => {
             let area = Area { lat, lon, radius_m };
             check_area(&area)?;
-            Some((lat, lon, radius_m))
+            Some(area)
         }
         _ => return Err(SearchError::PartialArea),
     };
