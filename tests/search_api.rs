@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -453,6 +453,7 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
         ("radius=5", "malformed_query"),
         ("plate=A*", "bad_plate"),
         ("plate=AB%23C", "bad_plate"),
+        ("reader=", "empty_reader"),
     ] {
         let (status, answer) = get_unarchived(&client, &base, Some(TOKEN), query);
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
@@ -490,6 +491,18 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
     assert_eq!(answered, documented);
     assert_eq!(answer["missing_reads"], 0);
     assert_eq!(sorted_read_ids(&answer["reads"]), expected);
+    let (status, answer) =
+        get_unarchived(&client, &base, Some(TOKEN), &format!("reader={busiest}"));
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        answer["reads"].as_array().unwrap().len(),
+        reads_per_reader[busiest]
+    );
+    assert!(answer["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|read| read["reader_id"] == busiest));
     // No appearance index is configured: the search says so instead of failing obscurely.
     let (status, answer) = Api {
         base: base.clone(),
@@ -586,6 +599,16 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
             common::text(&output.stderr)
         );
     }
+    let investigations = Investigations {
+        reads: &reads,
+        target: &target_norm,
+        reader: busiest,
+        place: (lat, lon),
+        from,
+        to,
+    };
+    investigations.check(dir.path(), &[], "came from the engine");
+
     let refused = common::platestream(
         &[
             "query",
@@ -615,6 +638,7 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
         "{}",
         common::text(&archived.stderr)
     );
+    investigations.check(dir.path(), &[], "did not answer");
 
     // A second engine (another group and archive) holds the same reads unarchived while the
     // first archive has them: each read is listed once.
@@ -633,4 +657,119 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
     let both = incident(&["--engine", &second_base]);
     assert!(both.status.success(), "{}", common::text(&both.stderr));
     assert_eq!(incident_ids(&common::text(&both.stdout)), expected);
+    investigations.check(
+        dir.path(),
+        &["--engine", &second_base],
+        "(it holds 400 unarchived)",
+    );
+}
+
+/// The other investigations of the last minutes, answered from what the test produced: a
+/// stakeout of one place, how often a plate and a reader were read, and the target's convoy.
+struct Investigations<'a> {
+    reads: &'a [platestream_engine::PlateRead],
+    target: &'a str,
+    reader: &'a str,
+    place: (f64, f64),
+    from: Timestamp,
+    to: Timestamp,
+}
+
+impl Investigations<'_> {
+    /// Runs each with `extra` flags and checks its rows, and that its notes mention `note`.
+    fn check(&self, dir: &std::path::Path, extra: &[&str], note: &str) {
+        let plate_norm = |read: &platestream_engine::PlateRead| {
+            platestream_engine::normalize::normalize_plate(&read.plate).unwrap()
+        };
+        let query = |args: &[&str]| -> Vec<Value> {
+            let (from, to) = (self.from.to_string(), self.to.to_string());
+            let mut all = vec!["query"];
+            all.extend_from_slice(args);
+            all.extend_from_slice(&[
+                "--config",
+                "platestream.toml",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--format",
+                "json",
+            ]);
+            all.extend_from_slice(extra);
+            let output = common::platestream(&all, dir);
+            let notes = common::text(&output.stderr);
+            assert!(output.status.success(), "{args:?}: {notes}");
+            assert!(notes.contains(note), "{args:?}: {notes}");
+            serde_json::from_str(&common::text(&output.stdout)).unwrap()
+        };
+        let total_reads =
+            |rows: &[Value]| -> u64 { rows.iter().map(|row| row["reads"].as_u64().unwrap()).sum() };
+
+        let frequency = query(&["frequency", "--reader", self.reader, "--by", "hour"]);
+        let of_reader = self.reads.iter().filter(|r| r.reader_id == self.reader);
+        assert_eq!(total_reads(&frequency), of_reader.count() as u64);
+        let frequency = query(&["frequency", "--plate", self.target, "--by", "day"]);
+        let of_target: Vec<&platestream_engine::PlateRead> = self
+            .reads
+            .iter()
+            .filter(|read| plate_norm(read) == self.target)
+            .collect();
+        assert_eq!(total_reads(&frequency), of_target.len() as u64);
+
+        let (lat, lon) = self.place;
+        let place = format!("{lat},{lon},500m,{},{}", self.from, self.to);
+        let stakeout = query(&["stakeout", "--place", &place]);
+        let mut seen: Vec<(String, u64)> = stakeout
+            .iter()
+            .map(|row| {
+                let plate = row["plate_norm"].as_str().unwrap().to_owned();
+                (plate, row["reads"].as_u64().unwrap())
+            })
+            .collect();
+        seen.sort();
+        let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+        for read in self.reads {
+            let distance = platestream_engine::description::haversine_m(
+                lat,
+                lon,
+                read.lat.unwrap(),
+                read.lon.unwrap(),
+            );
+            if distance <= 500.0 {
+                *expected.entry(plate_norm(read)).or_default() += 1;
+            }
+        }
+        assert_eq!(seen, expected.into_iter().collect::<Vec<_>>());
+
+        let convoy = query(&[
+            "convoy",
+            "--plate",
+            self.target,
+            "--window",
+            "2m",
+            "--min-readers",
+            "1",
+        ]);
+        let mut together: Vec<String> = convoy
+            .iter()
+            .map(|row| row["plate_norm"].as_str().unwrap().to_owned())
+            .collect();
+        together.sort();
+        let window_ms = 2 * 60_000;
+        let expected: BTreeSet<String> = self
+            .reads
+            .iter()
+            .filter(|read| {
+                plate_norm(read) != self.target
+                    && of_target.iter().any(|target| {
+                        target.reader_id == read.reader_id
+                            && (target.observed_at.millis() - read.observed_at.millis()).abs()
+                                <= window_ms
+                    })
+            })
+            .map(plate_norm)
+            .collect();
+        assert!(!expected.is_empty(), "the target passed no other vehicle");
+        assert_eq!(together, expected.into_iter().collect::<Vec<_>>());
+    }
 }

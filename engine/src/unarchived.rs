@@ -68,9 +68,32 @@ pub struct UnarchivedQuery {
     /// Reads without a position are outside any circle.
     pub near: Option<Area>,
     pub plate: Option<PlateSelector>,
+    /// Only the reads of this reader (its `reader_id`).
+    pub reader: Option<String>,
 }
 
 impl UnarchivedQuery {
+    pub fn with_plate(self, plate: PlateSelector) -> Self {
+        Self {
+            plate: Some(plate),
+            ..self
+        }
+    }
+
+    pub fn near(self, lat: f64, lon: f64, radius_m: f64) -> Self {
+        Self {
+            near: Some(Area { lat, lon, radius_m }),
+            ..self
+        }
+    }
+
+    pub fn of_reader(self, reader: String) -> Self {
+        Self {
+            reader: Some(reader),
+            ..self
+        }
+    }
+
     fn admits(&self, read: &PlateRead) -> bool {
         let at = read.observed_at;
         if self.from.is_some_and(|from| at < from) || self.to.is_some_and(|to| at >= to) {
@@ -80,6 +103,13 @@ impl UnarchivedQuery {
             .plate
             .as_ref()
             .is_some_and(|plate| !plate.admits(&read.plate_norm))
+        {
+            return false;
+        }
+        if self
+            .reader
+            .as_deref()
+            .is_some_and(|reader| reader != read.reader_id)
         {
             return false;
         }
@@ -339,9 +369,24 @@ mod tests {
                 lon: -77.0,
                 radius_m: 500.0,
             }),
-            plate: None,
+            ..UnarchivedQuery::default()
         };
         assert_eq!(ids(&held.snapshot(&query)), ["r0-2"]);
+    }
+
+    #[test]
+    fn a_query_keeps_one_reader() {
+        let held = UnarchivedReads::new(100);
+        let mut elsewhere = read(0, 2, 2_000, 38.9);
+        elsewhere.reader_id = "dc-r-002".into();
+        held.hold([read(0, 1, 1_000, 38.9), elsewhere]);
+        for (reader, expected) in [("dc-r-002", vec!["r0-2"]), ("dc-r-00", vec![])] {
+            let query = UnarchivedQuery {
+                reader: Some(reader.to_owned()),
+                ..UnarchivedQuery::default()
+            };
+            assert_eq!(ids(&held.snapshot(&query)), expected, "{reader}");
+        }
     }
 
     #[test]

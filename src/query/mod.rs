@@ -23,7 +23,9 @@ use self::session::{ArchiveSession, Pruning};
 use self::sql::{
     area_filter, attribute_filter, by_plate_select, distance, quote, read_columns, time_filter,
 };
+use self::unarchived::Unarchived;
 use crate::config::Config;
+use platestream_engine::unarchived::{PlateSelector, UnarchivedQuery};
 
 /// Where `query` and `compact` find the archive when neither --archive nor --config says.
 pub const DEFAULT_ARCHIVE_DIR: &str = "platestream-data";
@@ -96,6 +98,8 @@ pub enum QueryCommand {
         /// Places a plate must be seen at (default: all of them).
         #[arg(long)]
         min_hits: Option<usize>,
+        #[command(flatten)]
+        live: EngineArgs,
     },
     /// Vehicles that pass the same readers as the target plate within --window of it, at at least
     /// --min-readers different readers (co-travel).
@@ -106,6 +110,8 @@ pub enum QueryCommand {
         window: String,
         #[arg(long, default_value_t = 2)]
         min_readers: usize,
+        #[command(flatten)]
+        live: EngineArgs,
     },
     /// How often and when a plate is read, or a reader reads.
     Frequency {
@@ -115,6 +121,8 @@ pub enum QueryCommand {
         reader: Option<String>,
         #[arg(long, value_enum, default_value_t = Bucket::HourOfDay)]
         by: Bucket,
+        #[command(flatten)]
+        live: EngineArgs,
     },
 }
 
@@ -271,8 +279,11 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             live,
             misreads: false,
             ..
-        } => Some(live),
-        _ => None,
+        }
+        | QueryCommand::Stakeout { live, .. }
+        | QueryCommand::Convoy { live, .. }
+        | QueryCommand::Frequency { live, .. } => Some(live),
+        QueryCommand::Plate { misreads: true, .. } | QueryCommand::Sql { .. } => None,
     };
     if let QueryCommand::Plate {
         misreads: true,
@@ -345,42 +356,25 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 plate_filter("plate_norm", pattern)?
             };
             let filter = format!("{} AND {filter}", time_filter(&session, "", range, 0));
-            let archived = by_plate_select(&session, &read_columns(""), &filter)?;
-            let (from_ms, to_ms) = range.map_or((i64::MIN, i64::MAX), |r| (r.from_ms, r.to_ms));
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            let mut from_engines = false;
-            if to_ms >= now_ms - LIVE_INCIDENT_MS && !engines.is_empty() {
-                let (from, to) = unarchived::time_bounds(from_ms, to_ms);
-                let query = platestream_engine::unarchived::UnarchivedQuery {
-                    from,
-                    to,
-                    near: None,
-                    plate: Some(
-                        platestream_engine::unarchived::PlateSelector::parse(pattern)
-                            .map_err(anyhow::Error::msg)?,
-                    ),
-                };
-                let (answered, notices) =
-                    unarchived::ask_engines(&session, &engines, &query).await?;
-                for notice in &notices {
-                    eprintln!("{notice}");
-                }
-                from_engines = answered.is_some();
+            let mut held = Unarchived::default();
+            if reaches_now(range) && !engines.is_empty() {
+                let plate = PlateSelector::parse(pattern).map_err(anyhow::Error::msg)?;
+                held.ask(&session, &engines, &[recent_query(range).with_plate(plate)])
+                    .await?;
             }
-            let text = if from_engines {
-                format!(
-                    "SELECT * FROM ({archived} UNION ALL SELECT {columns} FROM {held} WHERE \
-                     {filter} AND read_id NOT IN ({archived_ids})) ORDER BY observed_at, read_id",
-                    columns = read_columns(""),
-                    held = unarchived::UNARCHIVED_TABLE,
-                    archived_ids = by_plate_select(&session, "read_id", &filter)?,
-                )
-            } else {
-                format!("SELECT * FROM ({archived}) ORDER BY observed_at, read_id")
-            };
+            let reads = with_unarchived(
+                &held,
+                by_plate_select(&session, &read_columns(""), &filter)?,
+                &read_columns(""),
+                &filter,
+                by_plate_select(&session, "read_id", &filter)?,
+            )?;
+            let text = format!("SELECT * FROM ({reads}) ORDER BY observed_at, read_id");
             run_sql(&session, &text, "the plate", args.format, out, args.quiet).await
         }
-        QueryCommand::Stakeout { places, min_hits } => {
+        QueryCommand::Stakeout {
+            places, min_hits, ..
+        } => {
             let places = places
                 .iter()
                 .map(|text| parse_place(text))
@@ -392,18 +386,41 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                     places.len()
                 );
             }
-            let mut selects = Vec::new();
+            let mut windows = Vec::new();
             for (index, place) in places.iter().enumerate() {
                 let window = place
                     .range
                     .within(range)
                     .with_context(|| format!("--place {} lies outside --from/--to", index + 1))?;
-                selects.push(format!(
-                    "SELECT {n} AS place, plate_norm, reader_id, observed_at FROM reads WHERE {} AND {}",
-                    time_filter(&session, "", Some(window), 0),
+                windows.push(window);
+            }
+            let mut held = Unarchived::default();
+            let questions: Vec<UnarchivedQuery> = places
+                .iter()
+                .zip(&windows)
+                .filter(|(_, window)| reaches_now(Some(**window)))
+                .map(|(place, window)| {
+                    recent_query(Some(*window)).near(place.lat, place.lon, place.radius_m)
+                })
+                .collect();
+            if !questions.is_empty() && !engines.is_empty() {
+                held.ask(&session, &engines, &questions).await?;
+            }
+            let mut selects = Vec::new();
+            for (index, (place, window)) in places.iter().zip(&windows).enumerate() {
+                let filter = format!(
+                    "{} AND {}",
+                    time_filter(&session, "", Some(*window), 0),
                     area_filter("", place.lat, place.lon, place.radius_m),
-                    n = index + 1
-                ));
+                );
+                let columns = format!("{} AS place, plate_norm, reader_id, observed_at", index + 1);
+                selects.push(with_unarchived(
+                    &held,
+                    format!("SELECT {columns} FROM reads WHERE {filter}"),
+                    &columns,
+                    &filter,
+                    format!("SELECT read_id FROM reads WHERE {filter}"),
+                )?);
             }
             // The places a plate was seen at, in --place order: DataFusion allows one ordering
             // among a query's ordered aggregates, and the readers' list takes it.
@@ -427,34 +444,82 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             plate,
             window,
             min_readers,
+            ..
         } => {
             let plate = exact_plate(plate)?;
             let window_ms = parse_duration_ms("--window", window)?;
             if *min_readers == 0 {
                 bail!("--min-readers must be at least 1");
             }
+            let target_filter = format!(
+                "plate_norm = {} AND {}",
+                quote(&plate),
+                time_filter(&session, "", range, 0)
+            );
+            let target_columns = "reader_id AS target_reader, observed_at AS target_at";
+            let widened = range.map(|range| TimeRange {
+                from_ms: range.from_ms.saturating_sub(window_ms),
+                to_ms: range.to_ms.saturating_add(window_ms),
+            });
+            let mut held = Unarchived::default();
+            if reaches_now(widened) && !engines.is_empty() {
+                // First the target's own passes, then the vehicles at the readers it passed
+                // lately: those are the only passes an unarchived read can be near in time.
+                held.ask(
+                    &session,
+                    &engines,
+                    &[recent_query(range).with_plate(PlateSelector::Exact(plate.clone()))],
+                )
+                .await?;
+                let recent_readers = format!(
+                    "SELECT DISTINCT target_reader FROM ({}) WHERE target_at >= {}",
+                    with_unarchived(
+                        &held,
+                        by_plate_select(&session, target_columns, &target_filter)?,
+                        target_columns,
+                        &target_filter,
+                        by_plate_select(&session, "read_id", &target_filter)?,
+                    )?,
+                    quote(&args::rfc3339(
+                        chrono::Utc::now().timestamp_millis() - LIVE_INCIDENT_MS - window_ms
+                    ))
+                );
+                let readers =
+                    query_result(&session, &recent_readers, "the target's readers", true).await?;
+                let questions: Vec<UnarchivedQuery> = text_values(&readers, "target_reader")
+                    .into_iter()
+                    .map(|reader| recent_query(widened).of_reader(reader))
+                    .collect();
+                if !questions.is_empty() {
+                    held.ask(&session, &engines, &questions).await?;
+                }
+            }
+            let passes_filter = time_filter(&session, "", widened, 0);
+            let passes_columns = "plate_norm, reader_id, observed_at";
             let text = format!(
-                "WITH target AS ({target}) \
+                "WITH target AS ({target}), passes AS ({passes}) \
                  SELECT r.plate_norm, count(DISTINCT r.reader_id) AS readers_together, \
                         count(*) AS passes_together, min(r.observed_at) AS first_together, \
                         max(r.observed_at) AS last_together, string_agg(DISTINCT r.reader_id, ',' ORDER BY r.reader_id) AS readers \
-                 FROM reads r JOIN target t ON r.reader_id = t.target_reader \
-                 WHERE {near_time} AND r.plate_norm <> {p} \
+                 FROM passes r JOIN target t ON r.reader_id = t.target_reader \
+                 WHERE r.plate_norm <> {p} \
                    AND r.observed_at >= t.target_at - INTERVAL '{window_ms} milliseconds' \
                    AND r.observed_at <= t.target_at + INTERVAL '{window_ms} milliseconds' \
                  GROUP BY r.plate_norm HAVING count(DISTINCT r.reader_id) >= {min_readers} \
                  ORDER BY readers_together DESC, passes_together DESC, r.plate_norm",
                 p = quote(&plate),
-                target = by_plate_select(
-                    &session,
-                    "reader_id AS target_reader, observed_at AS target_at",
-                    &format!(
-                        "plate_norm = {} AND {}",
-                        quote(&plate),
-                        time_filter(&session, "", range, 0)
-                    )
+                target = with_unarchived(&held,
+                    by_plate_select(&session, target_columns, &target_filter)?,
+                    target_columns,
+                    &target_filter,
+                    by_plate_select(&session, "read_id", &target_filter)?,
                 )?,
-                near_time = time_filter(&session, "r.", range, window_ms),
+                passes = with_unarchived(&held,
+                    format!("SELECT {passes_columns} FROM reads WHERE {passes_filter}"),
+                    passes_columns,
+                    &passes_filter,
+                    format!("SELECT read_id FROM reads WHERE {passes_filter}"),
+                )?,
             );
             run_sql(
                 &session,
@@ -466,24 +531,55 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             )
             .await
         }
-        QueryCommand::Frequency { plate, reader, by } => {
+        QueryCommand::Frequency {
+            plate, reader, by, ..
+        } => {
             let time = time_filter(&session, "", range, 0);
+            let mut held = Unarchived::default();
             let (source, other) = match (plate, reader) {
-                (Some(plate), _) => (
-                    by_plate_select(
-                        &session,
-                        "observed_at, reader_id",
-                        &format!("plate_norm = {} AND {time}", quote(&exact_plate(plate)?)),
-                    )?,
-                    "count(DISTINCT reader_id) AS readers",
-                ),
-                (None, Some(reader)) => (
-                    format!(
-                        "SELECT observed_at, plate_norm FROM reads WHERE reader_id = {} AND {time}",
-                        quote(reader)
-                    ),
-                    "count(DISTINCT plate_norm) AS plates",
-                ),
+                (Some(plate), _) => {
+                    let plate = exact_plate(plate)?;
+                    let filter = format!("plate_norm = {} AND {time}", quote(&plate));
+                    if reaches_now(range) && !engines.is_empty() {
+                        held.ask(
+                            &session,
+                            &engines,
+                            &[recent_query(range).with_plate(PlateSelector::Exact(plate))],
+                        )
+                        .await?;
+                    }
+                    (
+                        with_unarchived(
+                            &held,
+                            by_plate_select(&session, "observed_at, reader_id", &filter)?,
+                            "observed_at, reader_id",
+                            &filter,
+                            by_plate_select(&session, "read_id", &filter)?,
+                        )?,
+                        "count(DISTINCT reader_id) AS readers",
+                    )
+                }
+                (None, Some(reader)) => {
+                    let filter = format!("reader_id = {} AND {time}", quote(reader));
+                    if reaches_now(range) && !engines.is_empty() {
+                        held.ask(
+                            &session,
+                            &engines,
+                            &[recent_query(range).of_reader(reader.clone())],
+                        )
+                        .await?;
+                    }
+                    (
+                        with_unarchived(
+                            &held,
+                            format!("SELECT observed_at, plate_norm FROM reads WHERE {filter}"),
+                            "observed_at, plate_norm",
+                            &filter,
+                            format!("SELECT read_id FROM reads WHERE {filter}"),
+                        )?,
+                        "count(DISTINCT plate_norm) AS plates",
+                    )
+                }
                 (None, None) => bail!("give --plate or --reader"),
             };
             let bucket = match by {
@@ -500,6 +596,61 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             run_sql(&session, &text, "the reads", args.format, out, args.quiet).await
         }
     }
+}
+
+/// Whether a range (none: all time) reaches into the minutes a running engine may not have
+/// archived yet.
+fn reaches_now(range: Option<TimeRange>) -> bool {
+    range
+        .is_none_or(|range| range.to_ms >= chrono::Utc::now().timestamp_millis() - LIVE_INCIDENT_MS)
+}
+
+/// The question for an engine's unarchived reads within the range.
+fn recent_query(range: Option<TimeRange>) -> UnarchivedQuery {
+    let (from, to) = range.map_or((None, None), |range| {
+        unarchived::time_bounds(range.from_ms, range.to_ms)
+    });
+    UnarchivedQuery {
+        from,
+        to,
+        ..UnarchivedQuery::default()
+    }
+}
+
+/// `archived` (a SELECT of `columns` from the archive where `filter` holds) and, when an engine
+/// answered, the same columns of its unarchived reads where `filter` holds whose id is not in
+/// `archived_ids` (the archive's ids under `filter`): a read the engine archived after it
+/// answered is then listed once, from the archive.
+fn with_unarchived(
+    held: &Unarchived,
+    archived: String,
+    columns: &str,
+    filter: &str,
+    archived_ids: String,
+) -> Result<String> {
+    if held.count().is_none() {
+        return Ok(archived);
+    }
+    Ok(format!(
+        "{archived} UNION ALL SELECT {columns} FROM {table} WHERE {filter} \
+         AND read_id NOT IN ({archived_ids})",
+        table = unarchived::UNARCHIVED_TABLE
+    ))
+}
+
+/// The non-null values of a text column of a result.
+fn text_values(result: &QueryResult, column: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for batch in &result.batches {
+        let Some(array) = batch.column_by_name(column) else {
+            continue;
+        };
+        let Some(text) = array.as_any().downcast_ref::<arrow::array::StringArray>() else {
+            continue;
+        };
+        values.extend(text.iter().flatten().map(str::to_owned));
+    }
+    values
 }
 
 async fn run_sql(
@@ -686,7 +837,7 @@ pub async fn incident_answer(
     // archive's answer (and dropped here by its id), never in neither.
     let from_engines = if recent && !engines.is_empty() {
         let query = unarchived::incident_query(range.from_ms, range.to_ms, lat, lon, radius_m);
-        let (answered, asked) = unarchived::ask_engines(session, engines, &query).await?;
+        let (answered, asked) = unarchived::ask_engines(session, engines, &[query]).await?;
         notices.extend(asked);
         answered
     } else {

@@ -1,6 +1,7 @@
 //! Reads a running engine has consumed but not yet archived, added to answers about the last
 //! minutes: a dispatcher asking right after a 911 call must not miss the last half minute.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,63 +65,109 @@ pub fn engines_to_ask(explicit: &[String], api: Option<&SearchApiSettings>) -> V
     .collect()
 }
 
-/// What the engines answered, and what a user should be told about it.
+/// What the engines answered so far, and what a user should be told about it. A query that asks
+/// in rounds (convoy: the target's passes, then the other vehicles at its readers) keeps one.
 #[derive(Debug, Default)]
 pub struct Unarchived {
+    /// Each read once, whichever engines and questions returned it.
     pub reads: Vec<PlateRead>,
+    read_ids: HashSet<String>,
     /// At least one engine answered.
     pub answered: bool,
+    /// Engines that did not answer: not asked again by a later round.
+    unreachable: HashSet<String>,
     pub notices: Vec<String>,
 }
 
-/// Asks the engines and registers what they hold as [`UNARCHIVED_TABLE`]. The count of their
-/// reads is `None` when none answered (the query then reads the archive alone).
+impl Unarchived {
+    /// Asks every engine every question, keeps the reads not already kept and registers them all
+    /// as [`UNARCHIVED_TABLE`]; says on stderr what the engines answered.
+    pub async fn ask(
+        &mut self,
+        session: &ArchiveSession,
+        engines: &[EngineApi],
+        queries: &[UnarchivedQuery],
+    ) -> Result<()> {
+        let notices_before = self.notices.len();
+        self.ask_quietly(engines, queries).await;
+        for notice in &self.notices[notices_before..] {
+            eprintln!("{notice}");
+        }
+        register(session, &self.reads)
+    }
+
+    async fn ask_quietly(&mut self, engines: &[EngineApi], queries: &[UnarchivedQuery]) {
+        for engine in engines {
+            if self.unreachable.contains(&engine.base) {
+                continue;
+            }
+            let Some(token) = &engine.token else {
+                self.notices.push(format!(
+                    "not asking the engine at {} for its unarchived reads: no token ([api] token \
+                     in --config, or {TOKEN_VARIABLE})",
+                    engine.base
+                ));
+                self.unreachable.insert(engine.base.clone());
+                continue;
+            };
+            let (mut added, mut held, mut missing) = (0, 0, 0);
+            for query in queries {
+                match fetch_unarchived(&engine.base, token, query, ENGINE_TIMEOUT).await {
+                    Ok(answer) => {
+                        self.answered = true;
+                        held = held.max(answer.held_reads);
+                        missing = missing.max(answer.missing_reads);
+                        for read in answer.reads {
+                            if self.read_ids.insert(read.read_id.clone()) {
+                                self.reads.push(read);
+                                added += 1;
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        self.notices.push(format!(
+                            "{error}: its reads of the last half minute are not in this answer"
+                        ));
+                        self.unreachable.insert(engine.base.clone());
+                        break;
+                    }
+                }
+            }
+            if self.unreachable.contains(&engine.base) {
+                continue;
+            }
+            self.notices.push(format!(
+                "{added} read(s) not yet archived came from the engine at {} (it holds {held} \
+                 unarchived)",
+                engine.base
+            ));
+            if missing > 0 {
+                self.notices.push(format!(
+                    "the engine at {} let {missing} unarchived read(s) go for room ([api] \
+                     unarchived_max_reads): they are in this answer only once archived",
+                    engine.base
+                ));
+            }
+        }
+    }
+
+    /// How many reads came from engines; `None` when none answered (the archive alone answers).
+    pub fn count(&self) -> Option<usize> {
+        self.answered.then_some(self.reads.len())
+    }
+}
+
+/// Asks the engines every question and registers what they hold as [`UNARCHIVED_TABLE`]. The
+/// count of their reads is `None` when none answered (the query then reads the archive alone).
 pub async fn ask_engines(
     session: &ArchiveSession,
     engines: &[EngineApi],
-    query: &UnarchivedQuery,
+    queries: &[UnarchivedQuery],
 ) -> Result<(Option<usize>, Vec<String>)> {
-    let found = fetch_from(engines, query).await;
-    register(session, &found.reads)?;
-    Ok((found.answered.then_some(found.reads.len()), found.notices))
-}
-
-async fn fetch_from(engines: &[EngineApi], query: &UnarchivedQuery) -> Unarchived {
     let mut found = Unarchived::default();
-    for engine in engines {
-        let Some(token) = &engine.token else {
-            found.notices.push(format!(
-                "not asking the engine at {} for its unarchived reads: no token ([api] token in \
-                 --config, or {TOKEN_VARIABLE})",
-                engine.base
-            ));
-            continue;
-        };
-        match fetch_unarchived(&engine.base, token, query, ENGINE_TIMEOUT).await {
-            Ok(answer) => {
-                found.answered = true;
-                found.notices.push(format!(
-                    "{} read(s) not yet archived came from the engine at {} (it holds {} \
-                     unarchived)",
-                    answer.reads.len(),
-                    engine.base,
-                    answer.held_reads
-                ));
-                if answer.missing_reads > 0 {
-                    found.notices.push(format!(
-                        "the engine at {} let {} unarchived read(s) go for room ([api] \
-                         unarchived_max_reads): they are in this answer only once archived",
-                        engine.base, answer.missing_reads
-                    ));
-                }
-                found.reads.extend(answer.reads);
-            }
-            Err(error) => found.notices.push(format!(
-                "{error}: its reads of the last half minute are not in this answer"
-            )),
-        }
-    }
-    found
+    found.ask_quietly(engines, queries).await;
+    register(session, &found.reads)?;
+    Ok((found.count(), found.notices))
 }
 
 /// Registers the reads as [`UNARCHIVED_TABLE`], with the archive's columns and the `date` and
@@ -144,6 +191,8 @@ fn register(session: &ArchiveSession, reads: &[PlateRead]) -> Result<()> {
     arrays.push(Arc::new(hours.finish()));
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
         .context("encoding the engine's unarchived reads")?;
+    // A later round of questions registers all the reads again.
+    session.context.deregister_table(UNARCHIVED_TABLE)?;
     session.context.register_table(
         UNARCHIVED_TABLE,
         Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
@@ -170,7 +219,7 @@ pub fn incident_query(
         from,
         to,
         near: Some(platestream_engine::description::Area { lat, lon, radius_m }),
-        plate: None,
+        ..UnarchivedQuery::default()
     }
 }
 

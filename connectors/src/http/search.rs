@@ -114,6 +114,8 @@ pub enum SearchError {
     PartialArea,
     #[error("`plate` is neither a plate nor a partial plate: {0}")]
     BadPlate(String),
+    #[error("`reader` is empty: give a reader's id, or leave `reader` out for every reader")]
+    EmptyReader,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -139,6 +141,7 @@ impl SearchError {
             Self::MalformedQuery(_) => "malformed_query",
             Self::PartialArea => "partial_area",
             Self::BadPlate(_) => "bad_plate",
+            Self::EmptyReader => "empty_reader",
             Self::Internal(_) => "internal",
         }
     }
@@ -221,6 +224,8 @@ struct UnarchivedParams {
     radius_m: Option<f64>,
     /// A plate or partial plate (`?`/`_` one character, `*`/`%` any run).
     plate: Option<String>,
+    /// One reader's reads (its `reader_id`).
+    reader: Option<String>,
     /// Read by the token check, not here.
     #[allow(dead_code)]
     token: Option<String>,
@@ -280,6 +285,9 @@ pub async fn fetch_unarchived(
     }
     if let Some(plate) = &query.plate {
         params.push(("plate", plate.to_string()));
+    }
+    if let Some(reader) = &query.reader {
+        params.push(("reader", reader.clone()));
     }
     let unreachable = |source| UnarchivedFetchError::Unreachable {
         url: url.clone(),
@@ -450,6 +458,13 @@ async fn unarchived(
         .map(PlateSelector::parse)
         .transpose()
         .map_err(SearchError::BadPlate)?;
+    if params
+        .reader
+        .as_deref()
+        .is_some_and(|reader| reader.trim().is_empty())
+    {
+        return Err(SearchError::EmptyReader);
+    }
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
         let mut snapshot = state.unarchived.snapshot(&UnarchivedQuery {
@@ -457,6 +472,7 @@ async fn unarchived(
             to,
             near,
             plate,
+            reader: params.reader,
         });
         snapshot
             .reads
