@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use crate::description::Area;
+use crate::misread::misread_difference;
 use crate::normalize::normalize_plate;
 use crate::pattern::{is_pattern, PlatePattern};
 use crate::read::{PlateRead, SourcePosition, Timestamp};
@@ -50,9 +51,11 @@ impl PlateSelector {
         }
     }
 
-    fn admits(&self, plate_norm: &str) -> bool {
+    fn admits(&self, plate_norm: &str, misreads: bool) -> bool {
         match self {
-            Self::Exact(plate) => plate == plate_norm,
+            Self::Exact(plate) => {
+                plate == plate_norm || (misreads && misread_difference(plate, plate_norm).is_some())
+            }
             Self::Pattern(pattern) => pattern.matches(plate_norm.as_bytes()),
         }
     }
@@ -68,6 +71,9 @@ pub struct UnarchivedQuery {
     /// Reads without a position are outside any circle.
     pub near: Option<Area>,
     pub plate: Option<PlateSelector>,
+    /// With an exact `plate`: also the reads OCR may have garbled from it (one look-alike swap,
+    /// one character more or less), as `query plate --misreads` finds them in the archive.
+    pub misreads: bool,
     /// Only the reads of this reader (its `reader_id`).
     pub reader: Option<String>,
 }
@@ -87,6 +93,14 @@ impl UnarchivedQuery {
         }
     }
 
+    /// Also the plate's possible misreads (an exact plate only).
+    pub fn with_misreads(self) -> Self {
+        Self {
+            misreads: true,
+            ..self
+        }
+    }
+
     pub fn of_reader(self, reader: String) -> Self {
         Self {
             reader: Some(reader),
@@ -102,7 +116,7 @@ impl UnarchivedQuery {
         if self
             .plate
             .as_ref()
-            .is_some_and(|plate| !plate.admits(&read.plate_norm))
+            .is_some_and(|plate| !plate.admits(&read.plate_norm, self.misreads))
         {
             return false;
         }
@@ -406,6 +420,20 @@ mod tests {
             };
             assert_eq!(ids(&held.snapshot(&query)), expected, "{text}");
         }
+        let mut misread = read(0, 3, 3_000, 38.9);
+        misread.plate_norm = "A8C123".into();
+        let mut longer = read(0, 4, 4_000, 38.9);
+        longer.plate_norm = "ABC1234".into();
+        held.hold([misread, longer]);
+        let exact = UnarchivedQuery {
+            plate: Some(PlateSelector::parse("ABC123").unwrap()),
+            ..UnarchivedQuery::default()
+        };
+        assert_eq!(ids(&held.snapshot(&exact)), ["r0-1"]);
+        assert_eq!(
+            ids(&held.snapshot(&exact.with_misreads())),
+            ["r0-1", "r0-3", "r0-4"]
+        );
         for text in ["ABC123", "XY?7*"] {
             let selector = PlateSelector::parse(text).unwrap();
             assert_eq!(PlateSelector::parse(&selector.to_string()), Ok(selector));

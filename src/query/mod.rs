@@ -6,6 +6,7 @@ pub mod session;
 pub mod sql;
 pub mod unarchived;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -275,29 +276,12 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
     };
     let live = match &args.command {
         QueryCommand::Incident(incident) => Some(&incident.live),
-        QueryCommand::Plate {
-            live,
-            misreads: false,
-            ..
-        }
+        QueryCommand::Plate { live, .. }
         | QueryCommand::Stakeout { live, .. }
         | QueryCommand::Convoy { live, .. }
         | QueryCommand::Frequency { live, .. } => Some(live),
-        QueryCommand::Plate { misreads: true, .. } | QueryCommand::Sql { .. } => None,
+        QueryCommand::Sql { .. } => None,
     };
-    if let QueryCommand::Plate {
-        misreads: true,
-        live,
-        ..
-    } = &args.command
-    {
-        if !live.engines.is_empty() {
-            bail!(
-                "--misreads reads the archive only: the engines' unarchived reads are asked for \
-                 a plate or a pattern (drop --misreads, or --engine)"
-            );
-        }
-    }
     let engines = match live {
         Some(live) if !live.archive_only => unarchived::engines_to_ask(
             &live.engines,
@@ -350,18 +334,26 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
         QueryCommand::Plate {
             pattern, misreads, ..
         } => {
-            let filter = if *misreads {
-                misread_filter(&session, pattern, range, args.quiet).await?
-            } else {
-                plate_filter("plate_norm", pattern)?
-            };
-            let filter = format!("{} AND {filter}", time_filter(&session, "", range, 0));
+            let misread_plate = misreads
+                .then(|| exact_plate(pattern).context("--misreads"))
+                .transpose()?;
             let mut held = Unarchived::default();
             if reaches_now(range) && !engines.is_empty() {
                 let plate = PlateSelector::parse(pattern).map_err(anyhow::Error::msg)?;
-                held.ask(&session, &engines, &[recent_query(range).with_plate(plate)])
-                    .await?;
+                let mut question = recent_query(range).with_plate(plate);
+                if *misreads {
+                    question = question.with_misreads();
+                }
+                held.ask(&session, &engines, &[question]).await?;
             }
+            let filter = match &misread_plate {
+                Some(plate) => {
+                    let held_plates = held.reads.iter().map(|read| read.plate_norm.as_str());
+                    misread_filter(&session, plate, held_plates, range, args.quiet).await?
+                }
+                None => plate_filter("plate_norm", pattern)?,
+            };
+            let filter = format!("{} AND {filter}", time_filter(&session, "", range, 0));
             let reads = with_unarchived(
                 &held,
                 by_plate_select(&session, &read_columns(""), &filter)?,
@@ -681,13 +673,15 @@ pub async fn query_result(
 }
 
 /// `plate_norm IN (...)` of every plate in the range that is the plate or one OCR misread of it.
-async fn misread_filter(
+/// `plate_norm IN (...)`: the plate and every plate of the archive in the range, or of
+/// `held_plates` (the engines' unarchived reads), that OCR may have made of it.
+async fn misread_filter<'a>(
     session: &ArchiveSession,
-    text: &str,
+    plate: &str,
+    held_plates: impl Iterator<Item = &'a str>,
     range: Option<TimeRange>,
     quiet: bool,
 ) -> Result<String> {
-    let plate = exact_plate(text).context("--misreads")?;
     let length = plate.len() as i64;
     let candidates = format!(
         "SELECT DISTINCT plate_norm FROM ({})",
@@ -704,19 +698,22 @@ async fn misread_filter(
     );
     let candidates =
         query_result(session, &candidates, "plates that may be misreads", quiet).await?;
-    let mut plates = vec![quote(&plate)];
+    let mut plates = BTreeSet::from([plate.to_owned()]);
+    let mut consider = |candidate: &str| {
+        if misread_difference(plate, candidate).is_some() {
+            plates.insert(candidate.to_owned());
+        }
+    };
+    held_plates.for_each(&mut consider);
     for batch in &candidates.batches {
         let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
         let strings = column
             .as_any()
             .downcast_ref::<arrow::array::StringArray>()
             .context("plate_norm is not text")?;
-        for candidate in strings.iter().flatten() {
-            if candidate != plate && misread_difference(&plate, candidate).is_some() {
-                plates.push(quote(candidate));
-            }
-        }
+        strings.iter().flatten().for_each(&mut consider);
     }
+    let plates: Vec<String> = plates.iter().map(|plate| quote(plate)).collect();
     Ok(format!("plate_norm IN ({})", plates.join(", ")))
 }
 

@@ -116,6 +116,8 @@ pub enum SearchError {
     BadPlate(String),
     #[error("`reader` is empty: give a reader's id, or leave `reader` out for every reader")]
     EmptyReader,
+    #[error("`misreads` needs a whole `plate` (not a partial plate) to find the misreads of")]
+    MisreadsNeedAPlate,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -142,6 +144,7 @@ impl SearchError {
             Self::PartialArea => "partial_area",
             Self::BadPlate(_) => "bad_plate",
             Self::EmptyReader => "empty_reader",
+            Self::MisreadsNeedAPlate => "misreads_need_a_plate",
             Self::Internal(_) => "internal",
         }
     }
@@ -226,6 +229,9 @@ struct UnarchivedParams {
     plate: Option<String>,
     /// One reader's reads (its `reader_id`).
     reader: Option<String>,
+    /// With an exact `plate`: its possible misreads too.
+    #[serde(default)]
+    misreads: bool,
     /// Read by the token check, not here.
     #[allow(dead_code)]
     token: Option<String>,
@@ -288,6 +294,9 @@ pub async fn fetch_unarchived(
     }
     if let Some(reader) = &query.reader {
         params.push(("reader", reader.clone()));
+    }
+    if query.misreads {
+        params.push(("misreads", "true".to_owned()));
     }
     let unreachable = |source| UnarchivedFetchError::Unreachable {
         url: url.clone(),
@@ -465,6 +474,9 @@ async fn unarchived(
     {
         return Err(SearchError::EmptyReader);
     }
+    if params.misreads && !matches!(plate, Some(PlateSelector::Exact(_))) {
+        return Err(SearchError::MisreadsNeedAPlate);
+    }
     let state = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
         let mut snapshot = state.unarchived.snapshot(&UnarchivedQuery {
@@ -473,6 +485,7 @@ async fn unarchived(
             near,
             plate,
             reader: params.reader,
+            misreads: params.misreads,
         });
         snapshot
             .reads
