@@ -394,15 +394,32 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
     }
     let stakeout = json(&args, dir);
     let mut places_per_plate: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+    let mut reads_at_places: BTreeMap<&str, i64> = BTreeMap::new();
     for truth in &truths {
+        let mut at_a_place = false;
         for (index, site) in sites.iter().enumerate() {
             if haversine_m(site.lat, site.lon, truth.lat, truth.lon) <= 150.0 {
                 places_per_plate
                     .entry(&truth.plate)
                     .or_default()
                     .insert(index);
+                at_a_place = true;
             }
         }
+        if at_a_place {
+            *reads_at_places.entry(&truth.plate).or_default() += 1;
+        }
+    }
+    // Each read once, even where places overlap.
+    for row in stakeout.as_array().unwrap() {
+        let plate = row["plate_norm"].as_str().unwrap();
+        assert_eq!(row["reads"], reads_at_places[plate], "{row}");
+    }
+    let twice: Vec<&str> = [&args[..], &["--place", places[0].as_str()]].concat();
+    let repeated = json(&twice, dir);
+    for row in repeated.as_array().unwrap() {
+        let plate = row["plate_norm"].as_str().unwrap();
+        assert_eq!(row["reads"], reads_at_places[plate], "{row}");
     }
     let expected: Vec<String> = places_per_plate
         .iter()
@@ -418,6 +435,7 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
     // Convoy: plates at the target's readers within 2 minutes of it, at 2+ readers.
     let target_reads: Vec<&Truth> = truths.iter().filter(|t| t.plate == plate).collect();
     let mut together: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut passes_together: BTreeMap<&str, i64> = BTreeMap::new();
     for truth in &truths {
         if truth.plate == plate {
             continue;
@@ -430,6 +448,7 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
                 .entry(&truth.plate)
                 .or_default()
                 .insert(&truth.reader_id);
+            *passes_together.entry(&truth.plate).or_default() += 1;
         }
     }
     let expected: Vec<String> = together
@@ -452,6 +471,11 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
     let convoy = json(&convoy_args, dir);
     plate_lookups.push((convoy_args, convoy.clone()));
     assert_eq!(plates_of(&convoy, "plate_norm"), expected);
+    // A read near two of the target's passes is one pass together, not two.
+    for row in convoy.as_array().unwrap() {
+        let other = row["plate_norm"].as_str().unwrap();
+        assert_eq!(row["passes_together"], passes_together[other], "{row}");
+    }
 
     // Frequency by hour of day.
     let frequency_args: Vec<&str> = vec![
@@ -694,7 +718,65 @@ fn bad_input_is_a_clear_error() {
     let Archive { dir, .. } = archive();
     let dir = dir.path();
     let archived_files = count_files(&dir.join("archive"));
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 13] = [
+        (
+            &[
+                "query",
+                "sql",
+                "SELECT count(*) FROM reads",
+                "--archive",
+                "archive",
+                "--from",
+                "2026-11-24T01:00:00Z",
+            ],
+            "do not apply to sql",
+        ),
+        (
+            &[
+                "query",
+                "plate",
+                "ABC123",
+                "--archive",
+                "archive",
+                "--from",
+                "1600-01-01T00:00:00Z",
+            ],
+            "between the years 1900 and 2199",
+        ),
+        (
+            &[
+                "query",
+                "incident",
+                "--archive",
+                "archive",
+                "--lat",
+                "38.9",
+                "--lon",
+                "-77",
+                "--at",
+                "2026-11-24T00:00:00Z",
+                "--window",
+                "0s",
+            ],
+            "--window \"0s\" must be longer than zero",
+        ),
+        (
+            &[
+                "query",
+                "incident",
+                "--archive",
+                "archive",
+                "--lat",
+                "38.9",
+                "--lon",
+                "-77",
+                "--radius",
+                "-5m",
+                "--at",
+                "2026-11-24T00:00:00Z",
+            ],
+            "--radius \"-5m\" must be more than zero",
+        ),
         (
             &["query", "plate", "A*", "--archive", "archive"],
             "at least 2 are needed",
@@ -788,6 +870,61 @@ fn bad_input_is_a_clear_error() {
     }
     assert_eq!(count_files(&dir.join("archive")), archived_files);
 
+    // A place in the southern hemisphere is a place, not a flag.
+    succeed(
+        &[
+            "query",
+            "stakeout",
+            "--archive",
+            "archive",
+            "--place",
+            "-33.87,151.21,300m,2026-11-24T00:00:00Z,2026-11-25T00:00:00Z",
+        ],
+        dir,
+    );
+    // An archive without a hotlist hit yet has an empty `alerts` table.
+    let no_alerts = dir.join("no-alerts");
+    std::fs::create_dir_all(&no_alerts).unwrap();
+    let copied = std::process::Command::new("cp")
+        .args(["-r", "archive/reads", "no-alerts/reads"])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let alerts = json(
+        &[
+            "query",
+            "sql",
+            "SELECT count(*) AS alerts FROM alerts",
+            "--archive",
+            "no-alerts",
+        ],
+        dir,
+    );
+    assert_eq!(alerts[0]["alerts"], 0);
+    // JSON rows carry every column, null or not, so tools see one set of keys.
+    let rows = json(
+        &[
+            "query",
+            "sql",
+            "SELECT read_id, plate, motion, make FROM reads LIMIT 50",
+            "--archive",
+            "archive",
+        ],
+        dir,
+    );
+    let key_sets: BTreeSet<Vec<&String>> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_object().unwrap().keys().collect())
+        .collect();
+    assert_eq!(key_sets.len(), 1, "{key_sets:?}");
+    assert_eq!(
+        key_sets.into_iter().next().unwrap(),
+        ["make", "motion", "plate", "read_id"]
+    );
+
     // CSV has no lists: the embedding is written as its text.
     let csv = succeed(
         &[
@@ -825,6 +962,56 @@ fn bad_input_is_a_clear_error() {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+}
+
+/// Reads on both sides of the 180th meridian, 111 m apart: a circle around it finds both.
+#[test]
+fn an_incident_across_the_antimeridian_finds_the_reads_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let reads: String = [("r-east", 179.9995, "EAST01"), ("r-west", -179.9995, "WEST01")]
+        .iter()
+        .map(|(reader, lon, plate)| {
+            format!(
+                "{{\"vendor\":\"acme\",\"reader_id\":\"{reader}\",\"observed_at\":\"2026-11-24T12:00:00Z\",\"plate\":\"{plate}\",\"confidence\":0.9,\"lat\":-16.5,\"lon\":{lon}}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("reads.ndjson"), reads).unwrap();
+    succeed(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--out",
+            "archive",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    for lon in ["180", "-180", "179.9999", "-179.9999"] {
+        let answer = json(
+            &[
+                "query",
+                "incident",
+                "--archive",
+                "archive",
+                "--lat",
+                "-16.5",
+                "--lon",
+                lon,
+                "--radius",
+                "1km",
+                "--at",
+                "2026-11-24T12:00:00Z",
+            ],
+            dir.path(),
+        );
+        assert_eq!(
+            plates_of(&answer["reads"], "plate"),
+            ["EAST01", "WEST01"],
+            "--lon {lon}"
+        );
+    }
 }
 
 #[test]

@@ -47,12 +47,21 @@ impl TimeRange {
     }
 }
 
+/// Times a query takes: 1900-01-01T00:00:00Z ..= 2199-12-31T23:59:59.999Z. No reader read a plate
+/// outside them, and DataFusion compares times in nanoseconds, which end in 1677 and 2262.
+const EARLIEST_QUERY_MS: i64 = -2_208_988_800_000;
+const LATEST_QUERY_MS: i64 = 7_258_118_399_999;
+
 pub fn parse_time(flag: &str, text: &str) -> Result<i64> {
-    Timestamp::parse_rfc3339(text)
+    let millis = Timestamp::parse_rfc3339(text)
         .map(Timestamp::millis)
         .with_context(|| {
             format!("{flag} {text:?} is not an RFC 3339 time (e.g. 2026-11-24T17:30:00Z)")
-        })
+        })?;
+    if !(EARLIEST_QUERY_MS..=LATEST_QUERY_MS).contains(&millis) {
+        bail!("{flag} {text:?} is not between the years 1900 and 2199");
+    }
+    Ok(millis)
 }
 
 pub fn rfc3339(millis: i64) -> String {
@@ -74,7 +83,12 @@ pub fn time_range(
         }
         let at = parse_time("--at", at)?;
         let window = parse_duration_ms("--window", window.unwrap_or("30m"))?;
-        return TimeRange::new(at - window, at + window).map(Some);
+        // A window reaching past the years a query takes reaches as far as any read.
+        return TimeRange::new(
+            (at - window).max(EARLIEST_QUERY_MS),
+            (at + window).min(LATEST_QUERY_MS + 1),
+        )
+        .map(Some);
     }
     if window.is_some() {
         bail!("--window needs --at");
@@ -88,6 +102,9 @@ pub fn time_range(
         }
     }
 }
+
+/// The longest duration taken: a century, longer than any archive.
+const LONGEST_DURATION_MS: f64 = 100.0 * 365.25 * 86_400_000.0;
 
 /// `90s`, `2m`, `30m`, `1h`, `1d`, or plain seconds.
 pub fn parse_duration_ms(flag: &str, text: &str) -> Result<i64> {
@@ -108,8 +125,12 @@ pub fn parse_duration_ms(flag: &str, text: &str) -> Result<i64> {
         (trimmed, 1_000.0)
     };
     match number.trim().parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 => Ok((value * unit_ms).round() as i64),
-        _ => bail!("{flag} {text:?} is not a duration (e.g. 90s, 2m, 30m, 1h)"),
+        Ok(value) if value.is_finite() && value > 0.0 && value * unit_ms <= LONGEST_DURATION_MS => {
+            Ok((value * unit_ms).round().max(1.0) as i64)
+        }
+        Ok(value) if value <= 0.0 => bail!("{flag} {text:?} must be longer than zero"),
+        Ok(value) if value.is_finite() => bail!("{flag} {text:?} is longer than 100 years"),
+        _ => bail!("{flag} {text:?} is not a duration (e.g. 90s, 2m, 30m, 1h, 7d; a bare number is seconds)"),
     }
 }
 
@@ -128,7 +149,8 @@ pub fn parse_distance_m(flag: &str, text: &str) -> Result<f64> {
         Ok(value) if value.is_finite() && value > 0.0 && value * unit <= 100_000.0 => {
             Ok(value * unit)
         }
-        _ => bail!("{flag} {text:?} is not a distance of up to 100 km (e.g. 500m, 1.5km)"),
+        Ok(value) if value <= 0.0 => bail!("{flag} {text:?} must be more than zero"),
+        _ => bail!("{flag} {text:?} is not a distance of up to 100 km (e.g. 500m, 1.5km; a bare number is metres)"),
     }
 }
 
@@ -185,6 +207,20 @@ mod tests {
         assert_eq!(parse_duration_ms("--window", "1h").unwrap(), 3_600_000);
         assert!(parse_duration_ms("--window", "-3m").is_err());
         assert!(parse_duration_ms("--window", "soon").is_err());
+        let zero = parse_duration_ms("--window", "0s").unwrap_err().to_string();
+        assert!(zero.contains("longer than zero"), "{zero}");
+        let huge = parse_duration_ms("--window", "99999999999999999m")
+            .unwrap_err()
+            .to_string();
+        assert!(huge.contains("longer than 100 years"), "{huge}");
+        let far = parse_time("--from", "1600-01-01T00:00:00Z")
+            .unwrap_err()
+            .to_string();
+        assert!(far.contains("1900 and 2199"), "{far}");
+        let wide = time_range(None, None, Some("1950-01-01T00:00:00Z"), Some("36000d"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(wide.from_ms, EARLIEST_QUERY_MS);
         assert_eq!(parse_distance_m("--radius", "500m").unwrap(), 500.0);
         assert_eq!(parse_distance_m("--radius", "1.5km").unwrap(), 1_500.0);
         assert!(parse_distance_m("--radius", "0").is_err());

@@ -94,7 +94,7 @@ pub enum QueryCommand {
     /// Plates seen at at least --min-hits of several places, each with its own radius and window.
     Stakeout {
         /// LAT,LON,RADIUS,FROM,TO (repeatable), e.g. 38.9171,-77.0319,300m,2026-11-24T01:00:00Z,2026-11-24T03:00:00Z.
-        #[arg(long = "place", required = true)]
+        #[arg(long = "place", required = true, allow_hyphen_values = true)]
         places: Vec<String>,
         /// Places a plate must be seen at (default: all of them).
         #[arg(long)]
@@ -107,7 +107,7 @@ pub enum QueryCommand {
     Convoy {
         #[arg(long)]
         plate: String,
-        #[arg(long, default_value = "2m")]
+        #[arg(long, default_value = "2m", allow_hyphen_values = true)]
         window: String,
         #[arg(long, default_value_t = 2)]
         min_readers: usize,
@@ -133,14 +133,14 @@ pub struct IncidentArgs {
     pub lat: f64,
     #[arg(long, allow_negative_numbers = true)]
     pub lon: f64,
-    /// e.g. 500m, 1.5km.
-    #[arg(long, default_value = "500m")]
+    /// e.g. 500m, 1.5km (a bare number is metres).
+    #[arg(long, default_value = "500m", allow_hyphen_values = true)]
     pub radius: String,
     /// The incident's time (RFC 3339); the range is --at ± --window (instead of --from/--to).
     #[arg(long)]
     pub at: Option<String>,
-    /// e.g. 30m, 1h.
-    #[arg(long)]
+    /// e.g. 30m, 1h (a bare number is seconds).
+    #[arg(long, allow_hyphen_values = true)]
     pub window: Option<String>,
     /// Only plates matching this plate or pattern.
     #[arg(long)]
@@ -309,6 +309,13 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
     let out = args.out.as_deref();
     match &args.command {
         QueryCommand::Sql { query } => {
+            if range.is_some() {
+                bail!(
+                    "--from/--to do not apply to sql: put the range in the query, e.g. WHERE \
+                     observed_at >= '2026-11-24T13:00:00Z' AND observed_at < \
+                     '2026-11-24T14:00:00Z' (and date/hour, which select the files to read)"
+                );
+            }
             let frame = session
                 .read_only_sql(query)
                 .await
@@ -345,6 +352,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                     question = question.with_misreads();
                 }
                 held.ask(&session, &engines, &[question]).await?;
+                say_archive_freshness(&session, &held, range).await?;
             }
             let filter = match &misread_plate {
                 Some(plate) => {
@@ -397,6 +405,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 .collect();
             if !questions.is_empty() && !engines.is_empty() {
                 held.ask(&session, &engines, &questions).await?;
+                say_archive_freshness(&session, &held, range).await?;
             }
             let mut selects = Vec::new();
             for (index, (place, window)) in places.iter().zip(&windows).enumerate() {
@@ -405,7 +414,10 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                     time_filter(&session, "", Some(*window), 0),
                     area_filter("", place.lat, place.lon, place.radius_m),
                 );
-                let columns = format!("{} AS place, plate_norm, reader_id, observed_at", index + 1);
+                let columns = format!(
+                    "{} AS place, plate_norm, reader_id, observed_at, read_id",
+                    index + 1
+                );
                 selects.push(with_unarchived(
                     &held,
                     format!("SELECT {columns} FROM reads WHERE {filter}"),
@@ -422,7 +434,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             let text = format!(
                 "WITH hits AS ({}) \
                  SELECT plate_norm, count(DISTINCT place) AS places_hit, \
-                        concat_ws(',', {}) AS places, count(*) AS reads, \
+                        concat_ws(',', {}) AS places, count(DISTINCT read_id) AS reads, \
                         min(observed_at) AS first_seen, max(observed_at) AS last_seen, \
                         string_agg(DISTINCT reader_id, ',' ORDER BY reader_id) AS readers \
                  FROM hits GROUP BY plate_norm HAVING count(DISTINCT place) >= {min_hits} \
@@ -463,6 +475,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                     &[recent_query(range).with_plate(PlateSelector::Exact(plate.clone()))],
                 )
                 .await?;
+                say_archive_freshness(&session, &held, range).await?;
                 let recent_readers = format!(
                     "SELECT DISTINCT target_reader FROM ({}) WHERE target_at >= {}",
                     with_unarchived(
@@ -487,11 +500,11 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 }
             }
             let passes_filter = time_filter(&session, "", widened, 0);
-            let passes_columns = "plate_norm, reader_id, observed_at";
+            let passes_columns = "plate_norm, reader_id, observed_at, read_id";
             let text = format!(
                 "WITH target AS ({target}), passes AS ({passes}) \
                  SELECT r.plate_norm, count(DISTINCT r.reader_id) AS readers_together, \
-                        count(*) AS passes_together, min(r.observed_at) AS first_together, \
+                        count(DISTINCT r.read_id) AS passes_together, min(r.observed_at) AS first_together, \
                         max(r.observed_at) AS last_together, string_agg(DISTINCT r.reader_id, ',' ORDER BY r.reader_id) AS readers \
                  FROM passes r JOIN target t ON r.reader_id = t.target_reader \
                  WHERE r.plate_norm <> {p} \
@@ -539,6 +552,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                             &[recent_query(range).with_plate(PlateSelector::Exact(plate))],
                         )
                         .await?;
+                        say_archive_freshness(&session, &held, range).await?;
                     }
                     (
                         with_unarchived(
@@ -560,6 +574,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                             &[recent_query(range).of_reader(reader.clone())],
                         )
                         .await?;
+                        say_archive_freshness(&session, &held, range).await?;
                     }
                     (
                         with_unarchived(
@@ -588,6 +603,27 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             run_sql(&session, &text, "the reads", args.format, out, args.quiet).await
         }
     }
+}
+
+/// When engines were asked about the last minutes and none answered: which was the archive's
+/// newest read, so the user knows what the answer lacks.
+async fn say_archive_freshness(
+    session: &ArchiveSession,
+    held: &Unarchived,
+    range: Option<TimeRange>,
+) -> Result<()> {
+    if held.count().is_some() {
+        return Ok(());
+    }
+    let range = range.unwrap_or(TimeRange {
+        from_ms: i64::MIN / 4,
+        to_ms: i64::MAX / 4,
+    });
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    if let Some(notice) = archive_freshness_notice(session, range, now_ms).await? {
+        eprintln!("{notice}");
+    }
+    Ok(())
 }
 
 /// Whether a range (none: all time) reaches into the minutes a running engine may not have

@@ -170,7 +170,10 @@ pub fn write_table<W: Write>(result: &QueryResult, out: &mut W) -> Result<()> {
 /// The rows as one JSON array of objects (`[]` when there are none).
 pub fn json_array(result: &QueryResult) -> Result<String> {
     let mut buffer = Vec::new();
-    let mut writer = arrow::json::ArrayWriter::new(&mut buffer);
+    // Every column in every row, null or not: tools reading the rows expect one set of keys.
+    let mut writer = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(&mut buffer);
     let refs: Vec<&RecordBatch> = result.batches.iter().collect();
     writer.write_batches(&refs)?;
     writer.finish()?;

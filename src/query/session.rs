@@ -100,7 +100,12 @@ fn session_config(pruning: Pruning) -> SessionConfig {
 /// The `reads` table's columns as a query sees them: the files' and the `date` and `hour` of
 /// their partitions.
 pub fn reads_schema_with_partitions() -> SchemaRef {
-    let mut fields: Vec<Field> = READS_SCHEMA
+    with_partitions(&READS_SCHEMA)
+}
+
+/// `schema` plus the `date` and `hour` partition columns.
+fn with_partitions(schema: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|field| field.as_ref().clone())
@@ -108,6 +113,15 @@ pub fn reads_schema_with_partitions() -> SchemaRef {
     fields.push(Field::new("date", DataType::Utf8, true));
     fields.push(Field::new("hour", DataType::Utf8, true));
     Arc::new(Schema::new(fields))
+}
+
+/// A table of the archive with no file yet, with the columns queries expect of it.
+fn register_empty(context: &SessionContext, table: &str, schema: &Schema) -> Result<()> {
+    context.register_table(
+        table,
+        Arc::new(MemTable::try_new(with_partitions(schema), vec![vec![]])?),
+    )?;
+    Ok(())
 }
 
 /// `plate_copies`: plate lookups may read current plate-ordered copies (with pruning on).
@@ -130,11 +144,8 @@ pub async fn open(
             archive.display()
         );
         let context = SessionContext::new_with_config(session_config(pruning));
-        let schema = reads_schema_with_partitions();
-        context.register_table(
-            READS_TABLE,
-            Arc::new(MemTable::try_new(Arc::clone(&schema), vec![vec![]])?),
-        )?;
+        register_empty(&context, READS_TABLE, &READS_SCHEMA)?;
+        register_empty(&context, ALERTS_TABLE, &ALERTS_SCHEMA)?;
         return finish_open(context, archive, registry, pruning, plate_copies);
     }
     if !reads_dir.is_dir() {
@@ -147,8 +158,11 @@ pub async fn open(
     for table in [READS_TABLE, ALERTS_TABLE, BY_PLATE_TABLE] {
         let dir = archive.join(table);
         if !dir.is_dir() || crate::archive_stats::parquet_files(&dir)?.is_empty() {
-            if table == READS_TABLE {
-                bail!("the archive {} holds no reads yet", archive.display());
+            match table {
+                READS_TABLE => bail!("the archive {} holds no reads yet", archive.display()),
+                // No hotlist hit yet: an empty `alerts` table, as the README promises one.
+                ALERTS_TABLE => register_empty(&context, ALERTS_TABLE, &ALERTS_SCHEMA)?,
+                _ => {}
             }
             continue;
         }

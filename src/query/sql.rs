@@ -115,11 +115,18 @@ pub fn distance(table: &str, lat: f64, lon: f64) -> String {
 /// Rows within `radius_m` of the point: the exact distance, and what lets DataFusion prune first.
 pub fn area_filter(table: &str, lat: f64, lon: f64, radius_m: f64) -> String {
     let bounds = bounding_box(lat, lon, radius_m);
+    let exact = format!("{} <= {radius_m}", distance(table, lat, lon));
+    let latitudes = format!(
+        "{table}lat BETWEEN {} AND {}",
+        bounds.min_lat, bounds.max_lat
+    );
+    // A circle across the 180th meridian (or over a pole) holds longitudes at both ends of the
+    // range, which one interval and the geohash cells of one side would miss.
+    if bounds.min_lon <= -180.0 || bounds.max_lon >= 180.0 {
+        return format!("{latitudes} AND {exact}");
+    }
     let mut clauses = vec![
-        format!(
-            "{table}lat BETWEEN {} AND {}",
-            bounds.min_lat, bounds.max_lat
-        ),
+        latitudes,
         format!(
             "{table}lon BETWEEN {} AND {}",
             bounds.min_lon, bounds.max_lon
@@ -147,7 +154,7 @@ pub fn area_filter(table: &str, lat: f64, lon: f64, radius_m: f64) -> String {
             prefixes.join(" OR ")
         ));
     }
-    clauses.push(format!("{} <= {radius_m}", distance(table, lat, lon)));
+    clauses.push(exact);
     clauses.join(" AND ")
 }
 
