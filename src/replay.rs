@@ -9,7 +9,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
 use platestream_engine::archive::{ArchiveConfig, SegmentWriter, ALERTS_TABLE, READS_TABLE};
@@ -125,6 +125,49 @@ fn source_name(path: &Path) -> String {
     format!("file.{cleaned}")
 }
 
+/// `OUT/replay-inputs.json`: the input file each source of the archive (`file.<stem>` and the
+/// input's place on the command line, which name its segment files) was replayed from.
+pub const INPUTS_FILE: &str = "replay-inputs.json";
+
+/// Refuses inputs whose segment files would replace those of another input replayed into `out`
+/// before (`d1/reads.ndjson` and `d2/reads.ndjson` both name their files `file.reads`), and records
+/// which input each source is. Replaying the same file again rewrites its own files, as before.
+fn claim_sources(out: &Path, inputs: &[PathBuf]) -> Result<()> {
+    let manifest = out.join(INPUTS_FILE);
+    let mut sources: std::collections::BTreeMap<String, String> = match std::fs::read(&manifest) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "reading {} (which input made which files)",
+                manifest.display()
+            )
+        })?,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", manifest.display())),
+    };
+    for (partition, input) in inputs.iter().enumerate() {
+        let source = format!("{} partition {partition}", source_name(input));
+        let path = input
+            .canonicalize()
+            .with_context(|| format!("opening {}", input.display()))?
+            .display()
+            .to_string();
+        match sources.get(&source) {
+            Some(earlier) if *earlier != path => bail!(
+                "{} would replace the archived reads of {earlier}, replayed into {} before: both \
+                 name their files {source} (the file's name and its place among --input). Replay it \
+                 into another --out, rename it, or give both inputs in one run",
+                input.display(),
+                out.display()
+            ),
+            _ => {
+                sources.insert(source, path);
+            }
+        }
+    }
+    let text = serde_json::to_string_pretty(&sources)?;
+    std::fs::write(&manifest, text).with_context(|| format!("writing {}", manifest.display()))
+}
+
 /// Runs the pipeline over the inputs. With `threads` above 1, that many threads decode, normalize
 /// and match batches of lines while this thread folds duplicates, suppresses repeat alerts and
 /// writes the archive in line order: the output is the same as with one thread.
@@ -138,6 +181,7 @@ pub fn replay(
 ) -> Result<ReplaySummary> {
     let started = Instant::now();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    claim_sources(out, inputs)?;
     let archive = Arc::new(ArchiveConfig::new(out));
     let create = |name: &str| -> Result<BufWriter<File>> {
         let path = out.join(name);

@@ -811,3 +811,61 @@ fn simulate_to_kafka_writes_its_registry_and_refuses_what_only_files_have() {
     }
     assert!(!dir.path().join("truth.ndjson").exists());
 }
+
+/// Backfills of several days, each `reads.ndjson` in its own folder: replaying the second into
+/// the first's archive must not silently replace the first's reads (both name their segment files
+/// `file.reads`).
+#[test]
+fn replay_refuses_an_input_whose_files_would_replace_another_inputs_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    for (folder, reader) in [("d1", "a"), ("d2", "b")] {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        let lines: String = (1..=3)
+            .map(|i| {
+                format!(
+                    "{{\"vendor\":\"acme\",\"reader_id\":\"{reader}{i}\",\"observed_at\":\"2026-11-27T10:0{i}:00Z\",\"plate\":\"{reader}{reader}{reader}11{i}\",\"confidence\":0.9}}\n"
+                )
+            })
+            .collect();
+        std::fs::write(dir.path().join(folder).join("reads.ndjson"), lines).unwrap();
+    }
+    let replay = |input: &[&str], out: &str| {
+        let mut args = vec!["replay", "--quiet", "--out", out];
+        for path in input {
+            args.extend(["--input", path]);
+        }
+        platestream(&args, dir.path())
+    };
+    let readers = |out: &str| -> String {
+        common::succeed(
+            &[
+                "query",
+                "sql",
+                "SELECT string_agg(reader_id, ',' ORDER BY reader_id) AS readers FROM reads",
+                "--archive",
+                out,
+                "--format",
+                "csv",
+                "--quiet",
+            ],
+            dir.path(),
+        )
+    };
+    assert!(replay(&["d1/reads.ndjson"], "archive").status.success());
+    let refused = replay(&["d2/reads.ndjson"], "archive");
+    assert!(!refused.status.success());
+    let reason = text(&refused.stderr);
+    assert!(
+        reason.contains("would replace the archived reads of"),
+        "{reason}"
+    );
+    assert!(reason.contains("d1/reads.ndjson"), "{reason}");
+    assert_eq!(readers("archive"), "readers\n\"a1,a2,a3\"\n");
+    // The same input again rewrites its own files; both inputs in one run keep both.
+    assert!(replay(&["d1/reads.ndjson"], "archive").status.success());
+    assert_eq!(readers("archive"), "readers\n\"a1,a2,a3\"\n");
+    assert!(replay(&["d1/reads.ndjson", "d2/reads.ndjson"], "both")
+        .status
+        .success());
+    assert_eq!(readers("both"), "readers\n\"a1,a2,a3,b1,b2,b3\"\n");
+}
