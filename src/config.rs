@@ -13,6 +13,49 @@ use platestream_connectors::webhooks::WebhookSettings;
 use platestream_engine::alert_policy::{ListPolicy, DEFAULT_SUPPRESSION_WINDOW_SECS};
 use serde::{Deserialize, Serialize};
 
+/// The file and the `PLATESTREAM_` variables that override it.
+fn figment(path: &Path) -> Result<Figment> {
+    if !path.is_file() {
+        anyhow::bail!("config file {} does not exist", path.display());
+    }
+    Ok(Figment::new().merge(Toml::file_exact(path)).merge(
+        // Other PLATESTREAM_ variables (PLATESTREAM_TANSU, ...) are not settings.
+        Env::prefixed("PLATESTREAM_")
+            .filter(|key| {
+                let key = key.as_str().to_ascii_lowercase();
+                SECTIONS.iter().any(|section| key.starts_with(section))
+            })
+            .split("__"),
+    ))
+}
+
+fn invalid(path: &Path) -> String {
+    format!(
+        "invalid configuration in {} or PLATESTREAM_ variables",
+        path.display()
+    )
+}
+
+/// What `query` and `compact` read of a config: where the archive is and the engine's API. An
+/// analyst's machine has no `[kafka]` to give; an engine's whole config serves as well (its other
+/// sections are not read here).
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueryConfig {
+    #[serde(default)]
+    pub archive: ArchiveSettings,
+    #[serde(default)]
+    pub api: Option<platestream_connectors::http::SearchApiSettings>,
+}
+
+impl QueryConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        figment(path)?
+            .extract::<Self>()
+            .map_err(anyhow::Error::from)
+            .with_context(|| invalid(path))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -175,34 +218,13 @@ const SECTIONS: &[&str] = &[
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {
-        if !path.is_file() {
-            anyhow::bail!("config file {} does not exist", path.display());
-        }
-        Figment::new()
-            .merge(Toml::file_exact(path))
-            .merge(
-                // Other PLATESTREAM_ variables (PLATESTREAM_TANSU, ...) are not settings.
-                Env::prefixed("PLATESTREAM_")
-                    .filter(|key| {
-                        let key = key.as_str().to_ascii_lowercase();
-                        SECTIONS.iter().any(|section| key.starts_with(section))
-                    })
-                    .split("__"),
-            )
+        figment(path)?
             .extract::<Self>()
             .map_err(anyhow::Error::from)
             .and_then(|config| config.check().map(|()| config))
-            .with_context(|| {
-                format!(
-                    "invalid configuration in {} or PLATESTREAM_ variables",
-                    path.display()
-                )
-            })
+            .with_context(|| invalid(path))
     }
 
-    /// Values the types allow but the engine cannot work with. Found here, at start: otherwise a
-    /// bad `zstd_level` stopped the engine at its first segment, after it had consumed reads, and
-    /// a `segment_max_rows` of 0 wrote a file per read.
     fn check(&self) -> Result<()> {
         let archive = &self.archive;
         if archive.segment_max_rows == 0 {

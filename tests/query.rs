@@ -870,6 +870,19 @@ fn bad_input_is_a_clear_error() {
     }
     assert_eq!(count_files(&dir.join("archive")), archived_files);
 
+    // An analyst's config names the archive; it has no [kafka] to give.
+    std::fs::write(dir.join("analyst.toml"), "[archive]\ndir = \"archive\"\n").unwrap();
+    let counted = json(
+        &[
+            "query",
+            "sql",
+            "SELECT count(*) AS reads FROM reads",
+            "--config",
+            "analyst.toml",
+        ],
+        dir,
+    );
+    assert!(counted[0]["reads"].as_i64().unwrap() > 0, "{counted}");
     // A place in the southern hemisphere is a place, not a flag.
     succeed(
         &[

@@ -25,7 +25,7 @@ use self::sql::{
     area_filter, attribute_filter, by_plate_select, distance, quote, read_columns, time_filter,
 };
 use self::unarchived::Unarchived;
-use crate::config::Config;
+use crate::config::QueryConfig;
 use platestream_engine::unarchived::{PlateSelector, UnarchivedQuery};
 
 /// Where `query` and `compact` find the archive when neither --archive nor --config says.
@@ -191,7 +191,7 @@ pub fn archive_dir(archive: Option<&Path>, config: Option<&Path>) -> Result<Path
         return Ok(dir.to_owned());
     }
     if let Some(config) = config {
-        return Ok(Config::load(config)?.archive.dir);
+        return Ok(QueryConfig::load(config)?.archive.dir);
     }
     Ok(PathBuf::from(DEFAULT_ARCHIVE_DIR))
 }
@@ -262,7 +262,7 @@ fn exact_plate(text: &str) -> Result<String> {
 }
 
 pub async fn run_query(args: QueryArgs) -> Result<()> {
-    let config = args.config.as_deref().map(Config::load).transpose()?;
+    let config = args.config.as_deref().map(QueryConfig::load).transpose()?;
     let archive = match (&args.archive, &config) {
         (Some(dir), _) => dir.clone(),
         (None, Some(config)) => config.archive.dir.clone(),
