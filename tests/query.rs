@@ -718,7 +718,24 @@ fn bad_input_is_a_clear_error() {
     let Archive { dir, .. } = archive();
     let dir = dir.path();
     let archived_files = count_files(&dir.join("archive"));
-    let cases: [(&[&str], &str); 13] = [
+    let cases: [(&[&str], &str); 14] = [
+        (
+            &[
+                "query",
+                "incident",
+                "--archive",
+                "archive",
+                "--lat",
+                "38.9",
+                "--lon",
+                "-77",
+                "--at",
+                "2026-11-24T00:00:00Z",
+                "--color",
+                "plaid",
+            ],
+            "is not a color reads are archived with",
+        ),
         (
             &[
                 "query",
@@ -869,6 +886,35 @@ fn bad_input_is_a_clear_error() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
     assert_eq!(count_files(&dir.join("archive")), archived_files);
+
+    // Colors and makes as officers spell them: grey is gray, chevy is chevrolet.
+    let (lat, lon) = ("38.91702", "-77.03192");
+    let near = |extra: &[&str]| -> usize {
+        let mut args = vec![
+            "query",
+            "incident",
+            "--archive",
+            "archive",
+            "--lat",
+            lat,
+            "--lon",
+            lon,
+            "--radius",
+            "2km",
+            "--from",
+            "2026-11-24T00:00:00Z",
+            "--to",
+            "2026-11-25T00:00:00Z",
+        ];
+        args.extend_from_slice(extra);
+        json(&args, dir)["reads"].as_array().unwrap().len()
+    };
+    let gray = near(&["--color", "gray"]);
+    assert!(gray > 0);
+    assert_eq!(near(&["--color", "GREY"]), gray);
+    let chevrolets = near(&["--make", "Chevrolet"]);
+    assert!(chevrolets > 0);
+    assert_eq!(near(&["--make", "chevy"]), chevrolets);
 
     // An analyst's config names the archive; it has no [kafka] to give.
     std::fs::write(dir.join("analyst.toml"), "[archive]\ndir = \"archive\"\n").unwrap();

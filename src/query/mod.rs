@@ -626,6 +626,39 @@ async fn say_archive_freshness(
     Ok(())
 }
 
+/// `--make`, `--model` and `--color` in the vocabulary reads are archived in (`grey` is `gray`,
+/// `chevy` is `chevrolet`); a color no read can have is refused rather than answered with nothing.
+fn vehicle_filters(spec: &IncidentSpec) -> Result<Vec<String>> {
+    use platestream_engine::vendor::vocabulary::{
+        canonical_color, canonical_make, canonical_model, COLORS,
+    };
+    let mut filters = Vec::new();
+    let given = |flag: &str, value: &Option<String>| -> Result<Option<String>> {
+        match value {
+            Some(value) if value.trim().is_empty() => bail!("--{flag} is empty"),
+            other => Ok(other.clone()),
+        }
+    };
+    let make = given("make", &spec.make)?.map(|make| canonical_make(&make).unwrap_or(make));
+    if let Some(make) = &make {
+        filters.push(attribute_filter("make", make));
+    }
+    if let Some(model) = given("model", &spec.model)? {
+        let model = canonical_model(&model, make.as_deref()).unwrap_or(model);
+        filters.push(attribute_filter("model", &model));
+    }
+    if let Some(color) = given("color", &spec.color)? {
+        let Some(color) = canonical_color(&color) else {
+            bail!(
+                "--color {color:?} is not a color reads are archived with: {}",
+                COLORS.join(", ")
+            );
+        };
+        filters.push(attribute_filter("color", color));
+    }
+    Ok(filters)
+}
+
 /// Whether a range (none: all time) reaches into the minutes a running engine may not have
 /// archived yet.
 fn reaches_now(range: Option<TimeRange>) -> bool {
@@ -854,15 +887,7 @@ pub async fn incident_answer(
     if let Some(plate) = &spec.plate {
         filters.push(plate_filter("plate_norm", plate)?);
     }
-    for (column, value) in [
-        ("make", &spec.make),
-        ("model", &spec.model),
-        ("color", &spec.color),
-    ] {
-        if let Some(value) = value {
-            filters.push(attribute_filter(column, value));
-        }
-    }
+    filters.extend(vehicle_filters(spec)?);
     let mut notices = Vec::new();
     let now_ms = chrono::Utc::now().timestamp_millis();
     let recent = range.to_ms >= now_ms - LIVE_INCIDENT_MS;

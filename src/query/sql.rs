@@ -177,9 +177,13 @@ pub fn read_columns(table: &str) -> String {
     )
 }
 
-/// Case-insensitive equality on a vehicle attribute.
-pub fn attribute_filter(column: &str, value: &str) -> String {
-    format!("lower({column}) = lower({})", quote(value))
+/// A vehicle attribute equal to `canonical` (lowercase words joined by `-`, as the vocabulary
+/// writes them), whatever case and separators the archived value has (`Land Rover`).
+pub fn attribute_filter(column: &str, canonical: &str) -> String {
+    format!(
+        "btrim(regexp_replace(lower({column}), '[^a-z0-9]+', '-', 'g'), '-') = {}",
+        quote(canonical)
+    )
 }
 
 #[cfg(test)]
