@@ -119,7 +119,7 @@ pub const REGISTRY_CSV_HEADER: [&str; 9] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("registry {path}: {source}")]
+    #[error("reading the registry {path}")]
     Io {
         path: String,
         source: std::io::Error,

@@ -206,9 +206,32 @@ fn load_registry(explicit: &[PathBuf], archive: &Path) -> Result<Vec<RegistryEnt
     } else {
         explicit.to_vec()
     };
-    let mut entries = Vec::new();
+    let mut entries: Vec<RegistryEntry> = Vec::new();
     for path in paths {
-        entries.extend(registry::load(&path)?);
+        let loaded = registry::load(&path)?;
+        if loaded.is_empty() {
+            eprintln!("the registry {} lists no reader or camera", path.display());
+        }
+        entries.extend(loaded);
+    }
+    let mut seen = BTreeSet::new();
+    let repeated: BTreeSet<&str> = entries
+        .iter()
+        .map(|entry| entry.id.as_str())
+        .filter(|id| !seen.insert(*id))
+        .collect();
+    if !repeated.is_empty() {
+        let count = repeated.len();
+        let ids: Vec<&str> = repeated.into_iter().take(10).collect();
+        let more = if count > ids.len() {
+            format!(" and {} more", count - ids.len())
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "the registry lists {count} id(s) more than once (each entry is shown): {}{more}",
+            ids.join(", ")
+        );
     }
     Ok(entries)
 }
