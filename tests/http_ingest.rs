@@ -251,6 +251,13 @@ fn pushed_reads_reach_the_raw_topic_and_the_archive_and_bad_requests_get_reasons
             .body(canonical_read("BAD003", "")),
     );
     assert_eq!(unknown_vendor.status, StatusCode::NOT_FOUND);
+    // A sender checking its webhook URL with GET, or posting to a wrong path, is told why.
+    let wrong_method = server.send(server.get("/v1/ingest/acme").bearer_auth(ACME_TOKEN));
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.json()["error"], "method_not_allowed");
+    let wrong_path = server.send(server.get("/v1/ingest"));
+    assert_eq!(wrong_path.status, StatusCode::NOT_FOUND);
+    assert_eq!(wrong_path.json()["error"], "not_found");
     let malformed = server.send(
         server
             .post("acme")

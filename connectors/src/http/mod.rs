@@ -106,6 +106,8 @@ impl IngestServer {
             .route("/v1/ingest/{vendor}", post(ingest::ingest))
             .route("/v1/images/{reference}", get(images::image))
             .route("/healthz", get(healthz))
+            .method_not_allowed_fallback(wrong_method)
+            .fallback(no_such_path)
             .layer(DefaultBodyLimit::max(settings.max_body_bytes))
             .with_state(state);
         Ok(Self {
@@ -231,6 +233,36 @@ fn check_token_length(token: &Token, setting: String) -> Result<(), IngestSetupE
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// A sender that GETs its webhook URL (or PUTs to it) is told what the URL takes, as every other
+/// refusal is: JSON with a code and a reason.
+async fn wrong_method(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({
+        "error": "method_not_allowed",
+        "reason": format!(
+            "{method} is not taken at {}: reads are POSTed to /v1/ingest/{{vendor}}, images and \
+             /healthz are read with GET",
+            uri.path()
+        ),
+    });
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+async fn no_such_path(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = serde_json::json!({
+        "error": "not_found",
+        "reason": format!(
+            "nothing is served at {}: reads are POSTed to /v1/ingest/{{vendor}}",
+            uri.path()
+        ),
+    });
+    (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }
 
 #[cfg(test)]
