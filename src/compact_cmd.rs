@@ -57,6 +57,12 @@ pub fn run_compact(
         report.bytes_before as f64 / 1_048_576.0,
         report.bytes_after as f64 / 1_048_576.0
     );
+    if report.left_alone_for_size > 0 {
+        println!(
+            "left {} files as they are: merged with a neighbour they would pass --max-rows {max_rows}",
+            report.left_alone_for_size
+        );
+    }
     if report.leftovers_removed > 0 {
         println!(
             "removed {} files an interrupted compaction had already merged",

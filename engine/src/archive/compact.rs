@@ -49,6 +49,9 @@ pub struct CompactReport {
     pub bytes_after: u64,
     /// Leftover inputs of an interrupted earlier compaction, deleted.
     pub leftovers_removed: usize,
+    /// Files of an hour with others that stayed alone: merged with a neighbour they would pass
+    /// `max_rows`.
+    pub left_alone_for_size: usize,
     /// Partitions skipped because a crash left one of their segments incomplete; the engine's
     /// recovery must run first.
     pub partitions_skipped: Vec<(String, i32)>,
@@ -188,6 +191,7 @@ pub fn compact(
         inputs.sort_by_key(|input| input.first_offset);
         for chunk in chunk_by_rows(inputs, options.max_rows)? {
             if chunk.len() < 2 {
+                report.left_alone_for_size += chunk.len();
                 continue;
             }
             let merged = merge(config, table, &dir, &topic, partition, &chunk)?;
@@ -481,6 +485,14 @@ mod tests {
                 .millis(),
             max_rows: 1_000,
         };
+        // With room for fewer rows than two files hold, nothing merges, and the report says why.
+        let too_small = CompactOptions {
+            max_rows: 1,
+            ..options.clone()
+        };
+        let nothing = compact(&config, &too_small, |_, _| {}).unwrap();
+        assert_eq!((nothing.output_files, nothing.left_alone_for_size), (0, 2));
+        assert_eq!(ids(dir.path()), before);
         let report = compact(&config, &options, |_, _| {}).unwrap();
         assert_eq!(
             (report.groups, report.input_files, report.output_files),
