@@ -916,6 +916,25 @@ fn bad_input_is_a_clear_error() {
     assert!(chevrolets > 0);
     assert_eq!(near(&["--make", "chevy"]), chevrolets);
 
+    // A reader id typed in the wrong case reads nothing: the answer says which id it may be.
+    let output = platestream(
+        &[
+            "query",
+            "frequency",
+            "--reader",
+            "DC-R-001",
+            "--archive",
+            "archive",
+        ],
+        dir,
+    );
+    assert!(output.status.success());
+    assert!(
+        text(&output.stderr).contains("reader ids are case-sensitive: dc-r-001"),
+        "{}",
+        text(&output.stderr)
+    );
+
     // An analyst's config names the archive; it has no [kafka] to give.
     std::fs::write(dir.join("analyst.toml"), "[archive]\ndir = \"archive\"\n").unwrap();
     let counted = json(

@@ -623,9 +623,38 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                         max(observed_at) AS last_seen \
                  FROM ({source}) GROUP BY 1 ORDER BY 1"
             );
-            run_sql(&session, &text, "the reads", args.format, out, args.quiet).await
+            let result = query_result(&session, &text, "the reads", args.quiet).await?;
+            if let (0, Some(reader)) = (result.rows(), reader) {
+                say_unknown_reader(&session, reader, &time).await?;
+            }
+            emit(&result, args.format, out)
         }
     }
+}
+
+/// A reader with no read at all is more often a mistyped id than a silent reader: says which ids
+/// differ from it only in case, or how to list them.
+async fn say_unknown_reader(session: &ArchiveSession, reader: &str, time: &str) -> Result<()> {
+    let alike = format!(
+        "SELECT DISTINCT reader_id FROM (SELECT id AS reader_id FROM readers UNION ALL \
+         SELECT reader_id FROM reads WHERE {time}) WHERE lower(reader_id) = lower({}) \
+         ORDER BY reader_id",
+        quote(reader)
+    );
+    let alike = query_result(session, &alike, "readers of that name", true).await?;
+    let alike = text_values(&alike, "reader_id");
+    if alike.is_empty() {
+        eprintln!(
+            "no read of reader {reader:?} in this range, and no reader of that id in the registry: \
+             query sql \"SELECT DISTINCT reader_id FROM reads\" lists the archive's readers"
+        );
+    } else {
+        eprintln!(
+            "no read of reader {reader:?}; reader ids are case-sensitive: {}",
+            alike.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// When engines were asked about the last minutes and none answered: which was the archive's
