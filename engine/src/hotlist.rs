@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::csv_text::RecordLines;
 use crate::description::{DescriptionFields, InvalidDescription, VehicleDescription};
 use crate::jurisdiction::normalize_jurisdiction;
 use crate::normalize::normalize_plate;
@@ -170,6 +171,12 @@ pub enum HotlistError {
         source_name: String,
         error: std::io::Error,
     },
+    #[error(
+        "hotlist {source_name}: line {line}: a quoted field opens here and is never closed, so \
+         every row after it would be read into that field; the file is refused (add the \
+         closing quote)"
+    )]
+    UnterminatedQuote { source_name: String, line: u64 },
     #[error("hotlist {source_name}: the header has no `{column}` column (required: list, plate)")]
     MissingColumn {
         source_name: String,
@@ -229,7 +236,7 @@ pub fn load_hotlist_csv<R: Read>(
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
-        .from_reader(input);
+        .from_reader(RecordLines::new(input));
     let header: Vec<String> = reader
         .headers()
         .map_err(csv_error)?
@@ -270,8 +277,12 @@ pub fn load_hotlist_csv<R: Read>(
     };
 
     let mut loaded = LoadedHotlist::default();
-    for record in reader.byte_records() {
-        let record = crate::csv_text::text_record(record.map_err(csv_error)?);
+    let mut byte_record = csv::ByteRecord::new();
+    while reader
+        .read_byte_record(&mut byte_record)
+        .map_err(csv_error)?
+    {
+        let record = crate::csv_text::text_record(std::mem::take(&mut byte_record));
         let line = record.position().map_or(0, |position| position.line());
         let field = |index: Option<usize>| {
             index
@@ -319,6 +330,12 @@ pub fn load_hotlist_csv<R: Read>(
                 reason: error.to_string(),
             }),
         }
+    }
+    if let Some(line) = reader.get_ref().unterminated_quote_line() {
+        return Err(HotlistError::UnterminatedQuote {
+            source_name: source_name.to_owned(),
+            line,
+        });
     }
     Ok(loaded)
 }
@@ -637,6 +654,34 @@ mod tests {
         let lines: Vec<u64> = loaded.rejected.iter().map(|row| row.line).collect();
         assert_eq!(lines, vec![3, 4, 5, 6]);
         assert!(loaded.rejected[2].reason.contains("priority"));
+    }
+
+    #[test]
+    fn a_missing_closing_quote_refuses_the_file_naming_the_line_the_field_opened_on() {
+        let csv = "list,plate,jurisdiction,description\n\
+                   stolen_vehicles,AAA111,VA,\"silver Honda\n\
+                   stolen_vehicles,BBB222,VA,x\n\
+                   stolen_vehicles,CCC333,VA,y\n";
+        let error = load_hotlist_csv("u.csv", csv.as_bytes()).unwrap_err();
+        assert!(
+            matches!(error, HotlistError::UnterminatedQuote { line: 2, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("u.csv: line 2"), "{error}");
+    }
+
+    #[test]
+    fn quoted_fields_may_span_lines_and_hold_quotes() {
+        let csv = "list,plate,description\n\
+                   stolen_vehicles,AAA111,\"silver Honda,\n\"\"dented\"\" rear\"\n\
+                   stolen_vehicles,BBB222,x\n";
+        let loaded = load_hotlist_csv("ml.csv", csv.as_bytes()).unwrap();
+        assert!(loaded.rejected.is_empty(), "{:?}", loaded.rejected);
+        assert_eq!(
+            loaded.entries[0].description.as_deref(),
+            Some("silver Honda,\n\"dented\" rear")
+        );
+        assert_eq!(loaded.entries.len(), 2);
     }
 
     #[test]
