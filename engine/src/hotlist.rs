@@ -243,6 +243,8 @@ pub fn load_hotlist_csv<R: Read>(
         .iter()
         .map(|name| name.trim_start_matches('\u{feff}').to_ascii_lowercase())
         .collect();
+    // The header's line; rows are then told by the lines they start on.
+    reader.get_mut().next_record_line();
     let column = |name: &'static str| header.iter().position(|column| column == name);
     let list_column = column("list").ok_or_else(|| HotlistError::MissingColumn {
         source_name: source_name.to_owned(),
@@ -283,7 +285,13 @@ pub fn load_hotlist_csv<R: Read>(
         .map_err(csv_error)?
     {
         let record = crate::csv_text::text_record(std::mem::take(&mut byte_record));
-        let line = record.position().map_or(0, |position| position.line());
+        // The physical line the row starts on: the csv crate's own count drifts with CRLF line
+        // ends and skipped empty lines.
+        let line = reader
+            .get_mut()
+            .next_record_line()
+            .or_else(|| record.position().map(csv::Position::line))
+            .unwrap_or(0);
         let field = |index: Option<usize>| {
             index
                 .and_then(|index| record.get(index))
@@ -654,6 +662,21 @@ mod tests {
         let lines: Vec<u64> = loaded.rejected.iter().map(|row| row.line).collect();
         assert_eq!(lines, vec![3, 4, 5, 6]);
         assert!(loaded.rejected[2].reason.contains("priority"));
+    }
+
+    #[test]
+    fn refused_rows_name_their_physical_line_with_crlf_ends_and_empty_lines() {
+        let crlf = "list,plate,jurisdiction\r\n\
+                    stolen_vehicles,AAA1,VA\r\n\
+                    stolen_vehicles,BAD#1,VA\r\n\
+                    stolen_vehicles,\"BAD\r\n#2\",VA\r\n\
+                    stolen_vehicles,BAD#3,VA\r\n";
+        let blank = "list,plate,jurisdiction\n\n\n\nstolen_vehicles,BAD#1,VA\n\r\nstolen_vehicles,BAD#2,VA\n";
+        for (csv, expected) in [(crlf, vec![3, 4, 6]), (blank, vec![5, 7])] {
+            let loaded = load_hotlist_csv("t.csv", csv.as_bytes()).unwrap();
+            let lines: Vec<u64> = loaded.rejected.iter().map(|row| row.line).collect();
+            assert_eq!(lines, expected, "{csv:?}");
+        }
     }
 
     #[test]
