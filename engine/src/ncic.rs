@@ -162,6 +162,15 @@ fn split_delimited(line: &str) -> Result<RawRecord<'_>, String> {
     }
 }
 
+/// Whether a line begins as a record does: an NCIC number, a file letter and nine digits. A
+/// header (`NIC,ORI,...`) or a banner (`HEADER NCIC LPR EXTRACT 20190510`) does not.
+fn starts_with_ncic_number(line: &str) -> bool {
+    let bytes = line.trim_start().as_bytes();
+    bytes.len() >= 10
+        && bytes[0].is_ascii_alphabetic()
+        && bytes[1..10].iter().all(u8::is_ascii_digit)
+}
+
 /// Turns one record into an entry; `Ok(None)` for records of files that carry no plate list.
 fn record_to_entry(record: &RawRecord<'_>) -> Result<Option<HotlistEntry>, String> {
     let Some(code) = record.nic.chars().next() else {
@@ -218,8 +227,9 @@ fn record_to_entry(record: &RawRecord<'_>) -> Result<Option<HotlistEntry>, Strin
 }
 
 /// Loads an NCIC-style extract. The layout is detected from the first record line unless given.
-/// A first line that is not a record (a header or a banner) is skipped; every other line that
-/// cannot be read is refused with its line number while the rest load.
+/// A first line that is not a record (one that does not begin with an NCIC number: a header or a
+/// banner) is skipped; every other line that cannot be read, the first record included, is
+/// refused with its line number while the rest load.
 pub fn load_ncic_extract<R: BufRead>(
     source_name: &str,
     input: R,
@@ -227,6 +237,7 @@ pub fn load_ncic_extract<R: BufRead>(
 ) -> Result<LoadedHotlist, HotlistError> {
     let mut loaded = LoadedHotlist::default();
     let mut layout = layout;
+    let mut first_line_seen = false;
     for (index, line) in input.split(b'\n').enumerate() {
         let line_number = index as u64 + 1;
         let line = line.map_err(|error| HotlistError::Io {
@@ -243,6 +254,11 @@ pub fn load_ncic_extract<R: BufRead>(
         if line.trim().is_empty() {
             continue;
         }
+        // Files begin with a header or a banner often enough that a first line that is no
+        // record is passed over; it says nothing of the records' layout either.
+        if !std::mem::replace(&mut first_line_seen, true) && !starts_with_ncic_number(line) {
+            continue;
+        }
         let line_layout = *layout.get_or_insert_with(|| NcicLayout::detect(line));
         let record = match line_layout {
             NcicLayout::FixedWidth => split_fixed_width(line),
@@ -252,8 +268,6 @@ pub fn load_ncic_extract<R: BufRead>(
         match outcome {
             Ok(Some(entry)) => loaded.entries.push(Arc::new(entry)),
             Ok(None) => {}
-            // Files begin with a header or a banner often enough that the first line gets grace.
-            Err(_) if line_number == 1 => {}
             Err(reason) => loaded.rejected.push(RejectedRow {
                 line: line_number,
                 reason,
@@ -292,6 +306,32 @@ mod tests {
         assert_eq!(stolen.attributes["ori"], "LA0570200");
         assert_eq!(loaded.entries[1].list, "stolen_plates");
         assert_eq!(loaded.entries[1].priority, 3);
+    }
+
+    #[test]
+    fn a_bad_first_record_is_refused_with_its_line_not_skipped_as_a_banner() {
+        let extract = "V123456789LA057020020191309AB123456  CA2009MC2009YAMACYLMCBLK\n\
+                       V123456790LA057020020190509AB123457  CA2009MC2009YAMACYLMCBLK\n";
+        let loaded = load_ncic_extract("x.dat", extract.as_bytes(), None).unwrap();
+        assert_eq!(loaded.entries.len(), 1);
+        assert_eq!(loaded.rejected.len(), 1, "{:?}", loaded.rejected);
+        assert_eq!(loaded.rejected[0].line, 1);
+        assert!(loaded.rejected[0].reason.contains("YYYYMMDD"));
+    }
+
+    #[test]
+    fn the_layout_is_that_of_the_first_record_not_of_a_banner() {
+        let fixed = "V123456789LA057020020190509AB123456  CA2009MC2009YAMACYLMCBLK";
+        let delimited = "V165399977,0H0671200,20200124,GGX-6728,0H,2021,2009,D0DG,CHA,4D,GRY";
+        for (banner, record) in [
+            ("NCIC LPR EXTRACT, STATE OF VIRGINIA, 20190510", fixed),
+            ("NCIC LPR EXTRACT 20190510", delimited),
+        ] {
+            let extract = format!("{banner}\n{record}\n{record}\n");
+            let loaded = load_ncic_extract("x.dat", extract.as_bytes(), None).unwrap();
+            assert!(loaded.rejected.is_empty(), "{banner}: {:?}", loaded.rejected);
+            assert_eq!(loaded.entries.len(), 2, "{banner}");
+        }
     }
 
     #[test]
