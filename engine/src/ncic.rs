@@ -180,7 +180,7 @@ fn record_to_entry(record: &RawRecord<'_>) -> Result<Option<HotlistEntry>, Strin
         return Ok(None);
     };
     if record.plate.is_empty() {
-        return Ok(None);
+        return Err("no plate: the record names no plate to match".to_owned());
     }
     let mut entry = HotlistEntry::new(list, record.plate).map_err(|error| error.to_string())?;
     if entry.partial {
@@ -317,6 +317,23 @@ mod tests {
         assert_eq!(loaded.rejected.len(), 1, "{:?}", loaded.rejected);
         assert_eq!(loaded.rejected[0].line, 1);
         assert!(loaded.rejected[0].reason.contains("YYYYMMDD"));
+    }
+
+    #[test]
+    fn a_record_without_a_plate_is_refused_with_its_line() {
+        let extract = "NIC,ORI,DOE,LIC,LIS,LIY,LIT,VYR,VMA,VMO,VST,VCO\n\
+                       V845996331,0H0671200,20211122,,OH,2022,TK,2013,CHEV,AVA,PK,CRM\n\
+                       B845996332,0H0671200,20211122,,OH,2022,TK,2013,CHEV,AVA,PK,CRM\n";
+        let loaded = load_ncic_extract("x.csv", extract.as_bytes(), None).unwrap();
+        assert!(loaded.entries.is_empty());
+        let refused: Vec<(u64, &str)> = loaded
+            .rejected
+            .iter()
+            .map(|row| (row.line, row.reason.as_str()))
+            .collect();
+        assert_eq!(refused.len(), 1, "boat records are skipped: {refused:?}");
+        assert_eq!(refused[0].0, 2);
+        assert!(refused[0].1.contains("no plate"), "{refused:?}");
     }
 
     #[test]
