@@ -649,6 +649,24 @@ fn run_check(args: &CheckArgs) -> Result<()> {
                 file.loaded.rejected.len() - args.show_refused
             );
         }
+        if !file.loaded.repeated.is_empty() {
+            println!(
+                "  {} rows repeat the id of a later row in their list; the engine keeps the later row:",
+                file.loaded.repeated.len()
+            );
+            for row in file.loaded.repeated.iter().take(args.show_refused) {
+                println!(
+                    "  line {}: id {:?} of list {} again on line {}, which is kept",
+                    row.line, row.id, row.list, row.kept_line
+                );
+            }
+            if file.loaded.repeated.len() > args.show_refused {
+                println!(
+                    "  ... and {} more (--show-refused N)",
+                    file.loaded.repeated.len() - args.show_refused
+                );
+            }
+        }
         refused += file.loaded.rejected.len();
         for entry in &file.loaded.entries {
             lists
@@ -676,10 +694,11 @@ fn run_check(args: &CheckArgs) -> Result<()> {
                 counts.exact_only
             );
         }
+        // Each file keeps the last row of an id; what is left repeats an id across files.
         let duplicated: usize = lists.values().map(|counts| counts.repeated_ids).sum();
         if duplicated > 0 {
             println!(
-                "\n{duplicated} entries repeat an id already seen in their list: the engine keeps the last of each"
+                "\n{duplicated} entries repeat an id another file holds in the same list: the engine keeps both (each file is the authority for its own entries)"
             );
         }
     }

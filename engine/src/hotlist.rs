@@ -191,11 +191,57 @@ pub struct RejectedRow {
     pub reason: String,
 }
 
+/// A row whose id a later row of the same list and file repeats: the later row is the entry, as
+/// an upsert of that id would make it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepeatedId {
+    pub list: String,
+    pub id: String,
+    /// The row that was set aside.
+    pub line: u64,
+    /// The later row that is kept.
+    pub kept_line: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct LoadedHotlist {
     pub entries: Vec<Arc<HotlistEntry>>,
     /// Rows refused one by one: a single typo must not keep a 1M-row state file from loading.
     pub rejected: Vec<RejectedRow>,
+    /// Rows set aside because a later row repeats their list and id.
+    pub repeated: Vec<RepeatedId>,
+}
+
+impl LoadedHotlist {
+    /// The entries of `rows` (each with its line), keeping only the last row of each list and id:
+    /// two entries with one id would both alert, and an upsert or delete of that id could not
+    /// tell them apart.
+    pub(crate) fn keep_last_of_each_id(&mut self, rows: Vec<(u64, HotlistEntry)>) {
+        let mut last_of_id: std::collections::HashMap<(&str, &str), (usize, u64)> =
+            std::collections::HashMap::with_capacity(rows.len());
+        for (index, (line, entry)) in rows.iter().enumerate() {
+            last_of_id.insert((&entry.list, &entry.id), (index, *line));
+        }
+        let mut kept = Vec::with_capacity(last_of_id.len());
+        for (index, (line, entry)) in rows.iter().enumerate() {
+            match last_of_id.get(&(entry.list.as_str(), entry.id.as_str())) {
+                Some(&(last, kept_line)) if last != index => self.repeated.push(RepeatedId {
+                    list: entry.list.clone(),
+                    id: entry.id.clone(),
+                    line: *line,
+                    kept_line,
+                }),
+                _ => kept.push(index),
+            }
+        }
+        drop(last_of_id);
+        let mut kept = kept.into_iter().peekable();
+        for (index, (_, entry)) in rows.into_iter().enumerate() {
+            if kept.next_if_eq(&index).is_some() {
+                self.entries.push(Arc::new(entry));
+            }
+        }
+    }
 }
 
 const KNOWN_COLUMNS: &[&str] = &[
@@ -279,6 +325,7 @@ pub fn load_hotlist_csv<R: Read>(
     };
 
     let mut loaded = LoadedHotlist::default();
+    let mut rows = Vec::new();
     let mut byte_record = csv::ByteRecord::new();
     while reader
         .read_byte_record(&mut byte_record)
@@ -332,7 +379,7 @@ pub fn load_hotlist_csv<R: Read>(
                 .collect(),
         };
         match entry_from_fields(row) {
-            Ok(entry) => loaded.entries.push(Arc::new(entry)),
+            Ok(entry) => rows.push((line, entry)),
             Err(error) => loaded.rejected.push(RejectedRow {
                 line,
                 reason: error.to_string(),
@@ -345,6 +392,7 @@ pub fn load_hotlist_csv<R: Read>(
             line,
         });
     }
+    loaded.keep_last_of_each_id(rows);
     Ok(loaded)
 }
 
@@ -677,6 +725,39 @@ mod tests {
             let lines: Vec<u64> = loaded.rejected.iter().map(|row| row.line).collect();
             assert_eq!(lines, expected, "{csv:?}");
         }
+    }
+
+    #[test]
+    fn a_repeated_id_keeps_the_last_row_of_its_list_and_names_the_line_set_aside() {
+        let csv = "list,plate,jurisdiction,id,priority\n\
+                   stolen_vehicles,AAA111,VA,,2\n\
+                   stolen_vehicles,BBB222,VA,case-7,2\n\
+                   amber_alert,AAA111,VA,,1\n\
+                   stolen_vehicles,AAA 111,VA,,1\n\
+                   stolen_vehicles,CCC333,VA,case-7,3\n";
+        let loaded = load_hotlist_csv("dup.csv", csv.as_bytes()).unwrap();
+        let entries: Vec<(&str, &str, &str, u8)> = loaded
+            .entries
+            .iter()
+            .map(|entry| {
+                let entry = entry.as_ref();
+                (entry.list.as_str(), entry.id.as_str(), entry.plate_norm.as_str(), entry.priority)
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                ("amber_alert", "AAA111/US-VA", "AAA111", 1),
+                ("stolen_vehicles", "AAA111/US-VA", "AAA111", 1),
+                ("stolen_vehicles", "case-7", "CCC333", 3),
+            ]
+        );
+        let repeated: Vec<(u64, u64, &str)> = loaded
+            .repeated
+            .iter()
+            .map(|row| (row.line, row.kept_line, row.id.as_str()))
+            .collect();
+        assert_eq!(repeated, vec![(2, 5, "AAA111/US-VA"), (3, 6, "case-7")]);
     }
 
     #[test]

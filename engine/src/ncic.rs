@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::sync::Arc;
 
 use chrono::NaiveDate;
 
@@ -238,6 +237,7 @@ pub fn load_ncic_extract<R: BufRead>(
     let mut loaded = LoadedHotlist::default();
     let mut layout = layout;
     let mut first_line_seen = false;
+    let mut rows = Vec::new();
     for (index, line) in input.split(b'\n').enumerate() {
         let line_number = index as u64 + 1;
         let line = line.map_err(|error| HotlistError::Io {
@@ -266,7 +266,7 @@ pub fn load_ncic_extract<R: BufRead>(
         };
         let outcome = record.and_then(|record| record_to_entry(&record));
         match outcome {
-            Ok(Some(entry)) => loaded.entries.push(Arc::new(entry)),
+            Ok(Some(entry)) => rows.push((line_number, entry)),
             Ok(None) => {}
             Err(reason) => loaded.rejected.push(RejectedRow {
                 line: line_number,
@@ -274,6 +274,7 @@ pub fn load_ncic_extract<R: BufRead>(
             }),
         }
     }
+    loaded.keep_last_of_each_id(rows);
     Ok(loaded)
 }
 
@@ -338,17 +339,30 @@ mod tests {
 
     #[test]
     fn the_layout_is_that_of_the_first_record_not_of_a_banner() {
-        let fixed = "V123456789LA057020020190509AB123456  CA2009MC2009YAMACYLMCBLK";
-        let delimited = "V165399977,0H0671200,20200124,GGX-6728,0H,2021,2009,D0DG,CHA,4D,GRY";
-        for (banner, record) in [
+        let fixed = "V123456789LA057020020190509AB123456  CA2009MC2009YAMACYLMCBLK\n\
+                     P000000001VA0000000201905107XK229    VA2020PC\n";
+        let delimited = "V165399977,0H0671200,20200124,GGX-6728,0H,2021,2009,D0DG,CHA,4D,GRY\n\
+                         C845996328,0H0671200,20211122,JFJ4764,0H,2022,TK,2013,CHEV,AVA,PK,CRM\n";
+        for (banner, records) in [
             ("NCIC LPR EXTRACT, STATE OF VIRGINIA, 20190510", fixed),
             ("NCIC LPR EXTRACT 20190510", delimited),
         ] {
-            let extract = format!("{banner}\n{record}\n{record}\n");
+            let extract = format!("{banner}\n{records}");
             let loaded = load_ncic_extract("x.dat", extract.as_bytes(), None).unwrap();
             assert!(loaded.rejected.is_empty(), "{banner}: {:?}", loaded.rejected);
             assert_eq!(loaded.entries.len(), 2, "{banner}");
         }
+    }
+
+    #[test]
+    fn a_repeated_ncic_number_keeps_the_last_record() {
+        let extract = "V123456789LA057020020190509AB123456  CA2009MC2009YAMACYLMCBLK\n\
+                       V123456789LA057020020190509AB123457  CA2009MC2009YAMACYLMCBLK\n";
+        let loaded = load_ncic_extract("x.dat", extract.as_bytes(), None).unwrap();
+        assert_eq!(loaded.entries.len(), 1);
+        assert_eq!(loaded.entries[0].plate_norm, "AB123457");
+        assert_eq!(loaded.repeated.len(), 1);
+        assert_eq!((loaded.repeated[0].line, loaded.repeated[0].kept_line), (1, 2));
     }
 
     #[test]
