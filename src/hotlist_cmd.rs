@@ -23,7 +23,7 @@ use platestream_engine::Timestamp;
 
 use crate::compact_cmd::steps_bar;
 use crate::config::Config;
-use crate::hotlists::policies_of_no_list;
+use crate::hotlists::{policies_of_no_list, why_no_entries};
 use crate::query::args::parse_duration_ms;
 
 #[derive(Args)]
@@ -623,6 +623,12 @@ fn run_check(args: &CheckArgs) -> Result<()> {
                 }
             });
         match loaded {
+            Ok(loaded) if loaded.entries.is_empty() && loaded.rejected.is_empty() => {
+                // What the engine makes of it too: a reload keeps the lists' entries.
+                let reason = why_no_entries(&loaded).unwrap_or_default();
+                println!("{name}: CANNOT BE LOADED: {reason}");
+                unreadable.push(name);
+            }
             Ok(loaded) => checked.push(CheckedFile { name, loaded }),
             Err(error) => {
                 println!("{name}: CANNOT BE LOADED: {error:#}");

@@ -5,8 +5,8 @@
 //!
 //! A list is owned by the files that hold it: on reload, each list the file holds (or held
 //! before) is rebuilt from every file's last good load. A file that vanished, cannot be read,
-//! or yields no entry at all while refusing rows keeps its last good entries, and the error is
-//! logged: a bad export never empties a list. Upserts from the live updates topic are laid over
+//! or yields no entry at all (every row refused, or a header alone: a truncated export) keeps its
+//! last good entries, and the error is logged: a bad export never empties a list. Upserts from the live updates topic are laid over
 //! each rebuilt list again (`LiveUpdates::replace_list`), so they win over the file for their id;
 //! lists only the topic feeds are never touched here.
 
@@ -23,7 +23,7 @@ use platestream_connectors::kafka::LiveUpdates;
 use platestream_engine::hotlist::{HotlistEntry, LoadedHotlist};
 use platestream_engine::store::HotlistStore;
 
-use crate::hotlists::{load_csv_file, load_ncic_file};
+use crate::hotlists::{load_csv_file, load_ncic_file, why_no_entries};
 
 /// How a hotlist file is parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,9 +182,10 @@ impl FileReloader {
             }
             file.seen = Some(now_seen);
             let loaded = match file.kind.load(&file.path) {
-                Ok(loaded) if loaded.entries.is_empty() && !loaded.rejected.is_empty() => Err(
-                    anyhow::anyhow!("every row was refused ({} rows)", loaded.rejected.len()),
-                ),
+                Ok(loaded) => match why_no_entries(&loaded) {
+                    Some(reason) => Err(anyhow::anyhow!(reason)),
+                    None => Ok(loaded),
+                },
                 other => other,
             };
             match loaded {

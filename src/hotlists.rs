@@ -144,6 +144,23 @@ pub fn remember_recent_pages(
     Ok(())
 }
 
+/// Why a file that loaded yields no entry, which is never what an agency meant to send: a reload
+/// treats it as a file that cannot be loaded (its lists keep their entries) and `hotlist check`
+/// fails it. `None` when it has entries.
+pub fn why_no_entries(loaded: &LoadedHotlist) -> Option<String> {
+    if !loaded.entries.is_empty() {
+        return None;
+    }
+    Some(if loaded.rejected.is_empty() {
+        "it holds no entries (a header alone: a truncated export?)".to_owned()
+    } else {
+        format!(
+            "it holds no entries: every row was refused ({} rows)",
+            loaded.rejected.len()
+        )
+    })
+}
+
 fn report_loaded(name: &str, loaded: &LoadedHotlist) {
     {
         for rejected in loaded.rejected.iter().take(20) {

@@ -28,3 +28,17 @@ fn check_names_the_rows_whose_id_a_later_row_repeats_and_counts_only_the_kept_on
     );
     assert!(!stdout.contains("engine keeps both"), "{stdout}");
 }
+
+#[test]
+fn a_file_holding_no_entries_fails_the_check_as_a_truncated_export() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("header.csv"), "list,plate,jurisdiction\n").unwrap();
+    let output = platestream(&["hotlist", "check", "header.csv"], dir.path());
+    let stdout = text(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("header.csv: CANNOT BE LOADED: it holds no entries"),
+        "{stdout}"
+    );
+    assert!(text(&output.stderr).contains("1 file(s) cannot be loaded"));
+}

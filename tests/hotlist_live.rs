@@ -232,15 +232,19 @@ fn changed_files_are_swapped_in_and_broken_or_vanished_files_keep_their_lists() 
         "live upserts are laid over the reloaded file"
     );
 
-    // A broken export (no plate column), then one whose every row is refused, then none at all.
+    // A broken export (no plate column), one whose every row is refused, a header alone (a
+    // truncated export), one whose missing closing quote would swallow every later row, then
+    // none at all.
     for broken in [
         "list,tag\nstolen_vehicles,XYZ\n",
         "list,plate,priority\nstolen_vehicles,BAD1,urgent\nstolen_vehicles,BAD2,urgent\n",
+        "list,plate,jurisdiction\n",
+        "list,plate,description\nstolen_vehicles,NEW333,\"open\nstolen_vehicles,OTHER4,x\n",
     ] {
         write_atomically(&path, broken);
         let report = reloader.check(false);
-        assert_eq!(report.failed.len(), 1, "{report:?}");
-        assert!(report.lists_replaced.is_empty());
+        assert_eq!(report.failed.len(), 1, "{broken:?}: {report:?}");
+        assert!(report.lists_replaced.is_empty(), "{broken:?}: {report:?}");
         assert_eq!(
             hits(&store, "NEW333", "VA"),
             ["stolen_vehicles/NEW333/US-VA"]
