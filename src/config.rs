@@ -255,6 +255,12 @@ impl Config {
         if self.ingest.produce_timeout_ms == 0 {
             anyhow::bail!("[ingest] produce_timeout_ms = 0: every read would be answered 503");
         }
+        for policy in &self.hotlists.lists {
+            // No entry of such a list can exist: files and the updates topic refuse the name.
+            if let Err(reason) = platestream_engine::hotlist::check_list_name(&policy.name) {
+                anyhow::bail!("[[hotlists.lists]] name = {:?}: {reason}", policy.name);
+            }
+        }
         Ok(())
     }
 }
@@ -288,6 +294,7 @@ mod tests {
             ("", "prepare_threads = 0"),
             ("[webhooks]", "timeout_ms = 0"),
             ("[ingest]", "max_body_bytes = 0"),
+            ("[[hotlists.lists]]", "name = \"amber/alert\""),
         ] {
             let text = format!("[kafka]\nbootstrap_servers = \"a:9092\"\n{section}\n{setting}\n");
             std::fs::write(&path, text).unwrap();

@@ -15,7 +15,7 @@ use platestream_connectors::kafka::{
     PublishError, UpdateMessage,
 };
 use platestream_engine::hotlist::{
-    entry_from_fields, load_hotlist_csv, EntryFields, HotlistEntry, LoadedHotlist,
+    check_list_name, entry_from_fields, load_hotlist_csv, EntryFields, HotlistEntry, LoadedHotlist,
 };
 use platestream_engine::ncic::load_ncic_extract;
 use platestream_engine::store::Update;
@@ -179,8 +179,9 @@ pub async fn run_hotlist(args: HotlistArgs) -> Result<()> {
     match args.command {
         HotlistCommand::Put(put) => run_put(*put).await,
         HotlistCommand::Delete(delete) => {
+            let list = checked_list_name(&delete.list)?;
             let message = UpdateMessage {
-                key: format!("{}/{}", delete.list.trim(), delete.id.trim()),
+                key: format!("{list}/{}", delete.id.trim()),
                 value: None,
             };
             check_message(&message)?;
@@ -265,7 +266,7 @@ async fn run_put(put: PutArgs) -> Result<()> {
     value
         .entry("entered_at")
         .or_insert_with(|| Timestamp::now().to_string().into());
-    let list = put.list.trim();
+    let list = checked_list_name(&put.list)?;
     let id = match &put.id {
         Some(id) => id.trim().to_owned(),
         None => default_id(list, &value)?,
@@ -290,6 +291,12 @@ async fn run_put(put: PutArgs) -> Result<()> {
     publish_one(&put.target, &message, "published").await?;
     println!("  {}", describe_entry(&entry));
     Ok(())
+}
+
+/// `--list` trimmed, refused when the updates topic's key (`<list>/<id>`) could not carry it: a
+/// `/` in it would put the entry on the list before the `/`.
+fn checked_list_name(list: &str) -> Result<&str> {
+    check_list_name(list).map_err(|reason| anyhow::anyhow!("--list: {reason}"))
 }
 
 /// Sends one checked message where `target` says and prints where it landed.

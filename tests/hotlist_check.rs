@@ -1,5 +1,6 @@
-//! `platestream hotlist check` on files an agency might send: what it says of them, and its exit
-//! status, which decides whether an export is deployed.
+//! `platestream hotlist` without a broker: `check` on files an agency might send (what it says of
+//! them, and its exit status, which decides whether an export is deployed), and what `put` and
+//! `delete` refuse before they would send anything.
 
 #![allow(clippy::unwrap_used)]
 
@@ -41,4 +42,38 @@ fn a_file_holding_no_entries_fails_the_check_as_a_truncated_export() {
         "{stdout}"
     );
     assert!(text(&output.stderr).contains("1 file(s) cannot be loaded"));
+}
+
+#[test]
+fn a_list_name_with_a_slash_is_refused_by_put_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = ["--brokers", "127.0.0.1:9", "--topic", "updates"];
+    let put = platestream(
+        &[
+            &["hotlist", "put", "--list", "amber/alert", "--plate", "AMB3R1", "--dry-run"][..],
+            &target,
+        ]
+        .concat(),
+        dir.path(),
+    );
+    let stderr = text(&put.stderr);
+    assert!(!put.status.success(), "{}", text(&put.stdout));
+    assert!(
+        stderr.contains("--list: list \"amber/alert\" contains `/`"),
+        "{stderr}"
+    );
+    let delete = platestream(
+        &[
+            &["hotlist", "delete", "--list", "amber/alert", "--id", "X1"][..],
+            &target,
+        ]
+        .concat(),
+        dir.path(),
+    );
+    assert!(!delete.status.success());
+    assert!(
+        text(&delete.stderr).contains("contains `/`"),
+        "{}",
+        text(&delete.stderr)
+    );
 }

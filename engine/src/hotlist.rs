@@ -67,12 +67,30 @@ pub struct HotlistEntry {
 pub enum InvalidEntry {
     #[error("`list` is empty")]
     EmptyList,
+    #[error(
+        "list {0:?} contains `/`, which ends a list name in the updates topic's keys \
+         (`<list>/<id>`): its entries could not be updated or deleted; use `_` or `-`"
+    )]
+    SlashInList(String),
     #[error("`plate` is empty and the row describes no vehicle (make, model, color, body_type, year_min, year_max or reference_vectors)")]
     EmptyPlate,
     #[error(transparent)]
     Plate(#[from] crate::normalize::InvalidRead),
     #[error(transparent)]
     Pattern(#[from] PatternError),
+}
+
+/// Checks a list name: not empty and without `/`, which the updates topic's keys (`<list>/<id>`)
+/// use to end it. Returns the name trimmed.
+pub fn check_list_name(list: &str) -> Result<&str, InvalidEntry> {
+    let list = list.trim();
+    if list.is_empty() {
+        return Err(InvalidEntry::EmptyList);
+    }
+    if list.contains('/') {
+        return Err(InvalidEntry::SlashInList(list.to_owned()));
+    }
+    Ok(list)
 }
 
 /// The id of an entry that was given none: unique per plate and jurisdiction within a list.
@@ -84,9 +102,7 @@ impl HotlistEntry {
     /// An entry with only a list and a plate (or a partial-plate pattern); set the other fields
     /// as needed. The id is [`default_entry_id`] until set.
     pub fn new(list: &str, plate: &str) -> Result<Self, InvalidEntry> {
-        if list.trim().is_empty() {
-            return Err(InvalidEntry::EmptyList);
-        }
+        let list = check_list_name(list)?;
         if plate.trim().is_empty() {
             return Err(InvalidEntry::EmptyPlate);
         }
@@ -97,7 +113,7 @@ impl HotlistEntry {
             normalize_plate(plate)?
         };
         Ok(Self {
-            list: list.trim().to_owned(),
+            list: list.to_owned(),
             plate: plate.to_owned(),
             id: default_entry_id(&plate_norm, None),
             plate_norm,
@@ -124,11 +140,9 @@ impl HotlistEntry {
         list: &str,
         description: VehicleDescription,
     ) -> Result<Self, InvalidEntry> {
-        if list.trim().is_empty() {
-            return Err(InvalidEntry::EmptyList);
-        }
+        let list = check_list_name(list)?;
         Ok(Self {
-            list: list.trim().to_owned(),
+            list: list.to_owned(),
             plate: String::new(),
             plate_norm: String::new(),
             jurisdiction: None,
@@ -758,6 +772,20 @@ mod tests {
             .map(|row| (row.line, row.kept_line, row.id.as_str()))
             .collect();
         assert_eq!(repeated, vec![(2, 5, "AAA111/US-VA"), (3, 6, "case-7")]);
+    }
+
+    #[test]
+    fn a_list_name_with_a_slash_is_refused_with_its_line() {
+        let csv = "list,plate\namber/alert,AAA111\namber_alert,BBB222\n";
+        let loaded = load_hotlist_csv("slash.csv", csv.as_bytes()).unwrap();
+        assert_eq!(loaded.entries.len(), 1);
+        assert_eq!(loaded.rejected.len(), 1);
+        assert_eq!(loaded.rejected[0].line, 2);
+        assert!(
+            loaded.rejected[0].reason.contains("\"amber/alert\" contains `/`"),
+            "{:?}",
+            loaded.rejected
+        );
     }
 
     #[test]
