@@ -134,6 +134,10 @@ pub struct DeleteArgs {
     /// The entry's id, as `put` printed it.
     #[arg(long)]
     id: String,
+    /// Send the delete even when the topic holds no live entry with this id (a mistyped id is
+    /// refused otherwise, listing the live ids of the list).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -178,15 +182,7 @@ pub struct CheckArgs {
 pub async fn run_hotlist(args: HotlistArgs) -> Result<()> {
     match args.command {
         HotlistCommand::Put(put) => run_put(*put).await,
-        HotlistCommand::Delete(delete) => {
-            let list = checked_list_name(&delete.list)?;
-            let message = UpdateMessage {
-                key: format!("{list}/{}", delete.id.trim()),
-                value: None,
-            };
-            check_message(&message)?;
-            publish_one(&delete.target, &message, "deleted").await
-        }
+        HotlistCommand::Delete(delete) => run_delete(delete).await,
         HotlistCommand::Publish(publish_args) => run_publish(publish_args).await,
         HotlistCommand::Show(show) => run_show(show).await,
         HotlistCommand::Check(check) => run_check(&check),
@@ -291,6 +287,50 @@ async fn run_put(put: PutArgs) -> Result<()> {
     publish_one(&put.target, &message, "published").await?;
     println!("  {}", describe_entry(&entry));
     Ok(())
+}
+
+/// Deletes one entry, after making sure the topic holds it: a mistyped id would otherwise be
+/// reported deleted while the entry it meant keeps matching.
+async fn run_delete(delete: DeleteArgs) -> Result<()> {
+    let list = checked_list_name(&delete.list)?;
+    let id = delete.id.trim();
+    let message = UpdateMessage {
+        key: format!("{list}/{id}"),
+        value: None,
+    };
+    check_message(&message)?;
+    if !delete.force {
+        let (settings, topic) = delete.target.resolve().await?;
+        let state = tokio::task::block_in_place(|| {
+            read_updates_topic(&settings, &topic, Duration::from_secs(120))
+        })
+        .with_context(|| format!("reading {topic} for the live entries of {list}"))?;
+        let live_ids: Vec<&str> = state
+            .entries
+            .iter()
+            .filter(|live| live.entry.list == list)
+            .map(|live| live.entry.id.as_str())
+            .collect();
+        if !live_ids.contains(&id) {
+            const SHOWN: usize = 20;
+            let shown = if live_ids.is_empty() {
+                "none".to_owned()
+            } else if live_ids.len() > SHOWN {
+                format!(
+                    "{} ... and {} more (`hotlist show --list {list}`)",
+                    live_ids[..SHOWN].join(", "),
+                    live_ids.len() - SHOWN
+                )
+            } else {
+                live_ids.join(", ")
+            };
+            bail!(
+                "no live entry {id} in list {list} on {topic}; live ids: {shown}. Nothing was \
+                 sent; --force sends the delete anyway"
+            );
+        }
+    }
+    publish_one(&delete.target, &message, "deleted").await
 }
 
 /// `--list` trimmed, refused when the updates topic's key (`<list>/<id>`) could not carry it: a

@@ -719,6 +719,26 @@ fn a_dispatcher_enters_and_removes_alerts_with_the_hotlist_command_and_the_runni
         stdout.contains("deleted amber_alert/VA-2026-0042"),
         "{stdout}"
     );
+    // A delete of an id the topic holds no live entry for (deleted, or mistyped) is refused,
+    // naming the live ids; nothing is sent.
+    let delete_again = [
+        "hotlist",
+        "delete",
+        "--config",
+        "platestream.toml",
+        "--list",
+        "amber_alert",
+        "--id",
+        "VA-2026-0042",
+    ];
+    let again = platestream(&delete_again, dir.path());
+    assert!(!again.status.success(), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stderr)
+            .contains("no live entry VA-2026-0042 in list amber_alert on cli-hotlist-updates; live ids: none"),
+        "{}",
+        text(&again.stderr)
+    );
     // What is live now: the silver alert, with the id `delete` takes; the AMBER alert is gone.
     let shown = succeed(
         &["hotlist", "show", "--config", "platestream.toml"],
@@ -739,6 +759,8 @@ fn a_dispatcher_enters_and_removes_alerts_with_the_hotlist_command_and_the_runni
         shown.contains("1 live entries on cli-hotlist-updates (3 messages read)"),
         "{shown}"
     );
+    let forced = succeed(&[&delete_again[..], &["--force"]].concat(), dir.path());
+    assert!(forced.contains("deleted amber_alert/VA-2026-0042"), "{forced}");
     engine.stop();
     let silver_before = alerts_of(&archive, "silver_alert", 1).len();
     let _engine = EngineProcess::start(dir.path(), "platestream.toml");
