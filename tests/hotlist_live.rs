@@ -734,8 +734,9 @@ fn a_dispatcher_enters_and_removes_alerts_with_the_hotlist_command_and_the_runni
     let again = platestream(&delete_again, dir.path());
     assert!(!again.status.success(), "{}", text(&again.stdout));
     assert!(
-        text(&again.stderr)
-            .contains("no live entry VA-2026-0042 in list amber_alert on cli-hotlist-updates; live ids: none"),
+        text(&again.stderr).contains(
+            "no live entry VA-2026-0042 in list amber_alert on cli-hotlist-updates; live ids: none"
+        ),
         "{}",
         text(&again.stderr)
     );
@@ -760,7 +761,10 @@ fn a_dispatcher_enters_and_removes_alerts_with_the_hotlist_command_and_the_runni
         "{shown}"
     );
     let forced = succeed(&[&delete_again[..], &["--force"]].concat(), dir.path());
-    assert!(forced.contains("deleted amber_alert/VA-2026-0042"), "{forced}");
+    assert!(
+        forced.contains("deleted amber_alert/VA-2026-0042"),
+        "{forced}"
+    );
     engine.stop();
     let silver_before = alerts_of(&archive, "silver_alert", 1).len();
     let _engine = EngineProcess::start(dir.path(), "platestream.toml");

@@ -40,9 +40,13 @@ enum QuoteState {
     FieldStart,
     Unquoted,
     /// Inside a quoted field, which opened on this physical line.
-    Quoted { opened_on_line: u64 },
+    Quoted {
+        opened_on_line: u64,
+    },
     /// A quote inside a quoted field: closing it, or the first of an escaped `""`.
-    QuoteInQuoted { opened_on_line: u64 },
+    QuoteInQuoted {
+        opened_on_line: u64,
+    },
 }
 
 /// Reads CSV text through to the `csv` crate while following its quoting, to know what the crate
@@ -137,7 +141,10 @@ mod tests {
 
     #[test]
     fn records_start_on_their_physical_lines_whatever_the_line_ends() {
-        assert_eq!(follow("a,b\r\nc,d\r\n\r\n\r\ne,f\r\n"), (vec![1, 2, 5], None));
+        assert_eq!(
+            follow("a,b\r\nc,d\r\n\r\n\r\ne,f\r\n"),
+            (vec![1, 2, 5], None)
+        );
         assert_eq!(follow("a,b\n\n\n\nc,\"d\ne\"\nf\n"), (vec![1, 5, 7], None));
         assert_eq!(follow("a\rb\r\n"), (vec![1, 1], None));
     }
@@ -146,7 +153,11 @@ mod tests {
     fn a_quoted_field_left_open_at_the_end_names_the_line_it_opened_on() {
         assert_eq!(follow("a,b\nc,\"d\ne,f\n").1, Some(2));
         assert_eq!(follow("a,\"b\"\"c\"\nd\n").1, None);
-        assert_eq!(follow("a,x\"b\nd\n").1, None, "a quote inside a field is text");
+        assert_eq!(
+            follow("a,x\"b\nd\n").1,
+            None,
+            "a quote inside a field is text"
+        );
         assert_eq!(follow("a,\"b\"x\"\n").1, None);
     }
 }

@@ -349,7 +349,11 @@ mod tests {
         ] {
             let extract = format!("{banner}\n{records}");
             let loaded = load_ncic_extract("x.dat", extract.as_bytes(), None).unwrap();
-            assert!(loaded.rejected.is_empty(), "{banner}: {:?}", loaded.rejected);
+            assert!(
+                loaded.rejected.is_empty(),
+                "{banner}: {:?}",
+                loaded.rejected
+            );
             assert_eq!(loaded.entries.len(), 2, "{banner}");
         }
     }
@@ -362,7 +366,10 @@ mod tests {
         assert_eq!(loaded.entries.len(), 1);
         assert_eq!(loaded.entries[0].plate_norm, "AB123457");
         assert_eq!(loaded.repeated.len(), 1);
-        assert_eq!((loaded.repeated[0].line, loaded.repeated[0].kept_line), (1, 2));
+        assert_eq!(
+            (loaded.repeated[0].line, loaded.repeated[0].kept_line),
+            (1, 2)
+        );
     }
 
     #[test]
