@@ -16,6 +16,7 @@ use platestream_connectors::kafka::{
 };
 use platestream_engine::hotlist::{
     check_list_name, entry_from_fields, load_hotlist_csv, EntryFields, HotlistEntry, LoadedHotlist,
+    KNOWN_COLUMNS,
 };
 use platestream_engine::ncic::load_ncic_extract;
 use platestream_engine::store::Update;
@@ -693,6 +694,9 @@ fn run_check(args: &CheckArgs) -> Result<()> {
             file.loaded.entries.len(),
             file.loaded.rejected.len()
         );
+        if let Some(notice) = unrecognized_columns_notice(&file.loaded.unknown_columns) {
+            println!("  {notice}");
+        }
         for row in file.loaded.rejected.iter().take(args.show_refused) {
             println!("  line {}: {}", row.line, row.reason);
         }
@@ -770,6 +774,63 @@ fn run_check(args: &CheckArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Attribute columns officers use to confirm a hit: expected, so not worth a notice.
+const VEHICLE_ATTRIBUTE_COLUMNS: &[&str] = &["make", "model", "color", "body_type"];
+
+/// A notice naming the header columns that are not entry fields (kept as attributes, as
+/// documented), each with the entry field it most likely misspells: a `jurisdicton` column
+/// otherwise leaves every entry matching plates of any state without a word.
+fn unrecognized_columns_notice(unknown_columns: &[String]) -> Option<String> {
+    let named: Vec<String> = unknown_columns
+        .iter()
+        .filter(|column| !VEHICLE_ATTRIBUTE_COLUMNS.contains(&column.as_str()))
+        .map(|column| match closest_known_column(column) {
+            Some(known) => format!("{column} (did you mean {known}?)"),
+            None => column.clone(),
+        })
+        .collect();
+    (!named.is_empty()).then(|| {
+        format!(
+            "notice: columns that are not entry fields, kept as attributes: {}",
+            named.join(", ")
+        )
+    })
+}
+
+/// The known column (entry field or vehicle attribute) `column` is a near miss of: one it begins
+/// (`expires` for `expires_at`), or within two edits of it.
+fn closest_known_column(column: &str) -> Option<&'static str> {
+    KNOWN_COLUMNS
+        .iter()
+        .chain(VEHICLE_ATTRIBUTE_COLUMNS)
+        .map(|known| {
+            let distance = if column.len() >= 4 && known.starts_with(column) {
+                1
+            } else {
+                edit_distance(column, known)
+            };
+            (distance, *known)
+        })
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, a_char) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, b_char) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(a_char != *b_char);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 #[derive(Default)]

@@ -22,9 +22,14 @@ fn check_names_the_rows_whose_id_a_later_row_repeats_and_counts_only_the_kept_on
     let output = platestream(&["hotlist", "check", "dup.csv"], dir.path());
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
-    assert!(stdout.contains("dup.csv: 2 entries, 0 rows refused"), "{stdout}");
     assert!(
-        stdout.contains("line 2: id \"case-1\" of list stolen_vehicles again on line 4, which is kept"),
+        stdout.contains("dup.csv: 2 entries, 0 rows refused"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "line 2: id \"case-1\" of list stolen_vehicles again on line 4, which is kept"
+        ),
         "{stdout}"
     );
     assert!(!stdout.contains("engine keeps both"), "{stdout}");
@@ -50,7 +55,15 @@ fn a_list_name_with_a_slash_is_refused_by_put_and_delete() {
     let target = ["--brokers", "127.0.0.1:9", "--topic", "updates"];
     let put = platestream(
         &[
-            &["hotlist", "put", "--list", "amber/alert", "--plate", "AMB3R1", "--dry-run"][..],
+            &[
+                "hotlist",
+                "put",
+                "--list",
+                "amber/alert",
+                "--plate",
+                "AMB3R1",
+                "--dry-run",
+            ][..],
             &target,
         ]
         .concat(),
@@ -75,5 +88,30 @@ fn a_list_name_with_a_slash_is_refused_by_put_and_delete() {
         text(&delete.stderr).contains("contains `/`"),
         "{}",
         text(&delete.stderr)
+    );
+}
+
+#[test]
+fn check_names_columns_that_are_not_entry_fields_with_the_field_they_likely_misspell() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("typo.csv"),
+        "list,plate,jurisdicton,priorty,expires,make,color,officer\n\
+         stolen_vehicles,AAA111,VA,1,2030-01-01T00:00:00Z,Honda,blue,lee\n",
+    )
+    .unwrap();
+    let output = platestream(&["hotlist", "check", "typo.csv"], dir.path());
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "kept as attributes, as documented: {stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "notice: columns that are not entry fields, kept as attributes: \
+             jurisdicton (did you mean jurisdiction?), priorty (did you mean priority?), \
+             expires (did you mean expires_at?), officer"
+        ),
+        "{stdout}"
     );
 }

@@ -224,6 +224,9 @@ pub struct LoadedHotlist {
     pub rejected: Vec<RejectedRow>,
     /// Rows set aside because a later row repeats their list and id.
     pub repeated: Vec<RepeatedId>,
+    /// Header columns the format does not define, in header order: kept as attributes, which is
+    /// what `make` or `color` are meant for and what a misspelt `jurisdicton` silently becomes.
+    pub unknown_columns: Vec<String>,
 }
 
 impl LoadedHotlist {
@@ -258,7 +261,8 @@ impl LoadedHotlist {
     }
 }
 
-const KNOWN_COLUMNS: &[&str] = &[
+/// The columns that are entry fields (`schemas/hotlist.md`); any other is kept as an attribute.
+pub const KNOWN_COLUMNS: &[&str] = &[
     "list",
     "plate",
     "jurisdiction",
@@ -338,7 +342,14 @@ pub fn load_hotlist_csv<R: Read>(
         min_score: column("min_score"),
     };
 
-    let mut loaded = LoadedHotlist::default();
+    let mut loaded = LoadedHotlist {
+        unknown_columns: header
+            .iter()
+            .filter(|name| !KNOWN_COLUMNS.contains(&name.as_str()))
+            .cloned()
+            .collect(),
+        ..LoadedHotlist::default()
+    };
     let mut rows = Vec::new();
     let mut byte_record = csv::ByteRecord::new();
     while reader
@@ -755,7 +766,12 @@ mod tests {
             .iter()
             .map(|entry| {
                 let entry = entry.as_ref();
-                (entry.list.as_str(), entry.id.as_str(), entry.plate_norm.as_str(), entry.priority)
+                (
+                    entry.list.as_str(),
+                    entry.id.as_str(),
+                    entry.plate_norm.as_str(),
+                    entry.priority,
+                )
             })
             .collect();
         assert_eq!(
@@ -782,7 +798,9 @@ mod tests {
         assert_eq!(loaded.rejected.len(), 1);
         assert_eq!(loaded.rejected[0].line, 2);
         assert!(
-            loaded.rejected[0].reason.contains("\"amber/alert\" contains `/`"),
+            loaded.rejected[0]
+                .reason
+                .contains("\"amber/alert\" contains `/`"),
             "{:?}",
             loaded.rejected
         );
