@@ -212,7 +212,7 @@ fn entry(
 pub fn read_csv<R: Read>(input: R, path: &str) -> Result<Vec<RegistryEntry>, RegistryError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(input);
+        .from_reader(crate::csv_text::RecordLines::new(input));
     let mut entries = Vec::new();
     let headers = reader
         .headers()
@@ -222,17 +222,33 @@ pub fn read_csv<R: Read>(input: R, path: &str) -> Result<Vec<RegistryEntry>, Reg
             reason: error.to_string(),
         })?
         .clone();
-    for (index, row) in reader.byte_records().enumerate() {
-        let line = index as u64 + 2;
+    reader.get_mut().next_record_line();
+    let mut row = csv::ByteRecord::new();
+    let mut index = 0;
+    loop {
+        let more = reader.read_byte_record(&mut row);
+        // The physical line the row starts on (the csv crate's count drifts with CRLF endings
+        // and empty lines).
+        let line = reader
+            .get_mut()
+            .next_record_line()
+            .unwrap_or(index as u64 + 2);
+        index += 1;
         let bad = |reason: String| RegistryError::BadCsvRow {
             path: path.to_owned(),
             line,
             reason,
         };
-        let row: CsvRow =
-            crate::csv_text::text_record(row.map_err(|error| bad(error.to_string()))?)
-                .deserialize(Some(&headers))
-                .map_err(|error| bad(error.to_string()))?;
+        match more {
+            Ok(true) => {}
+            Ok(false) => break,
+            // A field left open reads to the end of the file, making a row of too few fields.
+            Err(_) if reader.get_ref().unterminated_quote_line().is_some() => break,
+            Err(error) => return Err(bad(error.to_string())),
+        }
+        let row: CsvRow = crate::csv_text::text_record(std::mem::take(&mut row))
+            .deserialize(Some(&headers))
+            .map_err(|error| bad(error.to_string()))?;
         let lat = parse_number("lat", &row.lat).map_err(bad)?;
         let lon = parse_number("lon", &row.lon).map_err(bad)?;
         let fov_direction = match non_empty(row.fov_direction) {
@@ -253,6 +269,14 @@ pub fn read_csv<R: Read>(input: R, path: &str) -> Result<Vec<RegistryEntry>, Reg
             )
             .map_err(bad)?,
         );
+    }
+    // A quoted field left open runs to the end of the file, swallowing every row after it.
+    if let Some(line) = reader.get_ref().unterminated_quote_line() {
+        return Err(RegistryError::BadCsvRow {
+            path: path.to_owned(),
+            line,
+            reason: "a quoted field opens here and is never closed (a missing \")".to_owned(),
+        });
     }
     Ok(entries)
 }
@@ -502,5 +526,22 @@ mod tests {
         let csv = "id,kind,lat,lon\ncam-1,public-camera,98.9,-77.0\n";
         let error = read_csv(csv.as_bytes(), "r.csv").unwrap_err().to_string();
         assert!(error.contains("not a WGS 84"), "{error}");
+    }
+
+    #[test]
+    fn a_bad_row_is_named_by_its_physical_line_and_an_open_quote_refuses_the_file() {
+        // Windows line ends and an empty line: the bad row is on line 4.
+        let csv =
+            "id,kind,lat,lon\r\ncam-1,public-camera,38.9,-77.0\r\n\r\ncam-2,camera,38.9,-77.0\r\n";
+        let error = read_csv(csv.as_bytes(), "r.csv").unwrap_err().to_string();
+        assert!(error.contains("line 4"), "{error}");
+        // A name whose closing quote is missing would swallow the rows after it.
+        let csv = "id,kind,name,lat,lon\ncam-1,public-camera,\"Corner store,38.9,-77.0\n\
+                   cam-2,public-camera,Bakery,38.91,-77.01\n";
+        let error = read_csv(csv.as_bytes(), "r.csv").unwrap_err().to_string();
+        assert!(
+            error.contains("line 2") && error.contains("never closed"),
+            "{error}"
+        );
     }
 }
