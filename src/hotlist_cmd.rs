@@ -767,11 +767,18 @@ fn run_check(args: &CheckArgs) -> Result<()> {
             println!("{warning}");
         }
     }
-    if !unreadable.is_empty() || refused > 0 {
-        bail!(
-            "{} file(s) cannot be loaded, {refused} row(s) refused (the engine skips refused rows and loads the rest)",
-            unreadable.len()
-        );
+    match (unreadable.len(), refused) {
+        (0, 0) => {}
+        (0, refused) => {
+            bail!("{refused} row(s) refused (the engine skips refused rows and loads the rest)")
+        }
+        (files, 0) => {
+            bail!("{files} file(s) cannot be loaded")
+        }
+        (files, refused) => bail!(
+            "{files} file(s) cannot be loaded, \
+             {refused} row(s) refused (the engine skips refused rows and loads the rest)"
+        ),
     }
     Ok(())
 }
