@@ -134,6 +134,16 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
             Some("k".into()),
             br#"{"vendor":"acme","reader_id":"r1","observed_at":"2026-11-24T17:00:00Z","plate":"A$","confidence":0.9}"#.to_vec(),
         ),
+        // A reason quoting this 600 KB time whole made a dead letter the broker refused, which
+        // stopped the engine at this message on every start.
+        (
+            None,
+            format!(
+                r#"{{"vendor":"acme","reader_id":"r1","observed_at":"{}","plate":"ABC123","confidence":0.9}}"#,
+                "x".repeat(600_000)
+            )
+            .into_bytes(),
+        ),
     ];
     let mut payloads = traffic.payloads.clone();
     payloads.splice(1500..1500, bad.clone());
@@ -148,7 +158,7 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
         OnStop::CommitAll,
     );
     assert_eq!(summary.counts.messages, payloads.len() as u64);
-    assert_eq!(summary.counts.dead_lettered, 3);
+    assert_eq!(summary.counts.dead_lettered, 4);
     assert_eq!(summary.reads_archived, 3_000);
 
     // Exactly one alert per hotlisted pass, on the alerts topic and in the archive.
@@ -205,7 +215,7 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
         &settings.dead_letter_topic,
         Duration::from_secs(2),
     );
-    assert_eq!(dead_letters.len(), 3);
+    assert_eq!(dead_letters.len(), 4);
     let payloads: Vec<&[u8]> = dead_letters.iter().map(|m| m.payload.as_slice()).collect();
     for (_, original) in &bad {
         assert!(
@@ -221,9 +231,10 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
         codes,
         BTreeSet::from(["malformed", "not_utf8", "implausible_plate_character"])
     );
-    assert!(dead_letters
-        .iter()
-        .all(|m| !m.headers["platestream.reason"].is_empty()));
+    assert!(dead_letters.iter().all(|m| {
+        let reason = &m.headers["platestream.reason"];
+        !reason.is_empty() && reason.len() < 1_200
+    }));
     assert!(dead_letters
         .iter()
         .all(|m| m.headers.contains_key("platestream.source.offset")));

@@ -26,6 +26,22 @@ pub struct DeadLetter {
     pub dead_lettered_at: Timestamp,
 }
 
+/// The reason, or its first [`MAX_REASON_BYTES`] (at a character boundary) and how long it was.
+fn bounded_reason(reason: String) -> String {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason;
+    }
+    let mut cut = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}… (reason cut, {} bytes in all)",
+        &reason[..cut],
+        reason.len()
+    )
+}
+
 #[derive(Serialize)]
 struct DeadLetterJson<'a> {
     reason_code: &'a str,
@@ -38,7 +54,27 @@ struct DeadLetterJson<'a> {
     payload_base64: Option<String>,
 }
 
+/// A reason longer than this is cut: reasons quote the offending value, and a 600 KB plate quoted
+/// whole made a header the broker refused, which stopped the engine at that message for good.
+pub const MAX_REASON_BYTES: usize = 1_024;
+
 impl DeadLetter {
+    pub fn new(
+        source: SourcePosition,
+        reason_code: &'static str,
+        reason: String,
+        payload: &[u8],
+        dead_lettered_at: Timestamp,
+    ) -> Self {
+        Self {
+            source,
+            reason_code,
+            reason: bounded_reason(reason),
+            payload: payload.to_vec(),
+            dead_lettered_at,
+        }
+    }
+
     /// The NDJSON form (`schemas/dead-letter.schema.json`): the payload as text when it is UTF-8,
     /// else base64 in `payload_base64`.
     pub fn to_json(&self) -> String {
@@ -239,13 +275,13 @@ impl Preparer {
                 DecodeOutcome::Refused {
                     reason_code,
                     reason,
-                } => prepared.push(Prepared::DeadLetter(DeadLetter {
+                } => prepared.push(Prepared::DeadLetter(DeadLetter::new(
                     source,
                     reason_code,
                     reason,
-                    payload: payload.to_vec(),
-                    dead_lettered_at: now,
-                })),
+                    payload,
+                    now,
+                ))),
                 DecodeOutcome::NotARead => prepared.push(Prepared::NotARead),
                 DecodeOutcome::Reads => {
                     read_counts.push((prepared.len(), reads.len()));
@@ -289,13 +325,7 @@ impl Preparer {
             DecodeOutcome::Refused {
                 reason_code,
                 reason,
-            } => Prepared::DeadLetter(DeadLetter {
-                source,
-                reason_code,
-                reason,
-                payload: payload.to_vec(),
-                dead_lettered_at: now,
-            }),
+            } => Prepared::DeadLetter(DeadLetter::new(source, reason_code, reason, payload, now)),
             DecodeOutcome::NotARead => Prepared::NotARead,
             DecodeOutcome::Reads => Prepared::Reads(
                 reads
@@ -529,13 +559,8 @@ impl Pipeline {
                 reason,
             } => {
                 self.counts.dead_lettered += 1;
-                out.dead_letters.push(DeadLetter {
-                    source,
-                    reason_code,
-                    reason,
-                    payload: payload.to_vec(),
-                    dead_lettered_at: now,
-                });
+                out.dead_letters
+                    .push(DeadLetter::new(source, reason_code, reason, payload, now));
                 MessageOutcome::DeadLettered
             }
             DecodeOutcome::NotARead => {
@@ -666,6 +691,15 @@ impl Pipeline {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_long_reason_is_cut_at_a_character_and_says_how_long_it_was() {
+        let reason = format!("plate {:?} is too long", "É".repeat(5_000));
+        let cut = super::bounded_reason(reason.clone());
+        assert!(cut.len() < super::MAX_REASON_BYTES + 64, "{}", cut.len());
+        assert!(cut.ends_with(&format!("(reason cut, {} bytes in all)", reason.len())));
+        assert_eq!(super::bounded_reason("short".to_owned()), "short");
+    }
+
     use super::*;
     use crate::decode::CanonicalJsonDecoder;
     use crate::hotlist::load_hotlist_csv;
