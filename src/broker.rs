@@ -69,7 +69,8 @@ impl TansuBroker {
     pub fn start_with(binary: &Path) -> Result<Self> {
         let port = free_port()?;
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("broker")
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
@@ -79,7 +80,12 @@ impl TansuBroker {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::null());
+        // A group of its own: Ctrl-C in the terminal signals the whole foreground group, and the
+        // demo must still have its broker while it commits and summarizes (it stops it after).
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         let mut broker = Self { child, port };

@@ -97,3 +97,64 @@ fn the_demo_accounts_for_every_read_and_pages_on_the_alert_its_dispatcher_enters
     let alerts: u64 = archived.lines().nth(1).unwrap().trim().parse().unwrap();
     assert!(alerts >= 2, "{archived}");
 }
+
+/// Ctrl-C in a terminal signals the whole foreground process group: the demo's broker must not
+/// die with it before the demo has committed and summarized.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_demo_with_its_summary() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = std::process::Command::new(env!("CARGO_BIN_EXE_platestream"))
+        .args(["demo", "--seconds", "120", "--data-dir", "data"])
+        .current_dir(dir.path())
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = demo.id();
+    let mut stdout = std::io::BufReader::new(demo.stdout.take().unwrap());
+    let mut seen = String::new();
+    // Interrupted once the engine is paging: it has read, matched and is archiving.
+    while !seen.contains("ALERT p") {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the demo ended early: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{group}")])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let output = demo.wait_with_output().unwrap();
+    seen.push_str(&rest);
+    assert!(
+        output.status.success(),
+        "{seen}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let consumed = figure(&seen, "messages consumed");
+    assert!(consumed > 0, "{seen}");
+    assert_eq!(
+        figure(&seen, "reads archived")
+            + figure(&seen, "duplicate frames folded")
+            + figure(&seen, "dead-lettered (with reasons)")
+            + figure(&seen, "not reads (heartbeats)"),
+        consumed,
+        "{seen}"
+    );
+    // What was consumed is committed; what the readers sent after the stop waits in the topic.
+    assert_eq!(
+        figure(&seen, "consumer lag after commit"),
+        figure(&seen, "reads produced by simulated readers") - consumed,
+        "{seen}"
+    );
+}
