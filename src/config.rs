@@ -241,6 +241,43 @@ impl Config {
                 archive.zstd_level
             );
         }
+        let kafka = &self.kafka;
+        if kafka.raw_topics.iter().all(|topic| topic.trim().is_empty()) {
+            anyhow::bail!("[kafka] raw_topics = []: name the topics readers' reads arrive on");
+        }
+        let outputs = [
+            ("alerts_topic", &kafka.alerts_topic),
+            ("covert_alerts_topic", &kafka.covert_alerts_topic),
+            ("dead_letter_topic", &kafka.dead_letter_topic),
+        ];
+        for (setting, topic) in outputs {
+            if topic.trim().is_empty() {
+                anyhow::bail!("[kafka] {setting} = \"\": name the topic");
+            }
+            // The engine would consume what it writes: a dead letter dead-lettered again without
+            // end, or its own alerts taken for reads.
+            if kafka.raw_topics.contains(topic) {
+                anyhow::bail!(
+                    "[kafka] {setting} = {topic:?} is also one of raw_topics: the engine would \
+                     consume what it writes there"
+                );
+            }
+        }
+        if let Some(updates) = &self.hotlists.updates_topic {
+            if kafka.raw_topics.contains(updates) {
+                anyhow::bail!(
+                    "[hotlists] updates_topic = {updates:?} is also one of [kafka] raw_topics: \
+                     hotlist changes would be taken for reads"
+                );
+            }
+        }
+        if kafka.alerts_topic == kafka.covert_alerts_topic {
+            anyhow::bail!(
+                "[kafka] covert_alerts_topic = {:?} is alerts_topic too: covert hits would reach \
+                 field officers",
+                kafka.covert_alerts_topic
+            );
+        }
         if self.kafka.prepare_threads == Some(0) {
             anyhow::bail!(
                 "[kafka] prepare_threads = 0: give at least 1, or leave it out (one per core)"
@@ -295,6 +332,12 @@ mod tests {
             ("[webhooks]", "timeout_ms = 0"),
             ("[ingest]", "max_body_bytes = 0"),
             ("[[hotlists.lists]]", "name = \"amber/alert\""),
+            ("", "dead_letter_topic = \"plate-reads\""),
+            ("", "alerts_topic = \"plate-reads\""),
+            ("", "dead_letter_topic = \"\""),
+            ("", "raw_topics = []"),
+            ("", "covert_alerts_topic = \"plate-alerts\""),
+            ("[hotlists]", "updates_topic = \"plate-reads\""),
         ] {
             let text = format!("[kafka]\nbootstrap_servers = \"a:9092\"\n{section}\n{setting}\n");
             std::fs::write(&path, text).unwrap();
