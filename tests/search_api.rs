@@ -493,6 +493,30 @@ fn an_incident_of_the_last_minutes_includes_the_reads_the_engine_has_not_archive
     assert_eq!(answered, documented);
     assert_eq!(answer["missing_reads"], 0);
     assert_eq!(sorted_read_ids(&answer["reads"]), expected);
+    // Requests for what the API does not serve get JSON reasons too.
+    for (request, status, code) in [
+        (
+            client.get(format!("{base}/v1/search/appearance")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            client.get(format!("{base}/v1/nothing")),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            client
+                .post(format!("{base}/v1/search/appearance"))
+                .body(vec![b' '; (1 << 20) + 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+    ] {
+        let (answered, answer) = answer_of(request, Some(TOKEN));
+        assert_eq!(answered, status, "{answer}");
+        assert_eq!(answer["error"], code, "{answer}");
+    }
     let (status, answer) =
         get_unarchived(&client, &base, Some(TOKEN), &format!("reader={busiest}"));
     assert_eq!(status, StatusCode::OK);

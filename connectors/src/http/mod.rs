@@ -106,8 +106,8 @@ impl IngestServer {
             .route("/v1/ingest/{vendor}", post(ingest::ingest))
             .route("/v1/images/{reference}", get(images::image))
             .route("/healthz", get(healthz))
-            .method_not_allowed_fallback(wrong_method)
-            .fallback(no_such_path)
+            .method_not_allowed_fallback(|method, uri| wrong_method(method, uri, INGEST_ROUTES))
+            .fallback(|uri| no_such_path(uri, INGEST_ROUTES))
             .layer(DefaultBodyLimit::max(settings.max_body_bytes))
             .with_state(state);
         Ok(Self {
@@ -235,32 +235,30 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// What the ingest server serves, for a request that asks for something else.
+const INGEST_ROUTES: &str =
+    "reads are POSTed to /v1/ingest/{vendor}; images and /healthz are read with GET";
+
 /// A sender that GETs its webhook URL (or PUTs to it) is told what the URL takes, as every other
 /// refusal is: JSON with a code and a reason.
 async fn wrong_method(
     method: axum::http::Method,
     uri: axum::http::Uri,
+    routes: &'static str,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let body = serde_json::json!({
         "error": "method_not_allowed",
-        "reason": format!(
-            "{method} is not taken at {}: reads are POSTed to /v1/ingest/{{vendor}}, images and \
-             /healthz are read with GET",
-            uri.path()
-        ),
+        "reason": format!("{method} is not taken at {}: {routes}", uri.path()),
     });
     (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 
-async fn no_such_path(uri: axum::http::Uri) -> axum::response::Response {
+async fn no_such_path(uri: axum::http::Uri, routes: &'static str) -> axum::response::Response {
     use axum::response::IntoResponse;
     let body = serde_json::json!({
         "error": "not_found",
-        "reason": format!(
-            "nothing is served at {}: reads are POSTed to /v1/ingest/{{vendor}}",
-            uri.path()
-        ),
+        "reason": format!("nothing is served at {}: {routes}", uri.path()),
     });
     (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
 }

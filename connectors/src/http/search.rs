@@ -86,6 +86,8 @@ pub enum SearchError {
     WrongToken,
     #[error("the body is not a search: {0}")]
     MalformedBody(String),
+    #[error("the body is over {MAX_BODY_BYTES} bytes, more than any search needs")]
+    BodyTooLarge,
     #[error("give either `vector` or `read_id`, not both")]
     VectorAndReadId,
     #[error("give a `vector` (the appearance to look for) or a `read_id` (a read whose appearance to look for)")]
@@ -129,6 +131,7 @@ impl SearchError {
             Self::MissingToken => "missing_token",
             Self::WrongToken => "wrong_token",
             Self::MalformedBody(_) => "malformed_body",
+            Self::BodyTooLarge => "body_too_large",
             Self::VectorAndReadId => "vector_and_read_id",
             Self::NothingToSearchFor => "nothing_to_search_for",
             Self::WrongDimension { .. } => "wrong_dimension",
@@ -153,6 +156,7 @@ impl SearchError {
         match self {
             Self::MissingToken | Self::WrongToken => StatusCode::UNAUTHORIZED,
             Self::UnknownRead(_) | Self::NoAppearanceIndex => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -169,6 +173,13 @@ impl IntoResponse for SearchError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"platestream\""),
             );
+        }
+        if matches!(self, Self::BodyTooLarge) {
+            // The rest of the body is not read and the connection closes after this answer: a
+            // client must not reuse it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
@@ -214,6 +225,10 @@ struct SearchState {
     unarchived: Arc<UnarchivedReads>,
     token: TokenDigest,
 }
+
+/// What the API serves, for a request that asks for something else.
+const SEARCH_ROUTES: &str = "searches are POSTed to /v1/search/appearance; unarchived reads and \
+                             /healthz are read with GET /v1/reads/unarchived and GET /healthz";
 
 /// `GET /v1/reads/unarchived`'s query string, as `schemas/unarchived-reads-response.schema.json`
 /// describes.
@@ -347,6 +362,10 @@ impl SearchApi {
             .route("/v1/search/appearance", post(appearance))
             .route("/v1/reads/unarchived", get(unarchived_reads))
             .route("/healthz", get(|| async { "ok" }))
+            .method_not_allowed_fallback(|method, uri| {
+                super::wrong_method(method, uri, SEARCH_ROUTES)
+            })
+            .fallback(|uri| super::no_such_path(uri, SEARCH_ROUTES))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(state);
         Ok(Self {
@@ -400,9 +419,15 @@ async fn appearance(
     State(state): State<Arc<SearchState>>,
     headers: HeaderMap,
     uri: Uri,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let found = search(&state, &headers, &uri, &body).await;
+    let found = match body {
+        Ok(body) => search(&state, &headers, &uri, &body).await,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(SearchError::BodyTooLarge)
+        }
+        Err(rejection) => Err(SearchError::MalformedBody(rejection.body_text())),
+    };
     respond(
         found,
         "platestream_search_requests_total",
