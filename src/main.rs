@@ -51,20 +51,26 @@ enum Command {
     /// Run the engine against a Kafka cluster described by a config file (see
     /// platestream.example.toml); every setting can be overridden by PLATESTREAM_... variables.
     Run {
+        /// The engine's config file (platestream.toml; see platestream.example.toml).
         #[arg(long, short)]
         config: PathBuf,
         /// Create the configured topics if they do not exist (for brokers that do not auto-create).
         #[arg(long)]
         create_topics: bool,
+        #[command(flatten)]
+        layout: TopicLayoutArgs,
     },
     /// Accept reads that readers push (vendor webhooks) over HTTP and produce them to Kafka; see
     /// the [ingest] section of platestream.example.toml.
     Serve {
+        /// The config file with the [ingest] section (platestream.toml).
         #[arg(long, short)]
         config: PathBuf,
         /// Create the vendors' topics if they do not exist (for brokers that do not auto-create).
         #[arg(long)]
         create_topics: bool,
+        #[command(flatten)]
+        layout: TopicLayoutArgs,
     },
     /// Generate simulated reader traffic as NDJSON (canonical reads) or into a Kafka topic.
     Simulate {
@@ -259,6 +265,28 @@ enum Command {
     },
 }
 
+/// How `--create-topics` makes the topics it creates.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct TopicLayoutArgs {
+    /// Partitions of each topic --create-topics creates (engines of one group share a topic's
+    /// partitions: one partition keeps all but one engine idle).
+    #[arg(long, default_value_t = 1, requires = "create_topics", value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: i32,
+    /// Copies of each topic --create-topics creates, on as many brokers (a production cluster
+    /// keeps reads and alerts on more than one; 1 for a single broker such as the demo's).
+    #[arg(long, default_value_t = 1, requires = "create_topics", value_parser = clap::value_parser!(i32).range(1..))]
+    replication_factor: i32,
+}
+
+impl TopicLayoutArgs {
+    fn when(self, create_topics: bool) -> Option<platestream::run::TopicLayout> {
+        create_topics.then_some(platestream::run::TopicLayout {
+            partitions: self.partitions,
+            replication: self.replication_factor,
+        })
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,platestream=info,platestream_connectors=info")
@@ -330,20 +358,28 @@ async fn run_command(command: Command) -> Result<()> {
         Command::Run {
             config,
             create_topics,
+            layout,
         } => {
             let config = Config::load(&config)?;
             serve_metrics(config.metrics.listen)?;
-            run_engine(config, create_topics, stop_on_ctrl_c()).await
+            run_engine(config, layout.when(create_topics), stop_on_ctrl_c()).await
         }
         Command::Serve {
             config,
             create_topics,
+            layout,
         } => {
             let config = Config::load(&config)?;
             let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .install_recorder()
                 .context("installing the metrics recorder")?;
-            serve(config, create_topics, Some(metrics), shutdown_signal()).await
+            serve(
+                config,
+                layout.when(create_topics),
+                Some(metrics),
+                shutdown_signal(),
+            )
+            .await
         }
         Command::Simulate {
             out,

@@ -8,8 +8,9 @@ use anyhow::{bail, Context, Result};
 use platestream_connectors::http::{BoundSearchApi, SearchApi};
 use platestream_connectors::kafka::hotlist_updates::UpdatesStatus;
 use platestream_connectors::kafka::{
-    ensure_compacted_topics, ensure_topics, missing_topics, spawn_hotlist_updates, KafkaSettings,
-    LiveUpdates, StopWhen, StreamEngine, StreamObserver, StreamOptions,
+    ensure_replicated_compacted_topics, ensure_replicated_topics, missing_topics,
+    spawn_hotlist_updates, KafkaSettings, LiveUpdates, StopWhen, StreamEngine, StreamObserver,
+    StreamOptions,
 };
 use platestream_connectors::webhooks::{validate_webhook_url, WebhookFanout};
 use platestream_engine::alert::Alert;
@@ -46,9 +47,17 @@ impl StreamObserver for LogAlerts {
     }
 }
 
+/// The topics `--create-topics` creates: partitions of each and copies on the brokers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicLayout {
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+/// `create_topics`: create the configured topics that do not exist, laid out so.
 pub async fn run_engine(
     config: Config,
-    create_topics: bool,
+    create_topics: Option<TopicLayout>,
     stop_flag: Arc<AtomicBool>,
 ) -> Result<()> {
     let files = HotlistFiles::load(&config.hotlists.files, &config.hotlists.ncic_files)?;
@@ -107,32 +116,35 @@ pub async fn run_engine(
         }
         _ => None,
     };
-    if create_topics {
+    if let Some(layout) = create_topics {
         let mut topics: Vec<(&str, i32)> = config
             .kafka
             .raw_topics
             .iter()
-            .map(|t| (t.as_str(), 1))
+            .map(|t| (t.as_str(), layout.partitions))
             .collect();
-        topics.push((&config.kafka.alerts_topic, 1));
-        topics.push((&config.kafka.covert_alerts_topic, 1));
-        topics.push((&config.kafka.dead_letter_topic, 1));
-        ensure_topics(
+        topics.push((&config.kafka.alerts_topic, layout.partitions));
+        topics.push((&config.kafka.covert_alerts_topic, layout.partitions));
+        topics.push((&config.kafka.dead_letter_topic, layout.partitions));
+        ensure_replicated_topics(
             &config.kafka.producer_config(),
             &topics,
+            layout.replication,
             Duration::from_secs(30),
         )
         .await?;
         if let Some(updates_topic) = &config.hotlists.updates_topic {
-            ensure_compacted_topics(
+            // One partition: every engine reads the whole topic, in order.
+            ensure_replicated_compacted_topics(
                 &config.kafka.producer_config(),
                 &[(updates_topic.as_str(), 1)],
+                layout.replication,
                 Duration::from_secs(30),
             )
             .await?;
         }
     }
-    if !create_topics {
+    if create_topics.is_none() {
         require_topics(&config.kafka, &engine_topics(&config))?;
     }
     std::fs::create_dir_all(&config.archive.dir).with_context(|| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use platestream_connectors::http::IngestServer;
-use platestream_connectors::kafka::ensure_topics;
+use platestream_connectors::kafka::ensure_replicated_topics;
 use platestream_engine::images::DirectoryImageStore;
 
 use crate::config::Config;
@@ -30,7 +30,7 @@ pub fn ingest_server(config: &Config) -> Result<IngestServer> {
 /// With `metrics`, Prometheus metrics are served at `/metrics` on the ingest listener.
 pub async fn serve(
     config: Config,
-    create_topics: bool,
+    create_topics: Option<crate::run::TopicLayout>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -49,11 +49,15 @@ pub async fn serve(
         .values()
         .map(|vendor| vendor.topic.as_str())
         .collect();
-    if create_topics {
-        let wanted: Vec<(&str, i32)> = topics.iter().map(|topic| (*topic, 1)).collect();
-        ensure_topics(
+    if let Some(layout) = create_topics {
+        let wanted: Vec<(&str, i32)> = topics
+            .iter()
+            .map(|topic| (*topic, layout.partitions))
+            .collect();
+        ensure_replicated_topics(
             &config.kafka.producer_config(),
             &wanted,
+            layout.replication,
             Duration::from_secs(30),
         )
         .await?;

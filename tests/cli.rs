@@ -669,6 +669,39 @@ fn an_engine_whose_topics_do_not_exist_refuses_to_start_and_names_them() {
     );
     // Covert alerts go nowhere unless a list routes there: that topic is not required.
     assert!(!stderr.contains("covert"), "{stderr}");
+
+    // --create-topics makes them, with the partitions engines of one group share.
+    let refused = platestream(
+        &["run", "--config", "platestream.toml", "--partitions", "3"],
+        dir.path(),
+    );
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("--create-topics"));
+    let engine = common::EngineProcess::start_with(
+        dir.path(),
+        "platestream.toml",
+        &["--create-topics", "--partitions", "3"],
+    );
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap_servers())
+        .create()
+        .unwrap();
+    for topic in ["absent-reads", "absent-alerts", "absent-dead"] {
+        common::eventually(
+            &format!("{topic} with 3 partitions"),
+            std::time::Duration::from_secs(60),
+            || {
+                let metadata = rdkafka::consumer::Consumer::fetch_metadata(
+                    &consumer,
+                    Some(topic),
+                    std::time::Duration::from_secs(5),
+                )
+                .ok()?;
+                (metadata.topics().first()?.partitions().len() == 3).then_some(())
+            },
+        );
+    }
+    assert!(engine.stop().success());
 }
 
 #[test]

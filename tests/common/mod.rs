@@ -252,6 +252,11 @@ pub struct EngineProcess(std::process::Child);
 
 impl EngineProcess {
     pub fn start(dir: &Path, config: &str) -> Self {
+        Self::start_with(dir, config, &[])
+    }
+
+    /// [`EngineProcess::start`] with more arguments to `run`.
+    pub fn start_with(dir: &Path, config: &str, more: &[&str]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -260,6 +265,7 @@ impl EngineProcess {
         Self(
             Command::new(env!("CARGO_BIN_EXE_platestream"))
                 .args(["run", "--config", config])
+                .args(more)
                 .current_dir(dir)
                 .env_remove("RUST_LOG")
                 .stdout(std::process::Stdio::null())

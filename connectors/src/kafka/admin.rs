@@ -22,7 +22,18 @@ pub async fn ensure_topics(
     topics: &[(&str, i32)],
     deadline: Duration,
 ) -> Result<(), KafkaError> {
-    create_topics(client_config, topics, &[], deadline).await
+    create_topics(client_config, topics, 1, &[], deadline).await
+}
+
+/// Like [`ensure_topics`], each new topic with `replication` copies on the cluster's brokers (a
+/// production cluster keeps evidence on more than one).
+pub async fn ensure_replicated_topics(
+    client_config: &ClientConfig,
+    topics: &[(&str, i32)],
+    replication: i32,
+    deadline: Duration,
+) -> Result<(), KafkaError> {
+    create_topics(client_config, topics, replication, &[], deadline).await
 }
 
 /// Like [`ensure_topics`], for topics that keep the latest message per key
@@ -32,9 +43,20 @@ pub async fn ensure_compacted_topics(
     topics: &[(&str, i32)],
     deadline: Duration,
 ) -> Result<(), KafkaError> {
+    ensure_replicated_compacted_topics(client_config, topics, 1, deadline).await
+}
+
+/// [`ensure_compacted_topics`] with `replication` copies of each new topic.
+pub async fn ensure_replicated_compacted_topics(
+    client_config: &ClientConfig,
+    topics: &[(&str, i32)],
+    replication: i32,
+    deadline: Duration,
+) -> Result<(), KafkaError> {
     create_topics(
         client_config,
         topics,
+        replication,
         &[("cleanup.policy", "compact")],
         deadline,
     )
@@ -44,9 +66,15 @@ pub async fn ensure_compacted_topics(
 async fn create_topics(
     client_config: &ClientConfig,
     topics: &[(&str, i32)],
+    replication: i32,
     topic_config: &[(&str, &str)],
     deadline: Duration,
 ) -> Result<(), KafkaError> {
+    if replication < 1 {
+        return Err(KafkaError::TopicCreation(format!(
+            "a replication factor of {replication} (at least 1)"
+        )));
+    }
     // tansu creates a topic of 0 partitions when asked, and nothing can be produced to it.
     if let Some((name, partitions)) = topics.iter().find(|(_, partitions)| *partitions < 1) {
         return Err(KafkaError::TopicCreation(format!(
@@ -67,7 +95,7 @@ async fn create_topics(
         .iter()
         .map(|(name, partitions)| {
             topic_config.iter().fold(
-                NewTopic::new(name, *partitions, TopicReplication::Fixed(1)),
+                NewTopic::new(name, *partitions, TopicReplication::Fixed(replication)),
                 |topic, (key, value)| topic.set(key, value),
             )
         })

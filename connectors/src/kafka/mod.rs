@@ -8,7 +8,8 @@ mod settings;
 mod stream;
 
 pub use admin::{
-    confirmed_partition_end, ensure_compacted_topics, ensure_topics, group_lag, missing_topics,
+    confirmed_partition_end, ensure_compacted_topics, ensure_replicated_compacted_topics,
+    ensure_replicated_topics, ensure_topics, group_lag, missing_topics,
 };
 pub use hotlist_publish::{
     publish_updates, read_updates_topic, Delivered, LiveEntry, PublishError, TopicState,
