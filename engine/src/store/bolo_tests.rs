@@ -198,6 +198,10 @@ fn a_read_whose_appearance_resembles_a_reference_vector_alerts_once_with_its_sim
         (similarity - 2.0 / (4.09f32).sqrt()).abs() < 1e-4,
         "{similarity}"
     );
+    // The same look on a vehicle surely of another make: half the score, under the threshold.
+    let mut other_make = read("KLM123", &[("make", "Toyota", 0.9)]);
+    other_make.embedding = similar.embedding.clone();
+    assert!(matches_for(&store, &other_make).is_empty());
     let mut unlike = similar.clone();
     unlike.embedding = Some(vec![1.0, 1.0, 1.0, 0.0]);
     assert!(matches_for(&store, &unlike).is_empty());

@@ -906,6 +906,7 @@ impl HotlistStore {
             };
             let (attribute_score, attributes_agree) = described.unwrap_or((0.0, false));
             let factor = jurisdiction_factor(agreement);
+            let plate_fits = candidate.plate.is_some();
             let (mut score, mut kind, differences, plate_note) = match candidate.plate {
                 Some((plate_score, differences, note)) => {
                     let score = if described.is_none() {
@@ -937,6 +938,15 @@ impl HotlistStore {
             if let Some(similarity) = candidate.appearance {
                 score = 1.0 - (1.0 - score) * (1.0 - similarity.clamp(0.0, 1.0) * factor);
                 kind = MatchKind::Appearance;
+                // A vehicle the description contradicts (a sure other make) only looks like the
+                // picture: it weighs half, as a partial plate the description contradicts, and
+                // must still reach the threshold.
+                if described.is_none() && !plate_fits {
+                    score *= PATTERN_CONTRADICTED_FACTOR;
+                    if score < min_score {
+                        continue;
+                    }
+                }
             } else if score < min_score || score <= 0.0 {
                 continue;
             }
