@@ -634,6 +634,12 @@ async fn run_command(command: Command) -> Result<()> {
                 "duplicates folded   {} (reports of a vehicle pass already read)",
                 counts.duplicates_suppressed
             );
+            if counts.duplicates_kept > 0 {
+                println!(
+                    "duplicates kept     {} (of those folded, archived too: --keep-duplicates)",
+                    counts.duplicates_kept
+                );
+            }
             println!(
                 "dead-lettered       {} ({})",
                 counts.dead_lettered,

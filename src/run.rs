@@ -258,6 +258,7 @@ pub async fn run_engine(
         messages = summary.counts.messages,
         reads_archived = summary.reads_archived,
         duplicates_folded = summary.counts.duplicates_suppressed,
+        duplicates_kept = summary.counts.duplicates_kept,
         dead_lettered = summary.counts.dead_lettered,
         not_reads = summary.counts.not_reads,
         skipped_already_archived = summary.already_archived,

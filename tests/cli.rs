@@ -199,9 +199,16 @@ fn repeated_frames_of_a_vehicle_pass_fold_into_one_read_and_every_report_is_coun
     assert!(archived.iter().any(|read| read.frames >= 2));
 
     // Kept duplicates are archived too, each pointing at a pass that is in the archive.
-    replay("kept", &["--keep-duplicates"]);
+    let stdout = replay("kept", &["--keep-duplicates"]);
     let kept = common::archived_reads(&dir.path().join("kept"));
     assert_eq!(kept.len(), 4000);
+    // Counted once: archived, less those kept, plus those folded, is every report.
+    assert_eq!(
+        number_after(&stdout, "reads archived") - number_after(&stdout, "duplicates kept")
+            + number_after(&stdout, "duplicates folded"),
+        4000,
+        "{stdout}"
+    );
     let passes: std::collections::HashSet<&str> = kept
         .iter()
         .filter(|read| read.duplicate_of.is_none())

@@ -133,6 +133,8 @@ pub struct PipelineCounts {
     pub alerts: u64,
     /// Reports folded into another read of the same vehicle pass.
     pub duplicates_suppressed: u64,
+    /// Of `duplicates_suppressed`: reports archived all the same (`keep_duplicates`).
+    pub duplicates_kept: u64,
     /// Embeddings removed from reads because their length is not the configured dimension (the
     /// read itself is kept).
     pub embeddings_dropped: u64,
@@ -149,6 +151,7 @@ impl PipelineCounts {
         self.dead_lettered += other.dead_lettered;
         self.alerts += other.alerts;
         self.duplicates_suppressed += other.duplicates_suppressed;
+        self.duplicates_kept += other.duplicates_kept;
         self.embeddings_dropped += other.embeddings_dropped;
         self.retro_alerts += other.retro_alerts;
     }
@@ -683,6 +686,7 @@ impl Pipeline {
                 alert.read_id.clone_from(&pass_read_id);
             }
             if let Some(duplicate) = duplicate {
+                self.counts.duplicates_kept += 1;
                 out.reads.push(*duplicate);
             }
         }
