@@ -126,7 +126,7 @@ impl Unarchived {
                     }
                     Err(error) => {
                         self.notices.push(format!(
-                            "{error}: its reads of the last half minute are not in this answer"
+                            "{error}: the reads it has not archived yet are not in this answer"
                         ));
                         self.unreachable.insert(engine.base.clone());
                         break;
