@@ -145,8 +145,12 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
             .into_bytes(),
         ),
     ];
+    // Just under the producer's 1,000,000 bytes: with the reason's headers, the dead letter is
+    // over them, and the engine stopped at it on every start.
+    let near_limit: Vec<u8> = vec![b'#'; 999_850];
     let mut payloads = traffic.payloads.clone();
     payloads.splice(1500..1500, bad.clone());
+    payloads.insert(2000, (None, near_limit.clone()));
     produce_all(&settings, &settings.raw_topics[0], &payloads);
 
     let archive = tempfile::tempdir().unwrap();
@@ -158,7 +162,7 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
         OnStop::CommitAll,
     );
     assert_eq!(summary.counts.messages, payloads.len() as u64);
-    assert_eq!(summary.counts.dead_lettered, 4);
+    assert_eq!(summary.counts.dead_lettered, 5);
     assert_eq!(summary.reads_archived, 3_000);
 
     // Exactly one alert per hotlisted pass, on the alerts topic and in the archive.
@@ -215,7 +219,17 @@ fn hotlisted_reads_alert_once_every_read_is_archived_and_bad_messages_are_dead_l
         &settings.dead_letter_topic,
         Duration::from_secs(2),
     );
-    assert_eq!(dead_letters.len(), 4);
+    assert_eq!(dead_letters.len(), 5);
+    let truncated: Vec<_> = dead_letters
+        .iter()
+        .filter(|m| m.headers.contains_key("platestream.payload_truncated_from"))
+        .collect();
+    assert_eq!(truncated.len(), 1);
+    assert_eq!(
+        truncated[0].headers["platestream.payload_truncated_from"],
+        near_limit.len().to_string()
+    );
+    assert!(near_limit.starts_with(&truncated[0].payload));
     let payloads: Vec<&[u8]> = dead_letters.iter().map(|m| m.payload.as_slice()).collect();
     for (_, original) in &bad {
         assert!(

@@ -800,7 +800,28 @@ impl RunState<'_> {
             if let Some(key) = key {
                 record = record.key(key);
             }
-            send(self.producer, record)?;
+            if send_unless_too_large(self.producer, record)? == Sent::TooLarge {
+                // A message just under the limit is over it with the reason's headers: its
+                // beginning goes, with its length, rather than the engine stopping at it for good
+                // (the whole message stays in the raw topic for its retention).
+                let kept = &dead_letter.payload
+                    [..dead_letter.payload.len().min(TRUNCATED_DEAD_LETTER_BYTES)];
+                let length = dead_letter.payload.len().to_string();
+                let headers = dead_letter_headers(dead_letter).insert(Header {
+                    key: "platestream.payload_truncated_from",
+                    value: Some(length.as_str()),
+                });
+                let mut record = BaseRecord::with_opaque_to(
+                    &settings.dead_letter_topic,
+                    self.producer.context().begin(),
+                )
+                .payload(kept)
+                .headers(headers);
+                if let Some(key) = key {
+                    record = record.key(key);
+                }
+                send(self.producer, record)?;
+            }
         }
         Ok(())
     }
@@ -1312,17 +1333,48 @@ fn dead_letter_headers(dead_letter: &DeadLetter) -> OwnedHeaders {
     })
 }
 
+/// How much of a dead letter's payload is kept when the whole of it, with its headers, is more
+/// than the producer may send.
+const TRUNCATED_DEAD_LETTER_BYTES: usize = 512 * 1024;
+
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// Over `message.max.bytes`: refused before it left, and settled.
+    TooLarge,
+}
+
 /// Sends, waiting while librdkafka's queue is full: backpressure instead of an error.
 fn send(
     producer: &ThreadedProducer<DeliveryTracker>,
-    mut record: BaseRecord<'_, [u8], [u8], usize>,
+    record: BaseRecord<'_, [u8], [u8], usize>,
 ) -> Result<(), KafkaError> {
+    match send_unless_too_large(producer, record)? {
+        Sent::Queued => Ok(()),
+        Sent::TooLarge => Err(KafkaError::client("producing")(
+            RdKafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+        )),
+    }
+}
+
+/// [`send`], telling a message too large to send apart from other errors.
+fn send_unless_too_large(
+    producer: &ThreadedProducer<DeliveryTracker>,
+    mut record: BaseRecord<'_, [u8], [u8], usize>,
+) -> Result<Sent, KafkaError> {
     loop {
         match producer.send(record) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Sent::Queued),
             Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                 record = returned;
                 std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((
+                RdKafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+                refused,
+            )) => {
+                producer.context().settle(refused.delivery_opaque);
+                return Ok(Sent::TooLarge);
             }
             Err((error, refused)) => {
                 producer.context().settle(refused.delivery_opaque);
