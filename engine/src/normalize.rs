@@ -280,6 +280,7 @@ pub fn normalize_read(read: &mut PlateRead, ingested_at: Timestamp) -> Result<()
         }
     }
 
+    crate::vendor::vocabulary::canonicalize_vehicle(&mut read.vehicle);
     if read.read_id.trim().is_empty() {
         read.read_id = derive_read_id(&read.vendor, &read.reader_id, read.observed_at, &read.plate);
     }
@@ -364,6 +365,28 @@ mod tests {
         let mut again = sample_read();
         normalize_read(&mut again, ingest_time()).unwrap();
         assert_eq!(again.read_id, read.read_id, "read ids are stable");
+    }
+
+    #[test]
+    fn vehicle_attributes_are_archived_in_the_vocabulary_whatever_the_sender_wrote() {
+        use crate::read::Attribute;
+        let mut read = sample_read();
+        read.vehicle.make = Some(Attribute::new("Chevy", Some(0.9)));
+        read.vehicle.model = Some(Attribute::new("Chevy Malibu", None));
+        read.vehicle.color = Some(Attribute::new("GREY", Some(0.8)));
+        read.vehicle.body_type = Some(Attribute::new("plaid", None));
+        let ingested_at = read.observed_at;
+        normalize_read(&mut read, ingested_at).unwrap();
+        let value = |attribute: &Option<Attribute>| attribute.as_ref().map(|a| a.value.clone());
+        assert_eq!(value(&read.vehicle.make).as_deref(), Some("chevrolet"));
+        assert_eq!(value(&read.vehicle.color).as_deref(), Some("gray"));
+        assert_eq!(read.vehicle.color.as_ref().unwrap().confidence, Some(0.8));
+        assert_eq!(
+            value(&read.vehicle.body_type),
+            None,
+            "no guess for an unknown value"
+        );
+        assert!(read.vehicle.model.is_some());
     }
 
     #[test]

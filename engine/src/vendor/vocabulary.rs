@@ -148,6 +148,44 @@ const MAKE_ALIASES: &[(&str, &str)] = &[
     ("gmc", "gmc"),
 ];
 
+/// Puts a read's vehicle attributes in the vocabulary, in place (no allocation for values that
+/// already are, as vendor decoders leave them); an attribute the vocabulary cannot place is
+/// removed. Canonical-format reads and simulated ones arrive as the sender spelled them.
+pub fn canonicalize_vehicle(vehicle: &mut crate::read::VehicleAttributes) {
+    fn set(attribute: &mut Option<crate::read::Attribute>, canonical: Option<&str>) {
+        match (attribute.as_mut(), canonical) {
+            (Some(attribute), Some(canonical)) => {
+                if attribute.value != canonical {
+                    attribute.value.clear();
+                    attribute.value.push_str(canonical);
+                }
+            }
+            (Some(_), None) => *attribute = None,
+            (None, _) => {}
+        }
+    }
+    let make = vehicle
+        .make
+        .as_ref()
+        .and_then(|make| canonical_make(&make.value));
+    set(&mut vehicle.make, make.as_deref());
+    let model = vehicle
+        .model
+        .as_ref()
+        .and_then(|model| canonical_model(&model.value, make.as_deref()));
+    set(&mut vehicle.model, model.as_deref());
+    let color = vehicle
+        .color
+        .as_ref()
+        .and_then(|color| canonical_color(&color.value));
+    set(&mut vehicle.color, color);
+    let body_type = vehicle
+        .body_type
+        .as_ref()
+        .and_then(|body_type| canonical_body_type(&body_type.value));
+    set(&mut vehicle.body_type, body_type);
+}
+
 /// A make in lowercase with hyphens (`honda`, `mercedes-benz`). Makes outside the alias table are
 /// kept in that form: any make list we wrote would be out of date next model year.
 pub fn canonical_make(raw: &str) -> Option<String> {
