@@ -329,7 +329,26 @@ fn stop_on_ctrl_c() -> Arc<AtomicBool> {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    stop_quietly_when_stdout_closes();
     quiet_when_output_closes(run_command(cli.command).await)
+}
+
+/// `platestream compact | head -1`: `println!` panics once the reader has gone; like other
+/// command-line tools, stop without a word then (the work before the output is done).
+fn stop_quietly_when_stdout_closes() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        report(info);
+    }));
 }
 
 /// `platestream query ... | head` closes the pipe early; like other command-line tools, stop

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
-use platestream_engine::archive::{ArchiveConfig, SegmentWriter, ALERTS_TABLE, READS_TABLE};
+use platestream_engine::archive::{
+    ArchiveConfig, CompactedName, SegmentWriter, ALERTS_TABLE, READS_TABLE,
+};
 use platestream_engine::pipeline::{Pipeline, PipelineCounts, Prepared, Preparer, Processed};
 use platestream_engine::vendor::{decoder_for, GenericMapping};
 use platestream_engine::{SourcePosition, Timestamp};
@@ -144,7 +146,19 @@ fn claim_sources(out: &Path, inputs: &[PathBuf]) -> Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Default::default(),
         Err(error) => return Err(error).with_context(|| format!("reading {}", manifest.display())),
     };
+    let merged = compacted_sources(out)?;
     for (partition, input) in inputs.iter().enumerate() {
+        let partition_number = i32::try_from(partition).context("too many input files")?;
+        if merged.contains(&(source_name(input), partition_number)) {
+            bail!(
+                "{}: `compact` has merged the files {} partition {partition} wrote into {}, and \
+                 replay rewrites files by name: replaying it again would archive its reads twice. \
+                 Replay it into a fresh --out",
+                input.display(),
+                source_name(input),
+                out.display()
+            );
+        }
         let source = format!("{} partition {partition}", source_name(input));
         let path = input
             .canonicalize()
@@ -166,6 +180,25 @@ fn claim_sources(out: &Path, inputs: &[PathBuf]) -> Result<()> {
     }
     let text = serde_json::to_string_pretty(&sources)?;
     std::fs::write(&manifest, text).with_context(|| format!("writing {}", manifest.display()))
+}
+
+/// The sources (topic, partition) whose files in `out/reads` `compact` has merged.
+fn compacted_sources(out: &Path) -> Result<std::collections::BTreeSet<(String, i32)>> {
+    let mut sources = std::collections::BTreeSet::new();
+    let reads = out.join(READS_TABLE);
+    if !reads.is_dir() {
+        return Ok(sources);
+    }
+    for path in crate::archive_stats::parquet_files(&reads)? {
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
+        if let Some(merged) = CompactedName::parse(name) {
+            sources.insert((merged.topic, merged.partition));
+        }
+    }
+    Ok(sources)
 }
 
 /// Runs the pipeline over the inputs. With `threads` above 1, that many threads decode, normalize

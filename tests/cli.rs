@@ -908,4 +908,61 @@ fn replay_refuses_an_input_whose_files_would_replace_another_inputs_reads() {
         .status
         .success());
     assert_eq!(readers("both"), "readers\n\"a1,a2,a3,b1,b2,b3\"\n");
+
+    // Once compacted, the input's files have other names: a replay would archive it twice.
+    let simulated = platestream(
+        &[
+            "simulate",
+            "--out",
+            "sim.ndjson",
+            "--count",
+            "3000",
+            "--rate",
+            "5",
+        ],
+        dir.path(),
+    );
+    assert!(simulated.status.success());
+    let three_files = platestream(
+        &[
+            "replay",
+            "--quiet",
+            "--input",
+            "sim.ndjson",
+            "--out",
+            "merged",
+            "--segment-rows",
+            "1000",
+        ],
+        dir.path(),
+    );
+    assert!(three_files.status.success());
+    let compacted = platestream(&["compact", "--archive", "merged", "--quiet"], dir.path());
+    assert!(compacted.status.success(), "{}", text(&compacted.stderr));
+    assert!(
+        text(&compacted.stdout).contains("3 files merged into 1"),
+        "{}",
+        text(&compacted.stdout)
+    );
+    let again = replay(&["sim.ndjson"], "merged");
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("would archive its reads twice"),
+        "{}",
+        text(&again.stderr)
+    );
+    let count = common::succeed(
+        &[
+            "query",
+            "sql",
+            "SELECT count(*) AS reads, count(DISTINCT read_id) AS ids FROM reads",
+            "--archive",
+            "merged",
+            "--format",
+            "csv",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert_eq!(count, "reads,ids\n3000,3000\n");
 }

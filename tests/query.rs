@@ -1040,6 +1040,23 @@ fn bad_input_is_a_clear_error() {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+
+    // The same for a command that prints a summary after its work (`compact | head -1`).
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_platestream"))
+        .args(["compact", "--archive", "archive", "--quiet"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        !text(&output.stderr).contains("panicked"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 /// Reads on both sides of the 180th meridian, 111 m apart: a circle around it finds both.
