@@ -174,6 +174,14 @@ pub fn evaluate(options: &EvaluateOptions) -> Result<Vec<EvaluationRow>> {
     let mut rows = Vec::new();
     for &size in &options.sizes {
         let entries = hotlist(options, &simulator, size);
+        if entries.len() > size {
+            eprintln!(
+                "--sizes {size}: the city's {} hotlisted vehicles alone are more; the list holds \
+                 them all ({} entries), and its row says so",
+                simulator.hotlist().len(),
+                entries.len()
+            );
+        }
         for (mode, modes) in [
             ("exact", MatchModes::EXACT_ONLY),
             ("exact+misread", MatchModes::EXACT_AND_MISREAD),
@@ -187,7 +195,8 @@ pub fn evaluate(options: &EvaluateOptions) -> Result<Vec<EvaluationRow>> {
             tracing::info!(size, mode, elapsed = ?started.elapsed(), "hotlist indexed");
             let mut row = EvaluationRow {
                 mode,
-                list_size: size,
+                // What was matched against: never fewer than the hotlisted vehicles.
+                list_size: entries.len(),
                 hotlisted_passes: 0,
                 caught: 0,
                 misread_passes: 0,
