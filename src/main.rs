@@ -548,13 +548,16 @@ async fn run_command(command: Command) -> Result<()> {
             json,
             quiet,
         } => {
+            // The same times `query` takes, and the same refusal of an empty range.
             let time = |flag: &str, text: Option<String>| -> Result<Option<Timestamp>> {
-                text.map(|text| {
-                    Timestamp::parse_rfc3339(&text)
-                        .with_context(|| format!("{flag} {text:?} is not an RFC 3339 time"))
-                })
-                .transpose()
+                text.map(|text| platestream::query::args::parse_time(flag, &text).map(Timestamp))
+                    .transpose()
             };
+            if let (Some(from), Some(to)) =
+                (time("--from", from.clone())?, time("--to", to.clone())?)
+            {
+                platestream::query::args::TimeRange::new(from.millis(), to.millis())?;
+            }
             let near = match (near, radius) {
                 (Some(near), Some(radius)) => {
                     let (lat, lon) = parse_point(&near)?;

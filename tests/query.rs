@@ -718,7 +718,33 @@ fn bad_input_is_a_clear_error() {
     let Archive { dir, .. } = archive();
     let dir = dir.path();
     let archived_files = count_files(&dir.join("archive"));
-    let cases: [(&[&str], &str); 14] = [
+    let cases: [(&[&str], &str); 16] = [
+        (
+            &[
+                "search",
+                "--archive",
+                "archive",
+                "--read-id",
+                "x",
+                "--from",
+                "2026-11-24T12:00:00Z",
+                "--to",
+                "2026-11-24T12:00:00Z",
+            ],
+            "is empty: --from must be before --to",
+        ),
+        (
+            &[
+                "search",
+                "--archive",
+                "archive",
+                "--read-id",
+                "x",
+                "--from",
+                "1800-01-01T00:00:00Z",
+            ],
+            "between the years 1900 and 2199",
+        ),
         (
             &[
                 "query",
