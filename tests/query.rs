@@ -228,8 +228,15 @@ fn investigative_queries_agree_with_an_independent_answer_and_survive_compaction
     );
     let mut with_registry = args.clone();
     with_registry.extend(["--registry", "registry.csv"]);
-    let incident = json(&with_registry, dir);
+    let incident = json(
+        &[&with_registry[..], &["--sources-out", "sources.json"]].concat(),
+        dir,
+    );
     let sources = incident["sources"].as_array().unwrap();
+    // Asked for in a file as well, the file has them too.
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sources.json")).unwrap()).unwrap();
+    assert_eq!(written.as_array().unwrap(), sources);
     assert!(
         sources.iter().any(|s| s["id"] == busiest.as_str()),
         "{sources:?}"

@@ -151,8 +151,8 @@ pub struct IncidentArgs {
     pub model: Option<String>,
     #[arg(long)]
     pub color: Option<String>,
-    /// Also write the readers and cameras inside the radius to this file (CSV, JSON or Parquet
-    /// like --format); with --format table or json they are part of the output.
+    /// Also write the readers and cameras inside the radius to this file, in --format (with
+    /// --format table or json they are part of the output as well).
     #[arg(long)]
     pub sources_out: Option<PathBuf>,
     #[command(flatten)]
@@ -1060,7 +1060,12 @@ async fn run_incident(
                 sources_count,
                 String::from_utf8_lossy(&sources_text)
             );
-            output::write_string(&report, out)
+            output::write_string(&report, out)?;
+            // Asked for a file of them too: the sources in the output's format.
+            if let Some(path) = &incident.sources_out {
+                emit(&sources, format, Some(path))?;
+            }
+            Ok(())
         }
         OutputFormat::Json => {
             let document = format!(
@@ -1068,7 +1073,11 @@ async fn run_incident(
                 output::json_array(&reads)?,
                 output::json_array(&sources)?
             );
-            output::write_string(&document, out)
+            output::write_string(&document, out)?;
+            if let Some(path) = &incident.sources_out {
+                emit(&sources, format, Some(path))?;
+            }
+            Ok(())
         }
         OutputFormat::Csv | OutputFormat::Parquet => {
             emit(&reads, format, out)?;
