@@ -148,70 +148,94 @@ const MAKE_ALIASES: &[(&str, &str)] = &[
     ("gmc", "gmc"),
 ];
 
-/// Puts a read's vehicle attributes in the vocabulary, in place (no allocation for values that
-/// already are, as vendor decoders leave them); an attribute the vocabulary cannot place is
-/// removed. Canonical-format reads and simulated ones arrive as the sender spelled them.
+/// Puts a read's vehicle attributes in the vocabulary, in place: allocates nothing for values that
+/// already are (as vendor decoders leave them; this runs for every read). An attribute the
+/// vocabulary cannot place is removed. Canonical-format reads and simulated ones arrive as the
+/// sender spelled them.
 pub fn canonicalize_vehicle(vehicle: &mut crate::read::VehicleAttributes) {
-    fn set(attribute: &mut Option<crate::read::Attribute>, canonical: Option<&str>) {
-        match (attribute.as_mut(), canonical) {
-            (Some(attribute), Some(canonical)) => {
-                if attribute.value != canonical {
-                    attribute.value.clear();
-                    attribute.value.push_str(canonical);
+    use crate::read::Attribute;
+    /// `None`: unchanged; `Some(None)`: removed; `Some(Some(value))`: replaced.
+    fn change(value: &str, canonical: Option<Cow<'_, str>>) -> Option<Option<String>> {
+        match canonical {
+            None => Some(None),
+            Some(canonical) if canonical == value => None,
+            Some(canonical) => Some(Some(canonical.into_owned())),
+        }
+    }
+    fn apply(attribute: &mut Option<Attribute>, change: Option<Option<String>>) {
+        match change {
+            None => {}
+            Some(None) => *attribute = None,
+            Some(Some(value)) => {
+                if let Some(attribute) = attribute {
+                    attribute.value = value;
                 }
             }
-            (Some(_), None) => *attribute = None,
-            (None, _) => {}
         }
     }
     let make = vehicle
         .make
         .as_ref()
-        .and_then(|make| canonical_make(&make.value));
-    set(&mut vehicle.make, make.as_deref());
+        .and_then(|make| change(&make.value, make_in_vocabulary(&make.value)));
+    apply(&mut vehicle.make, make);
+    let make = vehicle.make.as_ref().map(|make| make.value.as_str());
     let model = vehicle
         .model
         .as_ref()
-        .and_then(|model| canonical_model(&model.value, make.as_deref()));
-    set(&mut vehicle.model, model.as_deref());
-    let color = vehicle
-        .color
-        .as_ref()
-        .and_then(|color| canonical_color(&color.value));
-    set(&mut vehicle.color, color);
-    let body_type = vehicle
-        .body_type
-        .as_ref()
-        .and_then(|body_type| canonical_body_type(&body_type.value));
-    set(&mut vehicle.body_type, body_type);
+        .and_then(|model| change(&model.value, model_in_vocabulary(&model.value, make)));
+    apply(&mut vehicle.model, model);
+    let color = vehicle.color.as_ref().and_then(|color| {
+        change(
+            &color.value,
+            canonical_color(&color.value).map(Cow::Borrowed),
+        )
+    });
+    apply(&mut vehicle.color, color);
+    let body_type = vehicle.body_type.as_ref().and_then(|body_type| {
+        change(
+            &body_type.value,
+            canonical_body_type(&body_type.value).map(Cow::Borrowed),
+        )
+    });
+    apply(&mut vehicle.body_type, body_type);
 }
 
-/// A make in lowercase with hyphens (`honda`, `mercedes-benz`). Makes outside the alias table are
-/// kept in that form: any make list we wrote would be out of date next model year.
-pub fn canonical_make(raw: &str) -> Option<String> {
+/// [`canonical_make`], borrowed when the value is in the vocabulary already.
+fn make_in_vocabulary(raw: &str) -> Option<Cow<'_, str>> {
     let simplified = simplify(raw);
     if is_unknown(&simplified) {
         return None;
     }
     if let Some((_, make)) = MAKE_ALIASES.iter().find(|(alias, _)| *alias == simplified) {
-        return Some((*make).to_owned());
+        return Some(Cow::Borrowed(make));
     }
-    Some(simplified.into_owned())
+    Some(simplified)
+}
+
+/// [`canonical_model`], borrowed when the value is in the vocabulary already.
+fn model_in_vocabulary<'a>(raw: &'a str, make: Option<&str>) -> Option<Cow<'a, str>> {
+    let simplified = simplify(raw);
+    if is_unknown(&simplified) {
+        return None;
+    }
+    let without_make = make
+        .and_then(|make| simplified.strip_prefix(make))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .filter(|rest| !rest.is_empty())
+        .map(str::to_owned);
+    Some(without_make.map_or(simplified, Cow::Owned))
+}
+
+/// A make in lowercase with hyphens (`honda`, `mercedes-benz`). Makes outside the alias table are
+/// kept in that form: any make list we wrote would be out of date next model year.
+pub fn canonical_make(raw: &str) -> Option<String> {
+    make_in_vocabulary(raw).map(Cow::into_owned)
 }
 
 /// A model in lowercase with hyphens, without its make when a classifier glued them together
 /// (Rekor's `honda_civic`).
 pub fn canonical_model(raw: &str, make: Option<&str>) -> Option<String> {
-    let simplified = simplify(raw);
-    if is_unknown(&simplified) {
-        return None;
-    }
-    let model = make
-        .and_then(|make| simplified.strip_prefix(make))
-        .and_then(|rest| rest.strip_prefix('-'))
-        .filter(|rest| !rest.is_empty())
-        .unwrap_or(&simplified);
-    Some(model.to_owned())
+    model_in_vocabulary(raw, make).map(Cow::into_owned)
 }
 
 #[cfg(test)]
