@@ -21,6 +21,14 @@ fn figure(stdout: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no number in {line:?}"))
 }
 
+/// The summary's messages archived, folded into a pass already read, dead-lettered, or no read.
+fn accounted_for(stdout: &str) -> u64 {
+    figure(stdout, "reads archived")
+        + figure(stdout, "duplicate frames folded")
+        + figure(stdout, "dead-lettered (with reasons)")
+        + figure(stdout, "not reads (heartbeats)")
+}
+
 #[test]
 fn the_demo_accounts_for_every_read_and_pages_on_the_alert_its_dispatcher_enters_by_hand() {
     let dir = tempfile::tempdir().unwrap();
@@ -33,14 +41,7 @@ fn the_demo_accounts_for_every_read_and_pages_on_the_alert_its_dispatcher_enters
         assert_eq!(consumed, produced, "run {run}: {stdout}");
         // Every message is archived, folded into a pass already read, or dead-lettered; a
         // second run on the same directory (a fresh broker) skips none of them.
-        assert_eq!(
-            figure(&stdout, "reads archived")
-                + figure(&stdout, "duplicate frames folded")
-                + figure(&stdout, "dead-lettered (with reasons)")
-                + figure(&stdout, "not reads (heartbeats)"),
-            consumed,
-            "run {run}: {stdout}"
-        );
+        assert_eq!(accounted_for(&stdout), consumed, "run {run}: {stdout}");
         assert_eq!(
             figure(&stdout, "skipped, archived by an earlier run"),
             0,
@@ -143,14 +144,7 @@ fn ctrl_c_stops_the_demo_with_its_summary() {
     );
     let consumed = figure(&seen, "messages consumed");
     assert!(consumed > 0, "{seen}");
-    assert_eq!(
-        figure(&seen, "reads archived")
-            + figure(&seen, "duplicate frames folded")
-            + figure(&seen, "dead-lettered (with reasons)")
-            + figure(&seen, "not reads (heartbeats)"),
-        consumed,
-        "{seen}"
-    );
+    assert_eq!(accounted_for(&seen), consumed, "{seen}");
     // What was consumed is committed; what the readers sent after the stop waits in the topic.
     assert_eq!(
         figure(&seen, "consumer lag after commit"),
