@@ -374,8 +374,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 if *misreads {
                     question = question.with_misreads();
                 }
-                held.ask(&session, &engines, &[question]).await?;
-                say_archive_freshness(&session, &held, range).await?;
+                ask_engines_or_say(&session, &mut held, &engines, &[question], range).await?;
             }
             let filter = match &misread_plate {
                 Some(plate) => {
@@ -385,13 +384,8 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 None => plate_filter("plate_norm", pattern)?,
             };
             let filter = format!("{} AND {filter}", time_filter(&session, "", range, 0));
-            let reads = with_unarchived(
-                &held,
-                by_plate_select(&session, &read_columns(""), &filter)?,
-                &read_columns(""),
-                &filter,
-                by_plate_select(&session, "read_id", &filter)?,
-            )?;
+            let reads =
+                reads_and_unarchived(&session, &held, Lookup::ByPlate, &read_columns(""), &filter)?;
             let text = format!("SELECT * FROM ({reads}) ORDER BY observed_at, read_id");
             run_sql(&session, &text, "the plate", args.format, out, args.quiet).await
         }
@@ -427,8 +421,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 })
                 .collect();
             if !questions.is_empty() && !engines.is_empty() {
-                held.ask(&session, &engines, &questions).await?;
-                say_archive_freshness(&session, &held, range).await?;
+                ask_engines_or_say(&session, &mut held, &engines, &questions, range).await?;
             }
             let mut selects = Vec::new();
             for (index, (place, window)) in places.iter().zip(&windows).enumerate() {
@@ -441,12 +434,12 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                     "{} AS place, plate_norm, reader_id, observed_at, read_id",
                     index + 1
                 );
-                selects.push(with_unarchived(
+                selects.push(reads_and_unarchived(
+                    &session,
                     &held,
-                    format!("SELECT {columns} FROM reads WHERE {filter}"),
+                    Lookup::Any,
                     &columns,
                     &filter,
-                    format!("SELECT read_id FROM reads WHERE {filter}"),
                 )?);
             }
             // The places a plate was seen at, in --place order: DataFusion allows one ordering
@@ -492,21 +485,22 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             if reaches_now(widened) && !engines.is_empty() {
                 // First the target's own passes, then the vehicles at the readers it passed
                 // lately: those are the only passes an unarchived read can be near in time.
-                held.ask(
+                ask_engines_or_say(
                     &session,
+                    &mut held,
                     &engines,
                     &[recent_query(range).with_plate(PlateSelector::Exact(plate.clone()))],
+                    range,
                 )
                 .await?;
-                say_archive_freshness(&session, &held, range).await?;
                 let recent_readers = format!(
                     "SELECT DISTINCT target_reader FROM ({}) WHERE target_at >= {}",
-                    with_unarchived(
+                    reads_and_unarchived(
+                        &session,
                         &held,
-                        by_plate_select(&session, target_columns, &target_filter)?,
+                        Lookup::ByPlate,
                         target_columns,
-                        &target_filter,
-                        by_plate_select(&session, "read_id", &target_filter)?,
+                        &target_filter
                     )?,
                     quote(&args::rfc3339(
                         chrono::Utc::now().timestamp_millis() - LIVE_INCIDENT_MS - window_ms
@@ -536,18 +530,8 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                  GROUP BY r.plate_norm HAVING count(DISTINCT r.reader_id) >= {min_readers} \
                  ORDER BY readers_together DESC, passes_together DESC, r.plate_norm",
                 p = quote(&plate),
-                target = with_unarchived(&held,
-                    by_plate_select(&session, target_columns, &target_filter)?,
-                    target_columns,
-                    &target_filter,
-                    by_plate_select(&session, "read_id", &target_filter)?,
-                )?,
-                passes = with_unarchived(&held,
-                    format!("SELECT {passes_columns} FROM reads WHERE {passes_filter}"),
-                    passes_columns,
-                    &passes_filter,
-                    format!("SELECT read_id FROM reads WHERE {passes_filter}"),
-                )?,
+                target = reads_and_unarchived(&session, &held, Lookup::ByPlate, target_columns, &target_filter)?,
+                passes = reads_and_unarchived(&session, &held, Lookup::Any, passes_columns, &passes_filter)?,
             );
             run_sql(
                 &session,
@@ -569,21 +553,22 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                     let plate = exact_plate(plate)?;
                     let filter = format!("plate_norm = {} AND {time}", quote(&plate));
                     if reaches_now(range) && !engines.is_empty() {
-                        held.ask(
+                        ask_engines_or_say(
                             &session,
+                            &mut held,
                             &engines,
                             &[recent_query(range).with_plate(PlateSelector::Exact(plate))],
+                            range,
                         )
                         .await?;
-                        say_archive_freshness(&session, &held, range).await?;
                     }
                     (
-                        with_unarchived(
+                        reads_and_unarchived(
+                            &session,
                             &held,
-                            by_plate_select(&session, "observed_at, reader_id", &filter)?,
+                            Lookup::ByPlate,
                             "observed_at, reader_id",
                             &filter,
-                            by_plate_select(&session, "read_id", &filter)?,
                         )?,
                         "count(DISTINCT reader_id) AS readers",
                     )
@@ -591,21 +576,22 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 (None, Some(reader)) => {
                     let filter = format!("reader_id = {} AND {time}", quote(reader));
                     if reaches_now(range) && !engines.is_empty() {
-                        held.ask(
+                        ask_engines_or_say(
                             &session,
+                            &mut held,
                             &engines,
                             &[recent_query(range).of_reader(reader.clone())],
+                            range,
                         )
                         .await?;
-                        say_archive_freshness(&session, &held, range).await?;
                     }
                     (
-                        with_unarchived(
+                        reads_and_unarchived(
+                            &session,
                             &held,
-                            format!("SELECT observed_at, plate_norm FROM reads WHERE {filter}"),
+                            Lookup::Any,
                             "observed_at, plate_norm",
                             &filter,
-                            format!("SELECT read_id FROM reads WHERE {filter}"),
                         )?,
                         "count(DISTINCT plate_norm) AS plates",
                     )
@@ -655,6 +641,18 @@ async fn say_unknown_reader(session: &ArchiveSession, reader: &str, time: &str) 
         );
     }
     Ok(())
+}
+
+/// Asks the engines the questions; when none answers, says which was the archive's newest read.
+async fn ask_engines_or_say(
+    session: &ArchiveSession,
+    held: &mut Unarchived,
+    engines: &[unarchived::EngineApi],
+    questions: &[UnarchivedQuery],
+    range: Option<TimeRange>,
+) -> Result<()> {
+    held.ask(session, engines, questions).await?;
+    say_archive_freshness(session, held, range).await
 }
 
 /// When engines were asked about the last minutes and none answered: which was the archive's
@@ -730,23 +728,35 @@ fn recent_query(range: Option<TimeRange>) -> UnarchivedQuery {
     }
 }
 
-/// `archived` (a SELECT of `columns` from the archive where `filter` holds) and, when an engine
-/// answered, the same columns of its unarchived reads where `filter` holds whose id is not in
-/// `archived_ids` (the archive's ids under `filter`): a read the engine archived after it
-/// answered is then listed once, from the archive.
-fn with_unarchived(
+/// How a query's reads are selected from the archive: by plate, so that the days' plate-ordered
+/// copies serve, or otherwise.
+#[derive(Debug, Clone, Copy)]
+enum Lookup {
+    ByPlate,
+    Any,
+}
+
+/// `SELECT {columns}` of the archive's reads where `filter` holds and, when an engine answered,
+/// of its unarchived reads where `filter` holds whose id the archive has not under `filter`: a
+/// read the engine archived after it answered is then listed once, from the archive.
+fn reads_and_unarchived(
+    session: &ArchiveSession,
     held: &Unarchived,
-    archived: String,
+    lookup: Lookup,
     columns: &str,
     filter: &str,
-    archived_ids: String,
 ) -> Result<String> {
+    let archived = |columns: &str| match lookup {
+        Lookup::ByPlate => by_plate_select(session, columns, filter),
+        Lookup::Any => Ok(format!("SELECT {columns} FROM reads WHERE {filter}")),
+    };
     if held.count().is_none() {
-        return Ok(archived);
+        return archived(columns);
     }
     Ok(format!(
-        "{archived} UNION ALL SELECT {columns} FROM {table} WHERE {filter} \
-         AND read_id NOT IN ({archived_ids})",
+        "{} UNION ALL SELECT {columns} FROM {table} WHERE {filter} AND read_id NOT IN ({})",
+        archived(columns)?,
+        archived("read_id")?,
         table = unarchived::UNARCHIVED_TABLE
     ))
 }
