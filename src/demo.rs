@@ -202,7 +202,7 @@ pub async fn run_demo(options: DemoOptions, stop_flag: Arc<AtomicBool>) -> Resul
                 &settings,
                 simulator,
                 seconds,
-                rate,
+                rate as f64,
                 &produced,
                 &stop_flag,
                 &mut |simulator, message| dispatcher.before_send(simulator, message),
@@ -383,7 +383,7 @@ pub fn produce_simulated(
     settings: &KafkaSettings,
     mut simulator: Simulator,
     seconds: u64,
-    rate: u64,
+    rate: f64,
     produced: &AtomicU64,
     stop_flag: &AtomicBool,
     before_send: &mut dyn FnMut(&Simulator, &SimulatedMessage) -> Result<()>,
@@ -398,11 +398,13 @@ pub fn produce_simulated(
         .context("creating the simulated readers' producer")?;
     let topic = &settings.raw_topics[0];
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
+    // `seconds × rate` in all: the pacing's last sleep may end past the deadline, and the reads
+    // due by then are still sent.
+    let total = (seconds as f64 * rate).round() as u64;
     let mut sent: u64 = 0;
-    while Instant::now() < deadline && !stop_flag.load(Ordering::Relaxed) {
+    while sent < total && !stop_flag.load(Ordering::Relaxed) {
         // Pace by wall clock so a slow moment is caught up rather than lost.
-        let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+        let due = ((started.elapsed().as_secs_f64() * rate) as u64).min(total);
         while sent < due {
             let message = simulator.next_message(Timestamp::now());
             before_send(&simulator, &message)?;
@@ -426,7 +428,9 @@ pub fn produce_simulated(
             sent += 1;
         }
         produced.store(sent, Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(5));
+        if sent < total {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
     producer
         .flush(Duration::from_secs(30))

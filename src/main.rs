@@ -451,21 +451,13 @@ async fn run_command(command: Command) -> Result<()> {
                 )
                 .await?;
                 let simulator = Simulator::new(config);
-                if let Some(path) = &hotlist_out {
-                    simulator.write_hotlist_csv(std::fs::File::create(path)?)?;
-                }
-                if let Some(path) = &bolo_out {
-                    simulator.write_bolo_csv(std::fs::File::create(path)?, bolo_count)?;
-                }
-                if let Some(path) = &registry_out {
-                    let file = std::fs::File::create(path)
-                        .with_context(|| format!("creating {}", path.display()))?;
-                    platestream_engine::registry::write_csv(
-                        &platestream_engine::registry::simulated_registry(simulator.readers()),
-                        file,
-                    )
-                    .with_context(|| format!("writing {}", path.display()))?;
-                }
+                platestream::simulate_cmd::write_side_files(
+                    &simulator,
+                    hotlist_out.as_deref(),
+                    registry_out.as_deref(),
+                    bolo_out.as_deref(),
+                    bolo_count,
+                )?;
                 let produced = AtomicU64::new(0);
                 let never = AtomicBool::new(false);
                 tokio::task::block_in_place(|| {
@@ -473,7 +465,7 @@ async fn run_command(command: Command) -> Result<()> {
                         &settings,
                         simulator,
                         seconds,
-                        rate as u64,
+                        rate,
                         &produced,
                         &never,
                         &mut |_, _| Ok(()),

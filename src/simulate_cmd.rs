@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use platestream_engine::simulate::{Simulator, SimulatorConfig};
@@ -22,15 +22,32 @@ pub struct SimulateOptions {
     pub bolo_count: usize,
 }
 
-/// Writes `count` messages, one per line, observed at a simulated clock that starts at `start`
-/// and advances `1/rate` seconds per read. Returns the number of hotlisted-vehicle reads.
-pub fn simulate_to_writer(options: &SimulateOptions, out: &mut dyn Write) -> Result<u64> {
-    let mut simulator = Simulator::new(options.config.clone());
-    if let Some(path) = &options.hotlist_out {
+/// Writes the simulated city's hotlist, registry and BOLO list where asked, before any read.
+/// An empty hotlist is refused: `hotlist check` and the engine refuse a file with no entries.
+pub fn write_side_files(
+    simulator: &Simulator,
+    hotlist_out: Option<&Path>,
+    registry_out: Option<&Path>,
+    bolo_out: Option<&Path>,
+    bolo_count: usize,
+) -> Result<()> {
+    if let Some(path) = hotlist_out {
+        if simulator.hotlist_len() == 0 {
+            anyhow::bail!(
+                "no simulated vehicle is hotlisted (--hotlist-fraction {} of --vehicles {}), so \
+                 the hotlist for --hotlist-out {} would be empty; raise --hotlist-fraction or \
+                 leave out --hotlist-out",
+                simulator.config().hotlist_fraction,
+                simulator.config().vehicles,
+                path.display()
+            );
+        }
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        simulator.write_hotlist_csv(file)?;
+        simulator
+            .write_hotlist_csv(file)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(path) = &options.registry_out {
+    if let Some(path) = registry_out {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         platestream_engine::registry::write_csv(
             &platestream_engine::registry::simulated_registry(simulator.readers()),
@@ -38,10 +55,26 @@ pub fn simulate_to_writer(options: &SimulateOptions, out: &mut dyn Write) -> Res
         )
         .with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(path) = &options.bolo_out {
+    if let Some(path) = bolo_out {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        simulator.write_bolo_csv(file, options.bolo_count)?;
+        simulator
+            .write_bolo_csv(file, bolo_count)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(())
+}
+
+/// Writes `count` messages, one per line, observed at a simulated clock that starts at `start`
+/// and advances `1/rate` seconds per read. Returns the number of hotlisted-vehicle reads.
+pub fn simulate_to_writer(options: &SimulateOptions, out: &mut dyn Write) -> Result<u64> {
+    let mut simulator = Simulator::new(options.config.clone());
+    write_side_files(
+        &simulator,
+        options.hotlist_out.as_deref(),
+        options.registry_out.as_deref(),
+        options.bolo_out.as_deref(),
+        options.bolo_count,
+    )?;
     let mut truth_out = match &options.truth_out {
         Some(path) => Some(BufWriter::new(
             File::create(path).with_context(|| format!("creating {}", path.display()))?,

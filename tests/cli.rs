@@ -267,6 +267,18 @@ fn bad_configuration_and_arguments_are_clear_errors_naming_the_setting() {
             "--vehicles",
         ),
         (&["simulate", "--out", "x.ndjson", "--rate", "0"], "--rate"),
+        (
+            &[
+                "simulate",
+                "--out",
+                "x.ndjson",
+                "--hotlist-fraction",
+                "0",
+                "--hotlist-out",
+                "h.csv",
+            ],
+            "--hotlist-fraction 0 of --vehicles 20000",
+        ),
         (&["evaluate", "--reads", "0"], "--reads"),
         (&["demo", "--hotlist-fraction", "2"], "--hotlist-fraction"),
         (&["demo", "--partitions", "0"], "--partitions"),
@@ -830,6 +842,30 @@ fn simulate_to_kafka_writes_its_registry_and_refuses_what_only_files_have() {
         dir.path(),
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
+    // --seconds × --rate reads, a fractional rate included.
+    assert!(
+        text(&output.stdout).contains("sent 50 reads"),
+        "{}",
+        text(&output.stdout)
+    );
+    let slow = platestream(
+        &[
+            "simulate",
+            "--brokers",
+            &brokers,
+            "--seconds",
+            "2",
+            "--rate",
+            "2.5",
+        ],
+        dir.path(),
+    );
+    assert!(
+        text(&slow.stdout).contains("sent 5 reads"),
+        "{}{}",
+        text(&slow.stdout),
+        text(&slow.stderr)
+    );
     let registry = std::fs::read_to_string(dir.path().join("registry.csv")).unwrap();
     assert!(registry.starts_with("id,"), "{registry}");
     assert!(registry.lines().count() > 40, "{registry}");
