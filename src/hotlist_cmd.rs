@@ -257,6 +257,12 @@ async fn run_put(put: PutArgs) -> Result<()> {
         if name.is_empty() || matches!(name.as_str(), "list" | "id" | "op") {
             bail!("--set {assignment:?}: give the list and id with --list and --id");
         }
+        if let Some(known) = misspelt_field(&name) {
+            bail!(
+                "--set {assignment:?}: {name} is not an entry field (did you mean {known}?); \
+                 names that are not fields are kept as attributes"
+            );
+        }
         value.insert(name, text.into());
     }
     // A hand entry says when it was made unless the dispatcher said otherwise.
@@ -473,6 +479,23 @@ async fn run_publish(args: PublishArgs) -> Result<()> {
                 continue;
             }
         };
+        if let Some(serde_json::Value::Object(fields)) = &parsed.value {
+            let misspelt: Vec<String> = fields
+                .keys()
+                .filter_map(|name| {
+                    misspelt_field(name).map(|known| format!("{name} (did you mean {known}?)"))
+                })
+                .collect();
+            if !misspelt.is_empty() {
+                refused.push(format!(
+                    "line {number} ({}): fields that are not entry fields and would be kept as \
+                     attributes: {}",
+                    parsed.key,
+                    misspelt.join(", ")
+                ));
+                continue;
+            }
+        }
         let message = UpdateMessage {
             key: parsed.key,
             value: parsed
@@ -804,6 +827,20 @@ fn unrecognized_columns_notice(unknown_columns: &[String]) -> Option<String> {
             named.join(", ")
         )
     })
+}
+
+/// The entry field a hand-typed field name most likely misspells, when it is not itself a field
+/// or vehicle attribute: such a name would be kept as an attribute, and a `jurisdicton` leaves the
+/// entry matching plates of every state.
+fn misspelt_field(name: &str) -> Option<&'static str> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.as_str();
+    let known = KNOWN_COLUMNS.contains(&name) || VEHICLE_ATTRIBUTE_COLUMNS.contains(&name);
+    if known {
+        None
+    } else {
+        closest_known_column(name)
+    }
 }
 
 /// The known column (entry field or vehicle attribute) `column` is a near miss of: one it begins

@@ -115,3 +115,65 @@ fn check_names_columns_that_are_not_entry_fields_with_the_field_they_likely_miss
         "{stdout}"
     );
 }
+
+#[test]
+fn put_and_publish_refuse_a_field_name_that_misspells_an_entry_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = ["--brokers", "127.0.0.1:9", "--topic", "updates"];
+    let put = |set: &str| {
+        platestream(
+            &[
+                &[
+                    "hotlist",
+                    "put",
+                    "--list",
+                    "amber",
+                    "--plate",
+                    "AMB3R1",
+                    "--set",
+                    set,
+                    "--dry-run",
+                ][..],
+                &target,
+            ]
+            .concat(),
+            dir.path(),
+        )
+    };
+    let misspelt = put("Jurisdicton=VA");
+    let stderr = text(&misspelt.stderr);
+    assert!(!misspelt.status.success(), "{}", text(&misspelt.stdout));
+    assert!(
+        stderr.contains("jurisdicton is not an entry field (did you mean jurisdiction?)"),
+        "{stderr}"
+    );
+    // A name near no field is an attribute, as documented, and so is a vehicle attribute.
+    for set in ["officer=lee", "make=Honda"] {
+        let kept = put(set);
+        assert!(kept.status.success(), "{set}: {}", text(&kept.stderr));
+        assert!(text(&kept.stdout).contains(set), "{}", text(&kept.stdout));
+    }
+
+    std::fs::write(
+        dir.path().join("updates.ndjson"),
+        concat!(
+            r#"{"key": "amber/A-1", "value": {"plate": "AMB3R1", "jurisdiction": "VA"}}"#,
+            "\n",
+            r#"{"key": "amber/A-2", "value": {"plate": "AMB3R2", "priorty": "1"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let publish = platestream(
+        &[&["hotlist", "publish", "updates.ndjson"][..], &target].concat(),
+        dir.path(),
+    );
+    let stderr = text(&publish.stderr);
+    assert!(!publish.status.success());
+    assert!(
+        stderr.contains("line 2 (amber/A-2): fields that are not entry fields")
+            && stderr.contains("priorty (did you mean priority?)")
+            && stderr.contains("nothing was sent"),
+        "{stderr}"
+    );
+}
