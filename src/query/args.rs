@@ -183,16 +183,21 @@ pub fn parse_place(text: &str) -> Result<Place> {
             .with_context(|| format!("--place {text:?}: {name} {value:?} is not a number"))
     };
     let (lat, lon) = (number("latitude", lat)?, number("longitude", lon)?);
-    check_position(lat, lon).with_context(|| format!("--place {text:?}"))?;
+    if !valid_position(lat, lon) {
+        bail!("--place {text:?}: {lat},{lon} is not a position: latitude must be -90..90 and longitude -180..180");
+    }
+    let (from_ms, to_ms) = (
+        parse_time("--place from", from)?,
+        parse_time("--place to", to)?,
+    );
+    if from_ms >= to_ms {
+        bail!("--place {text:?}: its time window is empty: FROM must be before TO");
+    }
     Ok(Place {
         lat,
         lon,
         radius_m: parse_distance_m("--place radius", radius)?,
-        range: TimeRange::new(
-            parse_time("--place from", from)?,
-            parse_time("--place to", to)?,
-        )
-        .with_context(|| format!("--place {text:?}"))?,
+        range: TimeRange::new(from_ms, to_ms)?,
     })
 }
 
@@ -228,8 +233,24 @@ mod tests {
             parse_place("38.9,-77.0,300m,2026-11-24T01:00:00Z,2026-11-24T02:00:00Z").unwrap();
         assert_eq!(place.radius_m, 300.0);
         assert_eq!(place.range.to_ms - place.range.from_ms, 3_600_000);
-        assert!(parse_place("98.9,-77.0,300m,2026-11-24T01:00:00Z,2026-11-24T02:00:00Z").is_err());
-        assert!(parse_place("38.9,-77.0,300m,2026-11-24T02:00:00Z,2026-11-24T01:00:00Z").is_err());
+        // A place's errors name the place's own parts, not the flags of `incident`.
+        for (text, says) in [
+            (
+                "98.9,-77.0,300m,2026-11-24T01:00:00Z,2026-11-24T02:00:00Z",
+                "98.9,-77 is not a position",
+            ),
+            (
+                "38.9,-77.0,300m,2026-11-24T02:00:00Z,2026-11-24T01:00:00Z",
+                "FROM must be before TO",
+            ),
+        ] {
+            let error = format!("{:#}", parse_place(text).unwrap_err());
+            assert!(error.contains(says), "{error}");
+            assert!(
+                !error.contains("--lat") && !error.contains("--from"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
