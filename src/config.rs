@@ -76,7 +76,7 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     /// The in-memory index of recent reads' appearance embeddings, searched when a BOLO with
     /// reference vectors arrives; absent: no retro search. `dim` is `readers.embedding_dim` when
-    /// that is set.
+    /// that is set; a different `dim` beside it is refused.
     #[serde(default)]
     pub appearance: Option<platestream_engine::appearance::AppearanceIndexConfig>,
     /// The running engine's search API (`POST /v1/search/appearance`); absent: not served.
@@ -218,10 +218,30 @@ const SECTIONS: &[&str] = &[
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {
-        figment(path)?
+        let figment = figment(path)?;
+        figment
             .extract::<Self>()
             .map_err(anyhow::Error::from)
             .and_then(|config| config.check().map(|()| config))
+            .and_then(|config| {
+                // `readers.embedding_dim` wins; an `[appearance] dim` given beside it and
+                // different would otherwise be ignored without a word.
+                let dims = (
+                    config.readers.embedding_dim,
+                    figment.find_value("appearance.dim").is_ok(),
+                    config.appearance.as_ref().map(|appearance| appearance.dim),
+                );
+                if let (Some(readers), true, Some(appearance)) = dims {
+                    if readers != appearance {
+                        anyhow::bail!(
+                            "[appearance] dim = {appearance} but [readers] embedding_dim = \
+                             {readers}: the index holds the readers' embeddings, so give one \
+                             length (or leave dim out)"
+                        );
+                    }
+                }
+                Ok(config)
+            })
             .with_context(|| invalid(path))
     }
 
@@ -338,6 +358,7 @@ mod tests {
             ("", "raw_topics = []"),
             ("", "covert_alerts_topic = \"plate-alerts\""),
             ("[hotlists]", "updates_topic = \"plate-reads\""),
+            ("[readers]\nembedding_dim = 256\n[appearance]", "dim = 128"),
         ] {
             let text = format!("[kafka]\nbootstrap_servers = \"a:9092\"\n{section}\n{setting}\n");
             std::fs::write(&path, text).unwrap();
@@ -357,6 +378,20 @@ mod tests {
             assert_eq!(config.archive.zstd_level, 22);
             Ok(())
         });
+        // The readers' length alone, or the same length twice, is taken.
+        for appearance in ["[appearance]\nhorizon_secs = 60", "[appearance]\ndim = 256"] {
+            std::fs::write(
+                &path,
+                format!(
+                    "[kafka]\nbootstrap_servers = \"a:9092\"\n[readers]\nembedding_dim = 256\n{appearance}\n"
+                ),
+            )
+            .unwrap();
+            figment::Jail::expect_with(|_| {
+                Config::load(&path).unwrap();
+                Ok(())
+            });
+        }
     }
 
     #[test]
