@@ -348,7 +348,12 @@ pub fn require_topics(settings: &KafkaSettings, topics: &[(&str, &str)]) -> Resu
     let missing = match missing_topics(settings, &names) {
         Ok(missing) => missing,
         Err(error) => {
-            tracing::warn!(%error, "could not check that the configured topics exist");
+            tracing::warn!(
+                %error,
+                bootstrap_servers = %settings.bootstrap_servers,
+                "could not reach the cluster to check that the configured topics exist; the \
+                 engine starts and keeps retrying the brokers (stop it if the address is wrong)"
+            );
             return Ok(());
         }
     };
