@@ -98,6 +98,9 @@ pub struct ReaderSettings {
     pub dedupe_window_ms: u64,
     /// Archive every folded report too, marked with `duplicate_of`.
     pub keep_duplicates: bool,
+    /// A released pass is remembered this long, so a report of it sent again (a vendor's retry)
+    /// is folded into it rather than archived twice; 0 forgets passes when they are released.
+    pub resend_horizon_secs: u64,
     /// Column mapping for topics whose format is `generic` (`schemas/examples/generic/`).
     pub generic: Option<platestream_engine::vendor::GenericMapping>,
     /// Length of the readers' appearance embeddings; an embedding of another length is removed
@@ -112,6 +115,7 @@ impl Default for ReaderSettings {
             image_dir: PathBuf::from("platestream-data/images"),
             dedupe_window_ms: 3_000,
             keep_duplicates: false,
+            resend_horizon_secs: 300,
             generic: None,
             embedding_dim: None,
         }

@@ -618,6 +618,7 @@ async fn run_command(command: Command) -> Result<()> {
                 image_dir: image_dir.unwrap_or_else(|| out.join("images")),
                 dedupe_window_ms,
                 keep_duplicates,
+                resend_horizon_secs: ReaderSettings::default().resend_horizon_secs,
                 generic: generic_mapping
                     .as_deref()
                     .map(|path| platestream::replay::load_generic_mapping(path, &format))

@@ -31,6 +31,7 @@ pub fn dedupe_config(readers: &ReaderSettings) -> Option<DedupeConfig> {
     (readers.dedupe_window_ms > 0).then(|| DedupeConfig {
         window: Duration::from_millis(readers.dedupe_window_ms),
         keep_duplicates: readers.keep_duplicates,
+        resend_horizon: Duration::from_secs(readers.resend_horizon_secs),
     })
 }
 

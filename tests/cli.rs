@@ -198,6 +198,45 @@ fn repeated_frames_of_a_vehicle_pass_fold_into_one_read_and_every_report_is_coun
     );
     assert!(archived.iter().any(|read| read.frames >= 2));
 
+    // A vendor sends its first 50 reports again after the file's last: each folds into the pass
+    // already archived instead of being archived a second time under the same read id.
+    let original = std::fs::read_to_string(dir.path().join("frames.ndjson")).unwrap();
+    let resent: String = original
+        .lines()
+        .take(50)
+        .map(|line| format!("{line}\n"))
+        .collect();
+    std::fs::write(
+        dir.path().join("resent.ndjson"),
+        format!("{original}{resent}"),
+    )
+    .unwrap();
+    let output = platestream(
+        &[
+            "replay",
+            "--input",
+            "resent.ndjson",
+            "--out",
+            "resent",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let with_resends = common::archived_reads(&dir.path().join("resent"));
+    let ids: std::collections::HashSet<&str> = with_resends
+        .iter()
+        .map(|read| read.read_id.as_str())
+        .collect();
+    assert_eq!(ids.len(), with_resends.len(), "a read id archived twice");
+    assert_eq!(with_resends.len(), archived.len(), "{stdout}");
+    assert_eq!(
+        number_after(&stdout, "duplicates folded"),
+        folded + 50,
+        "{stdout}"
+    );
+
     // Kept duplicates are archived too, each pointing at a pass that is in the archive.
     let stdout = replay("kept", &["--keep-duplicates"]);
     let kept = common::archived_reads(&dir.path().join("kept"));

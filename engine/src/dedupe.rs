@@ -25,6 +25,10 @@ pub struct DedupeConfig {
     pub window: Duration,
     /// Archive every folded report too, marked with `duplicate_of`.
     pub keep_duplicates: bool,
+    /// How long (ingest time) a released pass is remembered, so that a report of it sent again
+    /// (a vendor's retry, a producer's resend) folds into it instead of being archived a second
+    /// time. Zero forgets a pass when it is released.
+    pub resend_horizon: Duration,
 }
 
 impl Default for DedupeConfig {
@@ -32,6 +36,7 @@ impl Default for DedupeConfig {
         Self {
             window: Duration::from_secs(3),
             keep_duplicates: false,
+            resend_horizon: Duration::from_secs(300),
         }
     }
 }
@@ -108,6 +113,20 @@ struct HeldRead {
     pass: u64,
 }
 
+/// A released pass, remembered so that a report of it sent again is folded into it.
+#[derive(Debug)]
+struct RememberedPass {
+    first_ms: i64,
+    read_id: Box<str>,
+    partition: u64,
+}
+
+/// The topic and partition a pass came from, as a hash: a partition that moves away takes its
+/// remembered passes with it (see [`DuplicateSuppressor::forget_partition`]).
+fn partition_tag(topic: &str, partition: i32) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(topic.as_bytes(), u64::from(partition.unsigned_abs())) | 1
+}
+
 /// One reader's clock and its passes, soonest to end first.
 #[derive(Debug)]
 struct ReaderPasses {
@@ -151,35 +170,108 @@ pub struct DuplicateSuppressor {
     /// Readers whose clock moved since the last [`Self::release_due`].
     moved: Vec<u64>,
     passes_begun: u64,
+    /// Passes released within the resend horizon: per key, each pass's first observation time,
+    /// read id and [`partition_tag`].
+    released: HashMap<PassKey, Vec<RememberedPass>, Prehashed>,
+    /// How many passes `released` holds.
+    remembered: usize,
+    /// (ingest time of the release, key, first observation time), oldest first, to forget them.
+    released_order: VecDeque<(i64, PassKey, i64)>,
+    resend_horizon_ms: i64,
+    /// The latest ingest time offered or released at: what a flush counts its releases from.
+    latest_now: Timestamp,
 }
 
 impl DuplicateSuppressor {
     pub fn new(config: DedupeConfig) -> Self {
         let window_ms = i64::try_from(config.window.as_millis()).unwrap_or(i64::MAX);
         Self {
-            config,
             window_ms,
             held: HashMap::default(),
             began: VecDeque::new(),
             readers: HashMap::default(),
             moved: Vec::new(),
             passes_begun: 0,
+            released: HashMap::default(),
+            remembered: 0,
+            released_order: VecDeque::new(),
+            resend_horizon_ms: i64::try_from(config.resend_horizon.as_millis()).unwrap_or(i64::MAX),
+            latest_now: Timestamp::from_millis(i64::MIN),
+            config,
         }
+    }
+
+    /// How many released passes are remembered for resent reports.
+    pub fn remembered_count(&self) -> usize {
+        self.remembered
+    }
+
+    /// Remembers `released` (passes just released), and forgets those past the horizon or
+    /// beyond [`MAX_REMEMBERED`].
+    fn remember_released(&mut self, released: &[PlateRead]) {
+        if self.resend_horizon_ms == 0 {
+            return;
+        }
+        let now = self.latest_now.millis();
+        for pass in released {
+            let key = PassKey::of(pass);
+            let first_ms = pass.observed_at.millis();
+            self.released.entry(key).or_default().push(RememberedPass {
+                first_ms,
+                read_id: pass.read_id.as_str().into(),
+                partition: pass
+                    .source
+                    .as_ref()
+                    .map_or(0, |source| partition_tag(&source.topic, source.partition)),
+            });
+            self.remembered += 1;
+            self.released_order.push_back((now, key, first_ms));
+        }
+        while let Some(&(released_at, key, first_ms)) = self.released_order.front() {
+            let within_horizon = now.saturating_sub(released_at) < self.resend_horizon_ms;
+            if within_horizon && self.released_order.len() <= MAX_REMEMBERED {
+                break;
+            }
+            self.released_order.pop_front();
+            if let Some(passes) = self.released.get_mut(&key) {
+                if let Some(at) = passes.iter().position(|pass| pass.first_ms == first_ms) {
+                    passes.swap_remove(at);
+                    self.remembered -= 1;
+                }
+                if passes.is_empty() {
+                    self.released.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The read id of a released pass this report belongs to (within the window of its first
+    /// report), if one is remembered.
+    fn released_pass_of(&self, key: &PassKey, report: &PlateRead) -> Option<&str> {
+        let observed = report.observed_at.millis();
+        self.released
+            .get(key)?
+            .iter()
+            .find(|pass| (-self.window_ms..=self.window_ms).contains(&(observed - pass.first_ms)))
+            .map(|pass| &*pass.read_id)
     }
 
     pub fn held_count(&self) -> usize {
         self.held.len()
     }
 
-    /// Whether [`Self::offer`] would fold this report into a held pass and leave it out of the
-    /// archive (folded, and duplicates are not kept).
+    /// Whether [`Self::offer`] would fold this report into a held or released pass and leave it
+    /// out of the archive (folded, and duplicates are not kept).
     pub fn would_drop(&self, read: &PlateRead) -> bool {
         if self.config.keep_duplicates {
             return false;
         }
-        self.held
-            .get(&PassKey::of(read))
-            .is_some_and(|held| within_pass(self.window_ms, &held.read, read))
+        let key = PassKey::of(read);
+        let held = self
+            .held
+            .get(&key)
+            .is_some_and(|held| within_pass(self.window_ms, &held.read, read));
+        held || self.released_pass_of(&key, read).is_some()
     }
 
     /// Offers a normalized report; a pass it ends (same plate and reader, outside the window) goes
@@ -191,14 +283,12 @@ impl DuplicateSuppressor {
         released: &mut Vec<PlateRead>,
     ) -> Offered {
         let reader_id = reader_key(&read.reader_id);
-        let reader = self
-            .readers
-            .entry(reader_id)
-            .or_insert_with(|| ReaderPasses {
-                clock: read.observed_at,
-                passes: BinaryHeap::new(),
-                moved: false,
-            });
+        let new_reader = || ReaderPasses {
+            clock: read.observed_at,
+            passes: BinaryHeap::new(),
+            moved: false,
+        };
+        let reader = self.readers.entry(reader_id).or_insert_with(new_reader);
         if read.observed_at > reader.clock {
             reader.clock = read.observed_at;
             if !reader.moved {
@@ -212,12 +302,29 @@ impl DuplicateSuppressor {
                 return fold(&mut held.read, read, self.config.keep_duplicates);
             }
         }
+        self.latest_now = self.latest_now.max(now);
+        // A report of a pass already released (sent again, or a frame that came late): the
+        // archive has the pass, and a newer pass of the plate held now goes on.
+        if let Some(pass_read_id) = self.released_pass_of(&key, &read) {
+            let pass_read_id = pass_read_id.to_owned();
+            let duplicate = self.config.keep_duplicates.then(|| {
+                let mut duplicate = read;
+                duplicate.duplicate_of = Some(pass_read_id.clone());
+                Box::new(duplicate)
+            });
+            return Offered::Folded {
+                pass_read_id,
+                duplicate,
+            };
+        }
+        let first_released = released.len();
         if let Some(previous) = self.held.remove(&key) {
             released.push(previous.read);
         }
         self.passes_begun += 1;
         let pass = self.passes_begun;
         let ends_at = read.observed_at.millis().saturating_add(self.window_ms);
+        let reader = self.readers.entry(reader_id).or_insert_with(new_reader);
         reader.passes.push(Reverse((ends_at, pass, key)));
         // A late report that its reader's clock has already passed: over at the next release.
         let already_over = reader.clock.millis() > ends_at;
@@ -237,12 +344,15 @@ impl DuplicateSuppressor {
         if self.held.len() > MAX_HELD {
             self.release_oldest(released);
         }
+        self.remember_released(&released[first_released..]);
         Offered::NewPass
     }
 
     /// Releases every pass that is over: its reader's clock is past the window, or it has been held
     /// for the window by the wall clock.
     pub fn release_due(&mut self, now: Timestamp, released: &mut Vec<PlateRead>) {
+        self.latest_now = self.latest_now.max(now);
+        let first_released = released.len();
         for reader_id in std::mem::take(&mut self.moved) {
             let Some(reader) = self.readers.get_mut(&reader_id) else {
                 continue;
@@ -271,6 +381,7 @@ impl DuplicateSuppressor {
             }
             self.release_oldest(released);
         }
+        self.remember_released(&released[first_released..]);
     }
 
     fn release_oldest(&mut self, released: &mut Vec<PlateRead>) {
@@ -314,7 +425,9 @@ impl DuplicateSuppressor {
             .filter_map(|key| self.held.remove(key))
             .collect();
         self.forget_released();
+        let first_released = released.len();
         release_in_order(passes, released);
+        self.remember_released(&released[first_released..]);
     }
 
     /// Releases every held pass (end of input).
@@ -324,11 +437,13 @@ impl DuplicateSuppressor {
             reader.passes.clear();
         }
         let passes: Vec<HeldRead> = self.held.drain().map(|(_, held)| held).collect();
+        let first_released = released.len();
         release_in_order(passes, released);
+        self.remember_released(&released[first_released..]);
     }
 
-    /// Drops the passes of a partition this engine no longer owns: the next owner replays them from
-    /// the last commit. Returns how many were dropped.
+    /// Drops the passes of a partition this engine no longer owns, held or remembered: the next
+    /// owner replays them from the last commit. Returns how many held passes were dropped.
     pub fn forget_partition(&mut self, topic: &str, partition: i32) -> usize {
         let before = self.held.len();
         self.held.retain(|_, held| {
@@ -339,6 +454,17 @@ impl DuplicateSuppressor {
                 .is_some_and(|source| source.topic == topic && source.partition == partition)
         });
         self.forget_released();
+        // Its released passes may be in a segment that is abandoned now: the next owner (this
+        // engine again, perhaps) must archive them when it consumes them again, not fold them.
+        let tag = partition_tag(topic, partition);
+        let mut forgotten = 0;
+        self.released.retain(|_, passes| {
+            let before = passes.len();
+            passes.retain(|pass| pass.partition != tag);
+            forgotten += before - passes.len();
+            !passes.is_empty()
+        });
+        self.remembered -= forgotten;
         before - self.held.len()
     }
 }
@@ -357,6 +483,10 @@ fn release_in_order(mut passes: Vec<HeldRead>, released: &mut Vec<PlateRead>) {
 /// Passes held at once before the oldest is released early: bounds memory when a reader floods
 /// (or a replay runs far faster than the wall clock).
 const MAX_HELD: usize = 200_000;
+
+/// Released passes remembered at once (about 100 bytes each): at high rates the resend horizon
+/// is shorter than configured, so memory stays bounded.
+pub const MAX_REMEMBERED: usize = 500_000;
 
 /// Whether a report falls within `window_ms` of a held pass's first report.
 fn within_pass(window_ms: i64, pass: &PlateRead, report: &PlateRead) -> bool {
@@ -572,6 +702,7 @@ mod tests {
         let mut suppressor = DuplicateSuppressor::new(DedupeConfig {
             window: Duration::from_secs(2),
             keep_duplicates: true,
+            ..DedupeConfig::default()
         });
         let mut released = Vec::new();
         let now = Timestamp(T0);
@@ -594,5 +725,87 @@ mod tests {
         );
         assert_eq!(released.len(), 1, "the earlier pass ended");
         assert_eq!(released[0].frames, 2);
+    }
+
+    /// A vendor that gets no answer sends its report again, seconds or minutes later: the
+    /// archive must not hold the pass twice under the same read id.
+    #[test]
+    fn a_report_sent_again_after_its_pass_was_released_folds_into_that_pass() {
+        let config = DedupeConfig {
+            window: Duration::from_secs(3),
+            resend_horizon: Duration::from_secs(300),
+            ..DedupeConfig::default()
+        };
+        let mut suppressor = DuplicateSuppressor::new(config.clone());
+        let mut released = Vec::new();
+        let now = |seconds: i64| Timestamp(T0 + seconds * 1_000);
+        let first = report("r1", "ABC123", T0, 0.9, 0);
+        let frame = report("r1", "ABC123", T0 + 500, 0.8, 1);
+        suppressor.offer(first.clone(), now(0), &mut released);
+        suppressor.offer(frame.clone(), now(0), &mut released);
+        // The reader moves on; the pass ends and is released.
+        suppressor.offer(
+            report("r1", "XYZ999", T0 + 10_000, 0.9, 2),
+            now(10),
+            &mut released,
+        );
+        suppressor.release_due(now(10), &mut released);
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].read_id, "read-0");
+        assert_eq!(suppressor.remembered_count(), 1);
+        // A newer pass of the same plate is held when the resends arrive; they must not end it.
+        suppressor.offer(
+            report("r1", "ABC123", T0 + 20_000, 0.9, 3),
+            now(20),
+            &mut released,
+        );
+        for (resent, at) in [(&first, 30), (&frame, 200)] {
+            assert!(suppressor.would_drop(resent));
+            assert_eq!(
+                suppressor.offer(resent.clone(), now(at), &mut released),
+                Offered::Folded {
+                    pass_read_id: "read-0".into(),
+                    duplicate: None,
+                },
+                "resent {}s after the pass began",
+                at
+            );
+        }
+        assert_eq!(released.len(), 1, "the newer pass is still held");
+        assert_eq!(suppressor.held_count(), 2);
+
+        // Past the horizon the pass is forgotten: a resend is a pass again.
+        suppressor.release_due(now(400), &mut released);
+        assert!(!suppressor.would_drop(&first));
+        assert_eq!(
+            suppressor.offer(first.clone(), now(400), &mut released),
+            Offered::NewPass
+        );
+
+        // With no horizon, nothing is remembered.
+        let mut forgetful = DuplicateSuppressor::new(DedupeConfig {
+            resend_horizon: Duration::ZERO,
+            ..config
+        });
+        let mut released = Vec::new();
+        forgetful.offer(first.clone(), now(0), &mut released);
+        forgetful.flush_all(&mut released);
+        assert_eq!(forgetful.remembered_count(), 0);
+        assert_eq!(
+            forgetful.offer(first.clone(), now(1), &mut released),
+            Offered::NewPass
+        );
+
+        // A partition that moves away takes its remembered passes along: its open segment is
+        // abandoned, so when its reads come again (to this engine, perhaps) they are archived.
+        let mut moved = DuplicateSuppressor::new(config);
+        moved.offer(first.clone(), now(0), &mut released);
+        moved.flush_partition("reads", 0, &mut released);
+        assert_eq!(moved.remembered_count(), 1);
+        moved.forget_partition("other-topic", 0);
+        assert_eq!(moved.remembered_count(), 1);
+        moved.forget_partition("reads", 0);
+        assert_eq!(moved.remembered_count(), 0);
+        assert_eq!(moved.offer(first, now(1), &mut released), Offered::NewPass);
     }
 }
