@@ -10,7 +10,8 @@
 //! each rebuilt list again (`LiveUpdates::replace_list`), so they win over the file for their id;
 //! lists only the topic feeds are never touched here.
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -105,9 +106,52 @@ impl HotlistFiles {
 
     /// Every entry of every file.
     pub fn entries(&self) -> Vec<Arc<HotlistEntry>> {
-        self.files
-            .iter()
-            .flat_map(|file| file.entries.iter().cloned())
+        self.merged_entries(None)
+    }
+
+    /// The entries of every file (of one list, when given). An id of a list that two files both
+    /// hold is taken from the later file in the configuration, as a later row wins within one
+    /// file: kept twice, both would match and page for one entry, and a live delete of the id
+    /// would leave one behind.
+    fn merged_entries(&self, list: Option<&str>) -> Vec<Arc<HotlistEntry>> {
+        let mut position_of: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut merged: Vec<(usize, &Arc<HotlistEntry>)> = Vec::new();
+        // (earlier file, later file) → (ids both hold, one of them).
+        let mut repeated: BTreeMap<(usize, usize), (usize, &str)> = BTreeMap::new();
+        for (file_index, file) in self.files.iter().enumerate() {
+            let entries = file
+                .entries
+                .iter()
+                .filter(|entry| list.is_none_or(|list| entry.list == list));
+            for entry in entries {
+                match position_of.entry((entry.list.as_str(), entry.id.as_str())) {
+                    Entry::Occupied(occupied) => {
+                        let slot = &mut merged[*occupied.get()];
+                        let pair = repeated
+                            .entry((slot.0, file_index))
+                            .or_insert((0, &entry.id));
+                        pair.0 += 1;
+                        *slot = (file_index, entry);
+                    }
+                    Entry::Vacant(vacant) => {
+                        vacant.insert(merged.len());
+                        merged.push((file_index, entry));
+                    }
+                }
+            }
+        }
+        for ((earlier, later), (ids, example)) in repeated {
+            tracing::warn!(
+                earlier = %self.files[earlier].path.display(),
+                later = %self.files[later].path.display(),
+                ids,
+                example,
+                "hotlist files hold the same ids of a list; the later file's entries are kept"
+            );
+        }
+        merged
+            .into_iter()
+            .map(|(_, entry)| Arc::clone(entry))
             .collect()
     }
 
@@ -207,14 +251,7 @@ impl FileReloader {
             }
         }
         for list in affected {
-            let entries: Vec<Arc<HotlistEntry>> = self
-                .files
-                .files
-                .iter()
-                .flat_map(|file| file.entries.iter())
-                .filter(|entry| entry.list == list)
-                .cloned()
-                .collect();
+            let entries = self.files.merged_entries(Some(&list));
             let count = entries.len();
             match self.live.replace_list(&self.store, &list, entries) {
                 Ok(replaced) => {

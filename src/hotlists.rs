@@ -21,15 +21,6 @@ pub fn load_hotlist_files(paths: &[PathBuf]) -> Result<Vec<Arc<HotlistEntry>>> {
     Ok(entries)
 }
 
-/// Loads NCIC-style extracts, detecting each file's layout from its first line.
-pub fn load_ncic_files(paths: &[PathBuf]) -> Result<Vec<Arc<HotlistEntry>>> {
-    let mut entries = Vec::new();
-    for path in paths {
-        entries.extend(load_ncic_file(path)?.entries);
-    }
-    Ok(entries)
-}
-
 /// One hotlist CSV file, its refused rows reported.
 pub fn load_csv_file(path: &Path) -> Result<LoadedHotlist> {
     let file = File::open(path).with_context(|| format!("opening hotlist {}", path.display()))?;

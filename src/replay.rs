@@ -20,7 +20,7 @@ use platestream_engine::vendor::{decoder_for, GenericMapping};
 use platestream_engine::{SourcePosition, Timestamp};
 
 use crate::config::ReaderSettings;
-use crate::hotlists::{build_store, load_hotlist_files, load_ncic_files};
+use crate::hotlists::build_store;
 use crate::readers::{decode_context, dedupe_config};
 
 /// The pipeline `replay` runs: the hotlists under full matching with the default alert policy,
@@ -31,8 +31,8 @@ pub fn replay_pipeline(
     format: &str,
     readers: &ReaderSettings,
 ) -> Result<Pipeline> {
-    let mut entries = load_hotlist_files(hotlists)?;
-    entries.extend(load_ncic_files(ncic)?);
+    // As the engine loads its files: an id two files hold is taken from the later one.
+    let entries = crate::hotlist_sources::HotlistFiles::load(hotlists, ncic)?.entries();
     let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
     let context = decode_context(readers)?;
     let decoder = decoder_for(format, readers.generic.as_ref(), &context)

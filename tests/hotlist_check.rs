@@ -177,3 +177,62 @@ fn put_and_publish_refuse_a_field_name_that_misspells_an_entry_field() {
         "{stderr}"
     );
 }
+
+/// A state's NCIC export and a local file may both carry an entry id: the engine (and `replay`,
+/// which loads files as it does) keeps the later file's entry, as a later row wins within a file,
+/// instead of matching both.
+#[test]
+fn an_id_two_hotlist_files_hold_is_taken_from_the_later_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("state.csv"),
+        "list,plate,jurisdiction,id\nstolen_vehicles,AAA111,US-VA,case-1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("local.csv"),
+        "list,plate,jurisdiction,id\nstolen_vehicles,BBB222,US-VA,case-1\n",
+    )
+    .unwrap();
+    let reads: String = ["AAA111", "BBB222"]
+        .iter()
+        .enumerate()
+        .map(|(n, plate)| {
+            format!(
+                "{{\"vendor\":\"acme\",\"reader_id\":\"pole-{n}\",\"observed_at\":{},\"plate\":\"{plate}\",\"jurisdiction\":\"US-VA\",\"confidence\":0.95}}\n",
+                1_795_539_600_000i64 + n as i64 * 60_000
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("reads.ndjson"), reads).unwrap();
+    let output = platestream(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--hotlist",
+            "state.csv",
+            "--hotlist",
+            "local.csv",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("the later file's entries are kept"),
+        "{}",
+        text(&output.stderr)
+    );
+    let alerts = std::fs::read_to_string(dir.path().join("out/alerts.ndjson")).unwrap();
+    let plates: Vec<String> = alerts
+        .lines()
+        .map(|line| {
+            let alert: serde_json::Value = serde_json::from_str(line).unwrap();
+            alert["read_plate_norm"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(plates, ["BBB222"], "{alerts}");
+}
