@@ -1,8 +1,9 @@
 //! Duplicate suppression: readers report a vehicle once per frame (and once per lane camera) while
 //! it is in view. Reports of the same normalized plate at the same reader within a window collapse
-//! into one read: the pass's first report gives its identity (`read_id`, `observed_at`, source
-//! position), the most confident report gives its content (plate text, confidence, jurisdiction,
-//! attributes, images), and `frames` counts the reports.
+//! into one read: the pass's first report gives its identity (`read_id`, source position), the
+//! most confident report gives its content (plate text, confidence, jurisdiction, attributes,
+//! images), its earliest and latest reports its span (`observed_at`, `last_observed_at`), and
+//! `frames` counts the reports.
 //!
 //! Matching does not wait for the window: every report is matched at once (an officer must not
 //! wait seconds for an alert), and alerts of folded reports point at the pass's read.
@@ -498,6 +499,11 @@ fn fold(pass: &mut PlateRead, report: PlateRead, keep_duplicates: bool) -> Offer
     pass.frames = pass.frames.saturating_add(report.frames.max(1));
     let last = report.last_observed_at.unwrap_or(report.observed_at);
     pass.last_observed_at = Some(pass.last_observed_at.unwrap_or(pass.observed_at).max(last));
+    // Frames can arrive out of order (several partitions, a reader's upload queue): the pass
+    // spans its earliest frame too, or a query for the moment the vehicle was first seen misses it.
+    if report.observed_at < pass.observed_at {
+        pass.observed_at = report.observed_at;
+    }
     let pass_read_id = pass.read_id.clone();
     let duplicate = keep_duplicates.then(|| {
         let mut duplicate = report.clone();
@@ -725,6 +731,26 @@ mod tests {
         );
         assert_eq!(released.len(), 1, "the earlier pass ended");
         assert_eq!(released[0].frames, 2);
+    }
+
+    #[test]
+    fn a_pass_spans_its_earliest_frame_when_frames_arrive_out_of_order() {
+        let mut suppressor = DuplicateSuppressor::new(DedupeConfig::default());
+        let mut released = Vec::new();
+        let now = Timestamp(T0);
+        suppressor.offer(
+            report("r1", "BBB222", T0 + 2_000, 0.5, 0),
+            now,
+            &mut released,
+        );
+        suppressor.offer(report("r1", "BBB222", T0, 0.95, 1), now, &mut released);
+        suppressor.flush_all(&mut released);
+        assert_eq!(released.len(), 1);
+        let pass = &released[0];
+        assert_eq!(pass.read_id, "read-0", "the identity is the first report's");
+        assert_eq!(pass.observed_at, Timestamp(T0));
+        assert_eq!(pass.last_observed_at, Some(Timestamp(T0 + 2_000)));
+        assert_eq!(pass.confidence, 0.95);
     }
 
     /// A vendor that gets no answer sends its report again, seconds or minutes later: the
