@@ -469,6 +469,12 @@ fn print_summary(
         "  dead-lettered (with reasons)       {}",
         counts.dead_lettered
     );
+    if counts.messages_partly_refused > 0 {
+        println!(
+            "    of which partly refused          {} ({} reads refused, the others went on)",
+            counts.messages_partly_refused, counts.reads_refused
+        );
+    }
     println!("  not reads (heartbeats)             {}", counts.not_reads);
     println!(
         "  skipped, archived by an earlier run {}",

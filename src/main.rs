@@ -660,6 +660,12 @@ async fn run_command(command: Command) -> Result<()> {
                 counts.dead_lettered,
                 out.join(DEAD_LETTER_FILE).display()
             );
+            if counts.reads_refused > 0 {
+                println!(
+                    "reads refused       {} (in {} of the dead-lettered lines, whose other reads went on)",
+                    counts.reads_refused, counts.messages_partly_refused
+                );
+            }
             println!(
                 "alerts              {} ({})",
                 counts.alerts,

@@ -61,3 +61,32 @@ pub fn pipeline_for(
     }
     Ok(pipeline)
 }
+
+/// Decoders for the `serve` vendors whose readers keep their own time zone
+/// (`[ingest.vendors.NAME] reader_timezone`): `serve` checks their messages in that zone, and the
+/// engine must read their local times in it too, not in `readers.timezone`.
+pub fn with_vendor_zones(
+    mut pipeline: Pipeline,
+    ingest: &platestream_connectors::http::IngestSettings,
+    readers: &ReaderSettings,
+) -> Result<Pipeline> {
+    let context = decode_context(readers)?;
+    for (vendor, settings) in &ingest.vendors {
+        let Some(zone_name) = &settings.reader_timezone else {
+            continue;
+        };
+        let zone = parse_zone(zone_name).with_context(|| {
+            format!(
+                "ingest.vendors.{vendor}.reader_timezone = {zone_name:?} is not an IANA time zone"
+            )
+        })?;
+        let decoder = decoder_for(
+            &settings.format,
+            readers.generic.as_ref(),
+            &context.clone().with_timezone(zone),
+        )
+        .with_context(|| format!("ingest.vendors.{vendor}.format = {:?}", settings.format))?;
+        pipeline = pipeline.with_vendor_decoder(vendor.clone(), decoder);
+    }
+    Ok(pipeline)
+}

@@ -76,8 +76,10 @@ pub async fn run_engine(
         .fold(config.hotlists.suppression_window_secs, u64::max);
     remember_recent_pages(&config.archive.dir, &alert_policy, longest_window_secs)?;
     check_webhook_urls(&config)?;
-    let mut pipeline = pipeline_for(&config.kafka, &config.readers, store.clone())?
-        .with_alert_policy(alert_policy);
+    let pipeline = pipeline_for(&config.kafka, &config.readers, store.clone())?;
+    let mut pipeline =
+        crate::readers::with_vendor_zones(pipeline, &config.ingest, &config.readers)?
+            .with_alert_policy(alert_policy);
     let mut appearance_index = None;
     if let Some(appearance) = &config.appearance {
         let appearance = platestream_engine::appearance::AppearanceIndexConfig {
@@ -260,6 +262,7 @@ pub async fn run_engine(
         duplicates_folded = summary.counts.duplicates_suppressed,
         duplicates_kept = summary.counts.duplicates_kept,
         dead_lettered = summary.counts.dead_lettered,
+        reads_refused = summary.counts.reads_refused,
         not_reads = summary.counts.not_reads,
         skipped_already_archived = summary.already_archived,
         alerts = summary.counts.alerts,

@@ -1041,3 +1041,78 @@ fn replay_refuses_an_input_whose_files_would_replace_another_inputs_reads() {
     );
     assert_eq!(count, "reads,ids\n3000,3000\n");
 }
+
+/// A camera that reads two plates in one frame sends them in one message: a garbled second plate
+/// must not cost the first its archive row or its alert (a stolen car beside a smudged plate).
+#[test]
+fn a_bad_plate_in_a_message_of_several_leaves_the_others_archived_and_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("frames.ndjson"),
+        concat!(
+            r#"{"camera_id": "cam-a", "timestamp": "2026-11-27T10:00:00Z", "results": [{"plate": "stol3n", "score": 0.95, "dscore": 0.9}, {"plate": "xy#12", "score": 0.6, "dscore": 0.5}]}"#,
+            "\n",
+            r#"{"camera_id": "cam-b", "timestamp": "2026-11-27T10:00:05Z", "results": [{"plate": "good12", "score": 0.95, "dscore": 0.9}, {"plate": "good34", "score": 0.9, "dscore": 0.9}]}"#,
+            "\n",
+            r#"{"camera_id": "cam-c", "timestamp": "2026-11-27T10:00:09Z", "results": [{"plate": "bad#1", "score": 0.95, "dscore": 0.9}, {"plate": "zz!9", "score": 0.9, "dscore": 0.9}]}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("hot.csv"),
+        "list,plate,reason\nstolen_vehicles,STOL3N,stolen vehicle\n",
+    )
+    .unwrap();
+    let output = platestream(
+        &[
+            "replay",
+            "--input",
+            "frames.ndjson",
+            "--format",
+            "plate_recognizer",
+            "--hotlist",
+            "hot.csv",
+            "--out",
+            "out",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let mut plates: Vec<String> = common::archived_reads(&dir.path().join("out"))
+        .into_iter()
+        .map(|read| read.plate_norm)
+        .collect();
+    plates.sort();
+    assert_eq!(plates, ["GOOD12", "GOOD34", "STOL3N"], "{stdout}");
+    let alerts = std::fs::read_to_string(dir.path().join("out/alerts.ndjson")).unwrap();
+    assert_eq!(alerts.lines().count(), 1, "{alerts}");
+    assert!(alerts.contains(r#""entry_plate":"STOL3N""#), "{alerts}");
+    // Both messages with a refused read are dead-lettered whole, saying which reads went on.
+    let dead: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("out/dead-letter.ndjson"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    assert_eq!(dead.len(), 2);
+    let partly = dead[0]["reason"].as_str().unwrap();
+    assert!(
+        partly.starts_with("read 2 of 2: ")
+            && partly.ends_with("the message's other reads (1) were kept"),
+        "{partly}"
+    );
+    let whole = dead[1]["reason"].as_str().unwrap();
+    assert!(
+        whole.starts_with("read 1 of 2: ") && whole.contains("; read 2 of 2: "),
+        "{whole}"
+    );
+    assert!(!whole.contains("were kept"), "{whole}");
+    assert!(stdout.contains("dead-lettered       2"), "{stdout}");
+    assert!(
+        stdout.contains("reads refused       1 (in 1 of the dead-lettered lines"),
+        "{stdout}"
+    );
+}

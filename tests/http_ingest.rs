@@ -495,6 +495,10 @@ listen = "127.0.0.1:0"
             "[ingest.vendors.{format}]\nformat = \"{format}\"\ntoken = \"{format}-token-0123456789\"\ntopic = \"vendor-{format}\"\n"
         ));
     }
+    // A vendor whose cameras keep Tokyo time, on a topic shared with New York's.
+    toml.push_str(
+        "[ingest.vendors.tokyo]\nformat = \"plate_recognizer\"\ntoken = \"tokyo-token-0123456789\"\ntopic = \"vendor-plate_recognizer\"\nreader_timezone = \"Asia/Tokyo\"\n",
+    );
     let path = dir.path().join("platestream.toml");
     std::fs::write(&path, toml).unwrap();
     let config = Config::load(&path).unwrap();
@@ -548,13 +552,28 @@ listen = "127.0.0.1:0"
         }
     }
     assert!(expected_reads.len() >= 10, "{}", expected_reads.len());
+    // Its local 21:00 is 12:00 UTC, whatever `readers.timezone` says.
+    let reply = server.send(
+        server
+            .post("tokyo")
+            .bearer_auth("tokyo-token-0123456789")
+            .body(r#"{"camera_id":"tokyo-cam","timestamp":"2026-11-27 21:00:00","results":[{"plate":"tky123","score":0.9,"dscore":0.9}]}"#),
+    );
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    posted += 1;
+    expected_reads.push(serde_json::json!({
+        "plate_norm": "TKY123",
+        "observed_at": "2026-11-27T12:00:00Z",
+    }));
 
-    let mut pipeline = pipeline_for(
+    let pipeline = pipeline_for(
         &config.kafka,
         &config.readers,
         Arc::new(ExactMatcher::new(Vec::new())),
     )
     .unwrap();
+    let mut pipeline =
+        platestream::readers::with_vendor_zones(pipeline, &config.ingest, &config.readers).unwrap();
     let engine = StreamEngine::new(
         config.kafka.clone(),
         Arc::new(ArchiveConfig::new(&config.archive.dir)),

@@ -121,15 +121,22 @@ impl Processed {
     }
 }
 
-/// Running totals. Invariants: `messages == messages_with_reads + not_reads + dead_lettered`, and
-/// once held passes are released, `reads == reads released for archiving + duplicates_suppressed`.
+/// Running totals. Invariants: `messages == messages_with_reads + not_reads + dead_lettered -
+/// messages_partly_refused` (a message whose reads were only partly refused has reads and a dead
+/// letter), and once held passes are released, `reads == reads released for archiving +
+/// duplicates_suppressed`; `reads_refused` are the reads left out of messages with reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PipelineCounts {
     pub messages: u64,
     pub messages_with_reads: u64,
     pub reads: u64,
     pub not_reads: u64,
+    /// Dead letters written: messages refused whole, and messages some of whose reads were.
     pub dead_lettered: u64,
+    /// Messages whose reads went on but for some refused (each also dead-lettered).
+    pub messages_partly_refused: u64,
+    /// Reads refused from messages whose other reads went on.
+    pub reads_refused: u64,
     pub alerts: u64,
     /// Reports folded into another read of the same vehicle pass.
     pub duplicates_suppressed: u64,
@@ -149,6 +156,8 @@ impl PipelineCounts {
         self.reads += other.reads;
         self.not_reads += other.not_reads;
         self.dead_lettered += other.dead_lettered;
+        self.messages_partly_refused += other.messages_partly_refused;
+        self.reads_refused += other.reads_refused;
         self.alerts += other.alerts;
         self.duplicates_suppressed += other.duplicates_suppressed;
         self.duplicates_kept += other.duplicates_kept;
@@ -165,6 +174,9 @@ pub struct Preparer {
     decoder: Arc<dyn ReadDecoder>,
     /// Topics whose format differs from `decoder`'s.
     topic_decoders: HashMap<String, Arc<dyn ReadDecoder>>,
+    /// Vendors whose messages (named by the `serve` endpoint that took them) decode otherwise
+    /// than their topic's: their readers' own time zone.
+    vendor_decoders: HashMap<String, Arc<dyn ReadDecoder>>,
     matcher: Arc<dyn Matcher>,
     /// Appearance embeddings of any other length are removed before matching.
     embedding_dim: Option<usize>,
@@ -183,12 +195,35 @@ pub struct MatchedRead {
 #[derive(Debug, Clone)]
 pub enum Prepared {
     Reads(Vec<MatchedRead>),
+    /// Some of the message's reads were refused: the others go on, and the message is
+    /// dead-lettered too, its reason naming the refused reads.
+    PartlyRefused {
+        reads: Vec<MatchedRead>,
+        dead_letter: Box<DeadLetter>,
+        refused_reads: usize,
+    },
     NotARead,
     DeadLetter(DeadLetter),
 }
 
+impl Prepared {
+    fn reads_mut(&mut self) -> Option<&mut Vec<MatchedRead>> {
+        match self {
+            Self::Reads(reads) | Self::PartlyRefused { reads, .. } => Some(reads),
+            Self::NotARead | Self::DeadLetter(_) => None,
+        }
+    }
+}
+
+/// The reads of a message that normalization refused, when it kept others.
+struct RefusedReads {
+    reason_code: &'static str,
+    reason: String,
+    count: usize,
+}
+
 enum DecodeOutcome {
-    Reads,
+    Reads(Option<RefusedReads>),
     NotARead,
     Refused {
         reason_code: &'static str,
@@ -202,11 +237,15 @@ impl Preparer {
         &self,
         payload: &[u8],
         topic: &str,
+        vendor: Option<&str>,
         now: Timestamp,
         reads: &mut Vec<PlateRead>,
     ) -> DecodeOutcome {
         reads.clear();
-        let decoder = self.topic_decoders.get(topic).unwrap_or(&self.decoder);
+        let decoder = vendor
+            .and_then(|vendor| self.vendor_decoders.get(vendor))
+            .or_else(|| self.topic_decoders.get(topic))
+            .unwrap_or(&self.decoder);
         match decoder.decode(payload, reads) {
             Err(error) => {
                 return DecodeOutcome::Refused {
@@ -218,30 +257,63 @@ impl Preparer {
             Ok(Decoded::Reads(_)) => {}
         }
         let read_count = reads.len();
-        let mut refused = None;
+        // (position in the message, code, reason) of each read normalization refuses.
+        let mut refused: Vec<(usize, &'static str, String)> = Vec::new();
         for (index, read) in reads.iter_mut().enumerate() {
             if let Err(error) = normalize_read(read, now) {
-                // One bad read spoils its message: the dead letter keeps the message whole, so
-                // archiving its other reads too would archive them twice on a fix-and-resend.
-                let reason = if read_count > 1 {
-                    format!("read {} of {read_count}: {error}", index + 1)
-                } else {
-                    error.to_string()
-                };
-                refused = Some(DecodeOutcome::Refused {
-                    reason_code: error.code(),
-                    reason,
-                });
-                break;
+                refused.push((index, error.code(), error.to_string()));
             }
         }
-        match refused {
-            Some(refused) => {
-                reads.clear();
-                refused
-            }
-            None => DecodeOutcome::Reads,
+        let Some(&(_, reason_code, _)) = refused.first() else {
+            return DecodeOutcome::Reads(None);
+        };
+        if read_count == 1 {
+            reads.clear();
+            let reason = refused
+                .pop()
+                .map(|(_, _, reason)| reason)
+                .unwrap_or_default();
+            return DecodeOutcome::Refused {
+                reason_code,
+                reason,
+            };
         }
+        // A bad read does not take its message's good reads down with it: a stolen car read
+        // beside a garbled plate must still alert. The dead letter keeps the whole message and
+        // says which reads went on, so a fix-and-resend can leave those out.
+        let refused_count = refused.len();
+        let refused_positions: Vec<usize> = refused.iter().map(|(index, ..)| *index).collect();
+        let mut reason = refused
+            .into_iter()
+            .map(|(index, _, reason)| format!("read {} of {read_count}: {reason}", index + 1))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if refused_count == read_count {
+            reads.clear();
+            return DecodeOutcome::Refused {
+                reason_code,
+                reason,
+            };
+        }
+        let mut kept = Vec::new();
+        let mut index = 0;
+        reads.retain(|_| {
+            let good = !refused_positions.contains(&index);
+            index += 1;
+            if good {
+                kept.push(index.to_string());
+            }
+            good
+        });
+        reason.push_str(&format!(
+            "; the message's other reads ({}) were kept",
+            kept.join(", ")
+        ));
+        DecodeOutcome::Reads(Some(RefusedReads {
+            reason_code,
+            reason,
+            count: refused_count,
+        }))
     }
 
     /// Removes an embedding whose length is not the configured dimension (the read is kept);
@@ -267,14 +339,29 @@ impl Preparer {
         messages: impl IntoIterator<Item = (&'a [u8], SourcePosition)>,
         now: Timestamp,
     ) -> Vec<Prepared> {
+        self.prepare_batch_of_vendors(
+            messages
+                .into_iter()
+                .map(|(payload, source)| (payload, source, None)),
+            now,
+        )
+    }
+
+    /// [`Self::prepare_batch`] for messages that may name the vendor whose `serve` endpoint
+    /// produced them (the `platestream-vendor` header).
+    pub fn prepare_batch_of_vendors<'a>(
+        &self,
+        messages: impl IntoIterator<Item = (&'a [u8], SourcePosition, Option<&'a str>)>,
+        now: Timestamp,
+    ) -> Vec<Prepared> {
         let mut prepared = Vec::new();
         // (index into `prepared`, reads of that message) for the messages with reads.
         let mut read_counts: Vec<(usize, usize)> = Vec::new();
         let mut batch_reads: Vec<PlateRead> = Vec::new();
         let mut dropped: Vec<bool> = Vec::new();
         let mut reads = Vec::with_capacity(1);
-        for (payload, source) in messages {
-            match self.decode_into(payload, &source.topic, now, &mut reads) {
+        for (payload, source, vendor) in messages {
+            match self.decode_into(payload, &source.topic, vendor, now, &mut reads) {
                 DecodeOutcome::Refused {
                     reason_code,
                     reason,
@@ -286,14 +373,14 @@ impl Preparer {
                     now,
                 ))),
                 DecodeOutcome::NotARead => prepared.push(Prepared::NotARead),
-                DecodeOutcome::Reads => {
+                DecodeOutcome::Reads(refused) => {
                     read_counts.push((prepared.len(), reads.len()));
                     for mut read in reads.drain(..) {
                         read.source = Some(source.clone());
                         dropped.push(self.drop_wrong_embedding(&mut read));
                         batch_reads.push(read);
                     }
-                    prepared.push(Prepared::Reads(Vec::new()));
+                    prepared.push(with_refused(Vec::new(), refused, payload, source, now));
                 }
             }
         }
@@ -314,7 +401,7 @@ impl Preparer {
             },
         );
         for (index, count) in read_counts {
-            if let Some(Prepared::Reads(slot)) = prepared.get_mut(index) {
+            if let Some(slot) = prepared.get_mut(index).and_then(Prepared::reads_mut) {
                 slot.extend(read_matches.by_ref().take(count));
             }
         }
@@ -324,14 +411,14 @@ impl Preparer {
     /// Decode, normalize and match one message; `now` is the ingest time.
     pub fn prepare(&self, payload: &[u8], source: SourcePosition, now: Timestamp) -> Prepared {
         let mut reads = Vec::with_capacity(1);
-        match self.decode_into(payload, &source.topic, now, &mut reads) {
+        match self.decode_into(payload, &source.topic, None, now, &mut reads) {
             DecodeOutcome::Refused {
                 reason_code,
                 reason,
             } => Prepared::DeadLetter(DeadLetter::new(source, reason_code, reason, payload, now)),
             DecodeOutcome::NotARead => Prepared::NotARead,
-            DecodeOutcome::Reads => Prepared::Reads(
-                reads
+            DecodeOutcome::Reads(refused) => {
+                let matched = reads
                     .into_iter()
                     .map(|mut read| {
                         read.source = Some(source.clone());
@@ -344,9 +431,35 @@ impl Preparer {
                             embedding_dropped,
                         }
                     })
-                    .collect(),
-            ),
+                    .collect();
+                with_refused(matched, refused, payload, source, now)
+            }
         }
+    }
+}
+
+/// The prepared message: its reads, with a dead letter of the whole message when some of its
+/// reads were refused.
+fn with_refused(
+    reads: Vec<MatchedRead>,
+    refused: Option<RefusedReads>,
+    payload: &[u8],
+    source: SourcePosition,
+    now: Timestamp,
+) -> Prepared {
+    match refused {
+        None => Prepared::Reads(reads),
+        Some(refused) => Prepared::PartlyRefused {
+            reads,
+            dead_letter: Box::new(DeadLetter::new(
+                source,
+                refused.reason_code,
+                refused.reason,
+                payload,
+                now,
+            )),
+            refused_reads: refused.count,
+        },
     }
 }
 
@@ -369,6 +482,7 @@ impl Pipeline {
             preparer: Preparer {
                 decoder,
                 topic_decoders: HashMap::new(),
+                vendor_decoders: HashMap::new(),
                 matcher,
                 embedding_dim: None,
             },
@@ -483,6 +597,17 @@ impl Pipeline {
         self
     }
 
+    /// Decodes messages that `vendor`'s `serve` endpoint produced (see
+    /// [`Preparer::prepare_batch_of_vendors`]) with `decoder`, whatever their topic.
+    pub fn with_vendor_decoder(
+        mut self,
+        vendor: impl Into<String>,
+        decoder: Arc<dyn ReadDecoder>,
+    ) -> Self {
+        self.preparer.vendor_decoders.insert(vendor.into(), decoder);
+        self
+    }
+
     /// Folds repeated reports of a vehicle pass into one read (`crate::dedupe`). Reads then reach
     /// `Processed::reads` when their pass ends: callers must call `release_due` regularly and
     /// `flush_partition` before making a partition's archive durable.
@@ -553,41 +678,57 @@ impl Pipeline {
         self.counts.messages += 1;
         // The buffers are reused from message to message: the per-message path allocates little.
         let mut decoded = std::mem::take(&mut self.decoded);
-        let outcome = match self
-            .preparer
-            .decode_into(payload, &source.topic, now, &mut decoded)
-        {
-            DecodeOutcome::Refused {
-                reason_code,
-                reason,
-            } => {
-                self.counts.dead_lettered += 1;
-                out.dead_letters
-                    .push(DeadLetter::new(source, reason_code, reason, payload, now));
-                MessageOutcome::DeadLettered
-            }
-            DecodeOutcome::NotARead => {
-                self.counts.not_reads += 1;
-                MessageOutcome::NotARead
-            }
-            DecodeOutcome::Reads => {
-                let read_count = decoded.len();
-                self.counts.messages_with_reads += 1;
-                self.counts.reads += read_count as u64;
-                self.search_new_appearance_bolos(now, out);
-                let mut matches = std::mem::take(&mut self.matches);
-                for mut read in decoded.drain(..) {
-                    read.source = Some(source.clone());
-                    let embedding_dropped = self.preparer.drop_wrong_embedding(&mut read);
-                    self.remember_appearance(&read, embedding_dropped);
-                    matches.clear();
-                    self.preparer.matcher.match_read(&read, now, &mut matches);
-                    self.alert_and_fold(read, &matches, now, out);
+        let outcome =
+            match self
+                .preparer
+                .decode_into(payload, &source.topic, None, now, &mut decoded)
+            {
+                DecodeOutcome::Refused {
+                    reason_code,
+                    reason,
+                } => {
+                    self.counts.dead_lettered += 1;
+                    out.dead_letters.push(DeadLetter::new(
+                        source,
+                        reason_code,
+                        reason,
+                        payload,
+                        now,
+                    ));
+                    MessageOutcome::DeadLettered
                 }
-                self.matches = matches;
-                MessageOutcome::Reads(read_count)
-            }
-        };
+                DecodeOutcome::NotARead => {
+                    self.counts.not_reads += 1;
+                    MessageOutcome::NotARead
+                }
+                DecodeOutcome::Reads(refused) => {
+                    if let Some(refused) = refused {
+                        self.count_refused_reads(refused.count);
+                        out.dead_letters.push(DeadLetter::new(
+                            source.clone(),
+                            refused.reason_code,
+                            refused.reason,
+                            payload,
+                            now,
+                        ));
+                    }
+                    let read_count = decoded.len();
+                    self.counts.messages_with_reads += 1;
+                    self.counts.reads += read_count as u64;
+                    self.search_new_appearance_bolos(now, out);
+                    let mut matches = std::mem::take(&mut self.matches);
+                    for mut read in decoded.drain(..) {
+                        read.source = Some(source.clone());
+                        let embedding_dropped = self.preparer.drop_wrong_embedding(&mut read);
+                        self.remember_appearance(&read, embedding_dropped);
+                        matches.clear();
+                        self.preparer.matcher.match_read(&read, now, &mut matches);
+                        self.alert_and_fold(read, &matches, now, out);
+                    }
+                    self.matches = matches;
+                    MessageOutcome::Reads(read_count)
+                }
+            };
         self.decoded = decoded;
         outcome
     }
@@ -611,23 +752,46 @@ impl Pipeline {
                 self.counts.not_reads += 1;
                 MessageOutcome::NotARead
             }
-            Prepared::Reads(reads) => {
-                let read_count = reads.len();
-                self.counts.messages_with_reads += 1;
-                self.counts.reads += read_count as u64;
-                self.search_new_appearance_bolos(now, out);
-                for MatchedRead {
-                    read,
-                    matches,
-                    embedding_dropped,
-                } in reads
-                {
-                    self.remember_appearance(&read, embedding_dropped);
-                    self.alert_and_fold(read, &matches, now, out);
-                }
-                MessageOutcome::Reads(read_count)
+            Prepared::PartlyRefused {
+                reads,
+                dead_letter,
+                refused_reads,
+            } => {
+                self.count_refused_reads(refused_reads);
+                out.dead_letters.push(*dead_letter);
+                self.finish_reads(reads, now, out)
             }
+            Prepared::Reads(reads) => self.finish_reads(reads, now, out),
         }
+    }
+
+    /// Counts the reads refused from a message whose other reads went on, and its dead letter.
+    fn count_refused_reads(&mut self, refused_reads: usize) {
+        self.counts.reads_refused += refused_reads as u64;
+        self.counts.messages_partly_refused += 1;
+        self.counts.dead_lettered += 1;
+    }
+
+    fn finish_reads(
+        &mut self,
+        reads: Vec<MatchedRead>,
+        now: Timestamp,
+        out: &mut Processed,
+    ) -> MessageOutcome {
+        let read_count = reads.len();
+        self.counts.messages_with_reads += 1;
+        self.counts.reads += read_count as u64;
+        self.search_new_appearance_bolos(now, out);
+        for MatchedRead {
+            read,
+            matches,
+            embedding_dropped,
+        } in reads
+        {
+            self.remember_appearance(&read, embedding_dropped);
+            self.alert_and_fold(read, &matches, now, out);
+        }
+        MessageOutcome::Reads(read_count)
     }
 
     /// Counts a dropped embedding; indexes a kept one for retro search, unless the read is a

@@ -45,6 +45,8 @@ struct Polled {
     disposition: Disposition,
     payload: Range<usize>,
     key: Option<Range<usize>>,
+    /// The `platestream-vendor` header's value: the `serve` endpoint that produced the message.
+    vendor: Option<Range<usize>>,
     produced_at_ms: Option<i64>,
 }
 
@@ -63,10 +65,12 @@ impl MessageBatch {
         disposition: Disposition,
         payload: &[u8],
         key: Option<&[u8]>,
+        vendor: Option<&[u8]>,
         produced_at_ms: Option<i64>,
     ) {
         let payload = self.append(payload);
         let key = key.map(|key| self.append(key));
+        let vendor = vendor.map(|vendor| self.append(vendor));
         if disposition == Disposition::Process {
             self.to_process += 1;
         }
@@ -75,6 +79,7 @@ impl MessageBatch {
             disposition,
             payload,
             key,
+            vendor,
             produced_at_ms,
         });
     }
@@ -106,12 +111,20 @@ impl MessageBatch {
             .iter()
             .filter(|message| message.disposition == Disposition::Process)
             .map(|message| {
+                let vendor = message
+                    .vendor
+                    .clone()
+                    .and_then(|vendor| bytes.get(vendor))
+                    .and_then(|vendor| std::str::from_utf8(vendor).ok());
                 (
                     bytes.get(message.payload.clone()).unwrap_or_default(),
                     message.source.clone(),
+                    vendor,
                 )
             });
-        let mut prepared = preparer.prepare_batch(to_prepare, now).into_iter();
+        let mut prepared = preparer
+            .prepare_batch_of_vendors(to_prepare, now)
+            .into_iter();
         let messages = self
             .messages
             .into_iter()
@@ -405,7 +418,7 @@ mod tests {
             for (offset, body) in [payload("7ABC123", 1), b"boom".to_vec()].iter().enumerate() {
                 let mut batch = MessageBatch::default();
                 let offset = i64::try_from(offset).unwrap_or(0);
-                batch.push(source(offset), Disposition::Process, body, None, None);
+                batch.push(source(offset), Disposition::Process, body, None, None, None);
                 pool.submit(batch).expect("submit");
             }
             let first = pool
@@ -452,6 +465,7 @@ mod tests {
                         disposition,
                         &body,
                         Some(key.as_bytes()),
+                        None,
                         Some(offset),
                     );
                     offset += 1;

@@ -30,7 +30,7 @@ use platestream_engine::unarchived::UnarchivedReads;
 use platestream_engine::{SourcePosition, Timestamp};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -489,6 +489,7 @@ impl RunState<'_> {
                         disposition,
                         message.payload().unwrap_or_default(),
                         message.key(),
+                        vendor_header(&message),
                         message.timestamp().to_millis(),
                     );
                 }
@@ -918,6 +919,8 @@ impl RunState<'_> {
             .increment(now.dead_lettered - before.dead_lettered);
         counter!("platestream_messages_not_reads_total")
             .increment(now.not_reads - before.not_reads);
+        counter!("platestream_reads_refused_total")
+            .increment(now.reads_refused - before.reads_refused);
         counter!("platestream_alerts_total").increment(now.alerts - before.alerts);
         counter!("platestream_duplicates_suppressed_total")
             .increment(now.duplicates_suppressed - before.duplicates_suppressed);
@@ -1447,4 +1450,13 @@ mod tests {
             other => panic!("expected a delivery failure, got {other:?}"),
         }
     }
+}
+
+/// The vendor whose `serve` endpoint produced the message, from its `platestream-vendor` header.
+fn vendor_header<'a>(message: &'a impl Message) -> Option<&'a [u8]> {
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == crate::http::VENDOR_HEADER)
+        .and_then(|header| header.value)
 }
