@@ -565,6 +565,32 @@ listen = "127.0.0.1:0"
         "plate_norm": "TKY123",
         "observed_at": "2026-11-27T12:00:00Z",
     }));
+    // Two plates in one frame, the second unreadable: the vendor is told at once which read the
+    // engine will refuse, and the first is archived.
+    let reply = server.send(
+        server
+            .post("plate_recognizer")
+            .bearer_auth("plate_recognizer-token-0123456789")
+            .body(r#"{"camera_id":"cam-a","timestamp":"2026-11-27T10:00:00Z","results":[{"plate":"stol3n","score":0.95,"dscore":0.9},{"plate":"xy#12","score":0.6,"dscore":0.5}]}"#),
+    );
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    let answer = reply.json();
+    assert_eq!(answer["reads"], 2, "{answer}");
+    assert_eq!(
+        answer["refused"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    assert_eq!(answer["refused"][0]["read"], 2, "{answer}");
+    assert_eq!(
+        answer["refused"][0]["error"], "implausible_plate_character",
+        "{answer}"
+    );
+    posted += 1;
+    expected_reads.push(serde_json::json!({
+        "plate_norm": "STOL3N",
+        "observed_at": "2026-11-27T10:00:00Z",
+    }));
 
     let pipeline = pipeline_for(
         &config.kafka,
@@ -587,7 +613,8 @@ listen = "127.0.0.1:0"
     );
     let summary = engine.run(&mut pipeline, &mut ()).unwrap();
     assert_eq!(summary.counts.messages, posted);
-    assert_eq!(summary.counts.dead_lettered, 0);
+    assert_eq!(summary.counts.dead_lettered, 1, "the two-plate frame");
+    assert_eq!(summary.counts.reads_refused, 1);
     let mut archived: Vec<(String, i64)> = archived_reads(&config.archive.dir)
         .into_iter()
         .map(|read| (read.plate_norm, read.observed_at))

@@ -20,7 +20,8 @@ use axum::Json;
 use metrics::{counter, histogram};
 use platestream_engine::decode::{Decoded, ReadDecoder};
 use platestream_engine::images::{DirectoryImageStore, ImageFormat, ImageRef, ImageStore};
-use platestream_engine::normalize::normalize_plate;
+use platestream_engine::normalize::{normalize_plate, normalize_read};
+use platestream_engine::Timestamp;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
@@ -76,6 +77,20 @@ pub struct Accepted {
     pub not_a_read: Option<&'static str>,
     /// References of the images moved into the image store.
     pub images: Vec<String>,
+    /// Reads the engine will refuse (dead-letter) by the normalization rules, so the vendor
+    /// learns of them now; the message's other reads are archived.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedRead>,
+}
+
+/// A read of an accepted message that breaks a normalization rule.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefusedRead {
+    /// Its place in the message, from 1.
+    pub read: usize,
+    /// The dead-letter code (`implausible_plate_character`, ...).
+    pub error: &'static str,
+    pub reason: String,
 }
 
 pub async fn ingest(
@@ -194,6 +209,7 @@ async fn accept(
         reads,
         not_a_read,
         images: prepared.images.iter().map(ToString::to_string).collect(),
+        refused: prepared.refused,
     })
 }
 
@@ -316,6 +332,7 @@ pub struct Prepared {
     pub key: Option<String>,
     pub decoded: Decoded,
     pub images: Vec<ImageRef>,
+    pub refused: Vec<RefusedRead>,
 }
 
 /// Images out, then the vendor's decoder over exactly the bytes that will be produced.
@@ -333,11 +350,26 @@ pub fn prepare(
     let key = reads
         .first()
         .and_then(|read| normalize_plate(&read.plate).ok());
+    // The engine applies the same rules; saying so now spares the vendor a search of the
+    // dead-letter topic it cannot read.
+    let now = Timestamp::now();
+    let refused = reads
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(index, read)| {
+            normalize_read(read, now).err().map(|error| RefusedRead {
+                read: index + 1,
+                error: error.code(),
+                reason: error.to_string(),
+            })
+        })
+        .collect();
     Ok(Prepared {
         payload,
         key,
         decoded,
         images: stored,
+        refused,
     })
 }
 
