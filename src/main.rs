@@ -638,6 +638,12 @@ async fn run_command(command: Command) -> Result<()> {
                 counts.messages,
                 counts.messages as f64 / seconds
             );
+            if summary.blank_lines > 0 {
+                println!(
+                    "blank lines         {} (skipped: empty or whitespace only, not messages)",
+                    summary.blank_lines
+                );
+            }
             println!("reads archived      {}", summary.reads_archived);
             if counts.not_reads > 0 {
                 println!(

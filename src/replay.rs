@@ -100,6 +100,8 @@ pub const DEAD_LETTER_FILE: &str = "dead-letter.ndjson";
 #[derive(Debug, Clone, Default)]
 pub struct ReplaySummary {
     pub counts: PipelineCounts,
+    /// Empty or whitespace-only lines, which NDJSON allows between messages: not messages.
+    pub blank_lines: u64,
     pub reads_archived: u64,
     pub alerts_archived: u64,
     pub files_written: u64,
@@ -360,6 +362,7 @@ fn replay_inline(
         progress.inc(read as u64);
         let payload = trim_line_end(&line);
         if payload.iter().all(u8::is_ascii_whitespace) {
+            sink.summary.blank_lines += 1;
             continue;
         }
         let source = sink.position(line_number);
@@ -377,12 +380,14 @@ struct LineBatch {
     text: Vec<u8>,
     /// (line number, byte range in `text`) of each non-blank line.
     lines: Vec<(i64, std::ops::Range<usize>)>,
+    blank_lines: u64,
     bytes: u64,
 }
 
 struct PreparedBatch {
     sequence: u64,
     messages: Vec<(i64, Prepared)>,
+    blank_lines: u64,
     bytes: u64,
 }
 
@@ -436,6 +441,7 @@ fn replay_parallel(
                         break 'batches;
                     }
                 }
+                sink.summary.blank_lines += batch.blank_lines;
                 progress.inc(batch.bytes);
             }
         }
@@ -458,6 +464,7 @@ fn read_batches(file: File, batches: SyncSender<LineBatch>) -> std::io::Result<(
             sequence,
             text: Vec::with_capacity(BATCH_LINES * 1024),
             lines: Vec::with_capacity(BATCH_LINES),
+            blank_lines: 0,
             bytes: 0,
         };
         let mut at_end = false;
@@ -472,10 +479,12 @@ fn read_batches(file: File, batches: SyncSender<LineBatch>) -> std::io::Result<(
             batch.bytes += read as u64;
             let payload_len = trim_line_end(&batch.text[start..]).len();
             let payload = start..start + payload_len;
-            if !batch.text[payload.clone()]
+            if batch.text[payload.clone()]
                 .iter()
                 .all(u8::is_ascii_whitespace)
             {
+                batch.blank_lines += 1;
+            } else {
                 batch.lines.push((line_number, payload));
             }
         }
@@ -522,6 +531,7 @@ fn prepare_batches(
         let done = PreparedBatch {
             sequence: batch.sequence,
             messages,
+            blank_lines: batch.blank_lines,
             bytes: batch.bytes,
         };
         if prepared.send(done).is_err() {

@@ -1053,7 +1053,7 @@ fn a_bad_plate_in_a_message_of_several_leaves_the_others_archived_and_matched() 
             r#"{"camera_id": "cam-a", "timestamp": "2026-11-27T10:00:00Z", "results": [{"plate": "stol3n", "score": 0.95, "dscore": 0.9}, {"plate": "xy#12", "score": 0.6, "dscore": 0.5}]}"#,
             "\n",
             r#"{"camera_id": "cam-b", "timestamp": "2026-11-27T10:00:05Z", "results": [{"plate": "good12", "score": 0.95, "dscore": 0.9}, {"plate": "good34", "score": 0.9, "dscore": 0.9}]}"#,
-            "\n",
+            "\n\n \t\n",
             r#"{"camera_id": "cam-c", "timestamp": "2026-11-27T10:00:09Z", "results": [{"plate": "bad#1", "score": 0.95, "dscore": 0.9}, {"plate": "zz!9", "score": 0.9, "dscore": 0.9}]}"#,
             "\n"
         ),
@@ -1114,5 +1114,28 @@ fn a_bad_plate_in_a_message_of_several_leaves_the_others_archived_and_matched() 
     assert!(
         stdout.contains("reads refused       1 (in 1 of the dead-lettered lines"),
         "{stdout}"
+    );
+    // Blank lines are not messages, but they are counted, on one thread as on several.
+    assert!(stdout.contains("lines read          3"), "{stdout}");
+    assert!(stdout.contains("blank lines         2"), "{stdout}");
+    let one_thread = platestream(
+        &[
+            "replay",
+            "--input",
+            "frames.ndjson",
+            "--format",
+            "plate_recognizer",
+            "--threads",
+            "1",
+            "--out",
+            "out1",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(
+        text(&one_thread.stdout).contains("blank lines         2"),
+        "{}",
+        text(&one_thread.stdout)
     );
 }
