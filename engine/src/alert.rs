@@ -94,13 +94,11 @@ pub fn alert_id(read_id: &str, list: &str, entry_plate_norm: &str) -> String {
     format!("{:032x}", xxh3_128(key.as_bytes()))
 }
 
-/// The alert id of a hit on `entry`: plate entries keep [`alert_id`] of their plate; BOLOs,
-/// which share plates (none, or a pattern), are told apart by their id; retro hits by their kind,
-/// so a retro alert and a live one about the same read never share an id.
+/// The alert id of a hit on `entry`: of the read, the list, the entry's plate and its id (two
+/// entries of one list may carry the same plate, an NCIC record and a local "armed" entry, and a
+/// receiver that deduplicates by id must keep both); retro hits are told apart by their kind, so
+/// a retro alert and a live one about the same read never share an id.
 pub fn entry_alert_id(read_id: &str, entry: &HotlistEntry, kind: MatchKind) -> String {
-    if !entry.is_bolo() {
-        return alert_id(read_id, &entry.list, &entry.plate_norm);
-    }
     let mut key = format!("{}/{}", entry.plate_norm, entry.id);
     if kind == MatchKind::AppearanceRetro {
         key.push_str("/retro");

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
 use crate::alert::Alert;
-use crate::matcher::JurisdictionAgreement;
+use crate::matcher::{JurisdictionAgreement, MatchKind};
 use crate::read::Timestamp;
 
 /// Default suppression window: a stolen car parked in front of a camera would otherwise page
@@ -175,11 +175,15 @@ impl AlertPolicy {
         if window == 0 {
             return;
         }
-        let key = suppression_key(
-            &alert.list,
-            alert.entry_id.as_deref().unwrap_or(&alert.entry_plate),
-            &alert.read_plate_norm,
-        );
+        let key = suppression_key(&SuppressionFields {
+            list: &alert.list,
+            entry_id: alert.entry_id.as_deref(),
+            entry_plate: &alert.entry_plate,
+            match_kind: Some(alert.match_kind),
+            read_plate_norm: &alert.read_plate_norm,
+            priority: alert.priority,
+            reason: alert.reason.as_deref(),
+        });
         let this = LastPaged::new(alert.observed_at, &alert.read_id);
         let mut state = self.state();
         state.newest_ms = state.newest_ms.max(this.observed_at_ms);
@@ -209,11 +213,15 @@ impl AlertPolicy {
         if page.suppressed || page.jurisdiction_agreement == JurisdictionAgreement::Differs {
             return;
         }
-        let key = suppression_key(
-            &page.list,
-            page.entry_id.as_deref().unwrap_or(&page.entry_plate),
-            &page.read_plate_norm,
-        );
+        let key = suppression_key(&SuppressionFields {
+            list: &page.list,
+            entry_id: page.entry_id.as_deref(),
+            entry_plate: &page.entry_plate,
+            match_kind: page.match_kind,
+            read_plate_norm: &page.read_plate_norm,
+            priority: page.priority,
+            reason: page.reason.as_deref(),
+        });
         let this = LastPaged::new(page.observed_at, &page.read_id);
         let mut state = self.state();
         state.newest_ms = state.newest_ms.max(this.observed_at_ms);
@@ -237,9 +245,46 @@ impl AlertPolicy {
     }
 }
 
-/// Which earlier page can suppress a hit: one of the same list, entry and read plate.
-fn suppression_key(list: &str, entry: &str, read_plate_norm: &str) -> u128 {
-    xxh3_128([list, entry, read_plate_norm].join("\u{0}").as_bytes())
+/// What decides whether an earlier page suppresses a hit.
+struct SuppressionFields<'a> {
+    list: &'a str,
+    entry_id: Option<&'a str>,
+    entry_plate: &'a str,
+    match_kind: Option<MatchKind>,
+    read_plate_norm: &'a str,
+    priority: u8,
+    reason: Option<&'a str>,
+}
+
+/// Which earlier page can suppress a hit: one on the same entry, of the same vehicle, while the
+/// entry still says the same.
+/// - An entry of a whole plate names one vehicle: its exact and misread hits are one vehicle
+///   whatever the OCR made of the plate this time (each new misread paged again before). A
+///   partial plate or a vehicle description fits many vehicles: each plate read is its own.
+/// - An entry raised in priority or given another reason (an upsert: "ARMED") pages again at
+///   once rather than after the window.
+fn suppression_key(fields: &SuppressionFields<'_>) -> u128 {
+    let one_vehicle = matches!(
+        fields.match_kind,
+        Some(MatchKind::Exact | MatchKind::Misread)
+    );
+    let vehicle = if one_vehicle {
+        ""
+    } else {
+        fields.read_plate_norm
+    };
+    let priority = fields.priority.to_string();
+    xxh3_128(
+        [
+            fields.list,
+            fields.entry_id.unwrap_or(fields.entry_plate),
+            vehicle,
+            &priority,
+            fields.reason.unwrap_or_default(),
+        ]
+        .join("\u{0}")
+        .as_bytes(),
+    )
 }
 
 /// What suppression needs of an alert raised earlier: the fields of the same names in the
@@ -256,6 +301,12 @@ pub struct PageRecord {
     pub jurisdiction_agreement: JurisdictionAgreement,
     #[serde(default)]
     pub suppressed: bool,
+    #[serde(default)]
+    pub match_kind: Option<MatchKind>,
+    #[serde(default)]
+    pub priority: u8,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 fn window_ms(secs: u64) -> i64 {
@@ -329,6 +380,70 @@ pub(crate) mod tests {
         // A replay of the very read that paged pages again (same alert_id for consumers).
         let first = read_at("ABC123", 0);
         assert!(!alerts_for(&store, &policy, &first)[0].suppressed);
+    }
+
+    /// The OCR reads one stolen car as ABC1234, then 4BC1234, then ABC234: one vehicle, one
+    /// page. A witness's partial plate fits many vehicles: each plate pages.
+    #[test]
+    fn misreads_of_one_entrys_plate_share_its_window_and_partial_plates_do_not() {
+        let store = store_with(&ListPolicy::named("stolen_vehicles"), "ABC1234");
+        store.upsert(Arc::new(
+            HotlistEntry::new("stolen_vehicles", "7X?2*").unwrap(),
+        ));
+        let policy = AlertPolicy::default();
+        let paged = |plate: &str, seconds: i64| -> Vec<bool> {
+            alerts_for(&store, &policy, &read_at(plate, seconds))
+                .iter()
+                .map(|alert| !alert.suppressed)
+                .collect()
+        };
+        assert_eq!(paged("ABC1234", 0), [true]);
+        assert_eq!(paged("4BC1234", 30), [false], "a misread of the same car");
+        assert_eq!(paged("ABC234", 60), [false], "a dropped character");
+        assert_eq!(paged("7XA2B", 0), [true]);
+        assert_eq!(
+            paged("7XK29", 10),
+            [true],
+            "another vehicle fitting the pattern"
+        );
+        assert_eq!(paged("7XA2B", 20), [false]);
+    }
+
+    /// A dispatcher raises an entry to priority 1 ("armed") minutes after its first page:
+    /// officers must hear of it now, not after the window.
+    #[test]
+    fn an_entry_raised_in_priority_or_given_another_reason_pages_again() {
+        let store = store_with(&ListPolicy::named("stolen_vehicles"), "ESC0001");
+        let policy = AlertPolicy::default();
+        let page =
+            |seconds: i64| !alerts_for(&store, &policy, &read_at("ESC0001", seconds))[0].suppressed;
+        assert!(page(0));
+        assert!(!page(30));
+        let mut escalated = HotlistEntry::new("stolen_vehicles", "ESC0001").unwrap();
+        escalated.priority = 1;
+        escalated.reason = Some("ARMED: homicide suspect".to_owned());
+        store.upsert(Arc::new(escalated));
+        assert!(page(60), "the escalation pages");
+        assert!(!page(90), "and then holds like any page");
+    }
+
+    /// An NCIC record and a local entry in one list may carry the same plate; receivers that
+    /// deduplicate by `alert_id` must keep both alerts.
+    #[test]
+    fn two_entries_of_one_plate_in_one_list_give_two_alert_ids() {
+        let store = HotlistStore::default();
+        for id in ["NCIC-1", "LOCAL-77"] {
+            let mut entry = HotlistEntry::new("stolen_vehicles", "NCC1234").unwrap();
+            entry.id = id.to_owned();
+            store.upsert(Arc::new(entry));
+        }
+        let alerts = alerts_for(&store, &AlertPolicy::default(), &read_at("NCC1234", 0));
+        assert_eq!(alerts.len(), 2);
+        assert_ne!(alerts[0].alert_id, alerts[1].alert_id);
+        assert!(
+            alerts.iter().all(|alert| !alert.suppressed),
+            "two entries, two pages"
+        );
     }
 
     #[test]
