@@ -302,6 +302,30 @@ impl Config {
                 kafka.covert_alerts_topic
             );
         }
+        // Each output topic has its own readers and its own access rules: covert hits among
+        // dead letters or hotlist updates would reach whoever reads those.
+        let named_outputs = [
+            ("[kafka] alerts_topic", Some(&kafka.alerts_topic)),
+            (
+                "[kafka] covert_alerts_topic",
+                Some(&kafka.covert_alerts_topic),
+            ),
+            ("[kafka] dead_letter_topic", Some(&kafka.dead_letter_topic)),
+            (
+                "[hotlists] updates_topic",
+                self.hotlists.updates_topic.as_ref(),
+            ),
+        ];
+        for (index, (setting, topic)) in named_outputs.iter().enumerate() {
+            let Some(topic) = topic else { continue };
+            for (other, other_topic) in &named_outputs[index + 1..] {
+                if *other_topic == Some(*topic) {
+                    anyhow::bail!(
+                        "{setting} = {topic:?} and {other} = {topic:?}: give each its own topic"
+                    );
+                }
+            }
+        }
         if self.kafka.prepare_threads == Some(0) {
             anyhow::bail!(
                 "[kafka] prepare_threads = 0: give at least 1, or leave it out (one per core)"
@@ -316,10 +340,19 @@ impl Config {
         if self.ingest.produce_timeout_ms == 0 {
             anyhow::bail!("[ingest] produce_timeout_ms = 0: every read would be answered 503");
         }
+        let mut policy_names = std::collections::HashSet::new();
         for policy in &self.hotlists.lists {
             // No entry of such a list can exist: files and the updates topic refuse the name.
             if let Err(reason) = platestream_engine::hotlist::check_list_name(&policy.name) {
                 anyhow::bail!("[[hotlists.lists]] name = {:?}: {reason}", policy.name);
+            }
+            // Only one block would apply: a covert list declared again as field would page
+            // field officers.
+            if !policy_names.insert(policy.name.as_str()) {
+                anyhow::bail!(
+                    "[[hotlists.lists]] name = {:?} is declared twice: merge the two blocks",
+                    policy.name
+                );
             }
         }
         Ok(())
@@ -363,6 +396,12 @@ mod tests {
             ("", "covert_alerts_topic = \"plate-alerts\""),
             ("[hotlists]", "updates_topic = \"plate-reads\""),
             ("[readers]\nembedding_dim = 256\n[appearance]", "dim = 128"),
+            ("", "covert_alerts_topic = \"plate-reads-dead-letter\""),
+            ("[hotlists]", "updates_topic = \"plate-alerts\""),
+            (
+                "[[hotlists.lists]]\nname = \"covert_watch\"\nroute = \"covert\"\n[[hotlists.lists]]",
+                "name = \"covert_watch\"",
+            ),
         ] {
             let text = format!("[kafka]\nbootstrap_servers = \"a:9092\"\n{section}\n{setting}\n");
             std::fs::write(&path, text).unwrap();

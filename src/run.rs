@@ -33,6 +33,15 @@ impl StreamObserver for LogAlerts {
         if let Some(webhooks) = &self.webhooks {
             webhooks.send(alert);
         }
+        // The engine's log is read by more people than the covert topic: it says a covert hit
+        // happened and where to find it, never what it was.
+        if alert.route == platestream_engine::alert_policy::AlertRoute::Covert {
+            tracing::info!(
+                alert_id = %alert.alert_id,
+                "covert alert (on the covert alerts topic)"
+            );
+            return;
+        }
         tracing::info!(
             alert_id = %alert.alert_id,
             list = %alert.list,
