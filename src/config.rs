@@ -346,6 +346,13 @@ impl Config {
             if let Err(reason) = platestream_engine::hotlist::check_list_name(&policy.name) {
                 anyhow::bail!("[[hotlists.lists]] name = {:?}: {reason}", policy.name);
             }
+            if let Some(priority) = policy.default_priority.filter(|p| !(1..=9).contains(p)) {
+                anyhow::bail!(
+                    "[[hotlists.lists]] name = {:?}: default_priority = {priority} is not 1 (most \
+                     urgent) to 9",
+                    policy.name
+                );
+            }
             // Only one block would apply: a covert list declared again as field would page
             // field officers.
             if !policy_names.insert(policy.name.as_str()) {

@@ -398,7 +398,14 @@ fn describe_entry(entry: &HotlistEntry) -> String {
         Some(jurisdiction) => format!("[{jurisdiction}]"),
         None => "[any jurisdiction]".to_owned(),
     });
-    parts.push(format!("priority {}", entry.priority));
+    parts.push(if entry.priority_unset {
+        format!(
+            "no priority given (the list's default_priority, else {})",
+            entry.priority
+        )
+    } else {
+        format!("priority {}", entry.priority)
+    });
     if entry.misreads == Some(false) {
         parts.push("exact matches only".to_owned());
     }

@@ -114,7 +114,7 @@ impl Alert {
             raised_at,
             read_id: read.read_id.clone(),
             list: entry.list.clone(),
-            priority: entry.priority,
+            priority: entry.priority_under(hit.policy.as_deref()),
             entry_plate: entry.plate.clone(),
             entry_jurisdiction: entry.jurisdiction.clone(),
             reason: entry.reason.clone(),

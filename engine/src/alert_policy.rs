@@ -427,6 +427,32 @@ pub(crate) mod tests {
         assert!(!page(90), "and then holds like any page");
     }
 
+    /// An AMBER list says its entries are priority 1 unless they say otherwise.
+    #[test]
+    fn a_lists_default_priority_applies_to_entries_that_name_none() {
+        let mut amber = ListPolicy::named("amber_alert");
+        amber.default_priority = Some(1);
+        let store = store_with(&amber, "KID111");
+        let mut named = HotlistEntry::new("amber_alert", "KID222").unwrap();
+        named.priority = 3;
+        named.priority_unset = false;
+        store.upsert(Arc::new(named));
+        let policy = AlertPolicy::default();
+        assert_eq!(
+            alerts_for(&store, &policy, &read_at("KID111", 0))[0].priority,
+            1
+        );
+        assert_eq!(
+            alerts_for(&store, &policy, &read_at("KID222", 0))[0].priority,
+            3
+        );
+        let elsewhere = store_with(&ListPolicy::named("stolen_vehicles"), "CAR333");
+        assert_eq!(
+            alerts_for(&elsewhere, &policy, &read_at("CAR333", 0))[0].priority,
+            crate::hotlist::DEFAULT_PRIORITY
+        );
+    }
+
     /// An NCIC record and a local entry in one list may carry the same plate; receivers that
     /// deduplicate by `alert_id` must keep both alerts.
     #[test]

@@ -30,6 +30,10 @@ pub struct HotlistEntry {
     pub reason: Option<String>,
     /// 1 (most urgent) to 9.
     pub priority: u8,
+    /// The entry named no priority: its list's `default_priority` applies (see
+    /// [`Self::priority_under`]), else `priority` (5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub priority_unset: bool,
     pub case_number: Option<String>,
     pub description: Option<String>,
     pub expires_at: Option<Timestamp>,
@@ -99,6 +103,15 @@ pub fn default_entry_id(plate_norm: &str, jurisdiction: Option<&str>) -> String 
 }
 
 impl HotlistEntry {
+    /// The priority hits on this entry carry: its own, or when it named none, its list's
+    /// `default_priority`.
+    pub fn priority_under(&self, policy: Option<&crate::alert_policy::ListPolicy>) -> u8 {
+        match policy.and_then(|policy| policy.default_priority) {
+            Some(default) if self.priority_unset => default,
+            _ => self.priority,
+        }
+    }
+
     /// An entry with only a list and a plate (or a partial-plate pattern); set the other fields
     /// as needed. The id is [`default_entry_id`] until set.
     pub fn new(list: &str, plate: &str) -> Result<Self, InvalidEntry> {
@@ -120,6 +133,7 @@ impl HotlistEntry {
             jurisdiction: None,
             reason: None,
             priority: DEFAULT_PRIORITY,
+            priority_unset: true,
             case_number: None,
             description: None,
             expires_at: None,
@@ -148,6 +162,7 @@ impl HotlistEntry {
             jurisdiction: None,
             reason: None,
             priority: DEFAULT_PRIORITY,
+            priority_unset: true,
             case_number: None,
             description: None,
             vehicle: Some(Box::new(description)),
@@ -577,6 +592,7 @@ pub fn entry_from_fields(fields: EntryFields) -> Result<HotlistEntry, InvalidFie
         );
     }
     if let Some(raw) = fields.priority {
+        entry.priority_unset = false;
         entry.priority = raw
             .parse::<u8>()
             .ok()

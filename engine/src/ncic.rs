@@ -203,6 +203,7 @@ fn record_to_entry(record: &RawRecord<'_>) -> Result<Option<HotlistEntry>, Strin
         entry.entered_at = midnight.map(|time| Timestamp(time.timestamp_millis()));
     }
     entry.priority = priority;
+    entry.priority_unset = false;
     entry.reason = Some(reason.to_owned());
     entry.ncic_number = Some(record.nic.to_owned());
     entry.case_number = Some(record.nic.to_owned());

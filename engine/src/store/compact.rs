@@ -34,6 +34,8 @@ const PLATE_NORM_STORED: u8 = 8;
 /// A vehicle description (BOLO), kept whole in `whole`: they are few, and their reference
 /// vectors and areas are read by their own index anyway.
 const KEPT_WHOLE: u8 = 16;
+/// The entry named no priority: its list's `default_priority` applies.
+const PRIORITY_UNSET: u8 = 32;
 
 /// How an optional string field is written: a varint code, then the bytes of an inline string.
 const CODE_NONE: u64 = 0;
@@ -171,6 +173,7 @@ impl CompactEntries {
             jurisdiction,
             reason,
             priority,
+            priority_unset,
             case_number,
             description,
             expires_at,
@@ -192,6 +195,9 @@ impl CompactEntries {
         }
         if *partial {
             flags |= PARTIAL;
+        }
+        if *priority_unset {
+            flags |= PRIORITY_UNSET;
         }
         match misreads {
             Some(false) => flags |= MISREADS_OFF,
@@ -374,6 +380,7 @@ impl CompactEntries {
             jurisdiction,
             reason,
             priority: hot.priority,
+            priority_unset: hot.flags & PRIORITY_UNSET != 0,
             case_number,
             description,
             expires_at: (hot.expires_at != i64::MAX).then_some(Timestamp(hot.expires_at)),

@@ -1040,8 +1040,8 @@ const BATCH_READS: usize = 32;
 fn by_urgency(a: &Match, b: &Match) -> std::cmp::Ordering {
     // Most urgent first, then the likeliest: the order alerts are raised in.
     a.entry
-        .priority
-        .cmp(&b.entry.priority)
+        .priority_under(a.policy.as_deref())
+        .cmp(&b.entry.priority_under(b.policy.as_deref()))
         .then(b.score.total_cmp(&a.score))
 }
 
