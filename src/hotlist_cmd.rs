@@ -270,6 +270,22 @@ async fn run_put(put: PutArgs) -> Result<()> {
         .entry("entered_at")
         .or_insert_with(|| Timestamp::now().to_string().into());
     let list = checked_list_name(&put.list)?;
+    if let Some(path) = &put.target.config {
+        let policies = Config::load(path)?.hotlists.lists;
+        if let Some(policy) = crate::hotlists::policy_almost_named(&policies, list) {
+            bail!(
+                "--list {list}: {} names the list {:?} (list names are exact); an entry of {list} \
+                 would get the default policy{}",
+                path.display(),
+                policy.name,
+                if policy.route == platestream_engine::alert_policy::AlertRoute::Covert {
+                    " and page field officers instead of the covert topic"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     let id = match &put.id {
         Some(id) => id.trim().to_owned(),
         None => default_id(list, &value)?,
@@ -682,6 +698,13 @@ fn run_check(args: &CheckArgs) -> Result<()> {
     if csv_files.is_empty() && ncic_files.is_empty() {
         bail!("name hotlist CSV files, --ncic extracts, or --config FILE");
     }
+    // A file named on the command line and in the config is one file, checked once.
+    for files in [&mut csv_files, &mut ncic_files] {
+        let mut seen = std::collections::HashSet::new();
+        files.retain(|path| {
+            seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+        });
+    }
     let mut checked = Vec::new();
     let mut unreadable = Vec::new();
     let files = csv_files
@@ -785,12 +808,16 @@ fn run_check(args: &CheckArgs) -> Result<()> {
         let duplicated: usize = lists.values().map(|counts| counts.repeated_ids).sum();
         if duplicated > 0 {
             println!(
-                "\n{duplicated} entries repeat an id another file holds in the same list: the engine keeps both (each file is the authority for its own entries)"
+                "\n{duplicated} entries repeat an id another file holds in the same list: the engine keeps the entry of the file named later"
             );
         }
     }
     let loaded_lists: Vec<String> = lists.keys().cloned().collect();
-    let unmatched = policies_of_no_list(&policies, &loaded_lists);
+    let mut unmatched = policies_of_no_list(&policies, &loaded_lists);
+    unmatched.extend(crate::hotlists::lists_almost_named_as_a_policy(
+        &policies,
+        &loaded_lists,
+    ));
     if !unmatched.is_empty() {
         println!();
         for warning in &unmatched {

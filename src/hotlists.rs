@@ -71,6 +71,49 @@ pub fn policies_of_no_list(policies: &[ListPolicy], lists: &[String]) -> Vec<Str
         .collect()
 }
 
+/// A list name folded the way people mistype one: case, and `-` or spaces for `_`.
+fn folded_list_name(name: &str) -> String {
+    name.trim()
+        .chars()
+        .map(|c| match c {
+            '-' | ' ' => '_',
+            other => other.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// The policy a list name almost spells (`Covert_Watch`, `covert-watch` for `covert_watch`):
+/// names are exact, so its entries get the default policy instead.
+pub fn policy_almost_named<'a>(policies: &'a [ListPolicy], list: &str) -> Option<&'a ListPolicy> {
+    if policies.iter().any(|policy| policy.name == list) {
+        return None;
+    }
+    let folded = folded_list_name(list);
+    policies
+        .iter()
+        .find(|policy| folded_list_name(&policy.name) == folded)
+}
+
+/// A warning for each of `lists` that almost spells a policy's name.
+pub fn lists_almost_named_as_a_policy(policies: &[ListPolicy], lists: &[String]) -> Vec<String> {
+    lists
+        .iter()
+        .filter_map(|list| {
+            let policy = policy_almost_named(policies, list)?;
+            let consequence = if policy.route == AlertRoute::Covert {
+                ": its hits go to field officers, not the covert topic"
+            } else {
+                ""
+            };
+            Some(format!(
+                "list {list:?} is not [[hotlists.lists]] name = {:?} (list names are exact), so \
+                 its entries get the default policy{consequence}",
+                policy.name
+            ))
+        })
+        .collect()
+}
+
 pub fn build_store(
     entries: Vec<Arc<HotlistEntry>>,
     policies: &[ListPolicy],
@@ -189,5 +232,24 @@ mod tests {
         );
         assert!(said[1].contains("\"amber_alert\""), "{}", said[1]);
         assert!(!said[1].contains("field officers"), "{}", said[1]);
+    }
+
+    #[test]
+    fn a_list_spelt_like_a_covert_policy_but_not_exactly_is_named_with_what_is_at_stake() {
+        let mut covert = ListPolicy::named("covert_watch");
+        covert.route = AlertRoute::Covert;
+        let policies = [covert, ListPolicy::named("stolen_vehicles")];
+        let lists: Vec<String> = ["covert_watch", "Covert_Watch", "covert-watch", "gang_watch"]
+            .map(str::to_owned)
+            .to_vec();
+        let said = lists_almost_named_as_a_policy(&policies, &lists);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("list \"Covert_Watch\""), "{}", said[0]);
+        assert!(said[1].starts_with("list \"covert-watch\""), "{}", said[1]);
+        assert!(said.iter().all(|s| s.contains("field officers")));
+        assert!(
+            lists_almost_named_as_a_policy(&policies, &["Stolen_Vehicles".to_owned()])[0]
+                .ends_with("default policy")
+        );
     }
 }

@@ -202,7 +202,13 @@ pub async fn run_engine(
         .into_iter()
         .filter(|list| store.list_len(list) > 0)
         .collect();
-    for warning in policies_of_no_list(&config.hotlists.lists, &loaded_lists) {
+    for warning in policies_of_no_list(&config.hotlists.lists, &loaded_lists)
+        .into_iter()
+        .chain(crate::hotlists::lists_almost_named_as_a_policy(
+            &config.hotlists.lists,
+            &loaded_lists,
+        ))
+    {
         tracing::warn!("{warning}");
     }
     let file_watcher = if config.hotlists.reload_check_secs > 0 && !files.is_empty() {

@@ -236,3 +236,63 @@ fn an_id_two_hotlist_files_hold_is_taken_from_the_later_file() {
         .collect();
     assert_eq!(plates, ["BBB222"], "{alerts}");
 }
+
+/// A covert list spelt otherwise in a file or a hand entry gets the default policy, and so pages
+/// field officers: check names it, put refuses it. A file named twice is checked once.
+#[test]
+fn a_list_spelt_almost_like_a_covert_policy_is_named_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hot.csv"),
+        "list,plate,jurisdiction\n\
+         covert_watch,CVT5555,US-VA\n\
+         Covert_Watch,CVX0001,US-VA\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:9\"\n\
+         [hotlists]\nfiles = [\"hot.csv\"]\nupdates_topic = \"updates\"\n\
+         [[hotlists.lists]]\nname = \"covert_watch\"\nroute = \"covert\"\n",
+    )
+    .unwrap();
+    let check = platestream(
+        &["hotlist", "check", "hot.csv", "--config", "c.toml"],
+        dir.path(),
+    );
+    let stdout = text(&check.stdout);
+    assert!(
+        stdout.contains(
+            "list \"Covert_Watch\" is not [[hotlists.lists]] name = \"covert_watch\" (list names \
+             are exact), so its entries get the default policy: its hits go to field officers"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("hot.csv: 2 entries").count(),
+        1,
+        "checked once: {stdout}"
+    );
+    assert!(!stdout.contains("repeat an id"), "{stdout}");
+
+    let put = platestream(
+        &[
+            "hotlist",
+            "put",
+            "--config",
+            "c.toml",
+            "--list",
+            "covert-watch",
+            "--plate",
+            "CVX0002",
+            "--dry-run",
+        ],
+        dir.path(),
+    );
+    assert!(!put.status.success(), "{}", text(&put.stdout));
+    assert!(
+        text(&put.stderr).contains("names the list \"covert_watch\" (list names are exact)"),
+        "{}",
+        text(&put.stderr)
+    );
+}
