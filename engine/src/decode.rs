@@ -66,7 +66,9 @@ pub fn payload_text(payload: &[u8]) -> Result<&str, DecodeError> {
 /// The UTF-8 byte order mark Windows tools write in front of text.
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// platestream's own format: one `PlateRead` as JSON (`schemas/plate-read.schema.json`).
+/// platestream's own format: one `PlateRead` as JSON (`schemas/plate-read.schema.json`), without an
+/// image store: inline pictures stay in the read. Configured topics get
+/// `vendor::canonical::CanonicalDecoder` from `vendor::decoder_for`, which moves them to the store.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CanonicalJsonDecoder;
 

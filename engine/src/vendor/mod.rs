@@ -3,6 +3,7 @@
 //! for topics configured as `auto`, by sniffing the message.
 
 pub mod axis;
+pub mod canonical;
 pub mod generic;
 pub mod genetec;
 pub mod lenient;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use chrono_tz::Tz;
 
-use crate::decode::{CanonicalJsonDecoder, DecodeError, Decoded, ReadDecoder};
+use crate::decode::{DecodeError, Decoded, ReadDecoder};
 use crate::images::ImageStore;
 use crate::read::{Attribute, PlateRead};
 
@@ -147,7 +148,7 @@ pub fn decoder_for(
     context: &DecodeContext,
 ) -> Result<Arc<dyn ReadDecoder>, FormatError> {
     Ok(match format {
-        "canonical" => Arc::new(CanonicalJsonDecoder),
+        "canonical" => Arc::new(canonical::CanonicalDecoder::new(context.clone())),
         "rekor" => Arc::new(rekor::RekorDecoder::new(context.clone())),
         "plate_recognizer" => Arc::new(plate_recognizer::PlateRecognizerDecoder::new(
             context.clone(),
@@ -170,7 +171,7 @@ pub fn decoder_for(
 /// vendors' formats or whose format nobody wrote down. A substring probe costs far less than a
 /// parse, and each marker is a key only that vendor's format has.
 pub struct SniffingDecoder {
-    canonical: CanonicalJsonDecoder,
+    canonical: canonical::CanonicalDecoder,
     rekor: rekor::RekorDecoder,
     plate_recognizer: plate_recognizer::PlateRecognizerDecoder,
     genetec: genetec::GenetecDecoder,
@@ -180,7 +181,7 @@ pub struct SniffingDecoder {
 impl SniffingDecoder {
     pub fn new(context: DecodeContext) -> Self {
         Self {
-            canonical: CanonicalJsonDecoder,
+            canonical: canonical::CanonicalDecoder::new(context.clone()),
             rekor: rekor::RekorDecoder::new(context.clone()),
             plate_recognizer: plate_recognizer::PlateRecognizerDecoder::new(context.clone()),
             genetec: genetec::GenetecDecoder::new(context.clone()),
