@@ -97,6 +97,12 @@ impl ReadDecoder for CanonicalJsonDecoder {
                 detail,
             }
         })?;
+        // Only duplicate suppression may mark a read as another's duplicate: a sender's mark
+        // would hide the read from every query that leaves duplicates out.
+        let read = PlateRead {
+            duplicate_of: None,
+            ..read
+        };
         reads.push(read);
         Ok(Decoded::Reads(1))
     }
@@ -133,6 +139,16 @@ mod tests {
         assert_eq!(decoded, Decoded::Reads(1));
         assert_eq!(reads[0].plate, "ABC123");
         assert_eq!(reads[0].jurisdiction.as_deref(), Some("US-VA"));
+    }
+
+    #[test]
+    fn a_sender_cannot_mark_its_read_as_a_duplicate() {
+        let marked = GOOD.replacen('{', r#"{"duplicate_of":"someone","#, 1);
+        let mut reads = Vec::new();
+        CanonicalJsonDecoder
+            .decode(marked.as_bytes(), &mut reads)
+            .unwrap();
+        assert_eq!(reads[0].duplicate_of, None);
     }
 
     #[test]

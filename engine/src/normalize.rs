@@ -48,6 +48,18 @@ pub enum InvalidRead {
     HalfACoordinate,
     #[error("confidence {0} is outside 0..1")]
     ConfidenceOutOfRange(f32),
+    #[error("vehicle {attribute} confidence {confidence} is outside 0..1")]
+    AttributeConfidenceOutOfRange {
+        attribute: &'static str,
+        confidence: f32,
+    },
+    #[error("frames is 0: a read stands for at least one report")]
+    NoFrames,
+    #[error("last_observed_at {last_observed_at} is before observed_at {observed_at}")]
+    LastObservedBeforeObserved {
+        observed_at: Timestamp,
+        last_observed_at: Timestamp,
+    },
     #[error("embedding contains a value that is not finite")]
     EmbeddingNotFinite,
 }
@@ -65,7 +77,10 @@ impl InvalidRead {
             Self::LatitudeOutOfRange(_) => "latitude_out_of_range",
             Self::LongitudeOutOfRange(_) => "longitude_out_of_range",
             Self::HalfACoordinate => "half_a_coordinate",
-            Self::ConfidenceOutOfRange(_) => "confidence_out_of_range",
+            Self::ConfidenceOutOfRange(_) | Self::AttributeConfidenceOutOfRange { .. } => {
+                "confidence_out_of_range"
+            }
+            Self::NoFrames | Self::LastObservedBeforeObserved { .. } => "inconsistent_pass",
             Self::EmbeddingNotFinite => "embedding_not_finite",
         }
     }
@@ -214,6 +229,37 @@ fn push_hex(text: &mut String, value: u64, digits: u32) {
 /// The 48 bits of milliseconds a read id's time prefix holds (until the year 10889).
 const TIME_PREFIX_MASK: u64 = (1 << 48) - 1;
 
+/// Whether `confidence` is on the 0..1 scale, allowing the float noise [`CONFIDENCE_TOLERANCE`]
+/// allows.
+fn confidence_in_range(confidence: f32) -> bool {
+    confidence.is_finite() && (0.0..=1.0 + CONFIDENCE_TOLERANCE).contains(&confidence)
+}
+
+/// Attribute confidences follow the plate's rule: a policy compares them with 0..1 thresholds,
+/// so a value on another scale would pass or fail every one of them.
+fn check_attribute_confidences(
+    vehicle: &mut crate::read::VehicleAttributes,
+) -> Result<(), InvalidRead> {
+    for (attribute, value) in [
+        ("make", &mut vehicle.make),
+        ("model", &mut vehicle.model),
+        ("color", &mut vehicle.color),
+        ("body_type", &mut vehicle.body_type),
+    ] {
+        let Some(confidence) = value.as_mut().and_then(|value| value.confidence.as_mut()) else {
+            continue;
+        };
+        if !confidence_in_range(*confidence) {
+            return Err(InvalidRead::AttributeConfidenceOutOfRange {
+                attribute,
+                confidence: *confidence,
+            });
+        }
+        *confidence = confidence.min(1.0);
+    }
+    Ok(())
+}
+
 /// Makes a decoded read canonical in place: validates what must be valid, derives what can be
 /// derived, and drops what is present but meaningless (a `0,0` position).
 pub fn normalize_read(read: &mut PlateRead, ingested_at: Timestamp) -> Result<(), InvalidRead> {
@@ -256,13 +302,23 @@ pub fn normalize_read(read: &mut PlateRead, ingested_at: Timestamp) -> Result<()
         _ => return Err(InvalidRead::HalfACoordinate),
     }
 
-    if !read.confidence.is_finite()
-        || read.confidence < 0.0
-        || read.confidence > 1.0 + CONFIDENCE_TOLERANCE
-    {
+    if !confidence_in_range(read.confidence) {
         return Err(InvalidRead::ConfidenceOutOfRange(read.confidence));
     }
     read.confidence = read.confidence.min(1.0);
+    check_attribute_confidences(&mut read.vehicle)?;
+
+    if read.frames == 0 {
+        return Err(InvalidRead::NoFrames);
+    }
+    if let Some(last_observed_at) = read.last_observed_at {
+        if last_observed_at < read.observed_at {
+            return Err(InvalidRead::LastObservedBeforeObserved {
+                observed_at: read.observed_at,
+                last_observed_at,
+            });
+        }
+    }
 
     read.heading = read
         .heading
@@ -413,6 +469,32 @@ mod tests {
     }
 
     #[test]
+    fn refusals_of_attribute_confidences_and_passes_say_what_was_sent() {
+        use crate::read::Attribute;
+        let mut read = sample_read();
+        read.vehicle.make = Some(Attribute::new("honda", Some(91.0)));
+        let error = normalize_read(&mut read, ingest_time()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "vehicle make confidence 91 is outside 0..1"
+        );
+
+        let mut read = sample_read();
+        read.frames = 1000;
+        read.last_observed_at = Timestamp::parse_rfc3339("2020-01-01T00:00:00Z");
+        let error = normalize_read(&mut read, ingest_time()).unwrap_err();
+        assert!(error.to_string().contains("2020-01-01"), "{error}");
+
+        // A pass folded upstream, and float noise on an attribute, are fine.
+        let mut read = sample_read();
+        read.frames = 3;
+        read.last_observed_at = Some(Timestamp(read.observed_at.0 + 800));
+        read.vehicle.color = Some(Attribute::new("red", Some(1.0005)));
+        normalize_read(&mut read, ingest_time()).unwrap();
+        assert_eq!(read.vehicle.color.unwrap().confidence, Some(1.0));
+    }
+
+    #[test]
     fn null_island_is_no_position() {
         let mut read = sample_read();
         read.lat = Some(0.0);
@@ -423,6 +505,7 @@ mod tests {
 
     #[test]
     fn bad_positions_times_and_confidences_are_refused() {
+        use crate::read::Attribute;
         type Spoil = fn(&mut PlateRead);
         let cases: Vec<(Spoil, &str)> = vec![
             (|r| r.lat = Some(91.0), "latitude_out_of_range"),
@@ -436,6 +519,22 @@ mod tests {
                 "observed_in_future",
             ),
             (|r| r.reader_id = " ".into(), "missing_reader_id"),
+            (
+                |r| r.vehicle.make = Some(Attribute::new("honda", Some(91.0))),
+                "confidence_out_of_range",
+            ),
+            (
+                |r| r.vehicle.color = Some(Attribute::new("red", Some(-5.0))),
+                "confidence_out_of_range",
+            ),
+            (|r| r.frames = 0, "inconsistent_pass"),
+            (
+                |r| {
+                    r.frames = 1000;
+                    r.last_observed_at = Some(Timestamp(r.observed_at.0 - 1));
+                },
+                "inconsistent_pass",
+            ),
         ];
         for (spoil, expected) in cases {
             let mut read = sample_read();
