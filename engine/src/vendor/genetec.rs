@@ -5,7 +5,7 @@
 //! `schemas/examples/genetec/README.md` for sources and the full mapping):
 //! - Security Center / AutoVu third-party export: `Plate`, `State`, `DateUtc` + `TimeUtc` (the
 //!   date as `MM/DD/YYYY` or `YYYY-MM-DD`), `Date`/`DateLocal` + `Time`/`TimeLocal` (local),
-//!   `ConfidenceScore` (0–100, as a string), an `Attributes` map, `UnitName`, `CameraId`,
+//!   `ConfidenceScore` (0–100, as a string; 1 or less is already 0..1), an `Attributes` map, `UnitName`, `CameraId`,
 //!   `CameraName`, `Latitude`/`Longitude`, base64 `ContextImage`/`PlateImage`;
 //! - Sharp FTP/HTTP templates: `UTCDate` (`yyyy:MM:dd`) + `UTCTime`, `SourceName`,
 //!   `LatitudeY`/`LongitudeX`;
@@ -29,7 +29,7 @@ use crate::read::{Attribute, ImageRefs, Motion, PlateRead, Timestamp, VehicleAtt
 use super::scalar::{optional_number, optional_text, Lenient};
 use super::time::{parse_date_and_time, parse_time_text};
 use super::vocabulary::{canonical_body_type, canonical_color, canonical_make, canonical_model};
-use super::{confidence_from_either_scale, confidence_from_percent, DecodeContext};
+use super::{confidence_from_either_scale, DecodeContext};
 
 const FORMAT: &str = "genetec";
 
@@ -311,14 +311,14 @@ const VEHICLE_TYPE: AttributeNames = AttributeNames {
     score: "Vehicle Type Score",
 };
 
-/// The attribute's confidence on 0..1: the 0–100 sibling first, else the list form's score
-/// (negative means "not scored").
+/// The attribute's confidence on 0..1: the 0–100 sibling first (1 or less already 0..1, as for
+/// the plate), else the list form's score (negative means "not scored").
 fn reported_confidence(
     reported: &Reported<'_>,
     names: &AttributeNames,
 ) -> Result<Option<f32>, DecodeError> {
     if let Some(percent) = optional_number(reported.percent.as_ref(), FORMAT, names.percent)? {
-        return Ok((percent >= 0.0).then(|| confidence_from_percent(percent)));
+        return Ok((percent >= 0.0).then(|| confidence_from_either_scale(percent)));
     }
     let score = optional_number(reported.score.as_ref(), FORMAT, names.score)?;
     Ok(score
@@ -488,7 +488,7 @@ impl GenetecDecoder {
             plate: plate.into_owned(),
             plate_norm: String::new(),
             jurisdiction,
-            confidence: confidence_from_percent(percent),
+            confidence: confidence_from_either_scale(percent),
             lat: optional_number(event.latitude.as_ref(), FORMAT, "Latitude")?,
             lon: optional_number(event.longitude.as_ref(), FORMAT, "Longitude")?,
             heading: None,

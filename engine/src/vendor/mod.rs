@@ -98,20 +98,37 @@ pub fn encode_simulated(format: &str, read: &PlateRead) -> Option<Vec<u8>> {
     })
 }
 
-/// A confidence on a 0–100 scale (Rekor, Genetec) as 0..1.
+/// Percentages up to this are float noise from a vendor's arithmetic (as 1.001 is on 0..1).
+const PERCENT_TOLERANCE: f64 = 0.1;
+
+/// A confidence on a 0–100 scale (Rekor's classifier, `generic` with scale 100) as 0..1. A
+/// value off the scale is returned as sent, not divided: normalization refuses it
+/// (`confidence_out_of_range`), and its reason must quote what the vendor sent (150, not 1.5).
 pub fn confidence_from_percent(percent: f64) -> f32 {
-    (percent / 100.0) as f32
+    if (0.0..=100.0 + PERCENT_TOLERANCE).contains(&percent) {
+        (percent / 100.0) as f32
+    } else {
+        percent as f32
+    }
 }
 
-/// A confidence from a vendor that sends either scale (Axis firmware versions differ): values
-/// above 1 are percentages. A 0–100 vendor reporting under 1% is indistinguishable, and such a
-/// read is noise either way.
+/// A confidence from a vendor that sends either scale (Rekor and Genetec plates, Genetec
+/// attributes, Axis: firmware and relays differ): 1 or less is already 0..1, more is a
+/// percentage. Reading `0.95` as 0.95 % would silently throw the read away (every policy
+/// threshold is above it), while a 0–100 vendor reporting under 1 % sends noise either way.
+/// Off both scales the value is returned as sent, for normalization to refuse and quote.
 pub fn confidence_from_either_scale(value: f64) -> f32 {
-    if value > 1.0 {
-        confidence_from_percent(value)
-    } else {
+    if (0.0..=1.0).contains(&value) {
         value as f32
+    } else {
+        confidence_from_percent(value)
     }
+}
+
+/// A confidence from a vendor whose scale is 0..1 only (Plate Recognizer). Nothing is guessed:
+/// `87` is a 0–100 value sent to a 0..1 field, and normalization refuses it as sent.
+pub fn confidence_from_fraction(value: f64) -> f32 {
+    value as f32
 }
 
 /// An attribute from a canonical value and an optional confidence on the 0..1 scale.
@@ -409,6 +426,94 @@ mod tests {
             MarkerKeys::scan(br#"{"PlateRead":"A1"}"#).0,
             1 << MarkerKey::PlateRead as u32
         );
+    }
+
+    /// The read's confidence and make confidence as archived, or the refusal's reason.
+    fn archived_confidences(format: &str, payload: &str) -> Result<(f32, Option<f32>), String> {
+        let context = DecodeContext::new(Arc::new(MemoryImageStore::default()));
+        let decoder = decoder_for(format, None, &context).unwrap();
+        let mut reads = Vec::new();
+        decoder
+            .decode(payload.as_bytes(), &mut reads)
+            .map_err(|error| error.to_string())?;
+        let mut read = reads.remove(0);
+        let ingested_at = crate::Timestamp::parse_rfc3339("2026-11-24T18:00:00Z").unwrap();
+        crate::normalize::normalize_read(&mut read, ingested_at)
+            .map_err(|error| format!("{}: {error}", error.code()))?;
+        let make = read.vehicle.make.and_then(|make| make.confidence);
+        Ok((read.confidence, make))
+    }
+
+    #[test]
+    fn each_vendor_scale_keeps_plausible_confidences_and_refuses_others_as_sent() {
+        let plate_recognizer = |score: &str| {
+            format!(
+                r#"{{"camera_id":"c1","timestamp":"2026-11-24T17:33:12Z",
+                "results":[{{"plate":"abc123","score":{score},"dscore":0.9}}]}}"#
+            )
+        };
+        let genetec = |plate: &str, make: &str| {
+            format!(
+                r#"{{"Plate":"ABC123","DateUtc":"2026-11-24","TimeUtc":"17:03:12",
+                "ConfidenceScore":"{plate}","UnitName":"u","Attributes":{{"Vehicle Make":"Ford",
+                "Vehicle Make Confidence Score":"{make}"}}}}"#
+            )
+        };
+        let rekor = |confidence: &str| {
+            format!(
+                r#"{{"data_type":"alpr_group","agent_uid":"A1","epoch_start":1795539600250,
+                "best_plate_number":"7XK4021","best_confidence":{confidence}}}"#
+            )
+        };
+        let axis = |confidence: &str| {
+            format!(
+                r#"{{"plateUTF8":"A1B2","plateConfidence":{confidence},
+                "capture_timestamp":1795539792345,"sensorProviderID":"Gate 2"}}"#
+            )
+        };
+        let close = |archived: Result<(f32, Option<f32>), String>,
+                     plate: f32,
+                     make: Option<f32>| {
+            let (got_plate, got_make) = archived.unwrap();
+            assert!((got_plate - plate).abs() < 1e-6, "{got_plate} for {plate}");
+            match (got_make, make) {
+                (Some(got), Some(make)) => assert!((got - make).abs() < 1e-6, "{got} for {make}"),
+                (got, make) => assert_eq!(got, make),
+            }
+        };
+        close(
+            archived_confidences("plate_recognizer", &plate_recognizer("0.87")),
+            0.87,
+            None,
+        );
+        close(
+            archived_confidences("genetec", &genetec("87", "92")),
+            0.87,
+            Some(0.92),
+        );
+        close(
+            archived_confidences("genetec", &genetec("0.95", "0.92")),
+            0.95,
+            Some(0.92),
+        );
+        close(archived_confidences("rekor", &rekor("87.5")), 0.875, None);
+        close(archived_confidences("axis", &axis("0.9")), 0.9, None);
+
+        for (format, payload, sent) in [
+            ("plate_recognizer", plate_recognizer("87"), "87"),
+            ("genetec", genetec("150", "90"), "150"),
+            ("genetec", genetec("90", "150"), "150"),
+            ("rekor", rekor("150"), "150"),
+            ("rekor", rekor("-5"), "-5"),
+            ("axis", axis("150"), "150"),
+        ] {
+            let reason = archived_confidences(format, &payload).unwrap_err();
+            assert!(
+                reason.starts_with("confidence_out_of_range")
+                    && reason.contains(&format!("confidence {sent} is outside")),
+                "{format}: {reason}"
+            );
+        }
     }
 
     #[test]

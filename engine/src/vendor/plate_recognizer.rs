@@ -28,7 +28,7 @@ use crate::read::{Attribute, ImageRefs, PlateRead, Timestamp, VehicleAttributes}
 use super::lenient::{non_empty, LooseNumber, Text};
 use super::time::parse_time_text;
 use super::vocabulary::{canonical_body_type, canonical_color, canonical_make, canonical_model};
-use super::{attribute, confidence_from_either_scale, DecodeContext};
+use super::{attribute, confidence_from_fraction, DecodeContext};
 
 const FORMAT: &str = "plate_recognizer";
 
@@ -238,7 +238,7 @@ impl PlateRecognizerDecoder {
                     .and_then(|region| non_empty(&region.code))
                     .filter(|code| code.contains('-'))
                     .map(str::to_owned),
-                confidence: confidence_from_either_scale(score),
+                confidence: confidence_from_fraction(score),
                 lat: None,
                 lon: None,
                 heading: None,
@@ -299,7 +299,7 @@ fn vehicle_attributes(result: &PlateResult) -> VehicleAttributes {
         let kind = non_empty(&vehicle.kind)?;
         attribute(
             canonical_body_type(kind),
-            vehicle.score.0.map(confidence_from_either_scale),
+            vehicle.score.0.map(confidence_from_fraction),
         )
     });
     let color = result
@@ -309,7 +309,7 @@ fn vehicle_attributes(result: &PlateResult) -> VehicleAttributes {
         .and_then(|best| {
             attribute(
                 non_empty(&best.color).and_then(canonical_color),
-                best.score.0.map(confidence_from_either_scale),
+                best.score.0.map(confidence_from_fraction),
             )
         });
     let (make, model) = result
@@ -317,7 +317,7 @@ fn vehicle_attributes(result: &PlateResult) -> VehicleAttributes {
         .as_deref()
         .and_then(|candidates| best_by_score(candidates, |candidate| candidate.score.0))
         .map_or((None, None), |best| {
-            let confidence = best.score.0.map(confidence_from_either_scale);
+            let confidence = best.score.0.map(confidence_from_fraction);
             // `generic` is the classifier's "some make", with model `Unknown`.
             let make = non_empty(&best.make)
                 .filter(|make| !make.eq_ignore_ascii_case("generic"))
