@@ -442,7 +442,11 @@ mod tests {
             None,
             "no guess for an unknown value"
         );
-        assert!(read.vehicle.model.is_some());
+        assert_eq!(
+            value(&read.vehicle.model).as_deref(),
+            Some("malibu"),
+            "the make's alias glued in front is not the model"
+        );
     }
 
     #[test]

@@ -219,11 +219,28 @@ fn model_in_vocabulary<'a>(raw: &'a str, make: Option<&str>) -> Option<Cow<'a, s
         return None;
     }
     let without_make = make
-        .and_then(|make| simplified.strip_prefix(make))
-        .and_then(|rest| rest.strip_prefix('-'))
-        .filter(|rest| !rest.is_empty())
+        .and_then(|make| without_make_prefix(&simplified, make))
         .map(str::to_owned);
     Some(without_make.map_or(simplified, Cow::Owned))
+}
+
+/// `model` without what a classifier glued in front of it: the make or one of its aliases
+/// (`chevy-malibu` beside make `chevrolet`), the longest that matches, so that `mercedes-benz-`
+/// wins over `mercedes-`. Aliases that are model lines (`range-rover`, `mini-cooper`) are not
+/// prefixes: `range-rover-sport` is a model of its own.
+fn without_make_prefix<'a>(model: &'a str, make: &str) -> Option<&'a str> {
+    const MODEL_LINES: &[&str] = &["range-rover", "mini-cooper"];
+    MAKE_ALIASES
+        .iter()
+        .filter(|(alias, target)| *target == make && !MODEL_LINES.contains(alias))
+        .map(|(alias, _)| *alias)
+        .chain(std::iter::once(make))
+        .filter_map(|prefix| {
+            let rest = model.strip_prefix(prefix)?.strip_prefix('-')?;
+            (!rest.is_empty()).then_some((prefix.len(), rest))
+        })
+        .max_by_key(|(length, _)| *length)
+        .map(|(_, rest)| rest)
 }
 
 /// A make in lowercase with hyphens (`honda`, `mercedes-benz`). Makes outside the alias table are
@@ -232,8 +249,8 @@ pub fn canonical_make(raw: &str) -> Option<String> {
     make_in_vocabulary(raw).map(Cow::into_owned)
 }
 
-/// A model in lowercase with hyphens, without its make when a classifier glued them together
-/// (Rekor's `honda_civic`).
+/// A model in lowercase with hyphens, without its make (or an alias of it) when a classifier
+/// glued them together (Rekor's `honda_civic`, `chevy_malibu`).
 pub fn canonical_model(raw: &str, make: Option<&str>) -> Option<String> {
     model_in_vocabulary(raw, make).map(Cow::into_owned)
 }
@@ -296,5 +313,24 @@ mod tests {
             canonical_model("CR-V", Some("honda")).as_deref(),
             Some("cr-v")
         );
+    }
+
+    #[test]
+    fn models_lose_a_make_alias_glued_in_front_too() {
+        for (raw, make, expected) in [
+            ("chevy_malibu", "chevrolet", "malibu"),
+            ("Chevy Tahoe", "chevrolet", "tahoe"),
+            ("VW Jetta", "volkswagen", "jetta"),
+            ("Mercedes-Benz C-Class", "mercedes-benz", "c-class"),
+            ("mercedes_e-class", "mercedes-benz", "e-class"),
+            ("Range Rover Sport", "land-rover", "range-rover-sport"),
+            ("Chevy", "chevrolet", "chevy"),
+        ] {
+            assert_eq!(
+                canonical_model(raw, Some(make)).as_deref(),
+                Some(expected),
+                "{raw}"
+            );
+        }
     }
 }
