@@ -63,13 +63,23 @@ impl<'de> Deserialize<'de> for Timestamp {
             }
 
             fn visit_i64<E: serde::de::Error>(self, millis: i64) -> Result<Timestamp, E> {
-                Ok(Timestamp(millis))
+                match other_epoch_unit(millis) {
+                    Some(unit) => Err(E::custom(format!(
+                        "{millis} looks like epoch {unit}; canonical times are epoch \
+                         milliseconds or RFC 3339"
+                    ))),
+                    None => Ok(Timestamp(millis)),
+                }
             }
 
             fn visit_u64<E: serde::de::Error>(self, millis: u64) -> Result<Timestamp, E> {
-                i64::try_from(millis)
-                    .map(Timestamp)
-                    .map_err(|_| E::custom("epoch milliseconds out of range"))
+                let millis = i64::try_from(millis).map_err(|_| {
+                    E::custom(format!(
+                        "{millis} is out of range; canonical times are epoch milliseconds or \
+                         RFC 3339"
+                    ))
+                })?;
+                self.visit_i64(millis)
             }
 
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
@@ -78,6 +88,28 @@ impl<'de> Deserialize<'de> for Timestamp {
             }
         }
         deserializer.deserialize_any(TimestampVisitor)
+    }
+}
+
+/// Plausible read times in epoch milliseconds: 2000-01-01 up to 2200-01-01.
+const PLAUSIBLE_MILLIS: std::ops::Range<i64> = 946_684_800_000..7_258_118_400_000;
+
+/// The unit an integer time was most likely sent in, when it is not milliseconds: as
+/// milliseconds it is no plausible read time, in that unit it is. Taken as milliseconds, epoch
+/// seconds land in January 1970 and microseconds in the year 58868, and a refusal quoting those
+/// dates sends the sender looking for a broken clock instead of a wrong unit.
+fn other_epoch_unit(millis: i64) -> Option<&'static str> {
+    if PLAUSIBLE_MILLIS.contains(&millis) {
+        return None;
+    }
+    if PLAUSIBLE_MILLIS.contains(&millis.saturating_mul(1_000)) {
+        Some("seconds")
+    } else if PLAUSIBLE_MILLIS.contains(&(millis / 1_000)) {
+        Some("microseconds")
+    } else if PLAUSIBLE_MILLIS.contains(&(millis / 1_000_000)) {
+        Some("nanoseconds")
+    } else {
+        None
     }
 }
 
@@ -221,6 +253,31 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&from_text).unwrap(),
             "\"2026-11-24T17:00:00.250Z\""
+        );
+    }
+
+    #[test]
+    fn integer_times_in_another_unit_are_refused_naming_the_unit() {
+        for (sent, unit) in [
+            ("1795539600", "seconds"),
+            ("1795539600000000", "microseconds"),
+            ("1795539600000000000", "nanoseconds"),
+        ] {
+            let error = serde_json::from_str::<Timestamp>(sent)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&format!(
+                    "{sent} looks like epoch {unit}; canonical times are epoch milliseconds or \
+                     RFC 3339"
+                )),
+                "{error}"
+            );
+        }
+        // Not a plausible time in any unit: left to normalization, which says why.
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("0").unwrap(),
+            Timestamp(0)
         );
     }
 
