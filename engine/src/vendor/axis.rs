@@ -23,7 +23,7 @@ use crate::jurisdiction::alpha3_of_alpha2;
 use crate::read::{Attribute, ImageRefs, Motion, PlateRead, Timestamp, VehicleAttributes};
 
 use super::scalar::{optional_number, optional_text, Lenient};
-use super::time::{from_epoch_number, parse_time_text, parse_time_with_format};
+use super::time::{from_epoch_number, parse_time_text, parse_time_with_format, TimeError};
 use super::vocabulary::{canonical_body_type, canonical_color, canonical_make, canonical_model};
 use super::{confidence_from_either_scale, DecodeContext};
 
@@ -134,12 +134,15 @@ fn jurisdiction(country: Option<&str>, region: Option<&str>) -> Option<String> {
 }
 
 /// `datetime`: ISO 8601, or LPV's own `YYYYMMDD HHMMSSFFF` with an optional `+HHMM`.
-fn parse_datetime(text: &str, context: &DecodeContext) -> Option<Timestamp> {
+fn parse_datetime(text: &str, context: &DecodeContext) -> Result<Timestamp, TimeError> {
     let zone = context.reader_timezone;
+    let with_format = |format: &str, failed: TimeError| {
+        parse_time_with_format(text, format, zone).map_err(|error| failed.or(error))
+    };
     parse_time_text(text, zone)
-        .or_else(|| parse_time_with_format(text, "%Y%m%d %H%M%S%3f%z", zone))
-        .or_else(|| parse_time_with_format(text, "%Y%m%d %H%M%S%3f %z", zone))
-        .or_else(|| parse_time_with_format(text, "%Y%m%d %H%M%S%3f", zone))
+        .or_else(|failed| with_format("%Y%m%d %H%M%S%3f%z", failed))
+        .or_else(|failed| with_format("%Y%m%d %H%M%S%3f %z", failed))
+        .or_else(|failed| with_format("%Y%m%d %H%M%S%3f", failed))
 }
 
 /// Which picture an `imagesURI` entry is, from the words LPV puts in its file names.
@@ -185,8 +188,11 @@ impl AxisDecoder {
                 .ok_or_else(|| malformed(format!("capture_timestamp is not a time: {capture}")));
         }
         if let Some(text) = optional_text(event.datetime.as_ref()) {
-            return parse_datetime(&text, &self.context)
-                .ok_or_else(|| malformed(format!("datetime is not a time: {text:?}")));
+            return parse_datetime(&text, &self.context).map_err(|error| {
+                malformed(error.reason("datetime", &text, || {
+                    format!("datetime is not a time: {text:?}")
+                }))
+            });
         }
         Err(malformed("no read time (capture_timestamp or datetime)"))
     }

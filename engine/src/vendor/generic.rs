@@ -23,7 +23,7 @@ use crate::decode::{payload_text, DecodeError, Decoded, ReadDecoder};
 use crate::read::{Attribute, ImageRefs, PlateRead, Timestamp, VehicleAttributes};
 
 use super::scalar::Lenient;
-use super::time::{from_epoch_number, parse_time_text, parse_time_with_format};
+use super::time::{from_epoch_number, parse_time_text, parse_time_with_format, TimeError};
 use super::vocabulary::{canonical_body_type, canonical_color, canonical_make, canonical_model};
 use super::{confidence_from_percent, DecodeContext, FormatError};
 
@@ -789,22 +789,30 @@ impl GenericDecoder {
             (TimeFormat::EpochMillis, _) => value
                 .number(FORMAT, field)?
                 .filter(|millis| millis.is_finite())
-                .map(|millis| Timestamp::from_millis(millis.round() as i64)),
+                .map(|millis| Timestamp::from_millis(millis.round() as i64))
+                .ok_or(TimeError::NotATime),
             (TimeFormat::EpochSeconds, _) => value
                 .number(FORMAT, field)?
                 .filter(|seconds| seconds.is_finite())
-                .map(|seconds| Timestamp::from_millis((seconds * 1e3).round() as i64)),
-            (TimeFormat::Auto, Lenient::Number(number)) => from_epoch_number(*number),
-            (TimeFormat::Auto | TimeFormat::Iso, _) => {
-                value.text().and_then(|text| parse_time_text(&text, zone))
+                .map(|seconds| Timestamp::from_millis((seconds * 1e3).round() as i64))
+                .ok_or(TimeError::NotATime),
+            (TimeFormat::Auto, Lenient::Number(number)) => {
+                from_epoch_number(*number).ok_or(TimeError::NotATime)
             }
+            (TimeFormat::Auto | TimeFormat::Iso, _) => value
+                .text()
+                .ok_or(TimeError::NotATime)
+                .and_then(|text| parse_time_text(&text, zone)),
             (TimeFormat::Chrono(format), _) => value
                 .text()
+                .ok_or(TimeError::NotATime)
                 .and_then(|text| parse_time_with_format(&text, format, zone)),
         };
-        parsed.ok_or_else(|| {
+        parsed.map_err(|error| {
             let shown = value.text().map(Cow::into_owned).unwrap_or_default();
-            malformed(format!("{field} is not a time: {shown:?}"))
+            malformed(error.reason(field, &shown, || {
+                format!("{field} is not a time: {shown:?}")
+            }))
         })
     }
 

@@ -279,11 +279,12 @@ fn date_and_time(
         // A forwarder that put date and time in one field.
         None => parse_time_text(&date, zone),
     };
-    Some(parsed.ok_or_else(|| {
-        malformed(format!(
-            "{fields} is not a date and time: {date:?} {:?}",
-            time.as_deref().unwrap_or("")
-        ))
+    Some(parsed.map_err(|error| {
+        let time = time.as_deref().unwrap_or("");
+        let shown = format!("{date} {time}");
+        malformed(error.reason(fields, shown.trim(), || {
+            format!("{fields} is not a date and time: {date:?} {time:?}")
+        }))
     }))
 }
 
@@ -377,8 +378,11 @@ impl GenetecDecoder {
             (event.timestamp.as_ref(), zone, "Timestamp"),
         ] {
             if let Some(text) = optional_text(value) {
-                return parse_time_text(&text, zone)
-                    .ok_or_else(|| malformed(format!("{field} is not a time: {text:?}")));
+                return parse_time_text(&text, zone).map_err(|error| {
+                    malformed(
+                        error.reason(field, &text, || format!("{field} is not a time: {text:?}")),
+                    )
+                });
             }
         }
         for (date, time, fields) in [

@@ -517,6 +517,42 @@ mod tests {
     }
 
     #[test]
+    fn a_local_time_in_the_skipped_daylight_saving_hour_is_refused_saying_so() {
+        let zone = time::parse_zone("America/New_York").unwrap();
+        let context = DecodeContext::new(Arc::new(MemoryImageStore::default())).with_timezone(zone);
+        for (format, payload) in [
+            (
+                "plate_recognizer",
+                r#"{"camera_id":"c1","timestamp":"2026-03-08 02:30:00",
+                "results":[{"plate":"abc123","score":0.9,"dscore":0.9}]}"#,
+            ),
+            (
+                "genetec",
+                r#"{"Plate":"ABC123","Date":"03/08/2026","Time":"02:30:00",
+                "ConfidenceScore":"90","UnitName":"u"}"#,
+            ),
+            (
+                "axis",
+                r#"{"plateUTF8":"A1B2","plateConfidence":0.9,"datetime":"20260308 023000000",
+                "sensorProviderID":"Gate 2"}"#,
+            ),
+        ] {
+            let decoder = decoder_for(format, None, &context).unwrap();
+            let error = decoder
+                .decode(payload.as_bytes(), &mut Vec::new())
+                .unwrap_err();
+            assert_eq!(error.code(), "malformed", "{format}: {error}");
+            let reason = error.to_string();
+            assert!(
+                reason.contains("does not exist in America/New_York")
+                    && reason.contains("daylight saving")
+                    && !reason.contains("is not a time"),
+                "{format}: {reason}"
+            );
+        }
+    }
+
+    #[test]
     fn every_genetec_and_axis_shape_is_sniffed() {
         let sniffer =
             SniffingDecoder::new(DecodeContext::new(Arc::new(MemoryImageStore::default())));

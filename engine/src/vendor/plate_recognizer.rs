@@ -277,8 +277,11 @@ fn observed_at(body: &Body, context: &DecodeContext) -> Result<Timestamp, Decode
         (None, Some(local)) => local,
         (None, None) => return Err(malformed("no timestamp")),
     };
-    parse_time_text(text, context.reader_timezone)
-        .ok_or_else(|| malformed(format!("timestamp {text:?} is not a time")))
+    parse_time_text(text, context.reader_timezone).map_err(|error| {
+        malformed(error.reason("timestamp", text, || {
+            format!("timestamp {text:?} is not a time")
+        }))
+    })
 }
 
 fn best_by_score<T>(candidates: &[T], score: impl Fn(&T) -> Option<f64>) -> Option<&T> {

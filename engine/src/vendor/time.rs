@@ -34,15 +34,48 @@ pub fn from_epoch_number(value: f64) -> Option<Timestamp> {
     Some(Timestamp::from_millis(millis.round() as i64))
 }
 
-fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> Option<Timestamp> {
+/// Why a reader's time text gives no instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("is not a time")]
+    NotATime,
+    /// A correct clock never shows it, and guessing which hour the reader meant would put the read
+    /// an hour off; the sender must be told the zone is the problem, not the text's form.
+    #[error(
+        "does not exist in {zone}: that local time falls in the hour skipped when clocks go \
+         forward for daylight saving time"
+    )]
+    SkippedLocalTime { zone: Tz },
+}
+
+impl TimeError {
+    /// Of two attempts at one text, the failure that says more.
+    pub fn or(self, other: Self) -> Self {
+        match self {
+            Self::SkippedLocalTime { .. } => self,
+            Self::NotATime => other,
+        }
+    }
+
+    /// The refusal's reason for `field` holding `text`: the format's own wording (`not_a_time`)
+    /// when the text is no time at all, else what is wrong with the time.
+    pub fn reason(self, field: &str, text: &str, not_a_time: impl FnOnce() -> String) -> String {
+        match self {
+            Self::NotATime => not_a_time(),
+            Self::SkippedLocalTime { .. } => format!("{field} {text:?} {self}"),
+        }
+    }
+}
+
+fn local_to_utc(naive: NaiveDateTime, zone: Tz) -> Result<Timestamp, TimeError> {
     match zone.from_local_datetime(&naive) {
-        LocalResult::Single(datetime) => Some(Timestamp::from_millis(datetime.timestamp_millis())),
+        LocalResult::Single(datetime) => Ok(Timestamp::from_millis(datetime.timestamp_millis())),
         // The repeated hour when clocks go back: the earlier instant, as most readers log it.
         LocalResult::Ambiguous(earlier, _) => {
-            Some(Timestamp::from_millis(earlier.timestamp_millis()))
+            Ok(Timestamp::from_millis(earlier.timestamp_millis()))
         }
         // The skipped hour when clocks go forward cannot be read on a correct clock.
-        LocalResult::None => None,
+        LocalResult::None => Err(TimeError::SkippedLocalTime { zone }),
     }
 }
 
@@ -62,24 +95,28 @@ const OFFSET_FORMATS: &[&str] = &[
 ];
 
 /// Any time text a reader sends. `zone` applies only to texts without an offset.
-pub fn parse_time_text(text: &str, zone: Tz) -> Option<Timestamp> {
+pub fn parse_time_text(text: &str, zone: Tz) -> Result<Timestamp, TimeError> {
     let text = text.trim();
     if text.is_empty() {
-        return None;
+        return Err(TimeError::NotATime);
     }
     if text
         .bytes()
         .all(|byte| byte.is_ascii_digit() || byte == b'.')
     {
-        return from_epoch_number(text.parse().ok()?);
+        return text
+            .parse()
+            .ok()
+            .and_then(from_epoch_number)
+            .ok_or(TimeError::NotATime);
     }
     if let Some(parsed) = Timestamp::parse_rfc3339(text) {
-        return Some(parsed);
+        return Ok(parsed);
     }
     // RFC 3339 with a space for the `T`, or a `+0000` offset.
     for format in OFFSET_FORMATS {
         if let Ok(parsed) = DateTime::parse_from_str(text, format) {
-            return Some(Timestamp::from_millis(parsed.timestamp_millis()));
+            return Ok(Timestamp::from_millis(parsed.timestamp_millis()));
         }
     }
     for format in NAIVE_FORMATS {
@@ -87,35 +124,35 @@ pub fn parse_time_text(text: &str, zone: Tz) -> Option<Timestamp> {
             return local_to_utc(parsed, zone);
         }
     }
-    None
+    Err(TimeError::NotATime)
 }
 
 /// A date and a time sent in separate fields (Genetec's `DateUtc` + `TimeUtc`). The date may be
 /// `YYYY-MM-DD` or `MM/DD/YYYY`; the time `HH:MM:SS` with optional fraction.
-pub fn parse_date_and_time(date: &str, time: &str, zone: Tz) -> Option<Timestamp> {
+pub fn parse_date_and_time(date: &str, time: &str, zone: Tz) -> Result<Timestamp, TimeError> {
     let date = date.trim();
     let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(date, "%m/%d/%Y"))
         .or_else(|_| NaiveDate::parse_from_str(date, "%Y/%m/%d"))
-        .ok()?;
+        .map_err(|_| TimeError::NotATime)?;
     let time = time.trim();
     let time = NaiveTime::parse_from_str(time, "%H:%M:%S%.f")
         .or_else(|_| NaiveTime::parse_from_str(time, "%I:%M:%S %p"))
         .or_else(|_| NaiveTime::parse_from_str(time, "%H:%M"))
-        .ok()?;
+        .map_err(|_| TimeError::NotATime)?;
     local_to_utc(date.and_time(time), zone)
 }
 
 /// A time in a vendor-specific chrono format (Axis' `%Y%m%d %H%M%S%3f`, a generic mapping's
 /// `observed_at_format`). A format with an offset (`%z`) gives that instant; without one the time
 /// is local in `zone`.
-pub fn parse_time_with_format(text: &str, format: &str, zone: Tz) -> Option<Timestamp> {
+pub fn parse_time_with_format(text: &str, format: &str, zone: Tz) -> Result<Timestamp, TimeError> {
     let text = text.trim();
     if let Ok(parsed) = DateTime::parse_from_str(text, format) {
-        return Some(Timestamp::from_millis(parsed.timestamp_millis()));
+        return Ok(Timestamp::from_millis(parsed.timestamp_millis()));
     }
     NaiveDateTime::parse_from_str(text, format)
-        .ok()
+        .map_err(|_| TimeError::NotATime)
         .and_then(|naive| local_to_utc(naive, zone))
 }
 
@@ -140,7 +177,7 @@ mod tests {
         assert_eq!(from_epoch_number(1_795_539_600_250_000.0), Some(expected));
         assert_eq!(
             parse_time_text("1795539600250", Tz::UTC),
-            Some(expected),
+            Ok(expected),
             "epoch milliseconds as a string (Axis)"
         );
         assert_eq!(from_epoch_number(-1.0), None);
@@ -159,9 +196,12 @@ mod tests {
             ("2026-11-24 12:00:00.000", new_york),
             ("11/24/2026 12:00:00", new_york),
         ] {
-            assert_eq!(parse_time_text(text, zone), Some(expected), "{text}");
+            assert_eq!(parse_time_text(text, zone), Ok(expected), "{text}");
         }
-        assert_eq!(parse_time_text("yesterday", Tz::UTC), None);
+        assert_eq!(
+            parse_time_text("yesterday", Tz::UTC),
+            Err(TimeError::NotATime)
+        );
     }
 
     #[test]
@@ -169,13 +209,16 @@ mod tests {
         let expected = at("2026-11-24T17:03:12Z");
         assert_eq!(
             parse_date_and_time("11/24/2026", "17:03:12", Tz::UTC),
-            Some(expected)
+            Ok(expected)
         );
         assert_eq!(
             parse_date_and_time("2026-11-24", "17:03:12", Tz::UTC),
-            Some(expected)
+            Ok(expected)
         );
-        assert_eq!(parse_date_and_time("24.11.2026", "17:03:12", Tz::UTC), None);
+        assert_eq!(
+            parse_date_and_time("24.11.2026", "17:03:12", Tz::UTC),
+            Err(TimeError::NotATime)
+        );
     }
 
     #[test]
@@ -184,19 +227,19 @@ mod tests {
         let expected = at("2026-11-24T17:03:12.345Z");
         assert_eq!(
             parse_time_with_format("20261124 120312345", "%Y%m%d %H%M%S%3f", new_york),
-            Some(expected)
+            Ok(expected)
         );
         assert_eq!(
             parse_time_with_format("20261124 120312345-0500", "%Y%m%d %H%M%S%3f%z", Tz::UTC),
-            Some(expected)
+            Ok(expected)
         );
         assert_eq!(
             parse_time_with_format("24.11.2026 17:03:12", "%d.%m.%Y %H:%M:%S", Tz::UTC),
-            Some(at("2026-11-24T17:03:12Z"))
+            Ok(at("2026-11-24T17:03:12Z"))
         );
         assert_eq!(
             parse_time_with_format("2026-11-24", "%d.%m.%Y %H:%M:%S", Tz::UTC),
-            None
+            Err(TimeError::NotATime)
         );
     }
 
@@ -206,9 +249,16 @@ mod tests {
         // 2026-11-01 01:30 happens twice in New York; the first is 05:30Z.
         assert_eq!(
             parse_time_text("2026-11-01T01:30:00", new_york),
-            Some(at("2026-11-01T05:30:00Z"))
+            Ok(at("2026-11-01T05:30:00Z"))
         );
         // 2026-03-08 02:30 never happens in New York.
-        assert_eq!(parse_time_text("2026-03-08T02:30:00", new_york), None);
+        assert_eq!(
+            parse_time_text("2026-03-08T02:30:00", new_york),
+            Err(TimeError::SkippedLocalTime { zone: new_york })
+        );
+        assert_eq!(
+            parse_date_and_time("03/08/2026", "02:30:00", new_york),
+            Err(TimeError::SkippedLocalTime { zone: new_york })
+        );
     }
 }
