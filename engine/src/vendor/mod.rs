@@ -553,6 +553,62 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_plate_is_refused_as_empty_plate_and_a_missing_one_as_malformed() {
+        let context = DecodeContext::new(Arc::new(MemoryImageStore::default()));
+        let ingested_at = crate::Timestamp::parse_rfc3339("2026-11-24T18:00:00Z").unwrap();
+        let refusal = |format: &str, payload: &str| {
+            let decoder = decoder_for(format, None, &context).unwrap();
+            let mut reads = Vec::new();
+            if let Err(error) = decoder.decode(payload.as_bytes(), &mut reads) {
+                return error.code();
+            }
+            match crate::normalize::normalize_read(&mut reads[0], ingested_at) {
+                Err(invalid) => invalid.code(),
+                Ok(()) => "archived",
+            }
+        };
+        let group = |plate: &str| {
+            format!(
+                r#"{{"data_type":"alpr_group","agent_uid":"A1","epoch_start":1795539600250,
+                {plate}"best_confidence":90}}"#
+            )
+        };
+        let frame = |plate: &str| {
+            format!(
+                r#"{{"data_type":"alpr_results","agent_uid":"A1","epoch_time":1795539600250,
+                "results":[{{{plate}"confidence":90}}]}}"#
+            )
+        };
+        let snapshot = |plate: &str| {
+            format!(
+                r#"{{"camera_id":"c1","timestamp":"2026-11-24T17:33:12Z",
+                "results":[{{{plate}"score":0.9,"dscore":0.9}}]}}"#
+            )
+        };
+        for (format, message, plate) in [
+            (
+                "rekor",
+                &group as &dyn Fn(&str) -> String,
+                r#""best_plate_number":"","#,
+            ),
+            ("rekor", &group, r#""best_plate_number":" ","#),
+            ("rekor", &frame, r#""plate":"","#),
+            ("plate_recognizer", &snapshot, r#""plate":"","#),
+        ] {
+            assert_eq!(
+                refusal(format, &message(plate)),
+                "empty_plate",
+                "{format} {plate}"
+            );
+            assert_eq!(
+                refusal(format, &message("")),
+                "malformed",
+                "{format} without a plate"
+            );
+        }
+    }
+
+    #[test]
     fn every_genetec_and_axis_shape_is_sniffed() {
         let sniffer =
             SniffingDecoder::new(DecodeContext::new(Arc::new(MemoryImageStore::default())));

@@ -217,7 +217,10 @@ impl PlateRecognizerDecoder {
         };
 
         for (index, result) in results.iter().enumerate() {
+            // Sent but blank is a read of no plate (`empty_plate`, as in every format); only a
+            // missing plate makes the message malformed.
             let plate = non_empty(&result.plate)
+                .or_else(|| result.plate.as_ref().map(Text::as_str))
                 .ok_or_else(|| malformed(format!("results[{index}] has no plate")))?;
             let score = result
                 .score

@@ -198,6 +198,10 @@ impl RekorDecoder {
         let best = message.best_plate.as_ref();
         let plate = non_empty(&message.best_plate_number)
             .or_else(|| best.and_then(|best| non_empty(&best.plate)))
+            // Sent but blank is a read of no plate, which normalization refuses as
+            // `empty_plate` in every format; only a missing field makes the message malformed.
+            .or_else(|| message.best_plate_number.as_ref().map(Text::as_str))
+            .or_else(|| best.and_then(|best| best.plate.as_ref()).map(Text::as_str))
             .ok_or_else(|| malformed("alpr_group has no best_plate_number"))?;
         let confidence = message
             .best_confidence
@@ -257,6 +261,7 @@ impl RekorDecoder {
         let overview = web_server_image(message, &message.uuid);
         for (index, result) in results.iter().enumerate() {
             let plate = non_empty(&result.plate)
+                .or_else(|| result.plate.as_ref().map(Text::as_str))
                 .ok_or_else(|| malformed(format!("results[{index}] has no plate")))?;
             let confidence = result
                 .confidence
