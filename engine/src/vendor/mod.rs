@@ -220,12 +220,20 @@ impl SniffingDecoder {
             Some(&self.plate_recognizer)
         } else if has(PlateUtf8) || has(PlateAscii) || has(PlateText) || has(PlateUnicode) {
             Some(&self.axis)
-        } else if (has(Plate) && (has(DateUtc) || has(UtcDate) || has(CameraName)))
+        } else if ((has(Plate) || has(EventType))
+            && (has(DateUtc) || has(UtcDate) || has(CameraName) || has(UnitName)))
             || (has(PlateRead) && has(PlateAnalytics))
         {
+            // `EventType` without `Plate`: a Genetec heartbeat or status event, a non-read to the
+            // `genetec` format, so to `auto` too once the vendor is recognized.
             Some(&self.genetec)
         } else if has(ObservedAt) {
             Some(&self.canonical)
+        } else if has(Detail) {
+            // Plate Recognizer's API error body (`{"detail": "Authentication credentials were
+            // not provided."}`), which its decoder refuses as malformed quoting the error. Last:
+            // nothing else in the message points to another vendor.
+            Some(&self.plate_recognizer)
         } else {
             None
         }
@@ -253,10 +261,13 @@ enum MarkerKey {
     PlateRead,
     PlateAnalytics,
     ObservedAt,
+    EventType,
+    UnitName,
+    Detail,
 }
 
 /// Each marker as its text between the quotes; index `i` sets bit `i` of [`MarkerKeys`].
-const MARKER_TEXTS: [&[u8]; 18] = [
+const MARKER_TEXTS: [&[u8]; 21] = [
     b"data_type",
     b"openalpr_webhook",
     b"results",
@@ -275,6 +286,9 @@ const MARKER_TEXTS: [&[u8]; 18] = [
     b"PlateRead",
     b"PlateAnalytics",
     b"observed_at",
+    b"EventType",
+    b"UnitName",
+    b"detail",
 ];
 
 /// The markers (as [`MarkerKeys`] bits) of each length: most quoted strings are ruled out by
@@ -367,7 +381,8 @@ impl ReadDecoder for SniffingDecoder {
         crate::decode::payload_text(payload)?;
         Err(DecodeError::UnrecognizedFormat {
             detail: "no known vendor's marker fields (data_type, results+dscore, \
-                     hook+data, plateUTF8, Plate+DateUtc, PlateRead+PlateAnalytics, observed_at)"
+                     hook+data, plateUTF8, Plate or EventType + DateUtc or UnitName, \
+                     PlateRead+PlateAnalytics, observed_at, detail)"
                 .to_owned(),
         })
     }
