@@ -47,6 +47,25 @@ pub struct QueryConfig {
     pub api: Option<platestream_connectors::http::SearchApiSettings>,
 }
 
+/// What `replay --config` takes of a config file: its `[hotlists]` section, without needing the
+/// rest (a `[kafka]` section) of an engine's config.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HotlistsConfig {
+    #[serde(default)]
+    pub hotlists: HotlistSettings,
+}
+
+impl HotlistsConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let config = figment(path)?
+            .extract::<Self>()
+            .map_err(anyhow::Error::from)
+            .with_context(|| invalid(path))?;
+        check_list_policies(&config.hotlists.lists).with_context(|| invalid(path))?;
+        Ok(config)
+    }
+}
+
 impl QueryConfig {
     pub fn load(path: &Path) -> Result<Self> {
         figment(path)?
@@ -340,30 +359,36 @@ impl Config {
         if self.ingest.produce_timeout_ms == 0 {
             anyhow::bail!("[ingest] produce_timeout_ms = 0: every read would be answered 503");
         }
-        let mut policy_names = std::collections::HashSet::new();
-        for policy in &self.hotlists.lists {
-            // No entry of such a list can exist: files and the updates topic refuse the name.
-            if let Err(reason) = platestream_engine::hotlist::check_list_name(&policy.name) {
-                anyhow::bail!("[[hotlists.lists]] name = {:?}: {reason}", policy.name);
-            }
-            if let Some(priority) = policy.default_priority.filter(|p| !(1..=9).contains(p)) {
-                anyhow::bail!(
-                    "[[hotlists.lists]] name = {:?}: default_priority = {priority} is not 1 (most \
-                     urgent) to 9",
-                    policy.name
-                );
-            }
-            // Only one block would apply: a covert list declared again as field would page
-            // field officers.
-            if !policy_names.insert(policy.name.as_str()) {
-                anyhow::bail!(
-                    "[[hotlists.lists]] name = {:?} is declared twice: merge the two blocks",
-                    policy.name
-                );
-            }
-        }
+        check_list_policies(&self.hotlists.lists)?;
         Ok(())
     }
+}
+
+/// Refuses list policies the engine cannot apply as written.
+fn check_list_policies(lists: &[platestream_engine::alert_policy::ListPolicy]) -> Result<()> {
+    let mut policy_names = std::collections::HashSet::new();
+    for policy in lists {
+        // No entry of such a list can exist: files and the updates topic refuse the name.
+        if let Err(reason) = platestream_engine::hotlist::check_list_name(&policy.name) {
+            anyhow::bail!("[[hotlists.lists]] name = {:?}: {reason}", policy.name);
+        }
+        if let Some(priority) = policy.default_priority.filter(|p| !(1..=9).contains(p)) {
+            anyhow::bail!(
+                "[[hotlists.lists]] name = {:?}: default_priority = {priority} is not 1 (most \
+                     urgent) to 9",
+                policy.name
+            );
+        }
+        // Only one block would apply: a covert list declared again as field would page
+        // field officers.
+        if !policy_names.insert(policy.name.as_str()) {
+            anyhow::bail!(
+                "[[hotlists.lists]] name = {:?} is declared twice: merge the two blocks",
+                policy.name
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -224,6 +224,11 @@ enum Command {
         /// NCIC-style hotlist extract, fixed-width or comma-delimited (repeatable).
         #[arg(long)]
         ncic: Vec<PathBuf>,
+        /// A config file whose [hotlists] section applies as the engine applies it: its list
+        /// policies (covert routes, per-list windows, misread and partial switches), its
+        /// suppression window, and its hotlist files besides --hotlist and --ncic.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
@@ -590,8 +595,9 @@ async fn run_command(command: Command) -> Result<()> {
         }
         Command::Replay {
             input,
-            hotlist,
-            ncic,
+            mut hotlist,
+            mut ncic,
+            config,
             out,
             segment_rows,
             quiet,
@@ -625,7 +631,14 @@ async fn run_command(command: Command) -> Result<()> {
                     .transpose()?,
                 embedding_dim,
             };
-            let mut pipeline = replay_pipeline(&hotlist, &ncic, &format, &readers)?;
+            let hotlist_settings = match &config {
+                Some(path) => platestream::config::HotlistsConfig::load(path)?.hotlists,
+                None => platestream::config::HotlistSettings::default(),
+            };
+            hotlist.extend(hotlist_settings.files.iter().cloned());
+            ncic.extend(hotlist_settings.ncic_files.iter().cloned());
+            let mut pipeline =
+                replay_pipeline(&hotlist, &ncic, &hotlist_settings, &format, &readers)?;
             if let Some(dim) = embedding_dim {
                 pipeline = pipeline.with_embedding_dim(dim);
             }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use platestream_engine::alert_policy::DEFAULT_SUPPRESSION_WINDOW_SECS;
+
 use platestream_engine::archive::{
     ArchiveConfig, CompactedName, SegmentWriter, ALERTS_TABLE, READS_TABLE,
 };
@@ -19,7 +19,7 @@ use platestream_engine::pipeline::{Pipeline, PipelineCounts, Prepared, Preparer,
 use platestream_engine::vendor::{decoder_for, GenericMapping};
 use platestream_engine::{SourcePosition, Timestamp};
 
-use crate::config::ReaderSettings;
+use crate::config::{HotlistSettings, ReaderSettings};
 use crate::hotlists::build_store;
 use crate::readers::{decode_context, dedupe_config};
 
@@ -28,12 +28,14 @@ use crate::readers::{decode_context, dedupe_config};
 pub fn replay_pipeline(
     hotlists: &[PathBuf],
     ncic: &[PathBuf],
+    settings: &HotlistSettings,
     format: &str,
     readers: &ReaderSettings,
 ) -> Result<Pipeline> {
     // As the engine loads its files: an id two files hold is taken from the later one.
     let entries = crate::hotlist_sources::HotlistFiles::load(hotlists, ncic)?.entries();
-    let (store, alert_policy) = build_store(entries, &[], DEFAULT_SUPPRESSION_WINDOW_SECS);
+    let (store, alert_policy) =
+        build_store(entries, &settings.lists, settings.suppression_window_secs);
     let context = decode_context(readers)?;
     let decoder = decoder_for(format, readers.generic.as_ref(), &context)
         .with_context(|| format!("--format {format:?}"))?;

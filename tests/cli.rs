@@ -1139,3 +1139,70 @@ fn a_bad_plate_in_a_message_of_several_leaves_the_others_archived_and_matched() 
         text(&one_thread.stdout)
     );
 }
+
+/// A backfill through `replay` routes and suppresses as the engine does when given its config:
+/// a covert list's hits are covert in the archive and alerts.ndjson too.
+#[test]
+fn replay_with_a_config_applies_its_list_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hot.csv"),
+        "list,plate,jurisdiction\ncovert_watch,CVT5555,US-VA\nstolen_vehicles,STL1234,US-VA\n",
+    )
+    .unwrap();
+    // Only [hotlists] is needed: no [kafka].
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[hotlists]\nfiles = [\"hot.csv\"]\n\
+         [[hotlists.lists]]\nname = \"covert_watch\"\nroute = \"covert\"\n",
+    )
+    .unwrap();
+    let reads: String = ["CVT5555", "STL1234"]
+        .iter()
+        .enumerate()
+        .map(|(n, plate)| {
+            format!(
+                "{{\"vendor\":\"acme\",\"reader_id\":\"pole-{n}\",\"observed_at\":{},\"plate\":\"{plate}\",\"jurisdiction\":\"US-VA\",\"confidence\":0.95}}\n",
+                1_795_539_600_000i64 + n as i64 * 60_000
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("reads.ndjson"), reads).unwrap();
+    let routes = |extra: &[&str], out: &str| -> Vec<(String, String)> {
+        let output = platestream(
+            &[
+                &["replay", "--input", "reads.ndjson", "--out", out, "--quiet"][..],
+                extra,
+            ]
+            .concat(),
+            dir.path(),
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let mut routes: Vec<(String, String)> =
+            std::fs::read_to_string(dir.path().join(out).join("alerts.ndjson"))
+                .unwrap()
+                .lines()
+                .map(|line| {
+                    let alert: serde_json::Value = serde_json::from_str(line).unwrap();
+                    (
+                        alert["list"].as_str().unwrap().to_owned(),
+                        alert["route"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+        routes.sort();
+        routes
+    };
+    assert_eq!(
+        routes(&["--config", "c.toml"], "with-config"),
+        [
+            ("covert_watch".to_owned(), "covert".to_owned()),
+            ("stolen_vehicles".to_owned(), "field".to_owned())
+        ]
+    );
+    // Without the config, the same file's lists are on the defaults, as the help says.
+    assert_eq!(
+        routes(&["--hotlist", "hot.csv"], "without")[0],
+        ("covert_watch".to_owned(), "field".to_owned())
+    );
+}

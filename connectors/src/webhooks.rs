@@ -72,7 +72,6 @@ struct QueueState {
     jobs: VecDeque<Job>,
     /// Set at shutdown: deliver what is queued until then, then stop.
     closing_deadline: Option<Instant>,
-    dropped_since_log: u64,
 }
 
 struct EndpointQueue {
@@ -157,15 +156,15 @@ impl WebhookFanout {
                 continue;
             }
             if state.jobs.len() >= self.settings.queue_capacity.max(1) {
-                state.jobs.pop_front();
+                let dropped = state.jobs.pop_front();
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 counter!("platestream_webhook_deliveries_total", "outcome" => "dropped")
                     .increment(1);
-                // One line per burst, not per alert: a dead endpoint under load would flood logs.
-                if state.dropped_since_log % 100 == 0 {
-                    tracing::warn!(url = %endpoint.queue.shown_url, capacity = self.settings.queue_capacity, dropped = state.dropped_since_log + 1, "webhook queue full; dropping its oldest alert");
+                // Each one by id: it is a page that never reached its receiver, and an operator
+                // must be able to say which (hits are few, so this does not flood the log).
+                if let Some(dropped) = dropped {
+                    tracing::warn!(url = %endpoint.queue.shown_url, capacity = self.settings.queue_capacity, alert_id = %dropped.alert_id, list = %dropped.list, "webhook queue full; dropped its oldest alert undelivered");
                 }
-                state.dropped_since_log += 1;
             }
             state.jobs.push_back(Job {
                 alert_id: Arc::clone(&alert_id),
@@ -333,7 +332,11 @@ fn deliver_queue(queue: &EndpointQueue, settings: &WebhookSettings, stats: &Webh
 fn drop_remaining(queue: &EndpointQueue, stats: &WebhookStats, client_failed: bool) {
     let mut state = queue.lock();
     let remaining = state.jobs.len() as u64;
-    state.jobs.clear();
+    let undelivered: Vec<String> = state
+        .jobs
+        .drain(..)
+        .map(|job| job.alert_id.to_string())
+        .collect();
     // New alerts for this URL are refused from now on.
     state.closing_deadline.get_or_insert_with(Instant::now);
     drop(state);
@@ -341,7 +344,8 @@ fn drop_remaining(queue: &EndpointQueue, stats: &WebhookStats, client_failed: bo
         stats.dropped.fetch_add(remaining, Ordering::Relaxed);
         counter!("platestream_webhook_deliveries_total", "outcome" => "dropped")
             .increment(remaining);
-        tracing::warn!(url = %queue.shown_url, alerts = remaining, client_failed, "webhook alerts not delivered before stopping");
+        let alert_ids = undelivered.join(",");
+        tracing::warn!(url = %queue.shown_url, alerts = remaining, client_failed, %alert_ids, "webhook alerts not delivered before stopping");
     }
 }
 
@@ -400,6 +404,10 @@ fn attempt_once(
         .map_err(|error| {
             if error.is_builder() {
                 AttemptError::Permanent(format!("invalid request: {error}"))
+            } else if error.is_timeout() {
+                AttemptError::Retryable(format!("no answer within the timeout: {error}"))
+            } else if error.is_connect() {
+                AttemptError::Retryable(format!("could not connect: {error}"))
             } else {
                 AttemptError::Retryable(error.to_string())
             }

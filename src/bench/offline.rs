@@ -65,7 +65,13 @@ pub fn run(reads_file: &Path, hotlist: &Path, work_dir: &Path) -> Result<Offline
             image_dir: out.join("images"),
             ..ReaderSettings::default()
         };
-        let mut pipeline = replay_pipeline(&[hotlist.to_owned()], &[], "auto", &readers)?;
+        let mut pipeline = replay_pipeline(
+            &[hotlist.to_owned()],
+            &[],
+            &crate::config::HotlistSettings::default(),
+            "auto",
+            &readers,
+        )?;
         let summary = replay(
             &[reads_file.to_owned()],
             &out,
