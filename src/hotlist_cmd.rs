@@ -870,9 +870,8 @@ fn misspelt_field(name: &str) -> Option<&'static str> {
     let name = name.trim().to_ascii_lowercase();
     let name = name.as_str();
     // `op` is no column but an update's own field (`{"op": "delete"}`).
-    let known = KNOWN_COLUMNS.contains(&name)
-        || VEHICLE_ATTRIBUTE_COLUMNS.contains(&name)
-        || name == "op";
+    let known =
+        KNOWN_COLUMNS.contains(&name) || VEHICLE_ATTRIBUTE_COLUMNS.contains(&name) || name == "op";
     if known {
         None
     } else {

@@ -1387,6 +1387,15 @@ fn send_unless_too_large(
     }
 }
 
+/// The vendor whose `serve` endpoint produced the message, from its `platestream-vendor` header.
+fn vendor_header(message: &impl Message) -> Option<&[u8]> {
+    message
+        .headers()?
+        .iter()
+        .find(|header| header.key == crate::http::VENDOR_HEADER)
+        .and_then(|header| header.value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1450,13 +1459,4 @@ mod tests {
             other => panic!("expected a delivery failure, got {other:?}"),
         }
     }
-}
-
-/// The vendor whose `serve` endpoint produced the message, from its `platestream-vendor` header.
-fn vendor_header<'a>(message: &'a impl Message) -> Option<&'a [u8]> {
-    message
-        .headers()?
-        .iter()
-        .find(|header| header.key == crate::http::VENDOR_HEADER)
-        .and_then(|header| header.value)
 }
