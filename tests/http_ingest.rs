@@ -271,6 +271,24 @@ fn pushed_reads_reach_the_raw_topic_and_the_archive_and_bad_requests_get_reasons
         answer["reason"].as_str().unwrap().contains("EOF"),
         "{answer}"
     );
+    // `curl -d` labels any body a form: one that is no form gets the decoder's reason, and a
+    // form without the `json` field says so.
+    for (body, code) in [
+        (&b""[..], "empty_message"),
+        (&b"\xff\xfe"[..], "not_utf8"),
+        (&b"plate=ABC123"[..], "missing_json_field"),
+    ] {
+        let reply = server.send(
+            server
+                .client
+                .post(format!("{}/v1/ingest/acme", server.base))
+                .bearer_auth(ACME_TOKEN)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body.to_vec()),
+        );
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body:?}");
+        assert_eq!(reply.json()["error"], code, "{body:?}");
+    }
     let without_plate = server.send(
         server
             .post("acme")

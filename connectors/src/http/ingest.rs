@@ -277,7 +277,13 @@ async fn read_body(request: Request, limit: usize) -> Result<IncomingBody, Inges
         .iter()
         .find(|byte| !byte.is_ascii_whitespace())
         .is_some_and(|first| *first == b'{' || *first == b'[');
-    if content_type.starts_with("application/x-www-form-urlencoded") && !looks_like_json {
+    // A body that is no form at all (empty, binary, plain text without `name=value`) gets the
+    // decoder's reason (`empty_message`, `not_utf8`, `malformed`), not a missing form field.
+    let looks_like_a_form = std::str::from_utf8(&bytes).is_ok_and(|text| text.contains('='));
+    if content_type.starts_with("application/x-www-form-urlencoded")
+        && !looks_like_json
+        && looks_like_a_form
+    {
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|error| IngestError::MalformedForm(error.to_string()))?;
         let json = fields
