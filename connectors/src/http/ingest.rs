@@ -186,15 +186,28 @@ async fn accept(
     }
     let producer = state.producer.current();
     let started = Instant::now();
-    let delivery = producer
-        .send(record, Timeout::After(state.produce_timeout))
-        .await;
+    // librdkafka's own timeouts (queueing, then `message.timeout.ms`) add up to more than the
+    // vendor was promised, and its timer runs coarse: the answer is bounded here. A message still
+    // in flight may yet be delivered; the vendor's retry then folds into it (same read id).
+    let delivery = tokio::time::timeout(
+        state.produce_timeout,
+        producer.send(record, Timeout::After(state.produce_timeout)),
+    )
+    .await;
     histogram!("platestream_ingest_produce_seconds", "vendor" => vendor.name.clone())
         .record(started.elapsed().as_secs_f64());
-    let delivery = delivery.map_err(|(error, _)| {
-        state.producer.replace_if_fatal(&producer);
-        kafka_refusal(error, prepared.payload.len())
-    })?;
+    let delivery = match delivery {
+        Ok(delivery) => delivery.map_err(|(error, _)| {
+            state.producer.replace_if_fatal(&producer);
+            kafka_refusal(error, prepared.payload.len())
+        })?,
+        Err(_) => {
+            return Err(IngestError::KafkaUnavailable(format!(
+                "no acknowledgement within {} ms (ingest.produce_timeout_ms)",
+                state.produce_timeout.as_millis()
+            )))
+        }
+    };
 
     let (reads, not_a_read) = match prepared.decoded {
         Decoded::Reads(count) => (count, None),
