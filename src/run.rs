@@ -71,7 +71,6 @@ pub async fn run_engine(
 ) -> Result<()> {
     let files = HotlistFiles::load(&config.hotlists.files, &config.hotlists.ncic_files)?;
     let entries = files.entries();
-    let entry_count = entries.len();
     let (store, alert_policy) = build_store(
         entries,
         &config.hotlists.lists,
@@ -202,6 +201,13 @@ pub async fn run_engine(
         .into_iter()
         .filter(|list| store.list_len(list) > 0)
         .collect();
+    // Files and the updates topic together: what the engine matches against from its first read.
+    let mut entry_count = 0;
+    for list in &loaded_lists {
+        let entries = store.list_len(list);
+        entry_count += entries;
+        metrics::gauge!("platestream_hotlist_entries", "list" => list.clone()).set(entries as f64);
+    }
     for warning in policies_of_no_list(&config.hotlists.lists, &loaded_lists)
         .into_iter()
         .chain(crate::hotlists::lists_almost_named_as_a_policy(

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use metrics::counter;
+use metrics::{counter, gauge};
 use platestream_engine::hotlist::{entry_from_fields, EntryFields, HotlistEntry, InvalidFields};
 use platestream_engine::store::{HotlistStore, ReplaceReport, StoreError, Update};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -402,6 +402,9 @@ impl UpdatesConsumer {
                         Update::Delete(_) => (u, d + 1),
                     });
             self.live.apply(&self.store, &list, updates);
+            // Lists the topic alone feeds have no file reload to report their size.
+            gauge!("platestream_hotlist_entries", "list" => list.clone())
+                .set(self.store.list_len(&list) as f64);
             counter!("platestream_hotlist_updates_total", "op" => "upsert").increment(upserts);
             counter!("platestream_hotlist_updates_total", "op" => "delete").increment(deletes);
             self.status
