@@ -1157,17 +1157,7 @@ fn replay_with_a_config_applies_its_list_policies() {
          [[hotlists.lists]]\nname = \"covert_watch\"\nroute = \"covert\"\n",
     )
     .unwrap();
-    let reads: String = ["CVT5555", "STL1234"]
-        .iter()
-        .enumerate()
-        .map(|(n, plate)| {
-            format!(
-                "{{\"vendor\":\"acme\",\"reader_id\":\"pole-{n}\",\"observed_at\":{},\"plate\":\"{plate}\",\"jurisdiction\":\"US-VA\",\"confidence\":0.95}}\n",
-                1_795_539_600_000i64 + n as i64 * 60_000
-            )
-        })
-        .collect();
-    std::fs::write(dir.path().join("reads.ndjson"), reads).unwrap();
+    common::write_virginia_reads(&dir.path().join("reads.ndjson"), &["CVT5555", "STL1234"]);
     let routes = |extra: &[&str], out: &str| -> Vec<(String, String)> {
         let output = platestream(
             &[

@@ -194,17 +194,7 @@ fn an_id_two_hotlist_files_hold_is_taken_from_the_later_file() {
         "list,plate,jurisdiction,id\nstolen_vehicles,BBB222,US-VA,case-1\n",
     )
     .unwrap();
-    let reads: String = ["AAA111", "BBB222"]
-        .iter()
-        .enumerate()
-        .map(|(n, plate)| {
-            format!(
-                "{{\"vendor\":\"acme\",\"reader_id\":\"pole-{n}\",\"observed_at\":{},\"plate\":\"{plate}\",\"jurisdiction\":\"US-VA\",\"confidence\":0.95}}\n",
-                1_795_539_600_000i64 + n as i64 * 60_000
-            )
-        })
-        .collect();
-    std::fs::write(dir.path().join("reads.ndjson"), reads).unwrap();
+    common::write_virginia_reads(&dir.path().join("reads.ndjson"), &["AAA111", "BBB222"]);
     let output = platestream(
         &[
             "replay",

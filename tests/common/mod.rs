@@ -379,3 +379,20 @@ pub fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Opt
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Writes one canonical read per plate, all of Virginia at 0.95 confidence, each at its own
+/// reader a minute after the one before: inputs whose right answers a test knows.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn write_virginia_reads(path: &Path, plates: &[&str]) {
+    let reads: String = plates
+        .iter()
+        .enumerate()
+        .map(|(n, plate)| {
+            format!(
+                "{{\"vendor\":\"acme\",\"reader_id\":\"pole-{n}\",\"observed_at\":{},\"plate\":\"{plate}\",\"jurisdiction\":\"US-VA\",\"confidence\":0.95}}\n",
+                1_795_539_600_000i64 + n as i64 * 60_000
+            )
+        })
+        .collect();
+    std::fs::write(path, reads).unwrap();
+}
