@@ -7,6 +7,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use parquet::arrow::ArrowWriter;
 use platestream_engine::archive::{ReadColumns, TableColumns};
 use platestream_engine::decode::{CanonicalJsonDecoder, ReadDecoder};
+use platestream_engine::dedupe::{DedupeConfig, DuplicateSuppressor};
 use platestream_engine::hotlist::load_hotlist_csv;
 use platestream_engine::images::MemoryImageStore;
 use platestream_engine::matcher::ExactMatcher;
@@ -116,6 +117,42 @@ fn stages(c: &mut Criterion) {
         )
     });
     group.finish();
+
+    // The consuming thread's duplicate folding, with and without remembering released passes for
+    // resent reports (`readers.resend_horizon_secs`): the reads of a minute, released as the
+    // engine releases them.
+    let mut folding = c.benchmark_group("per_read_folding");
+    folding.throughput(Throughput::Elements(processed.reads.len() as u64));
+    folding.sample_size(20);
+    for (name, horizon) in [
+        ("window_only", std::time::Duration::ZERO),
+        ("with_resend_memory", std::time::Duration::from_secs(300)),
+    ] {
+        folding.bench_function(name, |b| {
+            b.iter_batched(
+                || processed.reads.clone(),
+                |reads| {
+                    let mut suppressor = DuplicateSuppressor::new(DedupeConfig {
+                        resend_horizon: horizon,
+                        ..DedupeConfig::default()
+                    });
+                    let mut released = Vec::with_capacity(reads.len());
+                    let start = Timestamp::now().millis();
+                    for (index, read) in reads.into_iter().enumerate() {
+                        let now = Timestamp(start + index as i64 * 3);
+                        suppressor.offer(read, now, &mut released);
+                        if index % 512 == 511 {
+                            suppressor.release_due(now, &mut released);
+                        }
+                    }
+                    suppressor.flush_all(&mut released);
+                    released
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    folding.finish();
 }
 
 /// `--format auto` on a city of several vendors' readers: the sniffing decoder, beside each

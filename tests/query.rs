@@ -1284,3 +1284,104 @@ fn an_incident_of_the_last_minutes_names_the_newest_archived_read() {
         text(&past.stderr)
     );
 }
+
+/// Plate Recognizer sends no position: its fixed readers' reads stand where the registry puts the
+/// reader, so an incident or stakeout there finds them. A mobile reader's do not (it moves).
+#[test]
+fn reads_without_a_position_are_found_at_their_fixed_readers_registered_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |minute: i64| 1_795_539_600_000i64 + minute * 60_000;
+    let lines = [
+        // No position, fixed reader pr-1 at 38.90,-77.00.
+        format!(
+            r#"{{"vendor":"pr","reader_id":"pr-1","observed_at":{},"plate":"NOPOS1","confidence":0.9}}"#,
+            at(0)
+        ),
+        // No position, mobile reader car-1 registered nearby: not placed.
+        format!(
+            r#"{{"vendor":"pr","reader_id":"car-1","observed_at":{},"plate":"NOPOS2","confidence":0.9}}"#,
+            at(1)
+        ),
+        // Its own position, 111 m north of pr-1.
+        format!(
+            r#"{{"vendor":"x","reader_id":"x-1","observed_at":{},"plate":"OWNPOS","confidence":0.9,"lat":38.901,"lon":-77.0}}"#,
+            at(2)
+        ),
+        // No position, fixed reader pr-2 far away.
+        format!(
+            r#"{{"vendor":"pr","reader_id":"pr-2","observed_at":{},"plate":"NOPOS3","confidence":0.9}}"#,
+            at(3)
+        ),
+    ];
+    std::fs::write(dir.path().join("reads.ndjson"), lines.join("\n") + "\n").unwrap();
+    succeed(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--out",
+            "archive",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    std::fs::write(
+        dir.path().join("archive/registry.csv"),
+        "id,kind,lat,lon\n\
+         pr-1,fixed-reader,38.90,-77.00\n\
+         car-1,mobile-reader,38.90,-77.00\n\
+         pr-2,fixed_reader,38.95,-77.10\n",
+    )
+    .unwrap();
+    let incident = json(
+        &[
+            "query",
+            "incident",
+            "--archive",
+            "archive",
+            "--lat",
+            "38.9",
+            "--lon",
+            "-77.0",
+            "--radius",
+            "500m",
+            "--at",
+            "2026-11-24T17:01:00Z",
+            "--window",
+            "10m",
+        ],
+        dir.path(),
+    );
+    let rows = incident["reads"]
+        .as_array()
+        .or(incident.as_array())
+        .unwrap()
+        .clone();
+    let found: Vec<(String, f64)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row["plate_norm"].as_str().unwrap().to_owned(),
+                row["distance_m"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(found.len(), 2, "{incident}");
+    assert_eq!(found[0], ("NOPOS1".to_owned(), 0.0));
+    assert_eq!(found[1].0, "OWNPOS");
+    assert!((found[1].1 - 111.2).abs() < 0.5, "{found:?}");
+    let stakeout = json(
+        &[
+            "query",
+            "stakeout",
+            "--archive",
+            "archive",
+            "--min-hits",
+            "1",
+            "--place",
+            "38.9,-77.0,100m,2026-11-24T17:00:00Z,2026-11-24T18:00:00Z",
+        ],
+        dir.path(),
+    );
+    assert_eq!(plates_of(&stakeout, "plate_norm"), ["NOPOS1"], "{stakeout}");
+}

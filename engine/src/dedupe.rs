@@ -118,8 +118,41 @@ struct HeldRead {
 #[derive(Debug)]
 struct RememberedPass {
     first_ms: i64,
-    read_id: Box<str>,
+    read_id: RememberedId,
     partition: u64,
+}
+
+/// A read id kept without an allocation when it is as short as the derived ones (28 characters):
+/// every pass is remembered, so this is on the consuming thread's path.
+#[derive(Debug)]
+enum RememberedId {
+    Inline { bytes: [u8; 32], len: u8 },
+    Boxed(Box<str>),
+}
+
+impl RememberedId {
+    fn of(read_id: &str) -> Self {
+        match read_id.as_bytes() {
+            short if short.len() <= 32 => {
+                let mut bytes = [0; 32];
+                bytes[..short.len()].copy_from_slice(short);
+                Self::Inline {
+                    bytes,
+                    len: short.len() as u8,
+                }
+            }
+            _ => Self::Boxed(read_id.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Inline { bytes, len } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Self::Boxed(text) => text,
+        }
+    }
 }
 
 /// The topic and partition a pass came from, as a hash: a partition that moves away takes its
@@ -171,11 +204,10 @@ pub struct DuplicateSuppressor {
     /// Readers whose clock moved since the last [`Self::release_due`].
     moved: Vec<u64>,
     passes_begun: u64,
-    /// Passes released within the resend horizon: per key, each pass's first observation time,
-    /// read id and [`partition_tag`].
-    released: HashMap<PassKey, Vec<RememberedPass>, Prehashed>,
-    /// How many passes `released` holds.
-    remembered: usize,
+    /// The latest pass released within the resend horizon of each key: its first observation
+    /// time, read id and [`partition_tag`]. One per key: a vehicle passing the same reader twice
+    /// within the horizon and resent for its first pass is the rare case left out.
+    released: HashMap<PassKey, RememberedPass, Prehashed>,
     /// (ingest time of the release, key, first observation time), oldest first, to forget them.
     released_order: VecDeque<(i64, PassKey, i64)>,
     resend_horizon_ms: i64,
@@ -194,7 +226,6 @@ impl DuplicateSuppressor {
             moved: Vec::new(),
             passes_begun: 0,
             released: HashMap::default(),
-            remembered: 0,
             released_order: VecDeque::new(),
             resend_horizon_ms: i64::try_from(config.resend_horizon.as_millis()).unwrap_or(i64::MAX),
             latest_now: Timestamp::from_millis(i64::MIN),
@@ -204,7 +235,7 @@ impl DuplicateSuppressor {
 
     /// How many released passes are remembered for resent reports.
     pub fn remembered_count(&self) -> usize {
-        self.remembered
+        self.released.len()
     }
 
     /// Remembers `released` (passes just released), and forgets those past the horizon or
@@ -217,15 +248,17 @@ impl DuplicateSuppressor {
         for pass in released {
             let key = PassKey::of(pass);
             let first_ms = pass.observed_at.millis();
-            self.released.entry(key).or_default().push(RememberedPass {
-                first_ms,
-                read_id: pass.read_id.as_str().into(),
-                partition: pass
-                    .source
-                    .as_ref()
-                    .map_or(0, |source| partition_tag(&source.topic, source.partition)),
-            });
-            self.remembered += 1;
+            self.released.insert(
+                key,
+                RememberedPass {
+                    first_ms,
+                    read_id: RememberedId::of(&pass.read_id),
+                    partition: pass
+                        .source
+                        .as_ref()
+                        .map_or(0, |source| partition_tag(&source.topic, source.partition)),
+                },
+            );
             self.released_order.push_back((now, key, first_ms));
         }
         while let Some(&(released_at, key, first_ms)) = self.released_order.front() {
@@ -234,14 +267,13 @@ impl DuplicateSuppressor {
                 break;
             }
             self.released_order.pop_front();
-            if let Some(passes) = self.released.get_mut(&key) {
-                if let Some(at) = passes.iter().position(|pass| pass.first_ms == first_ms) {
-                    passes.swap_remove(at);
-                    self.remembered -= 1;
-                }
-                if passes.is_empty() {
-                    self.released.remove(&key);
-                }
+            // A later pass of the key may have taken its place: that one stays.
+            if self
+                .released
+                .get(&key)
+                .is_some_and(|pass| pass.first_ms == first_ms)
+            {
+                self.released.remove(&key);
             }
         }
     }
@@ -251,10 +283,9 @@ impl DuplicateSuppressor {
     fn released_pass_of(&self, key: &PassKey, report: &PlateRead) -> Option<&str> {
         let observed = report.observed_at.millis();
         self.released
-            .get(key)?
-            .iter()
-            .find(|pass| (-self.window_ms..=self.window_ms).contains(&(observed - pass.first_ms)))
-            .map(|pass| &*pass.read_id)
+            .get(key)
+            .filter(|pass| (-self.window_ms..=self.window_ms).contains(&(observed - pass.first_ms)))
+            .map(|pass| pass.read_id.as_str())
     }
 
     pub fn held_count(&self) -> usize {
@@ -458,14 +489,7 @@ impl DuplicateSuppressor {
         // Its released passes may be in a segment that is abandoned now: the next owner (this
         // engine again, perhaps) must archive them when it consumes them again, not fold them.
         let tag = partition_tag(topic, partition);
-        let mut forgotten = 0;
-        self.released.retain(|_, passes| {
-            let before = passes.len();
-            passes.retain(|pass| pass.partition != tag);
-            forgotten += before - passes.len();
-            !passes.is_empty()
-        });
-        self.remembered -= forgotten;
+        self.released.retain(|_, pass| pass.partition != tag);
         before - self.held.len()
     }
 }
@@ -485,8 +509,8 @@ fn release_in_order(mut passes: Vec<HeldRead>, released: &mut Vec<PlateRead>) {
 /// (or a replay runs far faster than the wall clock).
 const MAX_HELD: usize = 200_000;
 
-/// Released passes remembered at once (about 100 bytes each): at high rates the resend horizon
-/// is shorter than configured, so memory stays bounded.
+/// Released passes remembered at once (about 100 bytes each with their place in the expiry
+/// queue): at high rates the resend horizon is shorter than configured, so memory stays bounded.
 pub const MAX_REMEMBERED: usize = 500_000;
 
 /// Whether a report falls within `window_ms` of a held pass's first report.

@@ -22,7 +22,8 @@ use self::args::{
 use self::output::{collect, emit, innermost, OutputFormat, QueryResult};
 use self::session::{ArchiveSession, Pruning};
 use self::sql::{
-    area_filter, attribute_filter, by_plate_select, distance, quote, read_columns, time_filter,
+    area_filter_with_readers, attribute_filter, by_plate_select, distance, distance_with_readers,
+    quote, read_columns, time_filter, FixedReader,
 };
 use self::unarchived::Unarchived;
 use crate::config::QueryConfig;
@@ -425,10 +426,12 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
             }
             let mut selects = Vec::new();
             for (index, (place, window)) in places.iter().zip(&windows).enumerate() {
+                let readers =
+                    fixed_readers_near(&session, place.lat, place.lon, place.radius_m).await?;
                 let filter = format!(
                     "{} AND {}",
                     time_filter(&session, "", Some(*window), 0),
-                    area_filter("", place.lat, place.lon, place.radius_m),
+                    area_filter_with_readers("", place.lat, place.lon, place.radius_m, &readers),
                 );
                 let columns = format!(
                     "{} AS place, plate_norm, reader_id, observed_at, read_id",
@@ -762,13 +765,61 @@ fn reads_and_unarchived(
 }
 
 /// The non-null values of a text column of a result.
+/// The registry's fixed readers within the circle: their reads stand at the reader's position
+/// when they carry none (a vendor that sends none, like Plate Recognizer). Mobile readers move,
+/// so their reads without a position stay unplaced.
+async fn fixed_readers_near(
+    session: &ArchiveSession,
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+) -> Result<Vec<FixedReader>> {
+    let text = format!(
+        "SELECT id, CAST(lat AS VARCHAR) AS lat, CAST(lon AS VARCHAR) AS lon FROM readers \
+         WHERE replace(kind, '_', '-') = 'fixed-reader' AND {} <= {radius_m} ORDER BY id",
+        distance("", lat, lon)
+    );
+    let found = query_result(session, &text, "the registry's readers", true).await?;
+    let (ids, lats, lons) = (
+        text_values(&found, "id"),
+        text_values(&found, "lat"),
+        text_values(&found, "lon"),
+    );
+    Ok(ids
+        .into_iter()
+        .zip(lats.iter().zip(&lons))
+        .filter_map(|(id, (lat, lon))| {
+            Some(FixedReader {
+                id,
+                lat: lat.parse().ok()?,
+                lon: lon.parse().ok()?,
+            })
+        })
+        .collect())
+}
+
+/// How many listed reads have no position of their own.
+fn unpositioned_reads(result: &QueryResult) -> usize {
+    result
+        .batches
+        .iter()
+        .filter_map(|batch| batch.column_by_name("lat"))
+        .map(|lat| lat.null_count())
+        .sum()
+}
+
+/// A column's non-null values as text, whichever string type DataFusion chose for it (a
+/// `CAST(... AS VARCHAR)` comes back as a string view).
 fn text_values(result: &QueryResult, column: &str) -> Vec<String> {
     let mut values = Vec::new();
     for batch in &result.batches {
         let Some(array) = batch.column_by_name(column) else {
             continue;
         };
-        let Some(text) = array.as_any().downcast_ref::<arrow::array::StringArray>() else {
+        let Ok(text) = arrow::compute::cast(array, &arrow::datatypes::DataType::Utf8) else {
+            continue;
+        };
+        let Some(text) = text.as_any().downcast_ref::<arrow::array::StringArray>() else {
             continue;
         };
         values.extend(text.iter().flatten().map(str::to_owned));
@@ -942,9 +993,10 @@ pub async fn incident_answer(
     check_position(spec.lat, spec.lon)?;
     let range = TimeRange::new(spec.from_ms, spec.to_ms)?;
     let (lat, lon, radius_m) = (spec.lat, spec.lon, spec.radius_m);
+    let readers = fixed_readers_near(session, lat, lon, radius_m).await?;
     let mut filters = vec![
         time_filter(session, "", Some(range), 0),
-        area_filter("", lat, lon, radius_m),
+        area_filter_with_readers("", lat, lon, radius_m, &readers),
     ];
     if let Some(plate) = &spec.plate {
         filters.push(plate_filter("plate_norm", plate)?);
@@ -967,7 +1019,7 @@ pub async fn incident_answer(
     let select = |table: &str| {
         format!(
             "SELECT round({d}, 1) AS distance_m, {columns} FROM {table} WHERE {filters}",
-            d = distance("", lat, lon),
+            d = distance_with_readers("", lat, lon, &readers),
             columns = read_columns(""),
         )
     };
@@ -990,6 +1042,13 @@ pub async fn incident_answer(
         d = distance("", lat, lon)
     );
     let reads = query_result(session, &reads_sql, "reads near the incident", quiet).await?;
+    let placed = unpositioned_reads(&reads);
+    if placed > 0 {
+        notices.push(format!(
+            "{placed} read(s) carry no position of their own (their reader's vendor sends none): \
+             listed at their fixed reader's registered position, distance_m from it"
+        ));
+    }
     let sources = query_result(session, &sources_sql, "readers and cameras", true).await?;
     if from_engines.is_none() {
         notices.extend(archive_freshness_notice(session, range, now_ms).await?);

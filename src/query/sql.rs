@@ -106,9 +106,66 @@ pub fn by_plate_select(
 
 /// Great-circle distance in metres from a point to the row's `lat`/`lon` (haversine).
 pub fn distance(table: &str, lat: f64, lon: f64) -> String {
+    distance_of(&format!("{table}lat"), &format!("{table}lon"), lat, lon)
+}
+
+/// The haversine distance in metres from the point to the position the two SQL expressions give.
+pub fn distance_of(lat_expr: &str, lon_expr: &str, lat: f64, lon: f64) -> String {
     format!(
-        "(2 * 6371008.8 * asin(least(1.0, sqrt(power(sin(radians({table}lat - ({lat})) / 2), 2) + \
-         cos(radians({lat})) * cos(radians({table}lat)) * power(sin(radians({table}lon - ({lon})) / 2), 2)))))"
+        "(2 * 6371008.8 * asin(least(1.0, sqrt(power(sin(radians({lat_expr} - ({lat})) / 2), 2) + \
+         cos(radians({lat})) * cos(radians({lat_expr})) * power(sin(radians({lon_expr} - ({lon})) / 2), 2)))))"
+    )
+}
+
+/// A fixed reader of the registry: where its reads stand when they carry no position of their
+/// own (Plate Recognizer sends none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedReader {
+    pub id: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Rows within `radius_m` of the point, counting a row without a position at its fixed reader's
+/// registered one (`readers`: those of the registry within the circle).
+pub fn area_filter_with_readers(
+    table: &str,
+    lat: f64,
+    lon: f64,
+    radius_m: f64,
+    readers: &[FixedReader],
+) -> String {
+    let own = area_filter(table, lat, lon, radius_m);
+    if readers.is_empty() {
+        return own;
+    }
+    let ids: Vec<String> = readers.iter().map(|reader| quote(&reader.id)).collect();
+    format!(
+        "(({own}) OR ({table}lat IS NULL AND {table}reader_id IN ({})))",
+        ids.join(", ")
+    )
+}
+
+/// The distance of a row from the point: from its own position, or from its fixed reader's.
+pub fn distance_with_readers(table: &str, lat: f64, lon: f64, readers: &[FixedReader]) -> String {
+    if readers.is_empty() {
+        return distance(table, lat, lon);
+    }
+    let placed = |own: &str, of: fn(&FixedReader) -> f64| {
+        let cases: Vec<String> = readers
+            .iter()
+            .map(|reader| format!("WHEN {} THEN {}", quote(&reader.id), of(reader)))
+            .collect();
+        format!(
+            "coalesce({table}{own}, CASE {table}reader_id {} END)",
+            cases.join(" ")
+        )
+    };
+    distance_of(
+        &placed("lat", |reader| reader.lat),
+        &placed("lon", |reader| reader.lon),
+        lat,
+        lon,
     )
 }
 
