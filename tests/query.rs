@@ -1385,3 +1385,55 @@ fn reads_without_a_position_are_found_at_their_fixed_readers_registered_place() 
     );
     assert_eq!(plates_of(&stakeout, "plate_norm"), ["NOPOS1"], "{stakeout}");
 }
+
+/// The OCR reads the target as a look-alike now and then: that "vehicle" passes every reader
+/// with it, and a convoy answer that ranks it first sends an analyst after the target itself.
+#[test]
+fn convoy_leaves_out_the_targets_own_misreads_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    for (reader, minute) in [("r-1", 0), ("r-2", 10), ("r-3", 20)] {
+        let at = 1_795_539_600_000i64 + minute * 60_000;
+        for (plate, offset_ms) in [("TGT123", 0), ("T6T123", 1_000), ("CMP999", 30_000)] {
+            lines.push(format!(
+                r#"{{"vendor":"x","reader_id":"{reader}","observed_at":{},"plate":"{plate}","confidence":0.9}}"#,
+                at + offset_ms
+            ));
+        }
+    }
+    std::fs::write(dir.path().join("reads.ndjson"), lines.join("\n") + "\n").unwrap();
+    succeed(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--out",
+            "archive",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    let output = platestream(
+        &[
+            "query",
+            "convoy",
+            "--plate",
+            "TGT123",
+            "--archive",
+            "archive",
+            "--format",
+            "json",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let convoy: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plates_of(&convoy, "plate_norm"), ["CMP999"], "{convoy}");
+    assert!(
+        text(&output.stderr).contains("left out 1 plate(s) one OCR misread from TGT123")
+            && text(&output.stderr).contains("T6T123"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -136,7 +136,9 @@ pub fn parse_duration_ms(flag: &str, text: &str) -> Result<i64> {
 
 /// `500m`, `1.5km`, `500` (metres).
 pub fn parse_distance_m(flag: &str, text: &str) -> Result<f64> {
-    let trimmed = text.trim();
+    // `1KM` and `500M` are metres and kilometres as surely as `1km` and `500m`.
+    let lowered = text.trim().to_ascii_lowercase();
+    let trimmed = lowered.as_str();
     let (number, unit) = if let Some(n) = trimmed.strip_suffix("km") {
         (n, 1_000.0)
     } else if let Some(n) = trimmed.strip_suffix('m') {
@@ -228,6 +230,7 @@ mod tests {
         assert_eq!(wide.from_ms, EARLIEST_QUERY_MS);
         assert_eq!(parse_distance_m("--radius", "500m").unwrap(), 500.0);
         assert_eq!(parse_distance_m("--radius", "1.5km").unwrap(), 1_500.0);
+        assert_eq!(parse_distance_m("--radius", "1KM").unwrap(), 1_000.0);
         assert!(parse_distance_m("--radius", "0").is_err());
         let place =
             parse_place("38.9,-77.0,300m,2026-11-24T01:00:00Z,2026-11-24T02:00:00Z").unwrap();

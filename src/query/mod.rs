@@ -104,7 +104,9 @@ pub enum QueryCommand {
         live: EngineArgs,
     },
     /// Vehicles that pass the same readers as the target plate within --window of it, at at least
-    /// --min-readers different readers (co-travel).
+    /// --min-readers different readers (co-travel). --from/--to select the target's passes; a
+    /// companion's read within --window of one may fall just outside them. Plates one OCR misread
+    /// from the target are left out (and named on stderr): most are the target itself.
     Convoy {
         #[arg(long)]
         plate: String,
@@ -137,7 +139,8 @@ pub struct IncidentArgs {
     /// e.g. 500m, 1.5km (a bare number is metres).
     #[arg(long, default_value = "500m", allow_hyphen_values = true)]
     pub radius: String,
-    /// The incident's time (RFC 3339); the range is --at ± --window (instead of --from/--to).
+    /// The incident's time (RFC 3339); the range is --at − --window up to, not including,
+    /// --at + --window (instead of --from/--to, which include --from and not --to).
     #[arg(long)]
     pub at: Option<String>,
     /// e.g. 30m, 1h (a bare number is seconds).
@@ -434,7 +437,7 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                     area_filter_with_readers("", place.lat, place.lon, place.radius_m, &readers),
                 );
                 let columns = format!(
-                    "{} AS place, plate_norm, reader_id, observed_at, read_id",
+                    "{} AS place, plate_norm, jurisdiction, reader_id, observed_at, read_id",
                     index + 1
                 );
                 selects.push(reads_and_unarchived(
@@ -451,12 +454,17 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 .map(|n| format!("CASE WHEN bool_or(place = {n}) THEN '{n}' END"))
                 .collect();
             let text = format!(
-                "WITH hits AS ({}) \
-                 SELECT plate_norm, count(DISTINCT place) AS places_hit, \
+                // The states a plate was read with (two vehicles may share a plate number):
+                // a second grouping, since one query allows one ordered aggregate.
+                "WITH hits AS ({}), \
+                 states AS (SELECT plate_norm, string_agg(DISTINCT jurisdiction, ',' ORDER BY \
+                            jurisdiction) AS jurisdictions FROM hits GROUP BY plate_norm), \
+                 places AS (SELECT plate_norm, count(DISTINCT place) AS places_hit, \
                         concat_ws(',', {}) AS places, count(DISTINCT read_id) AS reads, \
                         min(observed_at) AS first_seen, max(observed_at) AS last_seen, \
                         string_agg(DISTINCT reader_id, ',' ORDER BY reader_id) AS readers \
-                 FROM hits GROUP BY plate_norm HAVING count(DISTINCT place) >= {min_hits} \
+                 FROM hits GROUP BY plate_norm HAVING count(DISTINCT place) >= {min_hits}) \
+                 SELECT places.*, states.jurisdictions FROM places JOIN states USING (plate_norm) \
                  ORDER BY places_hit DESC, reads DESC, plate_norm",
                 selects.join(" UNION ALL "),
                 places_seen.join(", ")
@@ -536,15 +544,18 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                 target = reads_and_unarchived(&session, &held, Lookup::ByPlate, target_columns, &target_filter)?,
                 passes = reads_and_unarchived(&session, &held, Lookup::Any, passes_columns, &passes_filter)?,
             );
-            run_sql(
-                &session,
-                &text,
-                "co-travelling vehicles",
-                args.format,
-                out,
-                args.quiet,
-            )
-            .await
+            let companions =
+                query_result(&session, &text, "co-travelling vehicles", args.quiet).await?;
+            let (companions, misreads) = without_misreads_of(companions, &plate)?;
+            if !misreads.is_empty() {
+                eprintln!(
+                    "left out {} plate(s) one OCR misread from {plate}, most likely the target \
+                     itself: {} (query plate {plate} --misreads lists their reads)",
+                    misreads.len(),
+                    misreads.join(", ")
+                );
+            }
+            emit(&companions, args.format, out)
         }
         QueryCommand::Frequency {
             plate, reader, by, ..
@@ -764,7 +775,44 @@ fn reads_and_unarchived(
     ))
 }
 
-/// The non-null values of a text column of a result.
+/// The rows whose `plate_norm` is not one OCR misread of `plate` (the target read otherwise:
+/// `YS0795` as `Y50795` travels with it everywhere), and the plates left out.
+fn without_misreads_of(result: QueryResult, plate: &str) -> Result<(QueryResult, Vec<String>)> {
+    let mut left_out = Vec::new();
+    let mut batches = Vec::new();
+    for batch in result.batches {
+        let plates = arrow::compute::cast(
+            batch
+                .column_by_name("plate_norm")
+                .context("the companions have no plate_norm")?,
+            &arrow::datatypes::DataType::Utf8,
+        )?;
+        let plates = plates
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .context("plate_norm is not text")?;
+        let keep: arrow::array::BooleanArray = plates
+            .iter()
+            .map(|companion| {
+                let misread = companion
+                    .is_some_and(|companion| misread_difference(plate, companion).is_some());
+                if misread {
+                    left_out.extend(companion.map(str::to_owned));
+                }
+                Some(!misread)
+            })
+            .collect();
+        batches.push(arrow::compute::filter_record_batch(&batch, &keep)?);
+    }
+    Ok((
+        QueryResult {
+            schema: result.schema,
+            batches,
+        },
+        left_out,
+    ))
+}
+
 /// The registry's fixed readers within the circle: their reads stand at the reader's position
 /// when they carry none (a vendor that sends none, like Plate Recognizer). Mobile readers move,
 /// so their reads without a position stay unplaced.

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use arrow::util::pretty::pretty_format_batches;
+use arrow::util::display::FormatOptions;
+use arrow::util::pretty::pretty_format_batches_with_options;
 use clap::ValueEnum;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
@@ -156,12 +157,21 @@ impl<W: Write> Write for ClosedAware<W> {
     }
 }
 
+/// Times in every text format: always with milliseconds (`17:00:00.000Z`, not `17:00:00Z`
+/// beside `17:00:00.091Z`), so sorting the text sorts the times.
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
 /// A readable table, or `(no rows)`.
 pub fn write_table<W: Write>(result: &QueryResult, out: &mut W) -> Result<()> {
     if result.batches.is_empty() {
         writeln!(out, "(no rows)")?;
     } else {
-        writeln!(out, "{}", pretty_format_batches(&result.batches)?)?;
+        let options = FormatOptions::default().with_timestamp_tz_format(Some(TIME_FORMAT));
+        writeln!(
+            out,
+            "{}",
+            pretty_format_batches_with_options(&result.batches, &options)?
+        )?;
         writeln!(out, "{} rows", result.rows())?;
     }
     Ok(())
@@ -173,6 +183,7 @@ pub fn json_array(result: &QueryResult) -> Result<String> {
     // Every column in every row, null or not: tools reading the rows expect one set of keys.
     let mut writer = arrow::json::WriterBuilder::new()
         .with_explicit_nulls(true)
+        .with_timestamp_tz_format(TIME_FORMAT.to_owned())
         .build::<_, arrow::json::writer::JsonArray>(&mut buffer);
     let refs: Vec<&RecordBatch> = result.batches.iter().collect();
     writer.write_batches(&refs)?;
@@ -202,6 +213,7 @@ fn write_text<W: Write>(result: &QueryResult, format: OutputFormat, out: &mut W)
         OutputFormat::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new()
                 .with_header(true)
+                .with_timestamp_tz_format(TIME_FORMAT.to_owned())
                 .build(&mut *out);
             if result.batches.is_empty() {
                 // The header alone says which columns were asked for.
