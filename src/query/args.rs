@@ -53,11 +53,19 @@ const EARLIEST_QUERY_MS: i64 = -2_208_988_800_000;
 const LATEST_QUERY_MS: i64 = 7_258_118_399_999;
 
 pub fn parse_time(flag: &str, text: &str) -> Result<i64> {
-    let millis = Timestamp::parse_rfc3339(text)
+    let mut millis = Timestamp::parse_rfc3339(text)
         .map(Timestamp::millis)
         .with_context(|| {
             format!("{flag} {text:?} is not an RFC 3339 time (e.g. 2026-11-24T17:30:00Z)")
         })?;
+    // Reads are stamped to the millisecond: a bound between two milliseconds is the next one,
+    // so `>= from` and `< to` keep meaning what was asked (truncating let in the read just
+    // before a --from and left out the one just before a --to).
+    let between_milliseconds = chrono::DateTime::parse_from_rfc3339(text.trim())
+        .is_ok_and(|time| time.timestamp_subsec_nanos() % 1_000_000 != 0);
+    if between_milliseconds {
+        millis = millis.saturating_add(1);
+    }
     if !(EARLIEST_QUERY_MS..=LATEST_QUERY_MS).contains(&millis) {
         bail!("{flag} {text:?} is not between the years 1900 and 2199");
     }
@@ -231,6 +239,20 @@ mod tests {
         assert_eq!(parse_distance_m("--radius", "500m").unwrap(), 500.0);
         assert_eq!(parse_distance_m("--radius", "1.5km").unwrap(), 1_500.0);
         assert_eq!(parse_distance_m("--radius", "1KM").unwrap(), 1_000.0);
+        // A bound between two milliseconds is the next one.
+        let second = parse_time("--from", "2026-11-24T13:00:00Z").unwrap();
+        assert_eq!(
+            parse_time("--from", "2026-11-24T12:59:59.9995Z").unwrap(),
+            second
+        );
+        assert_eq!(
+            parse_time("--to", "2026-11-24T13:00:00.0005Z").unwrap(),
+            second + 1
+        );
+        assert_eq!(
+            parse_time("--to", "2026-11-24T13:00:00.001Z").unwrap(),
+            second + 1
+        );
         assert!(parse_distance_m("--radius", "0").is_err());
         let place =
             parse_place("38.9,-77.0,300m,2026-11-24T01:00:00Z,2026-11-24T02:00:00Z").unwrap();
