@@ -286,6 +286,7 @@ pub async fn run_engine(
         reads_refused = summary.counts.reads_refused,
         not_reads = summary.counts.not_reads,
         skipped_already_archived = summary.already_archived,
+        handed_over_to_next_owner = summary.handed_over,
         alerts = summary.counts.alerts,
         files = summary.files_written,
         elapsed_ms = summary.elapsed.as_millis() as u64,

@@ -99,6 +99,9 @@ pub struct StreamSummary {
     pub counts: PipelineCounts,
     /// Messages skipped because a previous run had archived them but not committed their offsets.
     pub already_archived: u64,
+    /// Messages consumed into a segment abandoned when their partition moved to another engine:
+    /// that engine archives them (counted among `counts.messages` here too).
+    pub handed_over: u64,
     pub reads_archived: u64,
     pub alerts_archived: u64,
     pub files_written: u64,
@@ -162,9 +165,16 @@ impl ClientContext for EngineConsumerContext {
     fn stats(&self, statistics: Statistics) {
         for (topic_name, topic) in &statistics.topics {
             for (partition_id, partition) in &topic.partitions {
-                if *partition_id >= 0 && partition.consumer_lag >= 0 {
+                if *partition_id < 0 {
+                    continue;
+                }
+                // A partition this engine no longer fetches (it moved to another engine) is not
+                // its lag: its last value would stay in the gauge and count twice in a sum.
+                let fetching = partition.fetch_state == "active";
+                let lag = if fetching { partition.consumer_lag } else { 0 };
+                if lag >= 0 {
                     gauge!("platestream_consumer_lag", "topic" => topic_name.clone(), "partition" => partition_id.to_string())
-                        .set(partition.consumer_lag as f64);
+                        .set(lag as f64);
                 }
             }
         }
@@ -565,9 +575,16 @@ impl RunState<'_> {
             // Whoever owns the partition next starts from the last commit; finishing this
             // segment now would archive its reads a second time.
             if let Some(segment) = state.and_then(|state| state.segment) {
+                // Counted, so that this engine's closing counters still add up: these messages
+                // are the next owner's to archive.
+                let covered = segment
+                    .offsets()
+                    .map_or(0, |(first, last)| (last - first + 1).max(0) as u64);
+                self.summary.handed_over += covered;
                 tracing::info!(
                     topic,
                     partition,
+                    messages = covered,
                     "partition moved away; abandoning its open segment"
                 );
                 segment.abandon();
