@@ -1313,18 +1313,7 @@ fn reads_without_a_position_are_found_at_their_fixed_readers_registered_place() 
             at(3)
         ),
     ];
-    std::fs::write(dir.path().join("reads.ndjson"), lines.join("\n") + "\n").unwrap();
-    succeed(
-        &[
-            "replay",
-            "--input",
-            "reads.ndjson",
-            "--out",
-            "archive",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    archive_of(dir.path(), &lines);
     std::fs::write(
         dir.path().join("archive/registry.csv"),
         "id,kind,lat,lon\n\
@@ -1401,18 +1390,7 @@ fn convoy_leaves_out_the_targets_own_misreads_and_says_so() {
             ));
         }
     }
-    std::fs::write(dir.path().join("reads.ndjson"), lines.join("\n") + "\n").unwrap();
-    succeed(
-        &[
-            "replay",
-            "--input",
-            "reads.ndjson",
-            "--out",
-            "archive",
-            "--quiet",
-        ],
-        dir.path(),
-    );
+    archive_of(dir.path(), &lines);
     let output = platestream(
         &[
             "query",
@@ -1435,5 +1413,21 @@ fn convoy_leaves_out_the_targets_own_misreads_and_says_so() {
             && text(&output.stderr).contains("T6T123"),
         "{}",
         text(&output.stderr)
+    );
+}
+
+/// Replays `lines` (canonical reads) into `dir/archive`.
+fn archive_of(dir: &Path, lines: &[String]) {
+    std::fs::write(dir.join("reads.ndjson"), lines.join("\n") + "\n").unwrap();
+    succeed(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--out",
+            "archive",
+            "--quiet",
+        ],
+        dir,
     );
 }
