@@ -111,6 +111,12 @@ pub fn build_plate_copies(
         if day_end > options.before_ms {
             continue;
         }
+        remove_abandoned_copies(
+            &config
+                .root
+                .join(BY_PLATE_TABLE)
+                .join(format!("date={date}")),
+        )?;
         let sources = day_sources(&config.root, &date)?;
         if sources.is_empty() {
             continue;
@@ -362,6 +368,37 @@ fn plate_ranges(
             (from, starts.get(index + 1).cloned())
         })
         .collect()
+}
+
+/// Deletes the in-progress copies a `compact` that died left in a day's directory (a day's copy is
+/// as large as the day): those whose writer, named in the file name, is no longer running. Where
+/// running processes cannot be told (no `/proc`), nothing is deleted.
+fn remove_abandoned_copies(dir: &Path) -> Result<(), ArchiveError> {
+    if !Path::new("/proc/self").exists() {
+        return Ok(());
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io_error(dir)(error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_error(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let writer = name
+            .strip_prefix(".reads-by-plate-")
+            .filter(|rest| rest.ends_with(".parquet.inprogress"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let Some(writer) = writer else {
+            continue;
+        };
+        if writer != std::process::id() && !Path::new("/proc").join(writer.to_string()).exists() {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(io_error(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes one day's copy under an in-progress name, range of plates by range, checks it holds
@@ -617,9 +654,21 @@ mod tests {
         );
         assert!(!copy_path(dir.path(), "2026-11-25").exists());
 
-        // Nothing changed: nothing is rewritten.
+        // Nothing changed: nothing is rewritten. What a killed compact left half-written is
+        // removed (its writer is gone); what a running one writes stays.
+        let day_dir = copy.parent().unwrap().to_owned();
+        let abandoned = day_dir.join(".reads-by-plate-4000000000-0.parquet.inprogress");
+        let running = day_dir.join(format!(
+            ".reads-by-plate-{}-99.parquet.inprogress",
+            std::process::id()
+        ));
+        std::fs::write(&abandoned, b"half a copy").unwrap();
+        std::fs::write(&running, b"being written").unwrap();
         let again = build_plate_copies(&config, &options, |_, _| {}).unwrap();
         assert_eq!((again.days_written, again.days_current), (0, 1));
+        assert!(!abandoned.exists());
+        assert!(running.exists());
+        std::fs::remove_file(&running).unwrap();
 
         // A late read of the 24th arrives in a new file: the copy no longer holds the whole day.
         write_segment(&config, &[(5, "ABC123", "2026-11-24T17:30:00Z")]);
