@@ -232,18 +232,26 @@ impl AxisDecoder {
                 return Ok(Outcome::NotARead("vehicle_lost"));
             }
         }
-        let plate = [
+        let plate_fields = [
             &event.plate_utf8,
             &event.plate_unicode,
             &event.plate_text,
             &event.plate_ascii,
-        ]
-        .into_iter()
-        .find_map(|value| optional_text(value.as_ref()))
-        .ok_or_else(|| {
-            malformed("no plate text (plateUTF8, plateUnicode, plateText or plateASCII)")
-        })?
-        .into_owned();
+        ];
+        let plate = match plate_fields
+            .into_iter()
+            .find_map(|value| optional_text(value.as_ref()))
+        {
+            Some(plate) => plate.into_owned(),
+            // Sent but blank is a read of no plate, which normalization refuses as
+            // `empty_plate` in every format; only missing fields make the message malformed.
+            None if plate_fields.iter().any(|value| value.is_some()) => String::new(),
+            None => {
+                return Err(malformed(
+                    "no plate text (plateUTF8, plateUnicode, plateText or plateASCII)",
+                ))
+            }
+        };
 
         let confidence = optional_number(event.confidence.as_ref(), FORMAT, "plateConfidence")?
             .ok_or_else(|| malformed("no plateConfidence"))?;
@@ -564,7 +572,8 @@ mod tests {
         );
         assert!(reads.is_empty());
         for (json, needle) in [
-            (format!(r#"{{"plateUTF8":"",{BASE}}}"#), "plate text"),
+            // Blank is a read of no plate (`empty_plate` at normalization); absent is malformed.
+            (format!(r#"{{{BASE}}}"#), "plate text"),
             (
                 r#"{"plateUTF8":"A1","capture_timestamp":"1795539792345","sensorProviderID":"s"}"#.to_owned(),
                 "plateConfidence",

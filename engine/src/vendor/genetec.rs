@@ -416,8 +416,12 @@ impl GenetecDecoder {
                 ));
             }
         }
-        let Some(plate) = plate else {
-            return Err(malformed("no plate text (Plate or PlateRead)"));
+        // Sent but blank is a read of no plate, which normalization refuses as `empty_plate` in
+        // every format; only a missing field makes the message malformed.
+        let plate = match (plate, &event.plate) {
+            (Some(plate), _) => plate,
+            (None, Some(_)) => std::borrow::Cow::Borrowed(""),
+            (None, None) => return Err(malformed("no plate text (Plate or PlateRead)")),
         };
         let observed_at = self.observed_at(&event)?;
         let attributes = event.attributes.unwrap_or_default();

@@ -600,6 +600,18 @@ mod tests {
                 "results":[{{{plate}"score":0.9,"dscore":0.9}}]}}"#
             )
         };
+        let genetec = |plate: &str| {
+            format!(
+                r#"{{{plate}"DateUtc":"2026-11-24","TimeUtc":"17:31:02.120",
+                "ConfidenceScore":"91.5","UnitName":"SHARPV40713"}}"#
+            )
+        };
+        let axis = |plate: &str| {
+            format!(
+                r#"{{{plate}"plateConfidence":"0.97","carState":"new",
+                "capture_timestamp":"1795540500100","camera_info":{{"SerialNumber":"B8"}}}}"#
+            )
+        };
         for (format, message, plate) in [
             (
                 "rekor",
@@ -609,6 +621,8 @@ mod tests {
             ("rekor", &group, r#""best_plate_number":" ","#),
             ("rekor", &frame, r#""plate":"","#),
             ("plate_recognizer", &snapshot, r#""plate":"","#),
+            ("genetec", &genetec, r#""Plate":"","#),
+            ("axis", &axis, r#""plateUTF8":" ","#),
         ] {
             assert_eq!(
                 refusal(format, &message(plate)),
