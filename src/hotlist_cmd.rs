@@ -349,7 +349,9 @@ async fn run_delete(delete: DeleteArgs) -> Result<()> {
             };
             bail!(
                 "no live entry {id} in list {list} on {topic}; live ids: {shown}. Nothing was \
-                 sent; --force sends the delete anyway"
+                 sent. An entry of a hotlist file is deleted by removing its row from the file \
+                 (the engines reload it); --force sends the delete anyway, and it stops the \
+                 file's entry matching until the file is reloaded"
             );
         }
     }
