@@ -343,6 +343,14 @@ pub async fn run_query(args: QueryArgs) -> Result<()> {
                      '2026-11-24T14:00:00Z' (and date/hour, which select the files to read)"
                 );
             }
+            let lowered = query.to_ascii_lowercase();
+            if registry.is_empty() && (lowered.contains("readers") || lowered.contains("cameras")) {
+                // Else an empty answer reads as "no reader or camera there".
+                eprintln!(
+                    "no reader or camera registry (registry.csv or registry.geojson in the archive \
+                     directory, or --registry FILE): the readers and cameras tables are empty"
+                );
+            }
             let frame = session
                 .read_only_sql(query)
                 .await
