@@ -1229,17 +1229,7 @@ fn an_incident_of_the_last_minutes_names_the_newest_archived_read() {
         ],
         dir,
     );
-    succeed(
-        &[
-            "replay",
-            "--input",
-            "reads.ndjson",
-            "--out",
-            "archive",
-            "--quiet",
-        ],
-        dir,
-    );
+    replay_into_archive(dir);
     let incident = |at: &str| {
         platestream(
             &[
@@ -1419,6 +1409,11 @@ fn convoy_leaves_out_the_targets_own_misreads_and_says_so() {
 /// Replays `lines` (canonical reads) into `dir/archive`.
 fn archive_of(dir: &Path, lines: &[String]) {
     std::fs::write(dir.join("reads.ndjson"), lines.join("\n") + "\n").unwrap();
+    replay_into_archive(dir);
+}
+
+/// Replays `dir/reads.ndjson` into `dir/archive`.
+fn replay_into_archive(dir: &Path) {
     succeed(
         &[
             "replay",

@@ -210,6 +210,10 @@ pub struct DuplicateSuppressor {
     released: HashMap<PassKey, RememberedPass, Prehashed>,
     /// (ingest time of the release, key, first observation time), oldest first, to forget them.
     released_order: VecDeque<(i64, PassKey, i64)>,
+    /// The keys of the passes pushed to the caller's `released` since the last
+    /// [`Self::remember_released`], in the same order: known where a pass is released, so a
+    /// pass's key is not hashed again to remember it.
+    released_keys: Vec<PassKey>,
     resend_horizon_ms: i64,
     /// The latest ingest time offered or released at: what a flush counts its releases from.
     latest_now: Timestamp,
@@ -227,6 +231,7 @@ impl DuplicateSuppressor {
             passes_begun: 0,
             released: HashMap::default(),
             released_order: VecDeque::new(),
+            released_keys: Vec::new(),
             resend_horizon_ms: i64::try_from(config.resend_horizon.as_millis()).unwrap_or(i64::MAX),
             latest_now: Timestamp::from_millis(i64::MIN),
             config,
@@ -241,12 +246,13 @@ impl DuplicateSuppressor {
     /// Remembers `released` (passes just released), and forgets those past the horizon or
     /// beyond [`MAX_REMEMBERED`].
     fn remember_released(&mut self, released: &[PlateRead]) {
+        debug_assert_eq!(self.released_keys.len(), released.len());
         if self.resend_horizon_ms == 0 {
+            self.released_keys.clear();
             return;
         }
         let now = self.latest_now.millis();
-        for pass in released {
-            let key = PassKey::of(pass);
+        for (pass, key) in released.iter().zip(self.released_keys.drain(..)) {
             let first_ms = pass.observed_at.millis();
             self.released.insert(
                 key,
@@ -352,6 +358,7 @@ impl DuplicateSuppressor {
         let first_released = released.len();
         if let Some(previous) = self.held.remove(&key) {
             released.push(previous.read);
+            self.released_keys.push(key);
         }
         self.passes_begun += 1;
         let pass = self.passes_begun;
@@ -399,6 +406,7 @@ impl DuplicateSuppressor {
                 if still_held {
                     if let Some(held) = self.held.remove(&key) {
                         released.push(held.read);
+                        self.released_keys.push(key);
                     }
                 }
             }
@@ -421,6 +429,7 @@ impl DuplicateSuppressor {
             if self.held.get(&key).is_some_and(|held| held.pass == pass) {
                 if let Some(held) = self.held.remove(&key) {
                     released.push(held.read);
+                    self.released_keys.push(key);
                 }
                 return;
             }
@@ -452,13 +461,13 @@ impl DuplicateSuppressor {
                 })
                 .map(|(key, _)| *key)
                 .collect();
-        let passes: Vec<HeldRead> = keys
+        let passes: Vec<(PassKey, HeldRead)> = keys
             .iter()
-            .filter_map(|key| self.held.remove(key))
+            .filter_map(|key| self.held.remove(key).map(|held| (*key, held)))
             .collect();
         self.forget_released();
         let first_released = released.len();
-        release_in_order(passes, released);
+        release_in_order(passes, released, &mut self.released_keys);
         self.remember_released(&released[first_released..]);
     }
 
@@ -468,9 +477,9 @@ impl DuplicateSuppressor {
         for reader in self.readers.values_mut() {
             reader.passes.clear();
         }
-        let passes: Vec<HeldRead> = self.held.drain().map(|(_, held)| held).collect();
+        let passes: Vec<(PassKey, HeldRead)> = self.held.drain().collect();
         let first_released = released.len();
-        release_in_order(passes, released);
+        release_in_order(passes, released, &mut self.released_keys);
         self.remember_released(&released[first_released..]);
     }
 
@@ -496,13 +505,20 @@ impl DuplicateSuppressor {
 
 /// Flushed passes leave in the order they began (then by read id), not the hash map's order, so
 /// that the archive's row order is the same from run to run.
-fn release_in_order(mut passes: Vec<HeldRead>, released: &mut Vec<PlateRead>) {
-    passes.sort_by(|a, b| {
+fn release_in_order(
+    mut passes: Vec<(PassKey, HeldRead)>,
+    released: &mut Vec<PlateRead>,
+    released_keys: &mut Vec<PassKey>,
+) {
+    passes.sort_by(|(_, a), (_, b)| {
         a.held_since
             .cmp(&b.held_since)
             .then_with(|| a.read.read_id.cmp(&b.read.read_id))
     });
-    released.extend(passes.into_iter().map(|held| held.read));
+    for (key, held) in passes {
+        released.push(held.read);
+        released_keys.push(key);
+    }
 }
 
 /// Passes held at once before the oldest is released early: bounds memory when a reader floods
