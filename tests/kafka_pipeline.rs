@@ -417,6 +417,81 @@ fn an_archive_of_an_earlier_broker_or_topic_skips_none_of_the_new_messages() {
     }
 }
 
+/// A topic created again (or another broker) that already holds more messages than the archive
+/// reached before the engine sees it: its end is past the archive's offsets, so the end alone
+/// cannot tell it from the partition the archive was written from. Its first messages must not
+/// be taken for the archived ones and skipped.
+#[test]
+fn a_new_topic_that_outgrew_the_archives_offsets_before_the_engine_started_loses_nothing() {
+    let archive = tempfile::tempdir().unwrap();
+    let earlier = traffic(300, 41);
+    {
+        let broker = TansuBroker::start().unwrap();
+        let settings = settings(&broker, "outgrown");
+        create_topics(&settings, 2);
+        produce_all(&settings, &settings.raw_topics[0], &earlier.payloads);
+        let summary = run_engine(
+            &settings,
+            archive.path(),
+            &earlier.hotlist_csv,
+            until_idle(),
+            OnStop::CommitAll,
+        );
+        assert_eq!(summary.reads_archived, 300);
+    }
+
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "outgrown");
+    create_topics(&settings, 2);
+    let newer = traffic(1_000, 42);
+    produce_all(&settings, &settings.raw_topics[0], &newer.payloads);
+    let second = run_engine(
+        &settings,
+        archive.path(),
+        &newer.hotlist_csv,
+        until_idle(),
+        OnStop::CommitAll,
+    );
+    assert_eq!(
+        (second.reads_archived, second.already_archived),
+        (1_000, 0),
+        "the new topic's first messages were taken for the archived ones"
+    );
+    let archived = archived_reads(archive.path());
+    let unique: BTreeSet<&str> = archived.iter().map(|read| read.read_id.as_str()).collect();
+    assert_eq!(unique.len(), archived.len(), "a read was archived twice");
+    for (name, traffic) in [("earlier", &earlier), ("newer", &newer)] {
+        let missing = traffic
+            .reads
+            .iter()
+            .filter(|read| !unique.contains(read.read_id.as_str()))
+            .count();
+        assert_eq!(missing, 0, "{name}: {missing} reads not in the archive");
+    }
+    let retired = walk(archive.path())
+        .into_iter()
+        .filter(|path| path.contains(".retired"))
+        .count();
+    assert!(retired > 0, "the earlier topic's files were not retired");
+
+    // A restart on the same topic is no new incarnation: nothing is retired or archived again.
+    let later = traffic(50, 43);
+    produce_all(&settings, &settings.raw_topics[0], &later.payloads);
+    let third = run_engine(
+        &settings,
+        archive.path(),
+        &later.hotlist_csv,
+        until_idle(),
+        OnStop::CommitAll,
+    );
+    assert_eq!((third.reads_archived, third.already_archived), (50, 0));
+    let retired_after = walk(archive.path())
+        .into_iter()
+        .filter(|path| path.contains(".retired"))
+        .count();
+    assert_eq!(retired_after, retired, "a current archive was retired");
+}
+
 /// A reader vendor's producer batches messages (librdkafka's default). tansu 0.6 then reports a
 /// partition's end as one past the first offset of its last batch, short of messages the archive
 /// already holds. That must not be taken for another incarnation of the partition: an engine of a

@@ -222,6 +222,53 @@ pub fn confirmed_partition_end(
     Ok(if high_after == high { end } else { high })
 }
 
+/// The `archive::message_fingerprint` of the partition's message at `offset`, or `None` when it
+/// could not be read within a few seconds (deleted by retention, or inside a record batch, which
+/// tansu 0.6 does not serve from).
+pub fn message_fingerprint_at(
+    settings: &KafkaSettings,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<Option<u64>, KafkaError> {
+    let consumer: BaseConsumer = settings
+        .consumer_config()
+        .set("group.id", "platestream-partition-probe")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(KafkaError::client("partition probe"))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Offset(offset))
+        .map_err(KafkaError::client("partition probe"))?;
+    consumer
+        .assign(&assignment)
+        .map_err(KafkaError::client("partition probe"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                let at = rdkafka::Message::offset(&message);
+                if at == offset {
+                    let payload = rdkafka::Message::payload(&message).unwrap_or_default();
+                    return Ok(Some(platestream_engine::archive::message_fingerprint(
+                        payload,
+                    )));
+                }
+                // A batch is delivered from its first offset; past the offset, it is not there.
+                if at > offset {
+                    return Ok(None);
+                }
+            }
+            Some(Err(error)) => {
+                tracing::debug!(%error, topic, partition, offset, "reading the archived last message");
+            }
+            None => {}
+        }
+    }
+    Ok(None)
+}
+
 /// A client for metadata requests that never creates a topic by asking about it, once the cluster
 /// has answered one: a cluster that cannot be reached is said to be so, not reported as a failed
 /// request about a topic.

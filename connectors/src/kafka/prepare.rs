@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use platestream_engine::archive;
 use platestream_engine::pipeline::{Prepared, Preparer};
 use platestream_engine::{SourcePosition, Timestamp};
 
@@ -133,7 +134,9 @@ impl MessageBatch {
                     Disposition::Process => prepared.next(),
                     Disposition::AlreadyArchived => None,
                 };
+                let payload = bytes.get(message.payload.clone()).unwrap_or_default();
                 PreparedMessage {
+                    payload_fingerprint: archive::message_fingerprint(payload),
                     key: message
                         .key
                         .and_then(|key| bytes.get(key))
@@ -158,6 +161,8 @@ impl MessageBatch {
 #[derive(Debug)]
 pub(super) struct PreparedMessage {
     pub source: SourcePosition,
+    /// The payload's `archive::message_fingerprint`, for the segment's record of its last message.
+    pub payload_fingerprint: u64,
     pub key: Option<Vec<u8>>,
     pub produced_at_ms: Option<i64>,
     /// `None` for a message archived by an earlier run.

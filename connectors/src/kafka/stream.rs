@@ -35,6 +35,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::admin::message_fingerprint_at;
 use super::prepare::{Disposition, PreparePool, PreparedBatch, PreparedMessage};
 use super::{confirmed_partition_end, KafkaError, KafkaSettings};
 
@@ -616,7 +617,7 @@ impl RunState<'_> {
                 .consumer
                 .fetch_watermarks(topic, partition, Duration::from_secs(10))
                 .map_err(KafkaError::client("watermarks"))?;
-            let committed = committed_offset(self.consumer, topic, partition)?;
+            let mut committed = committed_offset(self.consumer, topic, partition)?;
             if recovery
                 .archived_through
                 .is_some_and(|through| high <= through)
@@ -627,10 +628,31 @@ impl RunState<'_> {
                 high =
                     confirmed_partition_end(&self.engine.settings, topic, partition, (low, high))?;
             }
-            if let Some(through) = recovery.archived_through.filter(|&through| high <= through) {
+            let other_incarnation = match recovery.archived_through {
                 // The partition never held the offsets the archive says it archived: the topic
                 // was created again, or this is another broker. Skipping up to them would lose
                 // the new messages there.
+                Some(through) if high <= through => Some(
+                    "the archive's positions are of an earlier incarnation of this partition (it \
+                     ends before them)",
+                ),
+                // It holds them, but perhaps as another topic's: one created again that has as
+                // many messages by now. The archive's last message tells.
+                Some(through) if through >= low => archived_message_replaced(
+                    &self.engine.settings,
+                    topic,
+                    partition,
+                    through,
+                    recovery.archived_last_message,
+                )
+                .then_some(
+                    "the archive's positions are of an earlier incarnation of this partition (its \
+                     message at the archive's last offset is another)",
+                ),
+                _ => None,
+            };
+            if let Some(why) = other_incarnation {
+                let through = recovery.archived_through.unwrap_or_default();
                 let retired = retire_partition(root, topic, partition, Timestamp::now().millis())?;
                 counter!("platestream_archive_partitions_retired_total").increment(1);
                 tracing::warn!(
@@ -639,11 +661,12 @@ impl RunState<'_> {
                     archived_through = through,
                     high_watermark = high,
                     files = retired.len(),
-                    "the archive's positions are of an earlier incarnation of this partition; its \
-                     files stay queryable as *.retired*.parquet and the partition is consumed from \
-                     its start"
+                    "{why}; its files stay queryable as *.retired*.parquet and the partition is \
+                     consumed from its start"
                 );
                 recovery.archived_through = None;
+                // A commit of that incarnation is as foreign as its archive.
+                committed = None;
             }
             let resume_at = resume_offset(committed, recovery.archived_through, (low, high));
             tracing::info!(topic, partition, archived_through = ?recovery.archived_through, resume_at, "partition assigned");
@@ -722,6 +745,7 @@ impl RunState<'_> {
     ) -> Result<bool, KafkaError> {
         let PreparedMessage {
             source,
+            payload_fingerprint,
             key,
             produced_at_ms,
             prepared,
@@ -737,7 +761,7 @@ impl RunState<'_> {
             )?),
         };
         // Covered in message order, so a checkpoint commits only offsets whose reads it holds.
-        segment.cover_offset(source.offset);
+        segment.cover_message(source.offset, payload_fingerprint);
         let Some(prepared) = prepared else {
             // Archived by an earlier run that did not get to commit it: committing it now keeps
             // the group's lag honest.
@@ -1314,6 +1338,38 @@ fn committed_offset(
             Offset::Offset(offset) => Some(offset),
             _ => None,
         }))
+}
+
+/// Whether the partition's message at `offset` is not the one the archive recorded there
+/// (`expected`): then the partition is another incarnation that has grown as long. False when
+/// nothing was recorded or the message cannot be read (deleted by retention, or unreachable inside
+/// a tansu record batch): the archive is then taken for this partition's, as before the record.
+fn archived_message_replaced(
+    settings: &KafkaSettings,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    expected: Option<u64>,
+) -> bool {
+    let Some(expected) = expected else {
+        return false;
+    };
+    match message_fingerprint_at(settings, topic, partition, offset) {
+        Ok(Some(found)) => found != expected,
+        Ok(None) => {
+            tracing::debug!(
+                topic,
+                partition,
+                offset,
+                "the archive's last message could not be read back"
+            );
+            false
+        }
+        Err(error) => {
+            tracing::warn!(%error, topic, partition, offset, "could not read the partition's message at the archive's last offset; taking the archive as this partition's");
+            false
+        }
+    }
 }
 
 /// Where consumption of a newly assigned partition must resume: after what is committed and

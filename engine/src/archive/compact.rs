@@ -342,7 +342,12 @@ fn merge(
             .write(&sorted.slice(offset, length))
             .map_err(parquet_error)?;
     }
-    let metadata = [
+    // The last input's record of its last message holds for the merged file, which ends there.
+    let last_message = match inputs.iter().max_by_key(|input| input.last_offset) {
+        Some(last) => super::footer_value(&last.path, metadata_keys::LAST_MESSAGE_XXH3)?,
+        None => None,
+    };
+    let mut metadata = vec![
         (metadata_keys::TABLE, table.to_owned()),
         (metadata_keys::SOURCE_TOPIC, topic.to_owned()),
         (metadata_keys::SOURCE_PARTITION, partition.to_string()),
@@ -362,6 +367,9 @@ fn merge(
                 .join(","),
         ),
     ];
+    if let Some(fingerprint) = last_message {
+        metadata.push((metadata_keys::LAST_MESSAGE_XXH3, fingerprint));
+    }
     for (key, value) in metadata {
         writer.append_key_value_metadata(KeyValue::new(key.to_owned(), value));
     }
@@ -531,6 +539,59 @@ mod tests {
         let again = compact(&config, &options, |_, _| {}).unwrap();
         assert_eq!(again.output_files, 0);
         assert_eq!(ids(dir.path()), before);
+    }
+
+    /// A later run tells another incarnation of the partition by the message recorded at the
+    /// archive's last offset: the record must survive compaction, and must not be made up for an
+    /// offset whose message was not recorded.
+    #[test]
+    fn the_last_archived_message_is_known_to_recovery_before_and_after_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(ArchiveConfig::new(dir.path()));
+        let fingerprint = |offset: i64| crate::archive::message_fingerprint(&offset.to_be_bytes());
+        for segment_reads in [[0, 1], [2, 3]] {
+            let mut segment = SegmentWriter::new(Arc::clone(&config), "reads", 0).unwrap();
+            for offset in segment_reads {
+                segment.cover_message(offset, fingerprint(offset));
+                segment
+                    .append_read(&read(offset, "2026-11-24T17:10:00Z"))
+                    .unwrap();
+            }
+            segment.commit().unwrap();
+        }
+        let recovered = recover_partition(dir.path(), "reads", 0).unwrap();
+        assert_eq!(
+            (recovered.archived_through, recovered.archived_last_message),
+            (Some(3), Some(fingerprint(3)))
+        );
+
+        let options = CompactOptions {
+            before_ms: crate::read::Timestamp::parse_rfc3339("2026-11-24T19:00:00Z")
+                .unwrap()
+                .millis(),
+            max_rows: 1_000,
+        };
+        let report = compact(&config, &options, |_, _| {}).unwrap();
+        assert_eq!(report.output_files, 1);
+        let recovered = recover_partition(dir.path(), "reads", 0).unwrap();
+        assert_eq!(
+            (recovered.archived_through, recovered.archived_last_message),
+            (Some(3), Some(fingerprint(3)))
+        );
+
+        // A segment whose last offset came without its message (as `replay` covers lines).
+        let mut segment = SegmentWriter::new(Arc::clone(&config), "reads", 0).unwrap();
+        segment.cover_message(4, fingerprint(4));
+        segment
+            .append_read(&read(4, "2026-11-24T19:10:00Z"))
+            .unwrap();
+        segment.cover_offset(5);
+        segment.commit().unwrap();
+        let recovered = recover_partition(dir.path(), "reads", 0).unwrap();
+        assert_eq!(
+            (recovered.archived_through, recovered.archived_last_message),
+            (Some(5), None)
+        );
     }
 
     #[test]

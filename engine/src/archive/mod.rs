@@ -48,6 +48,33 @@ pub mod metadata_keys {
     pub const WRITER_VERSION: &str = "platestream.version";
     /// On a compacted file: the names of the files merged into it, comma-separated.
     pub const COMPACTED_FROM: &str = "platestream.compacted.from";
+    /// [`super::message_fingerprint`] of the message at `last_offset`, as 16 hex digits: tells a
+    /// partition the archive was written from from another incarnation that has as many
+    /// messages. Absent on files of `replay` and of versions before 2026-11-28.
+    pub const LAST_MESSAGE_XXH3: &str = "platestream.source.last_message_xxh3";
+}
+
+/// What a segment's footer records of the message at its last offset: the xxh3 of its payload.
+/// The same bytes at the same offset are the same message for the archive's purposes, whichever
+/// topic incarnation holds them.
+pub fn message_fingerprint(payload: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(payload)
+}
+
+/// A value of a file's key-value footer metadata; `None` when the file does not carry the key.
+pub fn footer_value(path: &Path, key: &str) -> Result<Option<String>, ArchiveError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = File::open(path).map_err(io_error(path))?;
+    let reader = SerializedFileReader::new(file).map_err(|source| ArchiveError::Parquet {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|pairs| pairs.iter().find(|pair| pair.key == key))
+        .and_then(|pair| pair.value.clone()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +239,8 @@ fn sub_directories(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
 pub struct PartitionRecovery {
     /// The highest offset covered by a complete segment; reads up to it are archived.
     pub archived_through: Option<i64>,
+    /// [`message_fingerprint`] of the message at `archived_through`, when its files record it.
+    pub archived_last_message: Option<u64>,
     /// Files of segments a crash left incomplete, now deleted (their reads will be replayed).
     pub removed_incomplete: Vec<PathBuf>,
 }
@@ -258,12 +287,20 @@ pub fn recover_partition(
         }
     }
     let mut archived_through = compacted.iter().map(|(_, merged)| merged.last_offset).max();
+    // Files that may record the last archived message: those ending where the archive ends.
+    let mut last_files: Vec<(i64, PathBuf)> = compacted
+        .iter()
+        .map(|(dir, merged)| (merged.last_offset, dir.join(merged.file_name())))
+        .collect();
     for (segment, files) in segments {
         // Compaction merges only complete segments, so one a compacted file covers was complete
         // even if some of its files are now inside that compacted file.
         let compacted_covers = compacted.iter().any(|(_, merged)| merged.covers(&segment));
         if files.len() >= segment.files || compacted_covers {
             archived_through = archived_through.max(Some(segment.last_offset));
+            if let Some((dir, name)) = files.first() {
+                last_files.push((segment.last_offset, dir.join(name)));
+            }
             for (dir, name) in files {
                 // A file beside a compacted file that covers it was merged into it by a compaction
                 // interrupted before it deleted its inputs: the rows are in the compacted file.
@@ -283,10 +320,35 @@ pub fn recover_partition(
             }
         }
     }
+    let archived_last_message = match archived_through {
+        Some(through) => last_message_recorded(
+            last_files
+                .iter()
+                .filter(|(last, path)| *last == through && path.exists())
+                .map(|(_, path)| path.as_path()),
+        ),
+        None => None,
+    };
     Ok(PartitionRecovery {
         archived_through,
+        archived_last_message,
         removed_incomplete,
     })
+}
+
+/// The last message's fingerprint the first of `files` to record one holds.
+fn last_message_recorded<'a>(files: impl Iterator<Item = &'a Path>) -> Option<u64> {
+    for path in files {
+        // A footer that cannot be read records nothing here; queries name the broken file.
+        let recorded = footer_value(path, metadata_keys::LAST_MESSAGE_XXH3)
+            .ok()
+            .flatten()
+            .and_then(|hex| u64::from_str_radix(&hex, 16).ok());
+        if recorded.is_some() {
+            return recorded;
+        }
+    }
+    None
 }
 
 /// What a retired file's name carries before `.parquet`: `{segment or compacted name}.retired{ms}`.

@@ -364,6 +364,8 @@ pub struct SegmentWriter {
     topic: String,
     partition: i32,
     offsets: Option<(i64, i64)>,
+    /// The highest offset covered with its message's fingerprint, and that fingerprint.
+    last_message: Option<(i64, u64)>,
     /// Open files by observation hour (epoch hours).
     reads: BTreeMap<i64, OpenFile<ReadColumns>>,
     alerts: BTreeMap<i64, OpenFile<AlertColumns>>,
@@ -384,6 +386,7 @@ impl SegmentWriter {
             topic: topic.to_owned(),
             partition,
             offsets: None,
+            last_message: None,
             reads: BTreeMap::new(),
             alerts: BTreeMap::new(),
             rows: 0,
@@ -398,6 +401,16 @@ impl SegmentWriter {
             None => (offset, offset),
             Some((first, last)) => (first.min(offset), last.max(offset)),
         });
+    }
+
+    /// [`Self::cover_offset`] for a message from Kafka, with its payload's
+    /// [`super::message_fingerprint`]: the segment's footer records the last one, so that a later
+    /// run can tell whether the partition's message at that offset is still this one.
+    pub fn cover_message(&mut self, offset: i64, fingerprint: u64) {
+        self.cover_offset(offset);
+        if self.last_message.is_none_or(|(last, _)| offset >= last) {
+            self.last_message = Some((offset, fingerprint));
+        }
     }
 
     pub fn append_read(&mut self, read: &PlateRead) -> Result<(), ArchiveError> {
@@ -455,8 +468,9 @@ impl SegmentWriter {
             last_offset,
             files: self.reads.len() + self.alerts.len(),
         };
+        let last_message = self.last_message;
         let base_metadata = |table: &str, rows: usize| {
-            let entries = [
+            let mut entries = vec![
                 (metadata_keys::TABLE, table.to_owned()),
                 (metadata_keys::SOURCE_TOPIC, name.topic.clone()),
                 (metadata_keys::SOURCE_PARTITION, name.partition.to_string()),
@@ -469,6 +483,14 @@ impl SegmentWriter {
                 ),
                 ("platestream.rows", rows.to_string()),
             ];
+            if let Some((_, fingerprint)) =
+                last_message.filter(|&(offset, _)| offset == last_offset)
+            {
+                entries.push((
+                    metadata_keys::LAST_MESSAGE_XXH3,
+                    format!("{fingerprint:016x}"),
+                ));
+            }
             entries
                 .into_iter()
                 .map(|(key, value)| KeyValue::new(key.to_owned(), value))
