@@ -222,21 +222,25 @@ pub fn confirmed_partition_end(
     Ok(if high_after == high { end } else { high })
 }
 
-/// The `archive::message_fingerprint` of the partition's message at `offset`, or `None` when it
-/// could not be read within a few seconds (deleted by retention, or inside a record batch, which
-/// tansu 0.6 does not serve from).
-pub fn message_fingerprint_at(
-    settings: &KafkaSettings,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> Result<Option<u64>, KafkaError> {
-    let consumer: BaseConsumer = settings
+/// A consumer for [`message_fingerprint_at`]: assigned one partition at a time, never committing.
+pub fn partition_probe(settings: &KafkaSettings) -> Result<BaseConsumer, KafkaError> {
+    settings
         .consumer_config()
         .set("group.id", "platestream-partition-probe")
         .set("enable.auto.commit", "false")
         .create()
-        .map_err(KafkaError::client("partition probe"))?;
+        .map_err(KafkaError::client("partition probe"))
+}
+
+/// The `archive::message_fingerprint` of the partition's message at `offset`, read by `consumer`
+/// (a [`partition_probe`]), or `None` when it could not be read within a few seconds (deleted by
+/// retention, or inside a record batch, which tansu 0.6 does not serve from).
+pub fn message_fingerprint_at(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<Option<u64>, KafkaError> {
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(topic, partition, Offset::Offset(offset))
@@ -244,20 +248,38 @@ pub fn message_fingerprint_at(
     consumer
         .assign(&assignment)
         .map_err(KafkaError::client("partition probe"))?;
+    let found = read_fingerprint(consumer, topic, partition, offset);
+    // Fetching stops until the next probe, which would otherwise receive this partition's rest.
+    if let Err(error) = consumer.unassign() {
+        tracing::debug!(%error, "unassigning the partition probe");
+    }
+    Ok(found)
+}
+
+fn read_fingerprint(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Option<u64> {
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while std::time::Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
+                // Left over from the probe's previous partition.
+                if rdkafka::Message::topic(&message) != topic
+                    || rdkafka::Message::partition(&message) != partition
+                {
+                    continue;
+                }
                 let at = rdkafka::Message::offset(&message);
                 if at == offset {
                     let payload = rdkafka::Message::payload(&message).unwrap_or_default();
-                    return Ok(Some(platestream_engine::archive::message_fingerprint(
-                        payload,
-                    )));
+                    return Some(platestream_engine::archive::message_fingerprint(payload));
                 }
                 // A batch is delivered from its first offset; past the offset, it is not there.
                 if at > offset {
-                    return Ok(None);
+                    return None;
                 }
             }
             Some(Err(error)) => {
@@ -266,7 +288,7 @@ pub fn message_fingerprint_at(
             None => {}
         }
     }
-    Ok(None)
+    None
 }
 
 /// A client for metadata requests that never creates a topic by asking about it, once the cluster

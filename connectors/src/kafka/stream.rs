@@ -35,7 +35,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::admin::message_fingerprint_at;
+use super::admin::{message_fingerprint_at, partition_probe};
 use super::prepare::{Disposition, PreparePool, PreparedBatch, PreparedMessage};
 use super::{confirmed_partition_end, KafkaError, KafkaSettings};
 
@@ -379,6 +379,7 @@ impl StreamEngine {
             processed: Processed::default(),
             reported_counts: PipelineCounts::default(),
             committed_in_background: BTreeMap::new(),
+            probe: None,
         };
         let result = run.consume(pipeline, observer);
         let mut summary = run.summary;
@@ -398,6 +399,8 @@ struct RunState<'a> {
     reported_counts: PipelineCounts,
     /// The latest offset per partition committed without waiting (see `finish_checkpoints`).
     committed_in_background: BTreeMap<(String, i32), i64>,
+    /// Reads a partition's message at the archive's last offset; made at the first need.
+    probe: Option<BaseConsumer>,
 }
 
 /// How long a checkpoint (or the stop) waits for the cluster to acknowledge alerts and dead
@@ -639,6 +642,7 @@ impl RunState<'_> {
                 // It holds them, but perhaps as another topic's: one created again that has as
                 // many messages by now. The archive's last message tells.
                 Some(through) if through >= low => archived_message_replaced(
+                    &mut self.probe,
                     &self.engine.settings,
                     topic,
                     partition,
@@ -1345,6 +1349,7 @@ fn committed_offset(
 /// nothing was recorded or the message cannot be read (deleted by retention, or unreachable inside
 /// a tansu record batch): the archive is then taken for this partition's, as before the record.
 fn archived_message_replaced(
+    probe: &mut Option<BaseConsumer>,
     settings: &KafkaSettings,
     topic: &str,
     partition: i32,
@@ -1354,7 +1359,12 @@ fn archived_message_replaced(
     let Some(expected) = expected else {
         return false;
     };
-    match message_fingerprint_at(settings, topic, partition, offset) {
+    let found = match probe {
+        Some(probe) => Ok(&*probe),
+        empty => partition_probe(settings).map(|made| &*empty.insert(made)),
+    }
+    .and_then(|probe| message_fingerprint_at(probe, topic, partition, offset));
+    match found {
         Ok(Some(found)) => found != expected,
         Ok(None) => {
             tracing::debug!(
