@@ -299,6 +299,31 @@ async fn run_put(put: PutArgs) -> Result<()> {
         Update::Upsert(entry) => entry,
         Update::Delete(_) => bail!("internal: an upsert was read as a delete"),
     };
+    if let Some(path) = &put.target.config {
+        let config = Config::load(path)?;
+        let reads_dim = config
+            .readers
+            .embedding_dim
+            .or(config.appearance.as_ref().map(|appearance| appearance.dim));
+        let vectors = entry
+            .vehicle
+            .as_deref()
+            .map_or(&[][..], |description| &description.reference_vectors[..]);
+        if let Some(dim) = reads_dim {
+            if let Some((index, vector)) = vectors
+                .iter()
+                .enumerate()
+                .find(|(_, vector)| vector.len() != dim)
+            {
+                bail!(
+                    "reference_vectors: vector {} has {} numbers but the readers' embeddings have {dim} ({}): it could never match",
+                    index + 1,
+                    vector.len(),
+                    path.display()
+                );
+            }
+        }
+    }
     if put.dry_run {
         println!(
             "{}",
@@ -868,7 +893,7 @@ fn unrecognized_columns_notice(unknown_columns: &[String]) -> Option<String> {
 /// The entry field a hand-typed field name most likely misspells, when it is not itself a field
 /// or vehicle attribute: such a name would be kept as an attribute, and a `jurisdicton` leaves the
 /// entry matching plates of every state.
-fn misspelt_field(name: &str) -> Option<&'static str> {
+pub(crate) fn misspelt_field(name: &str) -> Option<&'static str> {
     let name = name.trim().to_ascii_lowercase();
     let name = name.as_str();
     // `op` is no column but an update's own field (`{"op": "delete"}`).

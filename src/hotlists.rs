@@ -203,6 +203,13 @@ fn report_loaded(name: &str, loaded: &LoadedHotlist) {
         if loaded.rejected.len() > 20 {
             tracing::warn!(file = %name, more = loaded.rejected.len() - 20, "more hotlist rows refused");
         }
+        // `hotlist check` says the same; an engine or `replay` given such a file must too, since
+        // a misspelt `model` column leaves a BOLO matching every model of its make.
+        for column in &loaded.unknown_columns {
+            if let Some(known) = crate::hotlist_cmd::misspelt_field(column) {
+                tracing::warn!(file = %name, column = %column, did_you_mean = known, "hotlist column is not an entry field: its values are kept as attributes for the officer and do not narrow, route or expire any match");
+            }
+        }
         tracing::info!(file = %name, entries = loaded.entries.len(), refused = loaded.rejected.len(), "hotlist loaded");
     }
 }

@@ -1196,3 +1196,82 @@ fn replay_with_a_config_applies_its_list_policies() {
         ("covert_watch".to_owned(), "field".to_owned())
     );
 }
+
+/// What an agency's file or a dispatcher's photo BOLO gets wrong must be said where it is used,
+/// not only by `hotlist check`: a row cut by an unquoted comma, a misspelt column that leaves a
+/// BOLO matching every model of its make, and a reference vector of another length than the
+/// readers' embeddings, which can never alert.
+#[test]
+fn replay_and_put_say_what_in_a_hotlist_can_never_match_as_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let sixteen = format!("\"[[{}]]\"", ["1"; 16].join(","));
+    std::fs::write(
+        dir.path().join("hot.csv"),
+        format!(
+            "list,plate,jurisdiction,reason,make,modle,reference_vectors\n\
+             stolen_vehicles,ARM123,US-VA,stolen, armed,,,\n\
+             stolen_vehicles,STL1234,US-VA,stolen,,,\n\
+             photo_bolo,,,,Toyota,Corolla,{sixteen}\n"
+        ),
+    )
+    .unwrap();
+    common::write_virginia_reads(&dir.path().join("reads.ndjson"), &["ARM123", "STL1234"]);
+    let replay = platestream(
+        &[
+            "replay",
+            "--input",
+            "reads.ndjson",
+            "--hotlist",
+            "hot.csv",
+            "--out",
+            "out",
+            "--quiet",
+            "--embedding-dim",
+            "8",
+        ],
+        dir.path(),
+    );
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    let stderr = text(&replay.stderr);
+    for said in [
+        "the row has 8 fields where the header has 7",
+        "column=modle did_you_mean=\"model\"",
+        "numbers=16 reads_carry=8",
+    ] {
+        assert!(stderr.contains(said), "{said:?} not in:\n{stderr}");
+    }
+    let alerts = std::fs::read_to_string(dir.path().join("out/alerts.ndjson")).unwrap();
+    assert!(
+        alerts.contains("STL1234") && !alerts.contains("ARM123"),
+        "{alerts}"
+    );
+
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n[readers]\nembedding_dim = 8\n\
+         [hotlists]\nupdates_topic = \"plate-hotlist-updates\"\n",
+    )
+    .unwrap();
+    let put = platestream(
+        &[
+            "hotlist",
+            "put",
+            "--config",
+            "c.toml",
+            "--list",
+            "photo_bolo",
+            "--id",
+            "DIM16",
+            "--set",
+            &format!("reference_vectors=[[{}]]", ["1"; 16].join(",")),
+            "--dry-run",
+        ],
+        dir.path(),
+    );
+    assert!(!put.status.success());
+    assert!(
+        text(&put.stderr).contains("vector 1 has 16 numbers but the readers' embeddings have 8"),
+        "{}",
+        text(&put.stderr)
+    );
+}

@@ -76,6 +76,11 @@ pub enum InvalidEntry {
          (`<list>/<id>`): its entries could not be updated or deleted; use `_` or `-`"
     )]
     SlashInList(String),
+    #[error(
+        "list name {0:?} contains a quote: a key written as a JSON string (`\"list/id\"`)? \
+         its entries would form a list of their own, on the default policy"
+    )]
+    QuoteInList(String),
     #[error("`plate` is empty and the row describes no vehicle (make, model, color, body_type, year_min, year_max or reference_vectors)")]
     EmptyPlate,
     #[error(transparent)]
@@ -93,6 +98,10 @@ pub fn check_list_name(list: &str) -> Result<&str, InvalidEntry> {
     }
     if list.contains('/') {
         return Err(InvalidEntry::SlashInList(list.to_owned()));
+    }
+    // `"covert_watch` is not `covert_watch`: its hits would page field officers.
+    if list.contains(['"', '\'', '`']) {
+        return Err(InvalidEntry::QuoteInList(list.to_owned()));
     }
     Ok(list)
 }
@@ -379,6 +388,26 @@ pub fn load_hotlist_csv<R: Read>(
             .next_record_line()
             .or_else(|| record.position().map(csv::Position::line))
             .unwrap_or(0);
+        // The csv reader is flexible so that one bad row does not fail the file; a row whose
+        // fields do not line up with the header is refused here. An unquoted comma (`stolen,
+        // armed`) would otherwise drop the rest of the row's last field without a word, and a
+        // truncated line leave an entry of any state and no expiry.
+        if record.len() != header.len() {
+            loaded.rejected.push(RejectedRow {
+                line,
+                reason: format!(
+                    "the row has {} fields where the header has {}: {}",
+                    record.len(),
+                    header.len(),
+                    if record.len() > header.len() {
+                        "a comma inside a field that is not quoted? put such a field in double quotes"
+                    } else {
+                        "a truncated line? every row needs a field (perhaps empty) for each column"
+                    }
+                ),
+            });
+            continue;
+        }
         let field = |index: Option<usize>| {
             index
                 .and_then(|index| record.get(index))
@@ -804,6 +833,58 @@ mod tests {
             .map(|row| (row.line, row.kept_line, row.id.as_str()))
             .collect();
         assert_eq!(repeated, vec![(2, 5, "AAA111/US-VA"), (3, 6, "case-7")]);
+    }
+
+    #[test]
+    fn a_row_whose_fields_do_not_line_up_with_the_header_is_refused_not_cut() {
+        let csv = "list,plate,jurisdiction,priority,reason\n\
+                   stolen_vehicles,ARM123,VA,1,stolen, suspect armed and dangerous\n\
+                   stolen_vehicles,SHORT1,VA\n\
+                   stolen_vehicles,GOOD12,VA,2,\"stolen, armed\"\n";
+        let loaded = load_hotlist_csv("ragged.csv", csv.as_bytes()).unwrap();
+        let entries: Vec<(&str, &str)> = loaded
+            .entries
+            .iter()
+            .map(|entry| {
+                (
+                    entry.plate_norm.as_str(),
+                    entry.reason.as_deref().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(entries, vec![("GOOD12", "stolen, armed")]);
+        let refused: Vec<(u64, bool)> = loaded
+            .rejected
+            .iter()
+            .map(|row| {
+                (
+                    row.line,
+                    row.reason.contains("6 fields where the header has 5"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            refused,
+            vec![(2, true), (3, false)],
+            "{:?}",
+            loaded.rejected
+        );
+        assert!(loaded.rejected[0].reason.contains("double quotes"));
+        assert!(loaded.rejected[1]
+            .reason
+            .contains("3 fields where the header has 5"));
+    }
+
+    #[test]
+    fn a_list_name_with_a_quote_is_refused() {
+        let csv = "list,plate\n\"\"\"covert_watch\",AAA111\n";
+        let loaded = load_hotlist_csv("quoted.csv", csv.as_bytes()).unwrap();
+        assert!(loaded.entries.is_empty());
+        assert!(
+            loaded.rejected[0].reason.contains("contains a quote"),
+            "{:?}",
+            loaded.rejected
+        );
     }
 
     #[test]

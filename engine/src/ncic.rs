@@ -178,6 +178,16 @@ fn record_to_entry(record: &RawRecord<'_>) -> Result<Option<HotlistEntry>, Strin
     let Some((list, priority, reason)) = ncic_file(code.to_ascii_uppercase()) else {
         return Ok(None);
     };
+    // The number is the record's id and the case number an officer quotes to confirm the hit
+    // with NCIC: a mangled one (a shifted column, a typing slip) would send them after a record
+    // that does not exist.
+    let nic = record.nic.to_ascii_uppercase();
+    if nic.len() != 10 || !nic.bytes().skip(1).all(|byte| byte.is_ascii_digit()) {
+        return Err(format!(
+            "NCIC number {:?} is not a file letter and nine digits",
+            record.nic
+        ));
+    }
     if record.plate.is_empty() {
         return Err("no plate: the record names no plate to match".to_owned());
     }
@@ -205,9 +215,9 @@ fn record_to_entry(record: &RawRecord<'_>) -> Result<Option<HotlistEntry>, Strin
     entry.priority = priority;
     entry.priority_unset = false;
     entry.reason = Some(reason.to_owned());
-    entry.ncic_number = Some(record.nic.to_owned());
-    entry.case_number = Some(record.nic.to_owned());
-    entry.id = record.nic.to_owned();
+    entry.ncic_number = Some(nic.clone());
+    entry.case_number = Some(nic.clone());
+    entry.id = nic;
     entry.plate_type = (!record.plate_type.is_empty()).then(|| record.plate_type.to_owned());
     let attributes: BTreeMap<String, String> = [
         ("ori", record.ori),
@@ -319,6 +329,25 @@ mod tests {
         assert_eq!(loaded.rejected.len(), 1, "{:?}", loaded.rejected);
         assert_eq!(loaded.rejected[0].line, 1);
         assert!(loaded.rejected[0].reason.contains("YYYYMMDD"));
+    }
+
+    #[test]
+    fn an_ncic_number_that_is_not_a_letter_and_nine_digits_is_refused() {
+        let extract = "V123456789LA057020020190509AB123456  CA2009MC2009YAMACYLMCBLK\n\
+                       V99999999XLA057020020190509AB123457  CA2009MC2009YAMACYLMCBLK\n\
+                       v000000010LA057020020190509AB123458  CA2009MC2009YAMACYLMCBLK\n";
+        let loaded = load_ncic_extract("x.dat", extract.as_bytes(), None).unwrap();
+        let ids: Vec<&str> = loaded
+            .entries
+            .iter()
+            .map(|entry| entry.id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["V123456789", "V000000010"]);
+        assert_eq!(loaded.rejected.len(), 1, "{:?}", loaded.rejected);
+        assert_eq!(loaded.rejected[0].line, 2);
+        assert!(loaded.rejected[0]
+            .reason
+            .contains("\"V99999999X\" is not a file letter and nine digits"));
     }
 
     #[test]

@@ -476,6 +476,28 @@ pub struct Pipeline {
 /// Reads a retro search reports per reference vector of a new BOLO at most.
 pub const RETRO_SEARCH_K: usize = 50;
 
+/// A BOLO's reference vectors are compared only with embeddings of their own length: one of
+/// another length than the readers' (another model's photo vector, a typing slip) can never
+/// alert, which its sender must hear of rather than wait for a hit.
+fn warn_of_vectors_that_cannot_match(entry: &crate::hotlist::HotlistEntry, dim: usize) {
+    let Some(description) = entry.vehicle.as_deref() else {
+        return;
+    };
+    for (index, vector) in description.reference_vectors.iter().enumerate() {
+        if vector.len() != dim {
+            metrics::counter!("platestream_bolo_vectors_unmatchable_total").increment(1);
+            tracing::warn!(
+                list = %entry.list,
+                id = %entry.id,
+                vector = index + 1,
+                numbers = vector.len(),
+                reads_carry = dim,
+                "a BOLO's reference vector has another length than the readers' embeddings: it can never match"
+            );
+        }
+    }
+}
+
 impl Pipeline {
     pub fn new(decoder: Arc<dyn ReadDecoder>, matcher: Arc<dyn Matcher>) -> Self {
         Self {
@@ -516,6 +538,15 @@ impl Pipeline {
     pub fn search_new_appearance_bolos(&mut self, now: Timestamp, out: &mut Processed) {
         // Taken even without an index, so the queue does not grow in engines that never search.
         let new_bolos = self.preparer.matcher.take_new_appearance_bolos();
+        let reads_dim = self.preparer.embedding_dim.or(self
+            .appearance_index
+            .as_ref()
+            .map(|index| index.config().dim));
+        if let Some(dim) = reads_dim {
+            for (entry, _) in &new_bolos {
+                warn_of_vectors_that_cannot_match(entry, dim);
+            }
+        }
         let Some(index) = &self.appearance_index else {
             return;
         };

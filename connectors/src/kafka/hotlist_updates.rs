@@ -37,6 +37,8 @@ pub enum InvalidUpdate {
     MissingKey,
     #[error("the key {0:?} is not `<list>/<entry id>` (UTF-8, both parts non-empty)")]
     BadKey(String),
+    #[error("the key {key:?} names no usable list: {reason}")]
+    BadList { key: String, reason: String },
     #[error("the value is not a JSON object: {0}")]
     NotJson(String),
     #[error("field `{0}` must be a string, number or boolean")]
@@ -57,7 +59,7 @@ impl InvalidUpdate {
     /// A short, fixed label for metrics.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::MissingKey | Self::BadKey(_) => "key",
+            Self::MissingKey | Self::BadKey(_) | Self::BadList { .. } => "key",
             Self::NotJson(_) | Self::FieldType(_) => "json",
             Self::UnknownOp(_) => "op",
             Self::KeyMismatch { .. } => "key_mismatch",
@@ -87,6 +89,12 @@ pub fn decode_update(
         .filter(|(list, id)| !list.trim().is_empty() && !id.trim().is_empty())
         .ok_or_else(|| InvalidUpdate::BadKey(key.to_owned()))?;
     let (list, id) = (list.trim(), id.trim());
+    // A key written as a JSON string (`"covert_watch/CV-9"`) names the list `"covert_watch`, which
+    // no policy names: its hits would page field officers.
+    platestream_engine::hotlist::check_list_name(list).map_err(|error| InvalidUpdate::BadList {
+        key: key.to_owned(),
+        reason: error.to_string(),
+    })?;
     let delete = || ListUpdate {
         list: list.to_owned(),
         update: Update::Delete(id.to_owned()),
@@ -467,9 +475,16 @@ mod tests {
     fn bad_messages_are_refused_with_a_reason() {
         // (key, value, expected reason code)
         type Case<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, &'a str);
-        let cases: [Case; 7] = [
+        let cases: [Case; 9] = [
             (None, Some(b"{}"), "key"),
             (Some(b"no-slash"), Some(b"{}"), "key"),
+            // A key written as a JSON string: a list `"covert_watch` would get the default policy.
+            (
+                Some(br#""covert_watch/CV-9""#),
+                Some(br#"{"plate":"CVT999"}"#),
+                "key",
+            ),
+            (Some(br#""covert_watch/CV-9""#), None, "key"),
             (Some(b"l/1"), Some(b"not json"), "json"),
             (Some(b"l/1"), Some(br#"{"plate":["A"]}"#), "json"),
             (Some(b"l/1"), Some(br#"{"op":"merge","plate":"A1"}"#), "op"),
