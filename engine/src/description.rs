@@ -217,7 +217,14 @@ pub fn parse_reference_vectors(raw: &str) -> Result<Vec<Vec<f32>>, InvalidDescri
                 .ok_or_else(|| {
                     invalid(format!("vector {} holds {value}, not a number", index + 1))
                 })?;
-            vector.push(number as f32);
+            let number = number as f32;
+            if !number.is_finite() {
+                return Err(invalid(format!(
+                    "vector {} holds {value}, beyond what a 32-bit float holds",
+                    index + 1
+                )));
+            }
+            vector.push(number);
         }
         if vector.len() < 2 || vector.len() > MAX_EMBEDDING_DIM {
             return Err(invalid(format!(
@@ -227,7 +234,10 @@ pub fn parse_reference_vectors(raw: &str) -> Result<Vec<Vec<f32>>, InvalidDescri
             )));
         }
         if !normalize_vector(&mut vector) {
-            return Err(invalid(format!("vector {} is all zeros", index + 1)));
+            return Err(invalid(format!(
+                "vector {} has no direction: all zeros, or values too small to scale",
+                index + 1
+            )));
         }
         vectors.push(vector);
     }

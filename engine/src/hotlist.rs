@@ -215,10 +215,19 @@ pub enum HotlistError {
          closing quote)"
     )]
     UnterminatedQuote { source_name: String, line: u64 },
-    #[error("hotlist {source_name}: the header has no `{column}` column (required: list, plate)")]
+    #[error(
+        "hotlist {source_name}: the header has no `{column}` column (required: list, plate); \
+         it reads {header:?}{}",
+        if header.len() == 1 && header[0].contains([';', '\t', '|']) {
+            ": is the file delimited by something else than commas? it must be commas"
+        } else {
+            ""
+        }
+    )]
     MissingColumn {
         source_name: String,
         column: &'static str,
+        header: Vec<String>,
     },
 }
 
@@ -329,17 +338,27 @@ pub fn load_hotlist_csv<R: Read>(
         .headers()
         .map_err(csv_error)?
         .iter()
-        .map(|name| name.trim_start_matches('\u{feff}').to_ascii_lowercase())
+        // A spreadsheet's `"LIST", "Plate"` (a space before the quote keeps the csv reader from
+        // taking it as quoted) names the columns as much as `list,plate` does.
+        .map(|name| {
+            name.trim_start_matches('\u{feff}')
+                .trim()
+                .trim_matches('"')
+                .trim()
+                .to_ascii_lowercase()
+        })
         .collect();
     // The header's line; rows are then told by the lines they start on.
     reader.get_mut().next_record_line();
     let column = |name: &'static str| header.iter().position(|column| column == name);
     let list_column = column("list").ok_or_else(|| HotlistError::MissingColumn {
         source_name: source_name.to_owned(),
+        header: header.clone(),
         column: "list",
     })?;
     let plate_column = column("plate").ok_or_else(|| HotlistError::MissingColumn {
         source_name: source_name.to_owned(),
+        header: header.clone(),
         column: "plate",
     })?;
     let optional_columns = OptionalColumns {
@@ -575,8 +594,8 @@ pub enum InvalidFields {
     Priority(String),
     #[error("{column} {raw:?} is not an RFC 3339 time")]
     Time { column: &'static str, raw: String },
-    #[error("misreads must be true or false")]
-    Misreads,
+    #[error("misreads {0:?} is not true or false (yes/no and 1/0 are read too)")]
+    Misreads(String),
     #[error(transparent)]
     Description(#[from] InvalidDescription),
     #[error("{0} applies to BOLO rows only (an empty plate or a partial-plate pattern)")]
@@ -645,7 +664,11 @@ pub fn entry_from_fields(fields: EntryFields) -> Result<HotlistEntry, InvalidFie
         None => None,
         Some("true" | "yes" | "1") => Some(true),
         Some("false" | "no" | "0") => Some(false),
-        Some(_) => return Err(InvalidFields::Misreads),
+        Some(_) => {
+            return Err(InvalidFields::Misreads(
+                fields.misreads.clone().unwrap_or_default(),
+            ))
+        }
     };
     entry.reason = fields.reason;
     entry.case_number = fields.case_number;
@@ -873,6 +896,26 @@ mod tests {
         assert!(loaded.rejected[1]
             .reason
             .contains("3 fields where the header has 5"));
+    }
+
+    #[test]
+    fn headers_as_spreadsheets_write_them_load_and_a_wrong_delimiter_is_named() {
+        let csv =
+            "\"LIST\", \"Plate\" , misreads\nstolen_vehicles,ABC123,Y\nstolen_vehicles,ABD123,no\n";
+        let loaded = load_hotlist_csv("sheet.csv", csv.as_bytes()).unwrap();
+        assert_eq!(loaded.entries.len(), 1);
+        assert!(
+            loaded.rejected[0]
+                .reason
+                .contains("misreads \"Y\" is not true or false (yes/no and 1/0 are read too)"),
+            "{:?}",
+            loaded.rejected
+        );
+        let error = load_hotlist_csv("semi.csv", "list;plate\nx;ABC123\n".as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("it reads [\"list;plate\"]"), "{error}");
+        assert!(error.contains("something else than commas"), "{error}");
     }
 
     #[test]
