@@ -362,7 +362,12 @@ pub fn search_archive(options: &SearchOptions) -> Result<Vec<SearchHit>> {
             ProgressBar::hidden()
         };
         let mut skipped = 0u64;
-        for archived in &reads {
+        // Only reads in the asked place and time are indexed: the index's own filters are applied
+        // to the candidates its graph walk finds, so a narrow area left better matches unfound.
+        for archived in reads
+            .iter()
+            .filter(|archived| in_range(options, &archived.read))
+        {
             let mut read = archived.read.clone();
             read.embedding = Some(archived.embedding.clone());
             if index.insert(&read).is_err() {

@@ -671,6 +671,59 @@ fn bolos_alert_on_the_described_vehicles_and_search_finds_the_planted_vehicle() 
         );
     }
 
+    // In a small area: the index is asked of that area's reads only, so it finds what the exact
+    // scan finds (filtering the walk of an index of every read missed better matches).
+    let in_area = |exact: bool| -> Vec<String> {
+        let mut args = vec![
+            "search",
+            "--archive",
+            "out",
+            "--vector",
+            "reference.json",
+            "-k",
+            "10",
+            "--near",
+            "38.9,-77.03",
+            "--radius",
+            "1500m",
+            "--json",
+            "--quiet",
+        ];
+        if exact {
+            args.push("--exact");
+        }
+        let output = platestream(&args, dir.path());
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let mut ids: Vec<String> = text(&output.stdout)
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["read_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let exact_in_area = in_area(true);
+    let approximate_in_area = in_area(false);
+    assert_eq!(exact_in_area.len(), 10);
+    let found = exact_in_area
+        .iter()
+        .filter(|id| approximate_in_area.contains(id))
+        .count();
+    assert!(
+        found >= 9,
+        "{approximate_in_area:?} against {exact_in_area:?}"
+    );
+    for read_id in exact_in_area.iter().filter(|id| vehicle_reads.contains(id)) {
+        assert!(
+            approximate_in_area.contains(read_id),
+            "{read_id} of the vehicle missed"
+        );
+    }
+
     // Bad input is a clear error, not a crash.
     let bad = platestream(
         &["search", "--archive", "out", "--vector", "bolos.csv"],
