@@ -427,6 +427,64 @@ fn check_message(message: &UpdateMessage) -> Result<Update> {
         .map_err(|reason| anyhow::anyhow!("{}: {reason}", message.key))
 }
 
+/// What of a BOLO decides its matches, as `describe_entry` parts: the vehicle as matched (in the
+/// reads' vocabulary), its place, time and pictures, and whether a description alone can page.
+fn describe_bolo(
+    entry: &HotlistEntry,
+    description: &platestream_engine::description::VehicleDescription,
+) -> Vec<String> {
+    let mut parts = Vec::new();
+    let named: Vec<String> = [
+        ("make", &description.make),
+        ("model", &description.model),
+        ("color", &description.color),
+        ("body_type", &description.body_type),
+    ]
+    .iter()
+    .filter_map(|(name, value)| value.as_ref().map(|value| format!("{name} {value}")))
+    .collect();
+    if !named.is_empty() {
+        parts.push(format!("matches {}", named.join(", ")));
+    }
+    if let Some(area) = description.area {
+        parts.push(format!(
+            "within {} m of {},{}",
+            area.radius_m, area.lat, area.lon
+        ));
+    }
+    if let Some(from) = description.active_from {
+        parts.push(format!("from {from}"));
+    }
+    if let Some(to) = description.active_to {
+        parts.push(format!("until {to}"));
+    }
+    if let Some(first) = description.reference_vectors.first() {
+        parts.push(format!(
+            "{} reference vector(s) of {} numbers",
+            description.reference_vectors.len(),
+            first.len()
+        ));
+    }
+    // Only a description: a plate pattern or a picture can carry a hit past the threshold.
+    let threshold = description
+        .min_score
+        .unwrap_or(platestream_engine::alert_policy::DEFAULT_MIN_ATTRIBUTE_SCORE);
+    let best = description.best_attribute_score();
+    if !entry.partial && description.reference_vectors.is_empty() && best < threshold {
+        parts.push(format!(
+            "NEVER PAGES: a read can score at most {best:.2} against this description, under the \
+             threshold {threshold}{}; name more of make, model, color and body type, or set \
+             min_score",
+            if description.min_score.is_some() {
+                ""
+            } else {
+                " (the default; a list's min_attribute_score may lower it)"
+            }
+        ));
+    }
+    parts
+}
+
 /// One line an officer's supervisor can check the entry by.
 fn describe_entry(entry: &HotlistEntry) -> String {
     let mut parts = Vec::new();
@@ -451,6 +509,9 @@ fn describe_entry(entry: &HotlistEntry) -> String {
     });
     if entry.misreads == Some(false) {
         parts.push("exact matches only".to_owned());
+    }
+    if let Some(description) = entry.vehicle.as_deref() {
+        parts.extend(describe_bolo(entry, description));
     }
     match entry.expires_at {
         Some(at) if at.millis() <= Timestamp::now().millis() => {
@@ -776,6 +837,21 @@ fn run_check(args: &CheckArgs) -> Result<()> {
         );
         if let Some(notice) = unrecognized_columns_notice(&file.loaded.unknown_columns) {
             println!("  {notice}");
+        }
+        let silent: Vec<String> = file
+            .loaded
+            .entries
+            .iter()
+            .filter(|entry| describe_entry(entry).contains("NEVER PAGES"))
+            .map(|entry| format!("{}/{}", entry.list, entry.id))
+            .collect();
+        if !silent.is_empty() {
+            println!(
+                "  notice: {} BOLO(s) describe too little to ever reach their threshold without a \
+                 list policy lowering it: {}",
+                silent.len(),
+                silent.join(", ")
+            );
         }
         for row in file.loaded.rejected.iter().take(args.show_refused) {
             println!("  line {}: {}", row.line, row.reason);

@@ -1327,4 +1327,45 @@ fn replay_and_put_say_what_in_a_hotlist_can_never_match_as_meant() {
         "{}",
         text(&put.stderr)
     );
+
+    // A BOLO that names too little to reach its threshold is accepted, and said to never page.
+    let vague = platestream(
+        &[
+            "hotlist",
+            "put",
+            "--config",
+            "c.toml",
+            "--list",
+            "local_bolo",
+            "--id",
+            "VAGUE",
+            "--set",
+            "color=silver",
+            "--set",
+            "body_type=sedan",
+            "--dry-run",
+        ],
+        dir.path(),
+    );
+    assert!(vague.status.success(), "{}", text(&vague.stderr));
+    assert!(
+        text(&vague.stdout).contains("matches color silver, body_type sedan")
+            && text(&vague.stdout).contains("NEVER PAGES: a read can score at most 0.30"),
+        "{}",
+        text(&vague.stdout)
+    );
+    std::fs::write(
+        dir.path().join("vague.csv"),
+        "list,plate,id,color,body_type
+local_bolo,,VAGUE,silver,sedan
+",
+    )
+    .unwrap();
+    let check = platestream(&["hotlist", "check", "vague.csv"], dir.path());
+    assert!(
+        text(&check.stdout).contains("1 BOLO(s) describe too little")
+            && text(&check.stdout).contains("local_bolo/VAGUE"),
+        "{}",
+        text(&check.stdout)
+    );
 }

@@ -414,6 +414,21 @@ impl VehicleDescription {
         Ok(Some(description))
     }
 
+    /// The highest attribute score a read can earn against this description (every named
+    /// attribute read with certainty, in the same jurisdiction).
+    pub fn best_attribute_score(&self) -> f32 {
+        [
+            (self.make.is_some(), MAKE_WEIGHT),
+            (self.model.is_some(), MODEL_WEIGHT),
+            (self.color.is_some(), COLOR_WEIGHT),
+            (self.body_type.is_some(), BODY_TYPE_WEIGHT),
+        ]
+        .iter()
+        .filter(|(named, _)| *named)
+        .map(|(_, weight)| weight)
+        .sum()
+    }
+
     /// Names at least one attribute a read's classifier reports.
     pub fn has_attributes(&self) -> bool {
         self.make.is_some()
