@@ -590,10 +590,23 @@ impl Pipeline {
                 {
                     continue;
                 }
+                // Scored as a live appearance hit is, so the two kinds rank together: the look
+                // times the jurisdiction factor, combined with the description's evidence; a
+                // vehicle the description contradicts only looks like the picture.
+                let look =
+                    hit.similarity.clamp(0.0, 1.0) * crate::store::jurisdiction_factor(agreement);
+                let described = description.score_attributes(&hit.read);
+                let score = match &described {
+                    Some((attribute_score, _)) => {
+                        1.0 - (1.0 - attribute_score * crate::store::jurisdiction_factor(agreement))
+                            * (1.0 - look)
+                    }
+                    None => look * crate::description::PATTERN_CONTRADICTED_FACTOR,
+                };
                 let found = Match {
                     entry: Arc::clone(&entry),
                     kind: MatchKind::AppearanceRetro,
-                    score: hit.similarity.clamp(0.0, 1.0),
+                    score,
                     jurisdiction: agreement,
                     explanation: format!(
                         "seen before the BOLO was entered: appearance resembles its reference picture (cosine {:.3}) at {} on {}; confirm on the overview image",
@@ -601,8 +614,7 @@ impl Pipeline {
                     ),
                     differences: Vec::new(),
                     policy: policy.clone(),
-                    attributes: description
-                        .score_attributes(&hit.read)
+                    attributes: described
                         .map(|(_, attributes)| attributes)
                         .unwrap_or_default(),
                     appearance_similarity: Some(hit.similarity),
@@ -1060,6 +1072,15 @@ mod tests {
         suspect_reads.sort();
         assert_eq!(found, suspect_reads);
         assert_eq!(pipeline.counts.retro_alerts, suspect_reads.len() as u64);
+        // Scored as a live appearance hit of an entry of any state is: similarity × 0.95.
+        for alert in &out.alerts {
+            let similarity = alert.appearance_similarity.unwrap();
+            assert!(
+                (alert.score - similarity * 0.95).abs() < 1e-5,
+                "score {} for similarity {similarity}",
+                alert.score
+            );
+        }
     }
 
     #[test]

@@ -194,7 +194,7 @@ fn live_agreement(
     Some(agreement)
 }
 
-fn jurisdiction_factor(agreement: JurisdictionAgreement) -> f32 {
+pub(crate) fn jurisdiction_factor(agreement: JurisdictionAgreement) -> f32 {
     match agreement {
         JurisdictionAgreement::Agrees => 1.0,
         JurisdictionAgreement::EntryAny => 0.95,
