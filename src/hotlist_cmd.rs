@@ -575,6 +575,7 @@ async fn run_publish(args: PublishArgs) -> Result<()> {
     let mut messages = Vec::new();
     let mut refused = Vec::new();
     let (mut upserts, mut deletes) = (0usize, 0usize);
+    let mut expired: Vec<String> = Vec::new();
     for (number, line) in reader.lines().enumerate() {
         let number = number + 1;
         let line = line.with_context(|| format!("reading {name} line {number}"))?;
@@ -620,7 +621,12 @@ async fn run_publish(args: PublishArgs) -> Result<()> {
         match message.check() {
             Ok(checked) => {
                 match checked.update {
-                    Update::Upsert(_) => upserts += 1,
+                    Update::Upsert(entry) => {
+                        upserts += 1;
+                        if entry.is_expired_at(Timestamp::now()) {
+                            expired.push(message.key.clone());
+                        }
+                    }
                     Update::Delete(_) => deletes += 1,
                 }
                 messages.push(message);
@@ -652,6 +658,19 @@ async fn run_publish(args: PublishArgs) -> Result<()> {
         "published {} updates ({upserts} upserts, {deletes} deletes) from {name} to {topic}; engines following the topic apply them within seconds",
         delivered.len()
     );
+    if !expired.is_empty() {
+        let shown: Vec<&str> = expired.iter().take(10).map(String::as_str).collect();
+        println!(
+            "notice: {} of the upserts had already expired and will not match: {}{}",
+            expired.len(),
+            shown.join(", "),
+            if expired.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }
 
@@ -714,7 +733,26 @@ async fn run_show(args: ShowArgs) -> Result<()> {
                 entry.list.clone(),
                 entry.id.clone(),
                 if entry.plate_norm.is_empty() {
-                    "(description)".to_owned()
+                    // What the BOLO matches, so two of them can be told apart.
+                    entry.vehicle.as_deref().map_or_else(
+                        || "(description)".to_owned(),
+                        |description| {
+                            let named: Vec<&str> = [
+                                &description.color,
+                                &description.make,
+                                &description.model,
+                                &description.body_type,
+                            ]
+                            .into_iter()
+                            .filter_map(Option::as_deref)
+                            .collect();
+                            if named.is_empty() {
+                                "(picture)".to_owned()
+                            } else {
+                                format!("({})", named.join(" "))
+                            }
+                        },
+                    )
                 } else {
                     entry.plate_norm.clone()
                 },
@@ -754,9 +792,18 @@ async fn run_show(args: ShowArgs) -> Result<()> {
     for row in &rows {
         line(&row.iter().map(String::as_str).collect::<Vec<_>>());
     }
+    let expired = entries
+        .iter()
+        .filter(|live| live.entry.is_expired_at(now))
+        .count();
     println!(
-        "\n{} live entries on {topic} ({} messages read{})",
-        rows.len(),
+        "\n{} live entries on {topic}{} ({} messages read{})",
+        rows.len() - expired,
+        if expired > 0 {
+            format!(", and {expired} expired that no longer match")
+        } else {
+            String::new()
+        },
         state.messages,
         if state.refused.is_empty() {
             String::new()
@@ -895,6 +942,15 @@ fn run_check(args: &CheckArgs) -> Result<()> {
             "list", "entries", "plates", "partial", "BOLOs", "any state", "expired", "exact only"
         );
         for (list, counts) in &lists {
+            // A list whose policy turns misreads off matches every entry of it exactly.
+            let policy_exact = policies
+                .iter()
+                .any(|policy| policy.name == *list && !policy.misreads);
+            let exact_only = if policy_exact {
+                format!("{} (policy)", counts.plates)
+            } else {
+                counts.exact_only.to_string()
+            };
             println!(
                 "{:<24} {:>9} {:>9} {:>9} {:>6} {:>13} {:>8} {:>14}",
                 list,
@@ -904,7 +960,7 @@ fn run_check(args: &CheckArgs) -> Result<()> {
                 counts.bolos,
                 counts.any_jurisdiction,
                 counts.expired,
-                counts.exact_only
+                exact_only
             );
         }
         // Each file keeps the last row of an id; what is left repeats an id across files.

@@ -897,3 +897,60 @@ gang_watch,GNG1234,VA,2
     );
     assert!(stdout.contains("go to field officers"), "{stdout}");
 }
+
+/// A supervisor reading `show` or `publish`'s answer must see which entries no longer match and
+/// tell BOLOs apart by what they describe.
+#[test]
+fn show_and_publish_say_which_entries_have_expired_and_what_a_bolo_describes() {
+    use common::succeed;
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "shown");
+    create_topics(&settings, 1);
+    let dir = tempfile::tempdir().unwrap();
+    write_engine_config(
+        dir.path(),
+        &settings,
+        "files = []\nupdates_topic = \"shown-hotlist-updates\"",
+    );
+    std::fs::write(
+        dir.path().join("updates.ndjson"),
+        concat!(
+            r#"{"key":"stolen_vehicles/LIVE-1","value":{"plate":"LIV111","jurisdiction":"VA"}}"#,
+            "\n",
+            r#"{"key":"stolen_vehicles/OLD-1","value":{"plate":"OLD111","jurisdiction":"VA","expires_at":"2020-01-01T00:00:00Z"}}"#,
+            "\n",
+            r#"{"key":"local_bolo/CAMRY","value":{"make":"Toyota","model":"Camry","color":"grey"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let published = succeed(
+        &[
+            "hotlist",
+            "publish",
+            "updates.ndjson",
+            "--config",
+            "platestream.toml",
+            "--create-topic",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(
+        published.contains(
+            "notice: 1 of the upserts had already expired and will not match: stolen_vehicles/OLD-1"
+        ),
+        "{published}"
+    );
+    let shown = succeed(
+        &["hotlist", "show", "--config", "platestream.toml"],
+        dir.path(),
+    );
+    assert!(shown.contains("(gray toyota camry)"), "{shown}");
+    assert!(
+        shown.contains(
+            "2 live entries on shown-hotlist-updates, and 1 expired that no longer match"
+        ),
+        "{shown}"
+    );
+}
