@@ -358,20 +358,7 @@ fn stopping_and_crashing_mid_stream_neither_loses_nor_duplicates_a_read() {
 fn an_archive_of_an_earlier_broker_or_topic_skips_none_of_the_new_messages() {
     let archive = tempfile::tempdir().unwrap();
     let earlier = traffic(1_200, 21);
-    {
-        let broker = TansuBroker::start().unwrap();
-        let settings = settings(&broker, "incarnation");
-        create_topics(&settings, 2);
-        produce_all(&settings, &settings.raw_topics[0], &earlier.payloads);
-        let summary = run_engine(
-            &settings,
-            archive.path(),
-            &earlier.hotlist_csv,
-            until_idle(),
-            OnStop::CommitAll,
-        );
-        assert_eq!(summary.reads_archived, 1_200);
-    }
+    archive_on_a_broker_of_its_own("incarnation", archive.path(), &earlier);
 
     // The same topic names on a fresh broker: its offsets start at 0 again.
     let broker = TansuBroker::start().unwrap();
@@ -404,10 +391,35 @@ fn an_archive_of_an_earlier_broker_or_topic_skips_none_of_the_new_messages() {
     );
     assert_eq!((third.reads_archived, third.already_archived), (1_500, 0));
 
-    let archived = archived_reads(archive.path());
+    assert_archived_once(
+        archive.path(),
+        &[("earlier", &earlier), ("fewer", &fewer), ("more", &more)],
+    );
+}
+
+/// Archives `traffic` from a broker started for it alone (gone when this returns), on topics
+/// named after `name`, as an earlier deployment would have.
+fn archive_on_a_broker_of_its_own(name: &str, archive: &std::path::Path, traffic: &Traffic) {
+    let broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, name);
+    create_topics(&settings, 2);
+    produce_all(&settings, &settings.raw_topics[0], &traffic.payloads);
+    let summary = run_engine(
+        &settings,
+        archive,
+        &traffic.hotlist_csv,
+        until_idle(),
+        OnStop::CommitAll,
+    );
+    assert_eq!(summary.reads_archived as usize, traffic.reads.len());
+}
+
+/// Every read of each named traffic is in the archive, and no read is there twice.
+fn assert_archived_once(archive: &std::path::Path, traffics: &[(&str, &Traffic)]) {
+    let archived = archived_reads(archive);
     let unique: BTreeSet<&str> = archived.iter().map(|read| read.read_id.as_str()).collect();
     assert_eq!(unique.len(), archived.len(), "a read was archived twice");
-    for (name, traffic) in [("earlier", &earlier), ("fewer", &fewer), ("more", &more)] {
+    for (name, traffic) in traffics {
         let missing = traffic
             .reads
             .iter()
@@ -425,20 +437,7 @@ fn an_archive_of_an_earlier_broker_or_topic_skips_none_of_the_new_messages() {
 fn a_new_topic_that_outgrew_the_archives_offsets_before_the_engine_started_loses_nothing() {
     let archive = tempfile::tempdir().unwrap();
     let earlier = traffic(300, 41);
-    {
-        let broker = TansuBroker::start().unwrap();
-        let settings = settings(&broker, "outgrown");
-        create_topics(&settings, 2);
-        produce_all(&settings, &settings.raw_topics[0], &earlier.payloads);
-        let summary = run_engine(
-            &settings,
-            archive.path(),
-            &earlier.hotlist_csv,
-            until_idle(),
-            OnStop::CommitAll,
-        );
-        assert_eq!(summary.reads_archived, 300);
-    }
+    archive_on_a_broker_of_its_own("outgrown", archive.path(), &earlier);
 
     let broker = TansuBroker::start().unwrap();
     let settings = settings(&broker, "outgrown");
@@ -457,21 +456,8 @@ fn a_new_topic_that_outgrew_the_archives_offsets_before_the_engine_started_loses
         (1_000, 0),
         "the new topic's first messages were taken for the archived ones"
     );
-    let archived = archived_reads(archive.path());
-    let unique: BTreeSet<&str> = archived.iter().map(|read| read.read_id.as_str()).collect();
-    assert_eq!(unique.len(), archived.len(), "a read was archived twice");
-    for (name, traffic) in [("earlier", &earlier), ("newer", &newer)] {
-        let missing = traffic
-            .reads
-            .iter()
-            .filter(|read| !unique.contains(read.read_id.as_str()))
-            .count();
-        assert_eq!(missing, 0, "{name}: {missing} reads not in the archive");
-    }
-    let retired = walk(archive.path())
-        .into_iter()
-        .filter(|path| path.contains(".retired"))
-        .count();
+    assert_archived_once(archive.path(), &[("earlier", &earlier), ("newer", &newer)]);
+    let retired = retired_files(archive.path());
     assert!(retired > 0, "the earlier topic's files were not retired");
 
     // A restart on the same topic is no new incarnation: nothing is retired or archived again.
@@ -485,10 +471,7 @@ fn a_new_topic_that_outgrew_the_archives_offsets_before_the_engine_started_loses
         OnStop::CommitAll,
     );
     assert_eq!((third.reads_archived, third.already_archived), (50, 0));
-    let retired_after = walk(archive.path())
-        .into_iter()
-        .filter(|path| path.contains(".retired"))
-        .count();
+    let retired_after = retired_files(archive.path());
     assert_eq!(retired_after, retired, "a current archive was retired");
 }
 
@@ -551,14 +534,19 @@ fn a_short_watermark_after_batched_produces_is_not_taken_for_a_new_topic() {
         (0, 1_000),
         "the archive was taken for another incarnation's"
     );
-    let retired = walk(archive.path())
-        .into_iter()
-        .filter(|path| path.contains(".retired"))
-        .count();
+    let retired = retired_files(archive.path());
     assert_eq!(retired, 0, "files were retired");
     let archived = archived_reads(archive.path());
     let unique: BTreeSet<&str> = archived.iter().map(|read| read.read_id.as_str()).collect();
     assert_eq!((archived.len(), unique.len()), (1_000, 1_000));
+}
+
+/// Files of the archive retired as another incarnation's.
+fn retired_files(archive: &std::path::Path) -> usize {
+    walk(archive)
+        .into_iter()
+        .filter(|path| path.contains(".retired"))
+        .count()
 }
 
 /// Every file under `dir`, as strings.
