@@ -318,10 +318,14 @@ impl VehicleDescription {
             return Ok(None);
         }
         let make = fields.make.as_deref().and_then(canonical_make);
-        let model = fields
-            .model
-            .as_deref()
-            .and_then(|raw| canonical_model(raw, make.as_deref()));
+        let model = match fields.model.as_deref() {
+            Some(raw) => canonical_model(raw, make.as_deref()),
+            // `make = Dodge Ram`: the model the make field carries.
+            None => fields
+                .make
+                .as_deref()
+                .and_then(crate::vendor::vocabulary::model_glued_to_make),
+        };
         let color = match fields.color.as_deref() {
             None => None,
             Some(raw) => Some(

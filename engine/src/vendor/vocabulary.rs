@@ -148,6 +148,106 @@ const MAKE_ALIASES: &[(&str, &str)] = &[
     ("gmc", "gmc"),
 ];
 
+/// Makes as [`simplify`] writes them, to tell a make from a model glued to it (`Dodge Ram`,
+/// `toyota_camry`): a make field holding both would otherwise be a make of its own, which no
+/// BOLO for a Dodge matches. Not a list of every make (a make outside it is kept whole, as
+/// before); the common makes of US registrations, cars, trucks and motorcycles.
+const KNOWN_MAKES: &[&str] = &[
+    "acura",
+    "alfa-romeo",
+    "aston-martin",
+    "audi",
+    "bentley",
+    "bmw",
+    "buick",
+    "cadillac",
+    "chevrolet",
+    "chrysler",
+    "dodge",
+    "ferrari",
+    "fiat",
+    "ford",
+    "freightliner",
+    "genesis",
+    "gmc",
+    "harley-davidson",
+    "honda",
+    "hummer",
+    "hyundai",
+    "infiniti",
+    "international",
+    "isuzu",
+    "jaguar",
+    "jeep",
+    "kawasaki",
+    "kenworth",
+    "kia",
+    "lamborghini",
+    "land-rover",
+    "lexus",
+    "lincoln",
+    "lotus",
+    "mack",
+    "maserati",
+    "mazda",
+    "mclaren",
+    "mercedes-benz",
+    "mercury",
+    "mini",
+    "mitsubishi",
+    "nissan",
+    "oldsmobile",
+    "peterbilt",
+    "polestar",
+    "pontiac",
+    "porsche",
+    "ram",
+    "rivian",
+    "rolls-royce",
+    "saab",
+    "saturn",
+    "scion",
+    "smart",
+    "subaru",
+    "suzuki",
+    "tesla",
+    "toyota",
+    "volkswagen",
+    "volvo",
+    "yamaha",
+];
+
+/// A simplified make that is a known make (or alias) with a model after it: the make and the
+/// model. The longest make wins (`mercedes-benz-c300` is `mercedes-benz` and `c300`); aliases
+/// that are model lines (`range-rover`) are not makes here.
+fn split_make(simplified: &str) -> Option<(&'static str, &str)> {
+    const MODEL_LINES: &[&str] = &["range-rover", "mini-cooper"];
+    KNOWN_MAKES
+        .iter()
+        .map(|make| (*make, *make))
+        .chain(
+            MAKE_ALIASES
+                .iter()
+                .copied()
+                .filter(|(alias, _)| !MODEL_LINES.contains(alias)),
+        )
+        .filter_map(|(name, make)| {
+            let rest = simplified.strip_prefix(name)?.strip_prefix('-')?;
+            (!rest.is_empty()).then_some((name.len(), make, rest))
+        })
+        .max_by_key(|(length, _, _)| *length)
+        .map(|(_, make, rest)| (make, rest))
+}
+
+/// The model a make field carries after its make (`Dodge Ram` → `ram`), if it does.
+pub fn model_glued_to_make(raw_make: &str) -> Option<String> {
+    let simplified = simplify(raw_make);
+    if MAKE_ALIASES.iter().any(|(alias, _)| *alias == simplified) {
+        return None;
+    }
+    split_make(&simplified).map(|(_, model)| model.to_owned())
+}
+
 /// Puts a read's vehicle attributes in the vocabulary, in place: allocates nothing for values that
 /// already are (as vendor decoders leave them; this runs for every read). An attribute the
 /// vocabulary cannot place is removed. Canonical-format reads and simulated ones arrive as the
@@ -172,6 +272,12 @@ pub fn canonicalize_vehicle(vehicle: &mut crate::read::VehicleAttributes) {
                 }
             }
         }
+    }
+    // `Dodge Ram` in the make field: the model it carries stands in for a model not given.
+    if vehicle.model.is_none() {
+        vehicle.model = vehicle.make.as_ref().and_then(|make| {
+            model_glued_to_make(&make.value).map(|model| Attribute::new(model, make.confidence))
+        });
     }
     let make = vehicle
         .make
@@ -207,6 +313,9 @@ fn make_in_vocabulary(raw: &str) -> Option<Cow<'_, str>> {
         return None;
     }
     if let Some((_, make)) = MAKE_ALIASES.iter().find(|(alias, _)| *alias == simplified) {
+        return Some(Cow::Borrowed(make));
+    }
+    if let Some((make, _)) = split_make(&simplified) {
         return Some(Cow::Borrowed(make));
     }
     Some(simplified)
@@ -313,6 +422,37 @@ mod tests {
             canonical_model("CR-V", Some("honda")).as_deref(),
             Some("cr-v")
         );
+    }
+
+    #[test]
+    fn a_make_field_holding_its_model_too_is_split() {
+        for (raw, make, model) in [
+            ("Dodge Ram", "dodge", Some("ram")),
+            ("toyota_camry", "toyota", Some("camry")),
+            ("Chevy Malibu", "chevrolet", Some("malibu")),
+            ("Mercedes-Benz C300", "mercedes-benz", Some("c300")),
+            ("Land Rover Defender", "land-rover", Some("defender")),
+            ("Mercedes Benz", "mercedes-benz", None),
+            ("Land Rover", "land-rover", None),
+            ("Harley-Davidson", "harley-davidson", None),
+            ("Range Rover", "land-rover", None),
+            ("Ram", "ram", None),
+            ("Studebaker Champion", "studebaker-champion", None),
+        ] {
+            assert_eq!(canonical_make(raw).as_deref(), Some(make), "{raw}");
+            assert_eq!(model_glued_to_make(raw).as_deref(), model, "{raw}");
+        }
+        let mut vehicle = crate::read::VehicleAttributes {
+            make: Some(crate::read::Attribute::new("Dodge Ram", Some(0.9))),
+            ..Default::default()
+        };
+        canonicalize_vehicle(&mut vehicle);
+        assert_eq!(
+            vehicle.make.map(|make| make.value).as_deref(),
+            Some("dodge")
+        );
+        let model = vehicle.model.unwrap();
+        assert_eq!((model.value.as_str(), model.confidence), ("ram", Some(0.9)));
     }
 
     #[test]
