@@ -198,7 +198,7 @@ async fn accept(
         .record(started.elapsed().as_secs_f64());
     let delivery = match delivery {
         Ok(delivery) => delivery.map_err(|(error, _)| {
-            state.producer.replace_if_fatal(&producer);
+            state.producer.replace_if_broken(&producer, &error);
             kafka_refusal(error, prepared.payload.len())
         })?,
         Err(_) => {

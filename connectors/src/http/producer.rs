@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::ClientConfig;
 
@@ -30,11 +30,16 @@ impl RecoveringProducer {
         }
     }
 
-    /// Called after a failed send: replaces `failed` with a fresh producer if librdkafka says it
-    /// is beyond recovery and no other request has replaced it already.
-    pub fn replace_if_fatal(&self, failed: &Arc<FutureProducer>) {
-        let Some((code, reason)) = failed.client().fatal_error() else {
-            return;
+    /// Called after a failed send: replaces `failed` with a fresh producer if it is beyond
+    /// recovery (librdkafka says so, or the send failed with an error of the producer's own
+    /// identity) and no other request has replaced it already.
+    pub fn replace_if_broken(&self, failed: &Arc<FutureProducer>, error: &KafkaError) {
+        let (code, reason) = match failed.client().fatal_error() {
+            Some((code, reason)) => (code, reason),
+            None => match error.rdkafka_error_code() {
+                Some(code) if fences_the_producer(code) => (code, error.to_string()),
+                _ => return,
+            },
         };
         let mut current = match self.current.write() {
             Ok(current) => current,
@@ -45,12 +50,45 @@ impl RecoveringProducer {
         }
         match self.config.create::<FutureProducer>() {
             Ok(fresh) => {
-                tracing::warn!(%code, %reason, "kafka producer failed fatally; replaced it");
+                tracing::warn!(%code, %reason, "kafka producer cannot recover; replaced it");
                 *current = Arc::new(fresh);
             }
             Err(error) => {
-                tracing::error!(%code, %reason, %error, "kafka producer failed fatally and cannot be recreated");
+                tracing::error!(%code, %reason, %error, "kafka producer cannot recover and cannot be recreated");
             }
         }
+    }
+}
+
+/// Send errors about the idempotent producer's identity: after a broker stall (tansu 0.6 after
+/// about 12 s) every later send fails so, one message at a time, without librdkafka ever calling
+/// the producer fatally failed, so it would never be replaced and `serve` would answer 503 to
+/// every request until restarted.
+fn fences_the_producer(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::UnknownProducerId
+            | RDKafkaErrorCode::OutOfOrderSequenceNumber
+            | RDKafkaErrorCode::InvalidProducerIdMapping
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fenced_producer_is_replaced_and_a_slow_broker_is_not_a_reason() {
+        assert!(fences_the_producer(RDKafkaErrorCode::ProducerFenced));
+        assert!(fences_the_producer(
+            RDKafkaErrorCode::OutOfOrderSequenceNumber
+        ));
+        assert!(!fences_the_producer(RDKafkaErrorCode::MessageTimedOut));
+        assert!(!fences_the_producer(RDKafkaErrorCode::MessageSizeTooLarge));
+        assert!(!fences_the_producer(
+            RDKafkaErrorCode::UnknownTopicOrPartition
+        ));
     }
 }
