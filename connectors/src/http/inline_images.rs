@@ -66,13 +66,34 @@ pub fn inline_image_bytes(text: &str) -> Option<Vec<u8>> {
     if text.len() < MIN_INLINE_IMAGE_CHARS {
         return None;
     }
-    let encoded = match text.strip_prefix("data:") {
-        Some(uri) => uri.split_once(";base64,")?.1,
+    // A data URI's scheme and parameters are case-insensitive (`DATA:IMAGE/JPEG;BASE64,`).
+    let encoded = match text
+        .get(..5)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("data:"))
+    {
+        Some(_) => {
+            let comma = text.find(',')?;
+            if !text[..comma].to_ascii_lowercase().ends_with(";base64") {
+                return None;
+            }
+            &text[comma + 1..]
+        }
         None => text,
     }
     .trim();
     // A prefix test spares decoding every long string: base64 of a JPEG's first bytes (FF D8 FF)
-    // is `/9j/`, of a PNG's signature `iVBORw0KGgo`.
+    // is `/9j/`, of a PNG's signature `iVBORw0KGgo`; in the URL-safe alphabet a JPEG's is `_9j_`.
+    if encoded.starts_with("_9j_") {
+        let standard: String = encoded
+            .chars()
+            .map(|c| match c {
+                '-' => '+',
+                '_' => '/',
+                other => other,
+            })
+            .collect();
+        return inline_image_bytes(&standard);
+    }
     if !(encoded.starts_with("/9j/") || encoded.starts_with("iVBORw0KGgo")) {
         return None;
     }
@@ -148,6 +169,17 @@ mod tests {
             inline_image_bytes(encoded.trim_end_matches('=')),
             Some(picture)
         );
+    }
+
+    #[test]
+    fn upper_case_data_uris_and_url_safe_base64_are_images_too() {
+        let picture = jpeg(600);
+        let encoded = STANDARD.encode(&picture);
+        let upper = format!("DATA:IMAGE/JPEG;BASE64,{encoded}");
+        assert_eq!(inline_image_bytes(&upper).as_deref(), Some(&picture[..]));
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&picture);
+        assert!(url_safe.starts_with("_9j_"));
+        assert_eq!(inline_image_bytes(&url_safe).as_deref(), Some(&picture[..]));
     }
 
     #[test]

@@ -19,15 +19,19 @@ impl CanonicalDecoder {
     }
 
     /// The reference to keep for an `images` entry. The schema allows any URI or image-store key
-    /// there, so only text that is unmistakably a picture is moved: a `data:` URI, or base64 that
-    /// starts like a JPEG (`/9j/`) or PNG (`iVBORw0KGgo`). Anything else is kept as sent.
+    /// there, so only text that is unmistakably a picture is moved: a `data:` URI (any case), or
+    /// base64 that starts like a JPEG (`/9j/`, URL-safe `_9j_`) or PNG (`iVBORw0KGgo`). Anything
+    /// else is kept as sent.
     fn image(&self, text: Option<String>) -> Result<Option<String>, DecodeError> {
         let Some(text) = text else {
             return Ok(None);
         };
         let trimmed = text.trim();
-        let inline = trimmed.starts_with("data:")
+        let inline = trimmed
+            .get(..5)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("data:"))
             || trimmed.starts_with("/9j/")
+            || trimmed.starts_with("_9j_")
             || trimmed.starts_with("iVBORw0KGgo");
         if !inline {
             return Ok(Some(text));
@@ -100,6 +104,25 @@ mod tests {
             );
             assert_eq!(store.get(&ImageRef::of(JPEG)).as_deref(), Some(JPEG));
         }
+    }
+
+    #[test]
+    fn upper_case_data_uris_and_url_safe_base64_go_to_the_image_store_too() {
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(JPEG);
+        assert!(url_safe.starts_with("_9j_"), "{url_safe}");
+        let standard = base64::engine::general_purpose::STANDARD.encode(JPEG);
+        let payload = message(&format!(
+            r#"{{"plate_crop":"{url_safe}","overview":"DATA:IMAGE/JPEG;BASE64,{standard}"}}"#
+        ));
+        let reference = ImageRef::of(JPEG).to_string();
+        let store = Arc::new(MemoryImageStore::default());
+        let context = DecodeContext::new(store.clone());
+        let decoder = super::super::decoder_for("canonical", None, &context).unwrap();
+        let mut reads = Vec::new();
+        decoder.decode(payload.as_bytes(), &mut reads).unwrap();
+        let images = &reads[0].images;
+        assert_eq!(images.plate_crop.as_deref(), Some(reference.as_str()));
+        assert_eq!(images.overview.as_deref(), Some(reference.as_str()));
     }
 
     #[test]

@@ -61,12 +61,29 @@ impl DecodeContext {
         if crate::images::ImageRef::parse(text).is_some() || text.contains("://") {
             return Ok(Some(text.to_owned()));
         }
-        let encoded = match text.split_once(";base64,") {
-            Some((prefix, data)) if prefix.starts_with("data:") => data,
+        // A data URI's scheme and parameters are case-insensitive (`DATA:IMAGE/JPEG;BASE64,`).
+        let is_data_uri = text
+            .get(..5)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("data:"));
+        let encoded = match text.split_once(',') {
+            Some((prefix, data))
+                if is_data_uri && prefix.to_ascii_lowercase().ends_with(";base64") =>
+            {
+                data
+            }
             _ => text,
         };
+        // Standard base64 first; some encoders use the URL-safe alphabet (`-` and `_`).
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(encoded.as_bytes())
+            .or_else(|error| {
+                base64::engine::general_purpose::URL_SAFE
+                    .decode(encoded.as_bytes())
+                    .or_else(|_| {
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded.as_bytes())
+                    })
+                    .map_err(|_| error)
+            })
             .map_err(|error| DecodeError::Malformed {
                 format,
                 detail: format!("inline image is not base64: {error}"),
