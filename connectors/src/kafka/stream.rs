@@ -345,6 +345,8 @@ impl StreamEngine {
         pipeline: &mut Pipeline,
         observer: &mut dyn StreamObserver,
     ) -> Result<StreamSummary, KafkaError> {
+        // Exported from the start, so that "none retired" reads as 0 rather than as no metric.
+        counter!("platestream_archive_partitions_retired_total").increment(0);
         let files_in_flight = Arc::new(FilesInFlight::default());
         let consumer: BaseConsumer<EngineConsumerContext> = self
             .settings
