@@ -67,7 +67,22 @@ impl TansuBroker {
     }
 
     pub fn start_with(binary: &Path) -> Result<Self> {
-        let port = free_port()?;
+        Self::start_on(binary, free_port()?)
+    }
+
+    /// Stops this broker and starts an empty one on the same port, as a restart of a broker with
+    /// `memory://` storage is: the same address, none of the topics or groups.
+    pub fn restart_empty(&mut self) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let fresh = Self::start_on(&ensure_tansu()?, self.port)?;
+        let old = std::mem::replace(self, fresh);
+        // The old child has exited; dropping it only waits again.
+        drop(old);
+        Ok(())
+    }
+
+    fn start_on(binary: &Path, port: u16) -> Result<Self> {
         let url = format!("tcp://127.0.0.1:{port}");
         let mut command = Command::new(binary);
         command

@@ -627,3 +627,45 @@ fn covert_hits_reach_only_the_covert_topic_and_repeat_hits_are_archived_but_not_
     assert_eq!(covert[0].list, "narcotics_watch");
     assert_eq!(covert[0].route, AlertRoute::Covert);
 }
+
+/// The broker loses the topic under a running engine (a `memory://` broker restarted; a topic
+/// deleted and created again): librdkafka fetches the new partitions from the old positions
+/// without a word, and the new partitions' first messages must not be taken for the archived
+/// ones of the same offsets. The engine runs as its own process, as in production: librdkafka
+/// 2.12 sometimes crashes (SIGSEGV in its metadata cache) when tansu comes back without the
+/// topic, and a service manager then starts it again, which must lose nothing either.
+#[test]
+fn a_topic_recreated_under_a_running_engine_loses_none_of_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = TansuBroker::start().unwrap();
+    let settings = settings(&broker, "underfoot");
+    create_topics(&settings, 2);
+    common::write_engine_config(dir.path(), "platestream.toml", &settings, "", "files = []");
+    let archive = dir.path().join("archive");
+    let wait_for = |count: usize, engine: &mut common::EngineProcess| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while archived_reads(&archive).len() < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {count} reads archived",
+                archived_reads(&archive).len()
+            );
+            if !engine.running() {
+                *engine = common::EngineProcess::start(dir.path(), "platestream.toml");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let earlier = traffic(600, 51);
+    produce_all(&settings, &settings.raw_topics[0], &earlier.payloads);
+    let mut engine = common::EngineProcess::start(dir.path(), "platestream.toml");
+    wait_for(600, &mut engine);
+
+    broker.restart_empty().unwrap();
+    create_topics(&settings, 2);
+    let newer = traffic(1_000, 52);
+    produce_all(&settings, &settings.raw_topics[0], &newer.payloads);
+    wait_for(1_600, &mut engine);
+    engine.stop();
+    assert_archived_once(&archive, &[("earlier", &earlier), ("newer", &newer)]);
+}

@@ -317,6 +317,9 @@ struct PartitionState {
     /// abandoned at the revoke; those must be read again, not skipped.
     resume_at: Option<i64>,
     last_seek: Option<Instant>,
+    /// The highest offset classified since the state was made: a later message at or below it,
+    /// with no seek of ours under way, means the consumer's position was reset under us.
+    last_classified: Option<i64>,
     segment: Option<SegmentWriter>,
 }
 
@@ -382,6 +385,7 @@ impl StreamEngine {
             reported_counts: PipelineCounts::default(),
             committed_in_background: BTreeMap::new(),
             probe: None,
+            brokers_were_lost: false,
         };
         let result = run.consume(pipeline, observer);
         let mut summary = run.summary;
@@ -403,6 +407,9 @@ struct RunState<'a> {
     committed_in_background: BTreeMap<(String, i32), i64>,
     /// Reads a partition's message at the archive's last offset; made at the first need.
     probe: Option<BaseConsumer>,
+    /// Every broker connection was down since the last message: the partitions are checked
+    /// against the archive again at the next one.
+    brokers_were_lost: bool,
 }
 
 /// How long a checkpoint (or the stop) waits for the cluster to acknowledge alerts and dead
@@ -486,6 +493,12 @@ impl RunState<'_> {
                     Some(Err(error)) => {
                         counter!("platestream_consumer_errors_total").increment(1);
                         tracing::warn!(%error, "consumer error");
+                        // A broker that comes back may have lost its topics (a `memory://` broker
+                        // restarted): librdkafka then fetches the new partitions from the old
+                        // positions, and nothing but the messages tells.
+                        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+                            self.brokers_were_lost = true;
+                        }
                         break;
                     }
                     Some(Ok(message)) => message,
@@ -499,6 +512,17 @@ impl RunState<'_> {
                     partition: message.partition(),
                     offset: message.offset(),
                 };
+                if self.brokers_were_lost || self.position_went_back(&source) {
+                    // What was polled before is finished under the partitions' old states, as at
+                    // a rebalance; then they are checked against the archive again.
+                    pool.submit(std::mem::take(&mut batch))?;
+                    while pool.in_flight() > 0 {
+                        if let Some(ready) = pool.next_ready(Some(POLL_TIMEOUT))? {
+                            processed_messages += self.finish_batch(pipeline, observer, ready)?;
+                        }
+                    }
+                    self.check_partitions_again(pipeline, observer, &source)?;
+                }
                 if let Some(disposition) = self.classify(&source)? {
                     batch.push(
                         source,
@@ -540,6 +564,72 @@ impl RunState<'_> {
         self.summary.elapsed = started.elapsed();
         if let (Some(first), Some(last)) = (first_message_at, last_message_at) {
             self.summary.active = last.duration_since(first);
+        }
+        Ok(())
+    }
+
+    /// Whether `source` is at or below an offset this partition's state has already classified,
+    /// with no seek of ours under way: librdkafka reset the consumer's position, which it does
+    /// without a rebalance when the broker lost the partition below it (a topic deleted and
+    /// created again, a `memory://` broker restarted). Taken on, the old state would count the new
+    /// partition's first messages as the archived ones of the same offsets.
+    fn position_went_back(&self, source: &SourcePosition) -> bool {
+        self.partitions
+            .get(&source.topic)
+            .and_then(|partitions| partitions.get(&source.partition))
+            .is_some_and(|state| {
+                state.resume_at.is_none()
+                    && state
+                        .last_classified
+                        .is_some_and(|last| source.offset <= last)
+            })
+    }
+
+    /// Makes the open segments durable without committing their offsets (they may be another
+    /// incarnation's) and drops the partitions' states, so that each partition's next message
+    /// checks it against the archive as at an assignment: another incarnation's files are retired
+    /// and the partition consumed from its start. Only `source`'s partition when its position went
+    /// back; every partition after the brokers were lost.
+    fn check_partitions_again(
+        &mut self,
+        pipeline: &mut Pipeline,
+        observer: &mut dyn StreamObserver,
+        source: &SourcePosition,
+    ) -> Result<(), KafkaError> {
+        let partitions: Vec<(String, i32)> = if self.brokers_were_lost {
+            self.partitions
+                .iter()
+                .flat_map(|(topic, partitions)| {
+                    partitions
+                        .keys()
+                        .map(|partition| (topic.clone(), *partition))
+                })
+                .collect()
+        } else {
+            vec![(source.topic.clone(), source.partition)]
+        };
+        tracing::warn!(
+            partitions = partitions.len(),
+            brokers_were_lost = self.brokers_were_lost,
+            offset = source.offset,
+            "checking the partitions against the archive again: the brokers were lost or the \
+             consumer's position went back, so a partition may be another incarnation"
+        );
+        self.brokers_were_lost = false;
+        counter!("platestream_partition_rechecks_total").increment(partitions.len() as u64);
+        self.commit_segments(pipeline, &partitions)?;
+        // Without their states, finishing those checkpoints commits no offset for them.
+        for (topic, partition) in &partitions {
+            if let Some(states) = self.partitions.get_mut(topic) {
+                states.remove(partition);
+            }
+        }
+        self.finish_checkpoints(observer, Waiting::ForAll, Committing::IfStillAssigned)?;
+        for (topic, partition) in &partitions {
+            pipeline.forget_partition(topic, *partition);
+            if let Some(unarchived) = &self.engine.options.unarchived {
+                unarchived.forget_partition(topic, *partition);
+            }
         }
         Ok(())
     }
@@ -680,6 +770,7 @@ impl RunState<'_> {
                 archived_through: recovery.archived_through,
                 resume_at: Some(resume_at),
                 last_seek: None,
+                last_classified: None,
                 segment: None,
             });
         }
@@ -719,6 +810,11 @@ impl RunState<'_> {
             || state
                 .archived_through
                 .is_some_and(|through| source.offset <= through);
+        state.last_classified = Some(
+            state
+                .last_classified
+                .map_or(source.offset, |last| last.max(source.offset)),
+        );
         Ok(Some(if already_archived {
             Disposition::AlreadyArchived
         } else {
