@@ -427,6 +427,19 @@ fn check_message(message: &UpdateMessage) -> Result<Update> {
         .map_err(|reason| anyhow::anyhow!("{}: {reason}", message.key))
 }
 
+/// A BOLO that is only a description and cannot reach its threshold even with every named
+/// attribute read with certainty: the best score it can earn and the threshold. A plate pattern
+/// or a picture can carry a hit past the threshold, so those are never said to.
+fn never_pages(entry: &HotlistEntry) -> Option<(f32, f32)> {
+    let description = entry.vehicle.as_deref()?;
+    let threshold = description
+        .min_score
+        .unwrap_or(platestream_engine::alert_policy::DEFAULT_MIN_ATTRIBUTE_SCORE);
+    let best = description.best_attribute_score();
+    (!entry.partial && description.reference_vectors.is_empty() && best < threshold)
+        .then_some((best, threshold))
+}
+
 /// What of a BOLO decides its matches, as `describe_entry` parts: the vehicle as matched (in the
 /// reads' vocabulary), its place, time and pictures, and whether a description alone can page.
 fn describe_bolo(
@@ -465,12 +478,7 @@ fn describe_bolo(
             first.len()
         ));
     }
-    // Only a description: a plate pattern or a picture can carry a hit past the threshold.
-    let threshold = description
-        .min_score
-        .unwrap_or(platestream_engine::alert_policy::DEFAULT_MIN_ATTRIBUTE_SCORE);
-    let best = description.best_attribute_score();
-    if !entry.partial && description.reference_vectors.is_empty() && best < threshold {
+    if let Some((best, threshold)) = never_pages(entry) {
         parts.push(format!(
             "NEVER PAGES: a read can score at most {best:.2} against this description, under the \
              threshold {threshold}{}; name more of make, model, color and body type, or set \
@@ -889,7 +897,7 @@ fn run_check(args: &CheckArgs) -> Result<()> {
             .loaded
             .entries
             .iter()
-            .filter(|entry| describe_entry(entry).contains("NEVER PAGES"))
+            .filter(|entry| never_pages(entry).is_some())
             .map(|entry| format!("{}/{}", entry.list, entry.id))
             .collect();
         if !silent.is_empty() {

@@ -593,13 +593,12 @@ impl Pipeline {
                 // Scored as a live appearance hit is, so the two kinds rank together: the look
                 // times the jurisdiction factor, combined with the description's evidence; a
                 // vehicle the description contradicts only looks like the picture.
-                let look =
-                    hit.similarity.clamp(0.0, 1.0) * crate::store::jurisdiction_factor(agreement);
+                let factor = crate::store::jurisdiction_factor(agreement);
+                let look = hit.similarity.clamp(0.0, 1.0) * factor;
                 let described = description.score_attributes(&hit.read);
                 let score = match &described {
                     Some((attribute_score, _)) => {
-                        1.0 - (1.0 - attribute_score * crate::store::jurisdiction_factor(agreement))
-                            * (1.0 - look)
+                        1.0 - (1.0 - attribute_score * factor) * (1.0 - look)
                     }
                     None => look * crate::description::PATTERN_CONTRADICTED_FACTOR,
                 };

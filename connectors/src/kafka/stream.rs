@@ -36,7 +36,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::admin::{message_fingerprint_at, partition_probe};
-use super::prepare::{Disposition, PreparePool, PreparedBatch, PreparedMessage};
+use super::prepare::{Disposition, MessageBatch, PreparePool, PreparedBatch, PreparedMessage};
 use super::{confirmed_partition_end, KafkaError, KafkaSettings};
 
 /// When to stop, besides a Ctrl-C.
@@ -323,6 +323,18 @@ struct PartitionState {
     segment: Option<SegmentWriter>,
 }
 
+/// What `RunState::classify` decided about a polled message.
+enum Classified {
+    /// Into the batch, to be processed or only covered.
+    Take(Disposition),
+    /// Nothing now: the fetch position was stale and has been moved back to where the durable
+    /// archive ends.
+    Skip,
+    /// At or below an offset the partition's state already classified, with no seek of the
+    /// engine's under way: librdkafka reset the consumer's position under it.
+    PositionWentBack,
+}
+
 pub struct StreamEngine {
     settings: KafkaSettings,
     archive: Arc<ArchiveConfig>,
@@ -512,18 +524,38 @@ impl RunState<'_> {
                     partition: message.partition(),
                     offset: message.offset(),
                 };
-                if self.brokers_were_lost || self.position_went_back(&source) {
-                    // What was polled before is finished under the partitions' old states, as at
-                    // a rebalance; then they are checked against the archive again.
-                    pool.submit(std::mem::take(&mut batch))?;
-                    while pool.in_flight() > 0 {
-                        if let Some(ready) = pool.next_ready(Some(POLL_TIMEOUT))? {
-                            processed_messages += self.finish_batch(pipeline, observer, ready)?;
-                        }
-                    }
-                    self.check_partitions_again(pipeline, observer, &source)?;
+                if self.brokers_were_lost {
+                    self.brokers_were_lost = false;
+                    let every: Vec<(String, i32)> = self
+                        .partitions
+                        .iter()
+                        .flat_map(|(topic, states)| {
+                            states.keys().map(|partition| (topic.clone(), *partition))
+                        })
+                        .collect();
+                    processed_messages +=
+                        self.finish_in_flight(&mut pool, &mut batch, pipeline, observer)?;
+                    self.check_partitions_again(
+                        pipeline,
+                        observer,
+                        every,
+                        "the brokers were lost",
+                    )?;
                 }
-                if let Some(disposition) = self.classify(&source)? {
+                let mut classified = self.classify(&source)?;
+                if matches!(classified, Classified::PositionWentBack) {
+                    processed_messages +=
+                        self.finish_in_flight(&mut pool, &mut batch, pipeline, observer)?;
+                    let partition = vec![(source.topic.clone(), source.partition)];
+                    self.check_partitions_again(
+                        pipeline,
+                        observer,
+                        partition,
+                        "the consumer's position went back without a seek of the engine's",
+                    )?;
+                    classified = self.classify(&source)?;
+                }
+                if let Classified::Take(disposition) = classified {
                     batch.push(
                         source,
                         disposition,
@@ -568,54 +600,44 @@ impl RunState<'_> {
         Ok(())
     }
 
-    /// Whether `source` is at or below an offset this partition's state has already classified,
-    /// with no seek of ours under way: librdkafka reset the consumer's position, which it does
-    /// without a rebalance when the broker lost the partition below it (a topic deleted and
-    /// created again, a `memory://` broker restarted). Taken on, the old state would count the new
-    /// partition's first messages as the archived ones of the same offsets.
-    fn position_went_back(&self, source: &SourcePosition) -> bool {
-        self.partitions
-            .get(&source.topic)
-            .and_then(|partitions| partitions.get(&source.partition))
-            .is_some_and(|state| {
-                state.resume_at.is_none()
-                    && state
-                        .last_classified
-                        .is_some_and(|last| source.offset <= last)
-            })
+    /// What was polled before is finished under the partitions' old states, as at a rebalance.
+    /// Returns the messages processed.
+    fn finish_in_flight(
+        &mut self,
+        pool: &mut PreparePool,
+        batch: &mut MessageBatch,
+        pipeline: &mut Pipeline,
+        observer: &mut dyn StreamObserver,
+    ) -> Result<u64, KafkaError> {
+        pool.submit(std::mem::take(batch))?;
+        let mut processed = 0;
+        while pool.in_flight() > 0 {
+            if let Some(ready) = pool.next_ready(Some(POLL_TIMEOUT))? {
+                processed += self.finish_batch(pipeline, observer, ready)?;
+            }
+        }
+        Ok(processed)
     }
 
-    /// Makes the open segments durable without committing their offsets (they may be another
-    /// incarnation's) and drops the partitions' states, so that each partition's next message
+    /// Makes the partitions' open segments durable without committing their offsets (they may
+    /// be another incarnation's) and drops their states, so that each partition's next message
     /// checks it against the archive as at an assignment: another incarnation's files are retired
-    /// and the partition consumed from its start. Only `source`'s partition when its position went
-    /// back; every partition after the brokers were lost.
+    /// and the partition consumed from its start. librdkafka announces no broker that lost its
+    /// topics (a topic deleted and created again, a `memory://` broker restarted): it fetches the
+    /// new partitions from the old positions, or resets them, and the old states would count the
+    /// new partitions' first messages as the archived ones of the same offsets.
     fn check_partitions_again(
         &mut self,
         pipeline: &mut Pipeline,
         observer: &mut dyn StreamObserver,
-        source: &SourcePosition,
+        partitions: Vec<(String, i32)>,
+        why: &str,
     ) -> Result<(), KafkaError> {
-        let partitions: Vec<(String, i32)> = if self.brokers_were_lost {
-            self.partitions
-                .iter()
-                .flat_map(|(topic, partitions)| {
-                    partitions
-                        .keys()
-                        .map(|partition| (topic.clone(), *partition))
-                })
-                .collect()
-        } else {
-            vec![(source.topic.clone(), source.partition)]
-        };
         tracing::warn!(
             partitions = partitions.len(),
-            brokers_were_lost = self.brokers_were_lost,
-            offset = source.offset,
-            "checking the partitions against the archive again: the brokers were lost or the \
-             consumer's position went back, so a partition may be another incarnation"
+            "{why}: checking the partitions against the archive again, as one may be another \
+             incarnation"
         );
-        self.brokers_were_lost = false;
         counter!("platestream_partition_rechecks_total").increment(partitions.len() as u64);
         self.commit_segments(pipeline, &partitions)?;
         // Without their states, finishing those checkpoints commits no offset for them.
@@ -626,12 +648,26 @@ impl RunState<'_> {
         }
         self.finish_checkpoints(observer, Waiting::ForAll, Committing::IfStillAssigned)?;
         for (topic, partition) in &partitions {
-            pipeline.forget_partition(topic, *partition);
-            if let Some(unarchived) = &self.engine.options.unarchived {
-                unarchived.forget_partition(topic, *partition);
-            }
+            self.forget_partition(pipeline, topic, *partition);
         }
         Ok(())
+    }
+
+    /// Drops what the run holds of a partition (its state, its passes, its unarchived reads) and
+    /// returns its state.
+    fn forget_partition(
+        &mut self,
+        pipeline: &mut Pipeline,
+        topic: &str,
+        partition: i32,
+    ) -> Option<PartitionState> {
+        pipeline.forget_partition(topic, partition);
+        if let Some(unarchived) = &self.engine.options.unarchived {
+            unarchived.forget_partition(topic, partition);
+        }
+        self.partitions
+            .get_mut(topic)
+            .and_then(|partitions| partitions.remove(&partition))
     }
 
     /// Whether the last poll assigned or revoked partitions.
@@ -660,14 +696,7 @@ impl RunState<'_> {
         // ours to commit; the archive already holds the reads, and recovery skips them.
         self.finish_checkpoints(observer, Waiting::ForAll, Committing::IfStillAssigned)?;
         for (topic, partition) in changed {
-            pipeline.forget_partition(&topic, partition);
-            if let Some(unarchived) = &self.engine.options.unarchived {
-                unarchived.forget_partition(&topic, partition);
-            }
-            let state = self
-                .partitions
-                .get_mut(&topic)
-                .and_then(|partitions| partitions.remove(&partition));
+            let state = self.forget_partition(pipeline, &topic, partition);
             // Whoever owns the partition next starts from the last commit; finishing this
             // segment now would archive its reads a second time.
             if let Some(segment) = state.and_then(|state| state.segment) {
@@ -779,11 +808,17 @@ impl RunState<'_> {
             .ok_or_else(|| KafkaError::Internal("partition state vanished".to_owned()))
     }
 
-    /// Decides, when a message is polled, what becomes of it; `None`: nothing now (the fetch
-    /// position was stale and has been moved back to where the durable archive ends).
-    fn classify(&mut self, source: &SourcePosition) -> Result<Option<Disposition>, KafkaError> {
+    /// Decides, when a message is polled, what becomes of it (see [`Classified`]).
+    fn classify(&mut self, source: &SourcePosition) -> Result<Classified, KafkaError> {
         let consumer = self.consumer;
         let state = self.partition_state(&source.topic, source.partition)?;
+        if state.resume_at.is_none()
+            && state
+                .last_classified
+                .is_some_and(|last| source.offset <= last)
+        {
+            return Ok(Classified::PositionWentBack);
+        }
         if let Some(resume_at) = state.resume_at {
             if source.offset > resume_at {
                 if state
@@ -800,7 +835,7 @@ impl RunState<'_> {
                         tracing::debug!(%error, "seek not possible yet; will retry");
                     }
                 }
-                return Ok(None);
+                return Ok(Classified::Skip);
             }
             if source.offset == resume_at {
                 state.resume_at = None;
@@ -815,7 +850,7 @@ impl RunState<'_> {
                 .last_classified
                 .map_or(source.offset, |last| last.max(source.offset)),
         );
-        Ok(Some(if already_archived {
+        Ok(Classified::Take(if already_archived {
             Disposition::AlreadyArchived
         } else {
             Disposition::Process

@@ -28,7 +28,6 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::file::metadata::KeyValue;
-use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use super::compact::{read_all, IdFingerprint};
 use super::{io_error, metadata_keys, ArchiveConfig, ArchiveError, READS_SCHEMA, READS_TABLE};
@@ -242,21 +241,12 @@ fn source_names(sources: &[Source]) -> Vec<String> {
 
 /// The sources a copy's footer lists; `None` when there is no copy or it is not one.
 fn copy_sources(path: &Path) -> Result<Option<Vec<String>>, ArchiveError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(io_error(path)(error)),
+    let listed = match super::footer_value(path, SOURCES_KEY) {
+        Err(ArchiveError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        listed => listed?,
     };
-    let reader = SerializedFileReader::new(file).map_err(|source| ArchiveError::Parquet {
-        path: path.to_owned(),
-        source,
-    })?;
-    let listed = reader
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .and_then(|pairs| pairs.iter().find(|pair| pair.key == SOURCES_KEY))
-        .and_then(|pair| pair.value.clone());
     Ok(listed.map(|text| {
         text.split(',')
             .filter(|name| !name.is_empty())

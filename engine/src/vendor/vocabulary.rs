@@ -148,6 +148,10 @@ const MAKE_ALIASES: &[(&str, &str)] = &[
     ("gmc", "gmc"),
 ];
 
+/// Aliases that are model lines (`range-rover-sport` is a model of its own), never a make's
+/// prefix to take off or split at.
+const MODEL_LINES: &[&str] = &["range-rover", "mini-cooper"];
+
 /// Makes as [`simplify`] writes them, to tell a make from a model glued to it (`Dodge Ram`,
 /// `toyota_camry`): a make field holding both would otherwise be a make of its own, which no
 /// BOLO for a Dodge matches. Not a list of every make (a make outside it is kept whole, as
@@ -221,7 +225,6 @@ const KNOWN_MAKES: &[&str] = &[
 /// model. The longest make wins (`mercedes-benz-c300` is `mercedes-benz` and `c300`); aliases
 /// that are model lines (`range-rover`) are not makes here.
 fn split_make(simplified: &str) -> Option<(&'static str, &str)> {
-    const MODEL_LINES: &[&str] = &["range-rover", "mini-cooper"];
     KNOWN_MAKES
         .iter()
         .map(|make| (*make, *make))
@@ -338,7 +341,6 @@ fn model_in_vocabulary<'a>(raw: &'a str, make: Option<&str>) -> Option<Cow<'a, s
 /// wins over `mercedes-`. Aliases that are model lines (`range-rover`, `mini-cooper`) are not
 /// prefixes: `range-rover-sport` is a model of its own.
 fn without_make_prefix<'a>(model: &'a str, make: &str) -> Option<&'a str> {
-    const MODEL_LINES: &[&str] = &["range-rover", "mini-cooper"];
     MAKE_ALIASES
         .iter()
         .filter(|(alias, target)| *target == make && !MODEL_LINES.contains(alias))
